@@ -1,0 +1,54 @@
+/**
+ * The one cache backend every transport uses (FUSE blobs, cachefiles, fanotify, FUSE tree).
+ * Per blob: a sparse data file holding the uncompressed view, and a presence map of verified frames.
+ * Transports call this; it calls the fetcher; nothing calls back up.
+ */
+import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
+import type { BlobFetcher } from '../fetch/types.js';
+
+export interface BlobStats {
+  hits: number;
+  misses: number;
+  bytesFetched: number;
+  requestsFetched: number;
+  mergedRequests: number;
+  framesPresent: number;
+  framesTotal: number;
+}
+
+export interface CachedBlob {
+  readonly blobId: string;
+  /** Size of the uncompressed view (the data file's size). */
+  readonly size: number;
+  /** Path of the sparse data file; a byte there is valid only where its frame is present. */
+  readonly dataPath: string;
+  readonly toc: BlobToc;
+  /** Bytes [offset, offset+length) of the uncompressed view, fetching missing frames. Clamped at the end. */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Makes the range present in the data file (for transports where the kernel reads the file itself). */
+  ensure(offset: number, length: number): Promise<void>;
+  /** True when every frame is present: the data file may then be read directly (passthrough). */
+  isComplete(): boolean;
+  /** Fetches every missing frame in the background order; on-demand reads overtake it. */
+  prefetch(options?: { signal?: AbortSignal }): Promise<void>;
+  stats(): BlobStats;
+  /** Marks the blob in use by a mount (never evicted while pinned). Returns the unpin function. */
+  pin(): () => void;
+}
+
+export interface OpenBlobOptions {
+  /** Where this blob's stored bytes come from. */
+  fetcher: BlobFetcher;
+  /** For logs and errors. */
+  image?: string;
+}
+
+export interface CacheBackend {
+  readonly dir: string;
+  /** Opens (creating if new) the cache entry for a blob, loading and checking its presence map. */
+  openBlob(descriptor: BlobDescriptor, options: OpenBlobOptions): Promise<CachedBlob>;
+  /** Path of a locally stored bootstrap (uncompressed), fetched whole and verified on first use. */
+  bootstrapPath(digest: string, fetch: () => Promise<Buffer>): Promise<string>;
+  stats(): BlobStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,10 @@
+/**
+ * Every CLI command, in the order `--help` lists them. Add one line per new command module.
+ */
+import type { CliCommand } from '../command.js';
+import { versionCommand } from './version.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs erases the per-command argument types here
+export const commands: CliCommand<any>[] = [
+  versionCommand,
+];

@@ -1,0 +1,55 @@
+/**
+ * The `ondemand` CLI. Exit codes: 0 success, 1 failure, 2 bad usage.
+ * Failures print one line `ondemand: <what went wrong>` on stderr.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { commands } from './commands/index.js';
+import { OndemandError, UsageError, errorText } from '../util/errors.js';
+import { log } from '../util/log.js';
+
+export async function runCli(args: string[]): Promise<number> {
+  let exitCode = 0;
+  const parser = yargs(args)
+    .scriptName('ondemand')
+    .strict()
+    .demandCommand(1, 'name a command (see --help)')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(msg ?? 'bad usage');
+    });
+  for (const cmd of commands) {
+    parser.command(cmd.command, cmd.describe, cmd.builder, async (argv) => {
+      await cmd.handler(argv);
+    });
+  }
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    exitCode = reportFailure(err);
+  }
+  return exitCode;
+}
+
+function reportFailure(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`ondemand: ${err.describe()}\n(see ondemand --help)\n`);
+    return 2;
+  }
+  if (err instanceof OndemandError) {
+    log.debug({ err, context: err.context }, 'command failed');
+    process.stderr.write(`ondemand: ${err.describe()}\n`);
+    return 1;
+  }
+  log.debug({ err }, 'command failed');
+  process.stderr.write(`ondemand: ${errorText(err)}\n`);
+  return 1;
+}
+
+const code = await runCli(hideBin(process.argv));
+process.exitCode = code;

@@ -1,0 +1,23 @@
+/**
+ * Where stored blob bytes come from: an OCI layout directory, plain local files, or a registry.
+ * A fetcher knows nothing of caches, frames or the kernel; it returns stored (compressed) bytes.
+ */
+export interface FetchOptions {
+  signal?: AbortSignal;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface BlobFetcher {
+  /** For logs and errors: e.g. `oci:/path` or `registry 127.0.0.1:5000/debian`. */
+  readonly source: string;
+  /** Bytes [offset, offset+length) of stored blob `digest` (`sha256:<hex>`). Exactly `length` bytes or a throw. */
+  fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer>;
+  /** The whole stored blob (manifests, configs, bootstraps). Implementations verify `digest`. */
+  fetchBlob(digest: string, options?: FetchOptions): Promise<Buffer>;
+  /** Releases connections and files. */
+  close(): Promise<void>;
+}

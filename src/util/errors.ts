@@ -1,0 +1,116 @@
+/**
+ * Typed errors with context. Every failure the CLI reports is one of these, printed as one line.
+ * Context names what failed (image, blob, offset...) so logs and messages can say where.
+ */
+export interface ErrorContext {
+  image?: string;
+  blob?: string;
+  offset?: number;
+  length?: number;
+  path?: string;
+  mountpoint?: string;
+  [key: string]: string | number | boolean | undefined;
+}
+
+export class OndemandError extends Error {
+  /** Stable machine-readable code, e.g. 'EFORMAT', 'EFETCH'. */
+  readonly code: string;
+  readonly context: ErrorContext;
+  /** errno to report to the kernel (FUSE, cachefiles) when this error ends a read. */
+  readonly errno: number;
+
+  constructor(code: string, message: string, context: ErrorContext = {}, options: { cause?: unknown; errno?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = context;
+    this.errno = options.errno ?? 5; // EIO
+  }
+
+  /** One line for the user: the message plus the context that is not already in it. */
+  describe(): string {
+    const extra = Object.entries(this.context)
+      .filter(([, v]) => v !== undefined && !this.message.includes(String(v)))
+      .map(([k, v]) => `${k}=${String(v)}`);
+    return extra.length > 0 ? `${this.message} (${extra.join(', ')})` : this.message;
+  }
+}
+
+/** Bad command-line usage: exit code 2. */
+export class UsageError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('EUSAGE', message, context, { errno: 22 });
+  }
+}
+
+/** A malformed image: erofs, TOC, manifest, layer tar. */
+export class FormatError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EFORMAT', message, context, { ...options, errno: 117 /* EUCLEAN, the kernel's EFSCORRUPTED */ });
+  }
+}
+
+/** Bytes whose digest does not match what the image promises. Never cached, never served. */
+export class IntegrityError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('EINTEGRITY', message, context, { errno: 5 });
+  }
+}
+
+/** A fetch from a registry or a local source failed (after retries). */
+export class FetchError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EFETCH', message, context, { ...options, errno: 5 });
+  }
+}
+
+/** Something asked for does not exist: image, tag, blob, path. */
+export class NotFoundError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('ENOTFOUND', message, context, { ...options, errno: 2 });
+  }
+}
+
+/** Registry authentication or authorisation failed. Messages never carry secrets. */
+export class AuthError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('EAUTH', message, context, { errno: 13 });
+  }
+}
+
+/** The local cache could not store or load data (full disk, wrong filesystem, corrupt map). */
+export class CacheError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown; errno?: number } = {}) {
+    super('ECACHE', message, context, options);
+  }
+}
+
+/** Mounting or unmounting failed. */
+export class MountError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown; errno?: number } = {}) {
+    super('EMOUNT', message, context, options);
+  }
+}
+
+/** The operation needs a kernel feature or a tool that is not there. */
+export class UnsupportedError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('EUNSUPPORTED', message, context, { errno: 95 });
+  }
+}
+
+/** Text of any thrown value, for wrapping foreign errors. */
+export function errorText(err: unknown): string {
+  if (err instanceof OndemandError) return err.describe();
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** The errno of a Node system error (`ENOENT` → code string), if any. */
+export function systemCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
