@@ -39,6 +39,8 @@ export interface CachedBlob {
 export interface OpenBlobOptions {
   /** Where this blob's stored bytes come from. */
   fetcher: BlobFetcher;
+  /** The blob's verified table of contents (see loadToc in src/format/image/toc-fetch.ts). */
+  toc: BlobToc;
   /** For logs and errors. */
   image?: string;
 }

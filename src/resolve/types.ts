@@ -1,0 +1,28 @@
+/**
+ * Turning what the user typed (REF) into an image and a fetcher:
+ * - `oci:PATH[:TAG]` — an OCI image layout directory;
+ * - `HOST[:PORT]/REPO[:TAG][@DIGEST]` — a registry (src/registry);
+ * - a plain path to an erofs bootstrap, with `blobs` for its extra devices (e.g. made by mkfs.erofs).
+ */
+import type { BlobFetcher } from '../fetch/types.js';
+import type { BlobDescriptor, BlobToc, OndemandImage } from '../format/image/types.js';
+
+export interface ResolveOptions {
+  /** Blob files for a plain bootstrap path, in device-table order. */
+  blobs?: string[];
+  /** `os/arch[/variant]`; default the host's. */
+  platform?: string;
+  /** Allow plain HTTP (loopback registries). */
+  insecure?: boolean;
+  /** `USER:PASS` for the registry. */
+  creds?: string;
+}
+
+export interface ResolvedImage {
+  image: OndemandImage;
+  fetcher: BlobFetcher;
+  /** The uncompressed erofs bootstrap, verified against the image's digest. */
+  loadBootstrap(): Promise<Buffer>;
+  /** A blob's verified TOC. */
+  loadToc(blob: BlobDescriptor): Promise<BlobToc>;
+}
