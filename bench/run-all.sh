@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Runs every benchmark; each prints its ratios. Results are copied by hand into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
