@@ -4,7 +4,14 @@
  * Transports call this; it calls the fetcher; nothing calls back up.
  */
 import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
-import type { BlobFetcher } from '../fetch/types.js';
+import type { BlobFetcher, ByteRange } from '../fetch/types.js';
+
+/** Wait times of reads that had to wait for frames: counts[i] waited ≤ boundsMs[i]; the last count is the rest. */
+export interface WaitHistogram {
+  boundsMs: number[];
+  counts: number[];
+  totalMs: number;
+}
 
 export interface BlobStats {
   hits: number;
@@ -14,6 +21,21 @@ export interface BlobStats {
   mergedRequests: number;
   framesPresent: number;
   framesTotal: number;
+  /** Frames whose fetched bytes failed verification (never stored). */
+  integrityErrors?: number;
+  /** Range requests that failed. */
+  fetchErrors?: number;
+  waitHistogram?: WaitHistogram;
+}
+
+export interface PrefetchOptions {
+  signal?: AbortSignal;
+  /** Ranges of the uncompressed view to fetch first, in priority order; without it, the whole blob. */
+  ranges?: ByteRange[];
+  /** Bandwidth cap for this prefetch in bytes/s (default: the cache's `prefetchBytesPerSecond`). */
+  bytesPerSecond?: number;
+  /** With `ranges`: stop after them instead of going on with the rest of the blob. */
+  rangesOnly?: boolean;
 }
 
 export interface CachedBlob {
@@ -30,10 +52,14 @@ export interface CachedBlob {
   /** True when every frame is present: the data file may then be read directly (passthrough). */
   isComplete(): boolean;
   /** Fetches every missing frame in the background order; on-demand reads overtake it. */
-  prefetch(options?: { signal?: AbortSignal }): Promise<void>;
+  prefetch(options?: PrefetchOptions): Promise<void>;
   stats(): BlobStats;
   /** Marks the blob in use by a mount (never evicted while pinned). Returns the unpin function. */
   pin(): () => void;
+  /** Path of the presence map file. */
+  readonly mapPath?: string;
+  /** True when frame `index` is present (written, durable, verified). */
+  hasFrame?(index: number): boolean;
 }
 
 export interface OpenBlobOptions {
@@ -53,4 +79,14 @@ export interface CacheBackend {
   bootstrapPath(digest: string, fetch: () => Promise<Buffer>): Promise<string>;
   stats(): BlobStats;
   close(): Promise<void>;
+  /** Evicts least recently used, unpinned blobs until the cache uses at most `maxSize` bytes (default: its limit). */
+  gc?(options?: { maxSize?: number }): Promise<GcResult>;
+  /** Bytes the cache directory uses (allocated blocks of data, maps and bootstraps). */
+  usage?(): number;
+}
+
+export interface GcResult {
+  evictedBlobs: string[];
+  freedBytes: number;
+  usageBytes: number;
 }

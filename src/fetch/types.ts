@@ -18,6 +18,11 @@ export interface BlobFetcher {
   fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer>;
   /** The whole stored blob (manifests, configs, bootstraps). Implementations verify `digest`. */
   fetchBlob(digest: string, options?: FetchOptions): Promise<Buffer>;
+  /**
+   * Optional: several ranges of one blob, in the order given, in as few requests as the source allows
+   * (a registry merges touching ranges and sends multi-range requests). Callers fall back to fetchRange.
+   */
+  fetchRanges?(digest: string, ranges: ByteRange[], options?: FetchOptions): Promise<Buffer[]>;
   /** Releases connections and files. */
   close(): Promise<void>;
 }

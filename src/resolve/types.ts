@@ -16,6 +16,8 @@ export interface ResolveOptions {
   insecure?: boolean;
   /** `USER:PASS` for the registry. */
   creds?: string;
+  /** Registry pull-through mirrors (`host[:port]` or URL), tried in order before the registry. */
+  mirrors?: string[];
 }
 
 export interface ResolvedImage {

@@ -3,8 +3,20 @@
  */
 import type { CliCommand } from '../command.js';
 import { versionCommand } from './version.js';
+import { mountCommand } from './mount.js';
+import { umountCommand } from './umount.js';
+import { statusCommand } from './status.js';
+import { detectCommand } from './detect.js';
+import { daemonCommand } from './daemon.js';
+import { cacheCommand } from './cache.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs erases the per-command argument types here
 export const commands: CliCommand<any>[] = [
   versionCommand,
+  mountCommand,
+  umountCommand,
+  statusCommand,
+  detectCommand,
+  daemonCommand,
+  cacheCommand,
 ];

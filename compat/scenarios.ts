@@ -1,0 +1,50 @@
+/**
+ * Compat scenarios: one shell file each in compat/scenarios/, run as the workload of a VM. Adding a
+ * scenario is adding a file. Header comments declare how to run it:
+ *   # kernel: ondemand | no-ondemand
+ *   # mode: fscache | fuse-blobs | auto | detect ...   (the table column)
+ *   # timeout: <seconds>
+ *   # proves: <what passing shows>
+ * The scenario passes when it exits 0 (lib.sh's `fail` exits 1 with a reason on stderr).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, runInVm, type KernelVariant, type VmResult } from './vm.js';
+
+export interface Scenario {
+  name: string;
+  file: string;
+  kernel: KernelVariant;
+  mode: string;
+  timeoutMs: number;
+  proves: string;
+}
+
+export function loadScenarios(filter?: string): Scenario[] {
+  const dir = join(repoRoot(), 'compat', 'scenarios');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.sh'))
+    .sort()
+    .map((f) => parseScenario(join(dir, f)))
+    .filter((s) => filter === undefined || s.name.includes(filter));
+}
+
+function parseScenario(file: string): Scenario {
+  const text = readFileSync(file, 'utf8');
+  const header = (key: string): string | undefined => new RegExp(`^# ${key}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const kernel = header('kernel') ?? 'ondemand';
+  if (kernel !== 'ondemand' && kernel !== 'no-ondemand') throw new Error(`${file}: kernel must be ondemand or no-ondemand`);
+  const proves = /^# proves:([\s\S]*?)^[^#]/m.exec(text)?.[1]?.replace(/\n#\s*/g, ' ').trim() ?? '';
+  return {
+    name: file.split('/').pop()!.replace(/\.sh$/, ''),
+    file,
+    kernel,
+    mode: header('mode') ?? '-',
+    timeoutMs: Number(header('timeout') ?? 180) * 1000,
+    proves,
+  };
+}
+
+export function runScenario(s: Scenario): Promise<VmResult> {
+  return runInVm({ kernel: s.kernel, script: readFileSync(s.file, 'utf8'), timeoutMs: s.timeoutMs });
+}

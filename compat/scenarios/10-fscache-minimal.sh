@@ -1,0 +1,42 @@
+# kernel: ondemand
+# mode: fscache
+# timeout: 240
+# proves: an erofs image (mkfs.erofs --chunksize --blobdev) served by our TypeScript FscacheTransport from
+#   local files mounts with fsid+device tags (mount on the libuv pool, not the serving thread) and every
+#   file equals the source (sha256); umount delivers CLOSE for both objects; detection says supported.
+note "detect on the on-demand kernel"
+"$NODE" "$DIST/compat/guest/detect.js" > out/detect.json || fail "detect crashed"
+cat out/detect.json
+grep -q '"supported":true' out/detect.json || fail "detection says unsupported on the on-demand kernel"
+
+mk_cache_dir /var/cache/od
+mkdir -p /tmp/src/dir/sub /tmp/img /mnt/a
+head -c 3145728 /dev/urandom > /tmp/src/big.bin
+head -c 1500000 /dev/urandom > /tmp/src/dir/odd-size.bin
+seq 1 200000 > /tmp/src/dir/text.txt
+for i in $(seq 1 30); do echo "small file $i" > /tmp/src/dir/sub/f$i; done
+: > /tmp/src/empty
+ln -s dir/text.txt /tmp/src/link
+mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp/src > /tmp/mkfs.log 2>&1 || { cat /tmp/mkfs.log; fail "mkfs.erofs"; }
+ls -l /tmp/img
+
+note "serve + mount"
+serve --cache-dir /var/cache/od --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
+  --mount /mnt/a:img1 --ready /tmp/ready --stats out/stats.json &
+daemon=$!
+wait_file /tmp/ready 90
+grep -q erofs /proc/mounts || fail "not mounted"
+(cd /tmp/src && find . -type f | sort | xargs sha256sum) > /tmp/want
+(cd /mnt/a && sha256sum -c --quiet /tmp/want) || fail "content differs from the source"
+[ "$(readlink /mnt/a/link)" = dir/text.txt ] || fail "symlink target"
+[ "$(cd /tmp/src && find . | sort | md5sum)" = "$(cd /mnt/a && find . | sort | md5sum)" ] || fail "tree listing differs"
+cat /proc/fs/fscache/stats | head -20
+umount /mnt/a || fail "umount"
+stop_daemon $daemon
+cat out/stats.json; echo
+grep -q '"opens":2' out/stats.json || fail "expected 2 OPENs (bootstrap + blob)"
+grep -q '"closes":2' out/stats.json || fail "expected 2 CLOSEs"
+grep -q '"readErrors":0' out/stats.json || fail "read errors"
+grep -q '"openObjects":0' out/stats.json || fail "objects left open"
+ls /var/cache/od/cache/
+note PASS

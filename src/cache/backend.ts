@@ -1,0 +1,246 @@
+/**
+ * The cache backend: one per cache directory and process (flock'ed), shared by every transport.
+ * `openCache()` prepares the directory, takes the lock and indexes what is on disk; `openBlob()`
+ * returns ONE CachedBlob per blob id however many transports ask, so a frame is fetched once.
+ * Eviction: when a write would push usage past `maxSize × highWatermark`, least recently used
+ * blobs that are neither pinned nor busy are dropped until usage is under `maxSize × lowWatermark`.
+ */
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobDescriptor } from '../format/image/types.js';
+import { CacheError, errorText } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { CachedBlobEntry, type BlobHost, type BlobTuning } from './blob.js';
+import { BootstrapStore } from './bootstrap-store.js';
+import { blobPaths, prepareCacheDir, resolveCacheDir, type CacheLayout } from './dir.js';
+import { readMapSummary } from './inventory.js';
+import { acquireCacheLock, type CacheLock } from './lock.js';
+import { FetchSlots, Throttle } from './scheduler.js';
+import { sumStats } from './stats.js';
+import type { BlobStats, CacheBackend, CachedBlob, GcResult, OpenBlobOptions } from './types.js';
+
+export interface CacheOptions extends Partial<BlobTuning> {
+  /** Cache directory (default: resolveCacheDir(), i.e. $ONDEMAND_CACHE_DIR or /var/cache/ondemand). */
+  dir?: string;
+  /** Size limit of the directory in bytes; undefined = no eviction. */
+  maxSize?: number;
+  /** Eviction starts when usage would pass maxSize × this (default 0.95)... */
+  highWatermark?: number;
+  /** ...and goes on until usage is under maxSize × this (default 0.8). */
+  lowWatermark?: number;
+  /** Concurrent range requests across all blobs (default 8). */
+  maxConcurrentFetches?: number;
+}
+
+export const DEFAULT_TUNING: BlobTuning = {
+  maxMergeBytes: 4 * 1024 * 1024,
+  readAheadFrames: 0,
+  hash: 'event-loop',
+  prefetchConcurrency: 2,
+  prefetchBytesPerSecond: 0,
+  verifyOnOpen: 'unclean',
+};
+
+/** A blob on disk that no CachedBlob of this process has open. */
+interface DiskEntry {
+  bytes: number;
+  lastUsed: number;
+}
+
+export class Cache implements CacheBackend, BlobHost {
+  readonly dir: string;
+  readonly slots: FetchSlots;
+  readonly tuning: BlobTuning;
+  readonly prefetchThrottle: Throttle | undefined;
+  readonly maxSize: number | undefined;
+  private readonly high: number;
+  private readonly low: number;
+  private readonly open = new Map<string, Promise<CachedBlobEntry>>();
+  private readonly blobs = new Map<string, CachedBlobEntry>();
+  private readonly disk = new Map<string, DiskEntry>();
+  private readonly bootstraps: BootstrapStore;
+  private evicting: Promise<void> | null = null;
+  private bootstrapBytesCached = 0;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(private readonly layout: CacheLayout, private readonly lock: CacheLock, options: CacheOptions) {
+    this.dir = layout.dir;
+    this.tuning = { ...DEFAULT_TUNING, ...definedOnly(options) };
+    this.slots = new FetchSlots(options.maxConcurrentFetches ?? 8);
+    this.prefetchThrottle = this.tuning.prefetchBytesPerSecond > 0 ? new Throttle(this.tuning.prefetchBytesPerSecond) : undefined;
+    this.maxSize = options.maxSize;
+    this.high = options.highWatermark ?? 0.95;
+    this.low = options.lowWatermark ?? 0.8;
+    if (!(this.low > 0 && this.low <= this.high && this.high <= 1)) {
+      throw new CacheError(`bad watermarks: need 0 < low (${this.low}) <= high (${this.high}) <= 1`, { path: this.dir });
+    }
+    this.bootstraps = new BootstrapStore(layout);
+    // Last-use times are persisted lazily: once a minute, and on close.
+    this.timer = setInterval(() => void this.persistLastUsed(), 60_000);
+    this.timer.unref();
+  }
+
+  static async open(options: CacheOptions = {}): Promise<Cache> {
+    const layout = prepareCacheDir(resolveCacheDir(options.dir));
+    const lock = acquireCacheLock(layout.lock, layout.dir);
+    try {
+      const cache = new Cache(layout, lock, options);
+      cache.scan();
+      return cache;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  /** Indexes blobs on disk and clears leftovers of interrupted writes. */
+  private scan(): void {
+    rmSync(this.layout.tmp, { recursive: true, force: true });
+    prepareCacheDir(this.dir);
+    for (const name of readdirSync(this.layout.blobs)) {
+      const m = /^([0-9a-f]{64})\.(data|map)$/.exec(name);
+      if (!m) continue;
+      const id = m[1] as string;
+      const st = statSync(join(this.layout.blobs, name));
+      const e = this.disk.get(id) ?? { bytes: 0, lastUsed: 0 };
+      e.bytes += st.blocks * 512;
+      if (m[2] === 'map') e.lastUsed = readMapSummary(join(this.layout.blobs, name))?.lastUsed ?? st.mtimeMs;
+      this.disk.set(id, e);
+    }
+    this.bootstrapBytesCached = this.bootstrapBytes();
+  }
+
+  openBlob(descriptor: BlobDescriptor, options: OpenBlobOptions): Promise<CachedBlob> {
+    if (this.closed) return Promise.reject(new CacheError('cache is closed', { path: this.dir }));
+    const id = options.toc.blobId;
+    let p = this.open.get(id);
+    if (!p) {
+      p = CachedBlobEntry.open(this, descriptor, options.fetcher, options.toc, blobPaths(this.layout, id)).then(
+        (entry) => {
+          this.disk.delete(id);
+          this.blobs.set(id, entry);
+          return entry;
+        },
+        (err: unknown) => {
+          this.open.delete(id);
+          throw err;
+        },
+      );
+      this.open.set(id, p);
+    }
+    return p;
+  }
+
+  async bootstrapPath(digest: string, fetch: () => Promise<Buffer>): Promise<string> {
+    const path = await this.bootstraps.path(digest, fetch);
+    this.bootstrapBytesCached = this.bootstrapBytes();
+    return path;
+  }
+
+  stats(): BlobStats {
+    return sumStats([...this.blobs.values()].map((b) => b.stats()));
+  }
+
+  /** Per-blob statistics of the blobs this process has open. */
+  blobStats(): Map<string, BlobStats> {
+    return new Map([...this.blobs].map(([id, b]) => [id, b.stats()]));
+  }
+
+  usage(): number {
+    let total = 0;
+    for (const b of this.blobs.values()) total += b.allocatedBytes;
+    for (const e of this.disk.values()) total += e.bytes;
+    return total + this.bootstrapBytesCached;
+  }
+
+  private bootstrapBytes(): number {
+    let total = 0;
+    for (const name of readdirSync(this.layout.bootstraps)) {
+      try {
+        total += statSync(join(this.layout.bootstraps, name)).blocks * 512;
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return total;
+  }
+
+  /** BlobHost: keeps the directory under its limit before `bytes` more are written. */
+  async reserve(_blob: CachedBlobEntry, bytes: number): Promise<void> {
+    if (this.maxSize === undefined) return;
+    if (this.usage() + bytes <= this.maxSize * this.high) return;
+    await this.evictDownTo(this.maxSize * this.low - bytes);
+  }
+
+  async gc(options: { maxSize?: number } = {}): Promise<GcResult> {
+    const limit = options.maxSize ?? (this.maxSize === undefined ? undefined : this.maxSize * this.low);
+    const before = this.usage();
+    const evicted = limit === undefined ? [] : await this.evictDownTo(limit);
+    const usageBytes = this.usage();
+    return { evictedBlobs: evicted, freedBytes: Math.max(0, before - usageBytes), usageBytes };
+  }
+
+  /** Evicts LRU blobs (never pinned or busy ones) until usage ≤ target. One eviction runs at a time. */
+  private async evictDownTo(target: number): Promise<string[]> {
+    while (this.evicting) await this.evicting;
+    let done!: () => void;
+    this.evicting = new Promise<void>((r) => (done = r));
+    const evicted: string[] = [];
+    try {
+      const candidates = [
+        ...[...this.disk].map(([id, e]) => ({ id, lastUsed: e.lastUsed })),
+        ...[...this.blobs].map(([id, b]) => ({ id, lastUsed: b.lastUsed })),
+      ].sort((a, b) => a.lastUsed - b.lastUsed);
+      for (const c of candidates) {
+        if (this.usage() <= target) break;
+        const open = this.blobs.get(c.id);
+        try {
+          if (open) {
+            if (!open.evictable() || open.allocatedBytes <= 4096 * 2) continue;
+            await open.evict();
+          } else if (this.disk.has(c.id)) {
+            if (this.open.has(c.id)) continue; // being opened right now
+            const paths = blobPaths(this.layout, c.id);
+            // Map first: a data file without a map is re-verified, never trusted.
+            await unlink(paths.map).catch(() => {});
+            await unlink(paths.data).catch(() => {});
+            this.disk.delete(c.id);
+          } else continue;
+          evicted.push(c.id);
+          log.info({ blob: c.id.slice(0, 12), usage: this.usage(), target }, 'evicted blob from cache');
+        } catch (err) {
+          log.warn({ blob: c.id.slice(0, 12), err: errorText(err) }, 'cannot evict blob');
+        }
+      }
+      if (this.usage() > target) log.warn({ usage: this.usage(), target }, 'cache over its size limit: the rest is pinned or in use');
+    } finally {
+      this.evicting = null;
+      done();
+    }
+    return evicted;
+  }
+
+  private async persistLastUsed(): Promise<void> {
+    for (const b of this.blobs.values()) await b.persistLastUsed().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    const opening = [...this.open.values()];
+    for (const r of await Promise.allSettled(opening)) if (r.status === 'fulfilled') await r.value.close();
+    this.lock.release();
+  }
+}
+
+function definedOnly(o: Partial<BlobTuning>): Partial<BlobTuning> {
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k in DEFAULT_TUNING)) as Partial<BlobTuning>;
+}
+
+/** Opens the cache in `options.dir` (or the default), taking the directory's lock. */
+export function openCache(options: CacheOptions = {}): Promise<Cache> {
+  return Cache.open(options);
+}

@@ -1,0 +1,660 @@
+/**
+ * One cached blob: the sparse data file, its presence bits, and the single-flight fetch of frames.
+ *
+ * A frame goes: missing → in flight (one FrameWait shared by every reader) → fetched in a merged
+ * range request → decompressed and verified against the TOC → written → fdatasync (group commit)
+ * → bit set in memory → map rewritten (coalesced). Any failure before the bit is set rejects the
+ * waiters with a typed error and drops the frame from the in-flight table, so the next read fetches
+ * again. The persisted map therefore only ever names durable, verified frames.
+ */
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { ftruncate } from 'node:fs';
+import type { BlobDescriptor, BlobToc, FrameEntry } from '../format/image/types.js';
+import type { BlobFetcher } from '../fetch/types.js';
+import { seekData } from '../native/fsops.js';
+import { CacheError, FetchError, IntegrityError, OndemandError, errorText, systemCode } from '../util/errors.js';
+import { logFor, type Logger } from '../util/log.js';
+import { fdatasyncAsync, GroupSync, pread, pwritev } from './file-io.js';
+import { decodeFrame, sha256Hex, type HashMode } from './frame-codec.js';
+import { MAP_FLAG_OPEN, mapFileSize } from './map-layout.js';
+import { decodeMap, encodeMap, PresenceBits, type MapIdentity } from './presence-map.js';
+import { FetchSlots, Throttle, type Priority } from './scheduler.js';
+import { StatsCounter } from './stats.js';
+import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
+
+export interface BlobTuning {
+  /** Cap on the stored bytes of one merged range request. */
+  maxMergeBytes: number;
+  /** Missing frames after a demand read's last frame fetched along with it. */
+  readAheadFrames: number;
+  hash: HashMode;
+  prefetchConcurrency: number;
+  /** Default prefetch bandwidth cap (bytes/s); 0 = none. */
+  prefetchBytesPerSecond: number;
+  /**
+   * When to re-verify the set bits of a map that looks valid: 'unclean' (its last owner crashed or was
+   * killed) or 'always'. An invalid map (header, size, checksum) is always rebuilt by re-verification.
+   */
+  verifyOnOpen: 'unclean' | 'always';
+}
+
+/** What a blob needs from the cache that owns it. */
+export interface BlobHost {
+  readonly dir: string;
+  readonly slots: FetchSlots;
+  readonly tuning: BlobTuning;
+  /** Called before writing `bytes` new bytes: may evict other blobs to stay under the size limit. */
+  reserve(blob: CachedBlobEntry, bytes: number): Promise<void>;
+  /** Shared default prefetch throttle (undefined when uncapped). */
+  readonly prefetchThrottle: Throttle | undefined;
+}
+
+interface FrameWait {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  job: FetchJob;
+}
+
+interface FetchJob {
+  first: number;
+  last: number;
+  priority: Priority;
+  promote: () => void;
+}
+
+const BLOCK = 4096;
+const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+export class CachedBlobEntry implements CachedBlob {
+  readonly blobId: string;
+  readonly size: number;
+  readonly toc: BlobToc;
+  readonly dataPath: string;
+  readonly mapPath: string;
+  /** Bytes this blob occupies on disk (data blocks + map), kept up to date for eviction. */
+  allocatedBytes = 0;
+  lastUsed: number;
+  private lastUsedPersisted: number;
+  pins = 0;
+  /** Reads, ensures and fetch jobs running: a busy blob is never evicted. */
+  active = 0;
+  private gate: Promise<void> | null = null;
+  private closed = false;
+
+  private readonly frames: FrameEntry[];
+  private readonly frameSize: number;
+  private readonly bits: PresenceBits;
+  private readonly inflight = new Map<number, FrameWait>();
+  private readonly counters = new StatsCounter();
+  private readonly groupSync: GroupSync;
+  private mapWrite: Promise<void> | null = null;
+  private mapDirty = false;
+  private readonly log: Logger;
+  fetcher: BlobFetcher;
+
+  private constructor(
+    private readonly host: BlobHost,
+    private readonly descriptor: BlobDescriptor,
+    fetcher: BlobFetcher,
+    toc: BlobToc,
+    paths: { data: string; map: string },
+    private readonly dataFd: number,
+    private readonly mapFd: number,
+    bits: PresenceBits,
+    lastUsed: number,
+  ) {
+    this.fetcher = fetcher;
+    this.toc = toc;
+    this.blobId = toc.blobId;
+    this.size = toc.uncompressedSize;
+    this.frames = toc.frames;
+    this.frameSize = toc.frameSize;
+    this.dataPath = paths.data;
+    this.mapPath = paths.map;
+    this.bits = bits;
+    this.lastUsed = lastUsed;
+    this.lastUsedPersisted = lastUsed;
+    this.groupSync = new GroupSync(dataFd);
+    this.log = logFor({ blob: toc.blobId.slice(0, 12) });
+  }
+
+  /** Opens or creates the blob's files, loading the map and repairing it when it cannot be trusted. */
+  static async open(
+    host: BlobHost, descriptor: BlobDescriptor, fetcher: BlobFetcher, toc: BlobToc, paths: { data: string; map: string },
+  ): Promise<CachedBlobEntry> {
+    const ctx = { blob: toc.blobId, path: paths.data };
+    if (descriptor.blobId !== toc.blobId || descriptor.uncompressedSize !== toc.uncompressedSize) {
+      throw new CacheError('table of contents does not match the blob descriptor', ctx);
+    }
+    const identity: MapIdentity = {
+      blobId: toc.blobId, size: toc.uncompressedSize, frameSize: toc.frameSize, frameCount: toc.frames.length,
+    };
+    let dataFd = -1;
+    let mapFd = -1;
+    try {
+      dataFd = openSync(paths.data, constants.O_RDWR | constants.O_CREAT, 0o644);
+      mapFd = openSync(paths.map, constants.O_RDWR | constants.O_CREAT, 0o644);
+      const dataSize = fstatSync(dataFd).size;
+      const mapBytes = readWhole(mapFd);
+      const decoded = mapBytes.length === 0 && dataSize === 0 ? { invalid: 'new' } : decodeMap(mapBytes, identity);
+      let bits: PresenceBits;
+      let lastUsed = Date.now();
+      let verify: 'none' | 'present' | 'all' = 'none';
+      if ('invalid' in decoded) {
+        bits = new PresenceBits(identity.frameCount);
+        if (decoded.invalid !== 'new') verify = 'all';
+      } else {
+        bits = decoded.bits;
+        lastUsed = decoded.lastUsed || lastUsed;
+        if (decoded.unclean || host.tuning.verifyOnOpen === 'always') verify = 'present';
+      }
+      if (dataSize !== identity.size) {
+        if (dataSize !== 0) logFor(ctx).warn({ dataSize, expected: identity.size }, 'cache data file has the wrong size; repairing');
+        ftruncateSync(dataFd, identity.size);
+        if (verify === 'none' && dataSize !== 0) verify = 'all';
+      }
+      const entry = new CachedBlobEntry(host, descriptor, fetcher, toc, paths, dataFd, mapFd, bits, lastUsed);
+      if (verify !== 'none') {
+        if (verify === 'all') entry.log.warn({ reason: 'invalid' in decoded ? decoded.invalid : 'size' }, 'presence map cannot be trusted; re-verifying frames');
+        await entry.reverify(verify);
+      }
+      entry.allocatedBytes = fstatSync(dataFd).blocks * 512 + roundUp(mapFileSize(identity.frameCount));
+      await entry.writeMapAt0(MAP_FLAG_OPEN);
+      return entry;
+    } catch (err) {
+      if (dataFd >= 0) closeSync(dataFd);
+      if (mapFd >= 0) closeSync(mapFd);
+      if (err instanceof OndemandError) throw err;
+      throw cacheIoError(err, 'open cache entry', ctx);
+    }
+  }
+
+  // ---- the transport-facing API ----
+
+  read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(this.size, offset + Math.max(0, length));
+    if (offset < 0 || !Number.isSafeInteger(offset)) return Promise.reject(new CacheError(`bad read offset ${offset}`, { blob: this.blobId }));
+    if (offset >= end) return Promise.resolve(Buffer.alloc(0));
+    this.lastUsed = Date.now();
+    const first = Math.floor(offset / this.frameSize);
+    const last = Math.floor((end - 1) / this.frameSize);
+    if (this.gate === null && this.bits.hasAll(first, last)) {
+      this.counters.hits++;
+      this.active++;
+      return pread(this.dataFd, end - offset, offset).finally(() => this.active--);
+    }
+    return this.slowRead(offset, end, first, last);
+  }
+
+  async ensure(offset: number, length: number): Promise<void> {
+    const end = Math.min(this.size, offset + Math.max(0, length));
+    if (offset >= end) return;
+    this.lastUsed = Date.now();
+    const first = Math.floor(offset / this.frameSize);
+    const last = Math.floor((end - 1) / this.frameSize);
+    if (this.gate === null && this.bits.hasAll(first, last)) {
+      this.counters.hits++;
+      return;
+    }
+    this.active++;
+    try {
+      await this.acquire(first, last, true);
+    } finally {
+      this.active--;
+    }
+  }
+
+  isComplete(): boolean {
+    return this.bits.count === this.frames.length;
+  }
+
+  hasFrame(index: number): boolean {
+    return this.bits.has(index);
+  }
+
+  stats(): BlobStats {
+    return this.counters.snapshot(this.bits.count, this.frames.length);
+  }
+
+  pin(): () => void {
+    this.pins++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.pins--;
+    };
+  }
+
+  async prefetch(options: PrefetchOptions = {}): Promise<void> {
+    const throttle = options.bytesPerSecond ? new Throttle(options.bytesPerSecond) : this.host.prefetchThrottle;
+    const order: [number, number][] = [];
+    for (const r of options.ranges ?? []) {
+      const end = Math.min(this.size, r.offset + r.length);
+      if (r.offset < end) order.push([Math.floor(r.offset / this.frameSize), Math.floor((end - 1) / this.frameSize)]);
+    }
+    if (!options.rangesOnly && this.frames.length > 0) order.push([0, this.frames.length - 1]);
+    let rangeIndex = 0;
+    let cursor = order[0]?.[0] ?? 0;
+    const errors: Error[] = [];
+    const waited: Promise<void>[] = [];
+    // Next run of missing frames not yet in flight, in priority order.
+    const nextRun = (): [number, number] | undefined => {
+      while (rangeIndex < order.length) {
+        const [, last] = order[rangeIndex] as [number, number];
+        while (cursor <= last && (this.bits.has(cursor) || this.inflight.has(cursor))) {
+          const w = this.inflight.get(cursor);
+          if (w) waited.push(w.promise);
+          cursor++;
+        }
+        if (cursor <= last) {
+          const a = cursor;
+          const b = this.runEnd(a, last);
+          cursor = b + 1;
+          return [a, b];
+        }
+        rangeIndex++;
+        cursor = order[rangeIndex]?.[0] ?? 0;
+      }
+      return undefined;
+    };
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        options.signal?.throwIfAborted();
+        if (this.closed) return;
+        const run = nextRun();
+        if (!run) return;
+        const [a, b] = run;
+        if (throttle) await throttle.take(this.storedBytes(a, b), options.signal);
+        // Frames may have arrived (or started) while throttled: take only what is still missing.
+        const waits: Promise<void>[] = [];
+        let i = a;
+        while (i <= b) {
+          if (this.bits.has(i)) {
+            i++;
+            continue;
+          }
+          const w = this.inflight.get(i);
+          if (w) {
+            waits.push(w.promise);
+            i++;
+            continue;
+          }
+          let j = i;
+          while (j < b && !this.bits.has(j + 1) && !this.inflight.has(j + 1)) j++;
+          this.startJob(i, j, 'prefetch');
+          for (let k = i; k <= j; k++) waits.push((this.inflight.get(k) as FrameWait).promise);
+          i = j + 1;
+        }
+        this.active++;
+        try {
+          const results = await Promise.allSettled(waits);
+          for (const r of results) if (r.status === 'rejected') errors.push(r.reason as Error);
+        } finally {
+          this.active--;
+        }
+      }
+    };
+    const workers = Array.from({ length: Math.max(1, this.host.tuning.prefetchConcurrency) }, () => worker());
+    const settled = await Promise.allSettled(workers);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    for (const r of await Promise.allSettled(waited)) if (r.status === 'rejected') errors.push(r.reason as Error);
+    if (errors.length > 0) throw errors[0];
+  }
+
+  // ---- fetching ----
+
+  private async slowRead(offset: number, end: number, first: number, last: number): Promise<Buffer> {
+    this.active++;
+    try {
+      await this.acquire(first, last, false);
+      return await pread(this.dataFd, end - offset, offset);
+    } finally {
+      this.active--;
+    }
+  }
+
+  /** Waits until frames first..last are present, starting the fetches that nobody has started. */
+  private async acquire(first: number, last: number, isEnsure: boolean): Promise<void> {
+    while (this.gate) await this.gate;
+    if (this.closed) throw new CacheError('cache is closed', { blob: this.blobId });
+    if (this.bits.hasAll(first, last)) {
+      this.counters.hits++;
+      return;
+    }
+    this.counters.misses++;
+    const started = performance.now();
+    const waits: Promise<void>[] = [];
+    let runStart = -1;
+    const flush = (upTo: number): void => {
+      if (runStart >= 0) this.startRuns(runStart, upTo);
+      runStart = -1;
+    };
+    for (let i = first; i <= last; i++) {
+      if (this.bits.has(i)) {
+        flush(i - 1);
+        continue;
+      }
+      const w = this.inflight.get(i);
+      if (w) {
+        flush(i - 1);
+        w.job.promote();
+        continue;
+      }
+      if (runStart < 0) runStart = i;
+    }
+    // Widen: the missing, idle frames right after the read ride along in the same request.
+    let widenedEnd = last;
+    if (!isEnsure || this.host.tuning.readAheadFrames > 0) {
+      const limit = Math.min(this.frames.length - 1, last + this.host.tuning.readAheadFrames);
+      while (widenedEnd < limit && !this.bits.has(widenedEnd + 1) && !this.inflight.has(widenedEnd + 1)) widenedEnd++;
+    }
+    if (runStart < 0 && widenedEnd > last) runStart = last + 1;
+    flush(widenedEnd);
+    for (let i = first; i <= last; i++) {
+      const w = this.inflight.get(i);
+      if (w) waits.push(w.promise);
+    }
+    try {
+      await Promise.all(waits);
+    } finally {
+      this.counters.recordWait(performance.now() - started);
+    }
+  }
+
+  /** Splits frames a..b into jobs at the merge cap and at gaps in the stored layout, and starts them. */
+  private startRuns(a: number, b: number): void {
+    let i = a;
+    while (i <= b) {
+      const j = this.runEnd(i, b);
+      this.startJob(i, j, 'demand');
+      i = j + 1;
+    }
+  }
+
+  /** Last frame of a mergeable run starting at `a` (≤ b): stored bytes contiguous and under the cap. */
+  private runEnd(a: number, b: number): number {
+    const cap = this.host.tuning.maxMergeBytes;
+    let j = a;
+    let bytes = (this.frames[a] as FrameEntry).compressedSize;
+    while (j < b) {
+      const cur = this.frames[j] as FrameEntry;
+      const nxt = this.frames[j + 1] as FrameEntry;
+      if (this.bits.has(j + 1) || this.inflight.has(j + 1)) break;
+      if (nxt.compressedOffset !== cur.compressedOffset + cur.compressedSize) break;
+      if (bytes + nxt.compressedSize > cap) break;
+      bytes += nxt.compressedSize;
+      j++;
+    }
+    return j;
+  }
+
+  private storedBytes(a: number, b: number): number {
+    const fa = this.frames[a] as FrameEntry;
+    const fb = this.frames[b] as FrameEntry;
+    return fb.compressedOffset + fb.compressedSize - fa.compressedOffset;
+  }
+
+  private startJob(first: number, last: number, priority: Priority): void {
+    const job: FetchJob = { first, last, priority, promote: () => {} };
+    for (let i = first; i <= last; i++) {
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => {}); // read-ahead frames may have no waiter
+      this.inflight.set(i, { promise, resolve, reject, job });
+    }
+    void this.runJob(job);
+  }
+
+  private settle(i: number, job: FetchJob, err?: Error): void {
+    const w = this.inflight.get(i);
+    if (!w || w.job !== job) return;
+    this.inflight.delete(i);
+    if (err) w.reject(err);
+    else w.resolve();
+  }
+
+  private async runJob(job: FetchJob): Promise<void> {
+    const { first, last } = job;
+    this.active++;
+    try {
+      const ticket = this.host.slots.acquire(job.priority);
+      job.promote = () => {
+        job.priority = 'demand';
+        ticket.promote();
+      };
+      await ticket.granted;
+      const offset = (this.frames[first] as FrameEntry).compressedOffset;
+      const length = this.storedBytes(first, last);
+      let stored: Buffer;
+      try {
+        stored = await this.fetcher.fetchRange(this.descriptor.digest, { offset, length });
+        if (stored.length !== length) {
+          throw new FetchError(`fetcher returned ${stored.length} bytes for a ${length}-byte range`, { blob: this.descriptor.digest, offset, length });
+        }
+      } catch (err) {
+        this.counters.fetchErrors++;
+        const e = err instanceof OndemandError
+          ? err
+          : new FetchError(`fetching frames ${first}-${last} failed: ${errorText(err)}`, { blob: this.descriptor.digest, offset, length }, { cause: err });
+        for (let i = first; i <= last; i++) this.settle(i, job, e);
+        return;
+      } finally {
+        this.host.slots.release();
+      }
+      this.counters.requestsFetched++;
+      this.counters.bytesFetched += length;
+      if (last > first) this.counters.mergedRequests++;
+
+      const decoded = await Promise.allSettled(
+        this.frameRange(first, last).map((i) => {
+          const f = this.frames[i] as FrameEntry;
+          const at = f.compressedOffset - offset;
+          return decodeFrame(this.toc, f, stored.subarray(at, at + f.compressedSize), this.host.tuning.hash, { blob: this.blobId, frame: i });
+        }),
+      );
+      const good: number[] = [];
+      decoded.forEach((r, k) => {
+        if (r.status === 'rejected') {
+          this.counters.integrityErrors++;
+          const err = r.reason instanceof Error ? r.reason : new IntegrityError(String(r.reason), { blob: this.blobId });
+          this.log.warn({ frame: first + k, err: errorText(err) }, 'fetched frame failed verification; not cached');
+          this.settle(first + k, job, err);
+        } else good.push(first + k);
+      });
+      if (good.length === 0) return;
+      const bytesOf = (i: number): Buffer => (decoded[i - first] as PromiseFulfilledResult<Buffer>).value;
+      let newBytes = 0;
+      for (const i of good) newBytes += roundUp(bytesOf(i).length);
+      await this.host.reserve(this, newBytes);
+      // Contiguous good frames go down in one pwritev.
+      const written: number[] = [];
+      try {
+        let k = 0;
+        while (k < good.length) {
+          let m = k;
+          while (m + 1 < good.length && good[m + 1] === (good[m] as number) + 1) m++;
+          const run = good.slice(k, m + 1);
+          await pwritev(this.dataFd, run.map(bytesOf), (this.frames[run[0] as number] as FrameEntry).uncompressedOffset);
+          written.push(...run);
+          k = m + 1;
+        }
+        await this.groupSync.sync();
+      } catch (err) {
+        const e = cacheIoError(err, `store frames ${first}-${last}`, { blob: this.blobId, path: this.host.dir });
+        this.log.error({ err: e.message }, 'cannot store fetched frames');
+        for (const i of good) this.settle(i, job, e);
+        return;
+      }
+      for (const i of written) {
+        this.bits.set(i);
+        this.allocatedBytes += roundUp(bytesOf(i).length);
+      }
+      this.scheduleMapWrite();
+      for (const i of written) this.settle(i, job);
+    } catch (err) {
+      const e = err instanceof OndemandError ? err : new CacheError(`fetching frames ${first}-${last} failed: ${errorText(err)}`, { blob: this.blobId }, { cause: err });
+      for (let i = first; i <= last; i++) this.settle(i, job, e);
+    } finally {
+      this.active--;
+    }
+  }
+
+  private frameRange(a: number, b: number): number[] {
+    const out: number[] = [];
+    for (let i = a; i <= b; i++) out.push(i);
+    return out;
+  }
+
+  // ---- verification and the map ----
+
+  /** Re-verifies frames from the data file: 'present' checks set bits, 'all' rebuilds the map. */
+  private async reverify(which: 'present' | 'all'): Promise<void> {
+    let cleared = 0;
+    let found = 0;
+    for (let i = 0; i < this.frames.length; i++) {
+      if (which === 'present' && !this.bits.has(i)) continue;
+      const f = this.frames[i] as FrameEntry;
+      if (which === 'all') {
+        // A frame lying entirely in a hole was never written: skip reading zeros.
+        const data = seekData(this.dataFd, f.uncompressedOffset);
+        if (data === null || data >= f.uncompressedOffset + f.uncompressedSize) {
+          if (this.bits.has(i)) cleared++;
+          this.bits.clear(i);
+          continue;
+        }
+      }
+      const bytes = await pread(this.dataFd, f.uncompressedSize, f.uncompressedOffset);
+      const ok = bytes.length === f.uncompressedSize && (await sha256Hex(bytes, this.host.tuning.hash)) === f.digest;
+      if (ok) {
+        if (!this.bits.has(i)) found++;
+        this.bits.set(i);
+      } else if (this.bits.has(i)) {
+        this.bits.clear(i);
+        cleared++;
+      }
+    }
+    // Bits found by re-verification must name durable bytes before the map says so.
+    await fdatasyncAsync(this.dataFd);
+    if (cleared > 0 || found > 0) this.log.warn({ cleared, found, present: this.bits.count }, 'presence map repaired');
+  }
+
+  private identity(): MapIdentity {
+    return { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.frames.length };
+  }
+
+  private scheduleMapWrite(): void {
+    this.mapDirty = true;
+    if (!this.mapWrite) this.mapWrite = this.mapWriter();
+  }
+
+  private async mapWriter(): Promise<void> {
+    try {
+      while (this.mapDirty) {
+        this.mapDirty = false;
+        await this.writeMapAt0(MAP_FLAG_OPEN);
+      }
+    } catch (err) {
+      // The bits in memory stay right; the persisted map only lags (frames get re-fetched after a crash).
+      this.log.warn({ err: errorText(err) }, 'cannot write presence map');
+    } finally {
+      this.mapWrite = null;
+    }
+  }
+
+  private writeMapAt0(flags: number): Promise<void> {
+    const buf = encodeMap(this.identity(), this.bits, this.lastUsed, flags);
+    this.lastUsedPersisted = this.lastUsed;
+    return pwritev(this.mapFd, [buf], 0);
+  }
+
+  private async flushMap(): Promise<void> {
+    while (this.mapWrite) await this.mapWrite;
+  }
+
+  /** Persists the last-use time if it moved (cheap: one small pwrite, no sync). */
+  async persistLastUsed(): Promise<void> {
+    if (this.closed || this.lastUsed === this.lastUsedPersisted) return;
+    this.scheduleMapWrite();
+    await this.flushMap();
+  }
+
+  // ---- eviction and close ----
+
+  /** True when eviction may drop this blob's data now. */
+  evictable(): boolean {
+    return this.pins === 0 && this.active === 0 && this.gate === null && !this.closed;
+  }
+
+  /**
+   * Drops every frame: bits cleared and the map made durable first, then the data blocks freed, so a
+   * crash in between never leaves a bit naming a hole. Readers arriving meanwhile wait on the gate.
+   */
+  async evict(): Promise<number> {
+    let open!: () => void;
+    this.gate = new Promise<void>((r) => (open = r));
+    const before = this.allocatedBytes;
+    try {
+      await this.flushMap();
+      this.bits.clearAll();
+      await this.writeMapAt0(MAP_FLAG_OPEN);
+      await fdatasyncAsync(this.mapFd);
+      await ftruncateAsync(this.dataFd, 0);
+      await ftruncateAsync(this.dataFd, this.size);
+      this.allocatedBytes = fstatSync(this.dataFd).blocks * 512 + roundUp(mapFileSize(this.frames.length));
+    } finally {
+      this.gate = null;
+      open();
+    }
+    return before - this.allocatedBytes;
+  }
+
+  /** Waits for running work, writes the map with the clean flag, and closes the files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.active > 0 || this.inflight.size > 0) await new Promise((r) => setTimeout(r, 5));
+    this.closed = true;
+    await this.flushMap();
+    try {
+      await this.writeMapAt0(0);
+      await fdatasyncAsync(this.mapFd);
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'cannot write presence map on close');
+    }
+    closeSync(this.dataFd);
+    closeSync(this.mapFd);
+  }
+}
+
+function ftruncateAsync(fd: number, len: number): Promise<void> {
+  return new Promise((resolve, reject) => ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
+}
+
+function readWhole(fd: number): Buffer {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(size);
+  let done = 0;
+  while (done < size) {
+    const n = readSync(fd, buf, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return buf.subarray(0, done);
+}
+
+/** A CacheError for a failed file operation, naming ENOSPC/EIO plainly. */
+export function cacheIoError(err: unknown, what: string, ctx: { blob?: string; path?: string }): CacheError {
+  const code = systemCode(err);
+  if (code === 'ENOSPC') {
+    return new CacheError(`cache disk full (ENOSPC): cannot ${what} in ${ctx.path ?? 'the cache directory'}`, ctx, { cause: err, errno: 28 });
+  }
+  if (code === 'EDQUOT') {
+    return new CacheError(`cache disk quota exceeded (EDQUOT): cannot ${what}`, ctx, { cause: err, errno: 122 });
+  }
+  return new CacheError(`cannot ${what}: ${errorText(err)}${code ? ` (${code})` : ''}`, ctx, { cause: err });
+}

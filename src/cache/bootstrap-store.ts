@@ -1,0 +1,79 @@
+/**
+ * Verified, uncompressed erofs bootstraps under <dir>/bootstraps/<sha256 hex>. Written to tmp/,
+ * fsync'ed and renamed into place, so a file under its digest's name is always whole. A file found
+ * there is re-hashed once per process before it is handed out.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { IntegrityError, OndemandError, systemCode } from '../util/errors.js';
+import { cacheIoError } from './blob.js';
+import type { CacheLayout } from './dir.js';
+
+const gunzipAsync = promisify(gunzip);
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+export class BootstrapStore {
+  private readonly verified = new Set<string>();
+  private readonly pending = new Map<string, Promise<string>>();
+
+  constructor(private readonly layout: CacheLayout) {}
+
+  /**
+   * Path of the bootstrap whose uncompressed bytes hash to `digest` (`sha256:<hex>` or hex).
+   * `fetch` returns its bytes, uncompressed or gzip (gunzipped here); either way they are verified.
+   */
+  path(digest: string, fetch: () => Promise<Buffer>): Promise<string> {
+    const hex = digest.replace(/^sha256:/, '');
+    if (!/^[0-9a-f]{64}$/.test(hex)) return Promise.reject(new IntegrityError(`bad bootstrap digest ${digest}`, { blob: digest }));
+    const path = join(this.layout.bootstraps, hex);
+    if (this.verified.has(hex)) return Promise.resolve(path);
+    let p = this.pending.get(hex);
+    if (!p) {
+      p = this.load(hex, path, fetch).finally(() => this.pending.delete(hex));
+      this.pending.set(hex, p);
+    }
+    return p;
+  }
+
+  private async load(hex: string, path: string, fetch: () => Promise<Buffer>): Promise<string> {
+    const existing = await readFile(path).catch((err: unknown) => {
+      if (systemCode(err) === 'ENOENT') return undefined;
+      throw cacheIoError(err, `read bootstrap ${path}`, { path });
+    });
+    if (existing && sha256(existing) === hex) {
+      this.verified.add(hex);
+      return path;
+    }
+    if (existing) await rm(path, { force: true });
+    let bytes = await fetch();
+    if (sha256(bytes) !== hex && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+      bytes = await gunzipAsync(bytes).catch(() => bytes);
+    }
+    const actual = sha256(bytes);
+    if (actual !== hex) {
+      throw new IntegrityError(`bootstrap digest mismatch: expected sha256:${hex}, got sha256:${actual}`, { blob: `sha256:${hex}` });
+    }
+    const tmp = join(this.layout.tmp, `bootstrap-${hex}-${process.pid}-${Date.now()}`);
+    try {
+      const fh = await open(tmp, 'w', 0o644);
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+      const dir = await open(this.layout.bootstraps, 'r');
+      await dir.sync().finally(() => dir.close());
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (err instanceof OndemandError) throw err;
+      throw cacheIoError(err, `store bootstrap sha256:${hex}`, { path: this.layout.dir });
+    }
+    this.verified.add(hex);
+    return path;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Where the cache lives and what it looks like on disk:
+ *   <dir>/lock                 flock'ed by the one process that owns the cache (holds its pid)
+ *   <dir>/blobs/<id>.data      sparse uncompressed blob view, exactly `size` bytes
+ *   <dir>/blobs/<id>.map       presence map (see map-layout.ts)
+ *   <dir>/bootstraps/<hex>     verified uncompressed erofs bootstraps
+ *   <dir>/tmp/                 temp files renamed into place
+ * The directory must be on a filesystem with real holes and in-place writes: tmpfs, ramfs and
+ * overlayfs are refused.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { FS_MAGIC, fsTypeName, statfsType } from '../native/statfs.js';
+import { CacheError, errorText } from '../util/errors.js';
+
+export const DEFAULT_CACHE_DIR = '/var/cache/ondemand';
+
+/** `--cache-dir`, else $ONDEMAND_CACHE_DIR, else /var/cache/ondemand. */
+export function resolveCacheDir(flag?: string): string {
+  if (flag !== undefined && flag !== '') return flag;
+  const env = process.env.ONDEMAND_CACHE_DIR;
+  if (env !== undefined && env !== '') return env;
+  return DEFAULT_CACHE_DIR;
+}
+
+export interface CacheLayout {
+  dir: string;
+  lock: string;
+  blobs: string;
+  bootstraps: string;
+  tmp: string;
+}
+
+export function cacheLayout(dir: string): CacheLayout {
+  return { dir, lock: join(dir, 'lock'), blobs: join(dir, 'blobs'), bootstraps: join(dir, 'bootstraps'), tmp: join(dir, 'tmp') };
+}
+
+export function blobPaths(layout: CacheLayout, blobId: string): { data: string; map: string } {
+  return { data: join(layout.blobs, `${blobId}.data`), map: join(layout.blobs, `${blobId}.map`) };
+}
+
+const REFUSED = new Map<number, string>([
+  [FS_MAGIC.tmpfs, 'tmpfs keeps the cache in memory and is lost on reboot'],
+  [FS_MAGIC.ramfs, 'ramfs keeps the cache in memory and is lost on reboot'],
+  [FS_MAGIC.overlayfs, 'overlayfs copies whole files up on write and has no reliable holes'],
+]);
+
+/** Throws CacheError when `dir` is on a filesystem the cache cannot use. */
+export function checkCacheFilesystem(dir: string): void {
+  let magic: number;
+  try {
+    magic = statfsType(dir);
+  } catch (err) {
+    throw new CacheError(`cannot inspect cache directory ${dir}: ${errorText(err)}`, { path: dir }, { cause: err });
+  }
+  const why = REFUSED.get(magic);
+  if (why !== undefined) {
+    throw new CacheError(
+      `cache directory ${dir} is on ${fsTypeName(magic)}, which the cache refuses (${why}); ` +
+        'use a directory on ext4, xfs or btrfs (--cache-dir or $ONDEMAND_CACHE_DIR)',
+      { path: dir },
+    );
+  }
+}
+
+/** Creates the layout's folders and checks the filesystem. */
+export function prepareCacheDir(dir: string): CacheLayout {
+  const layout = cacheLayout(dir);
+  try {
+    for (const d of [layout.dir, layout.blobs, layout.bootstraps, layout.tmp]) mkdirSync(d, { recursive: true });
+  } catch (err) {
+    throw new CacheError(`cannot create cache directory ${dir}: ${errorText(err)}`, { path: dir }, { cause: err });
+  }
+  checkCacheFilesystem(dir);
+  return layout;
+}

@@ -1,0 +1,7 @@
+/** The cache backend's public surface. */
+export { openCache, Cache, DEFAULT_TUNING, type CacheOptions } from './backend.js';
+export { resolveCacheDir, checkCacheFilesystem, DEFAULT_CACHE_DIR } from './dir.js';
+export { listCache, type CacheListing, type CacheListEntry } from './inventory.js';
+export { parseSize, formatSize } from './size.js';
+export type { HashMode } from './frame-codec.js';
+export type * from './types.js';

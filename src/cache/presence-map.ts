@@ -1,0 +1,124 @@
+/**
+ * The in-memory presence bitmap of one blob and its on-disk encoding (map-layout.ts).
+ * Decoding never trusts the file: any disagreement with the expected blob returns a reason, and the
+ * caller re-verifies frames from the data file instead.
+ */
+import { createHash } from 'node:crypto';
+import {
+  MAP_CHECKSUM_SIZE, MAP_FLAG_OPEN, MAP_HEADER, MAP_HEADER_SIZE, MAP_MAGIC, MAP_VERSION, mapFileSize,
+} from './map-layout.js';
+
+export interface MapIdentity {
+  blobId: string;
+  size: number;
+  frameSize: number;
+  frameCount: number;
+}
+
+export class PresenceBits {
+  readonly bits: Uint8Array;
+  count = 0;
+
+  constructor(readonly frameCount: number) {
+    this.bits = new Uint8Array(Math.ceil(frameCount / 8));
+  }
+
+  has(i: number): boolean {
+    return ((this.bits[i >> 3] as number) & (1 << (i & 7))) !== 0;
+  }
+
+  set(i: number): void {
+    if (this.has(i)) return;
+    this.bits[i >> 3] = (this.bits[i >> 3] as number) | (1 << (i & 7));
+    this.count++;
+  }
+
+  clear(i: number): void {
+    if (!this.has(i)) return;
+    this.bits[i >> 3] = (this.bits[i >> 3] as number) & ~(1 << (i & 7));
+    this.count--;
+  }
+
+  clearAll(): void {
+    this.bits.fill(0);
+    this.count = 0;
+  }
+
+  /** True when frames first..last (inclusive) are all present. */
+  hasAll(first: number, last: number): boolean {
+    for (let i = first; i <= last; i++) if (!this.has(i)) return false;
+    return true;
+  }
+
+  /** Indexes of present frames. */
+  *present(): IterableIterator<number> {
+    for (let i = 0; i < this.frameCount; i++) if (this.has(i)) yield i;
+  }
+}
+
+export function encodeMap(id: MapIdentity, bits: PresenceBits, lastUsed: number, flags: number): Buffer {
+  const buf = Buffer.alloc(mapFileSize(id.frameCount));
+  MAP_MAGIC.copy(buf, MAP_HEADER.magic);
+  buf.writeUInt32LE(MAP_VERSION, MAP_HEADER.version);
+  buf.writeUInt32LE(flags, MAP_HEADER.flags);
+  buf.writeBigUInt64LE(BigInt(id.size), MAP_HEADER.size);
+  buf.writeUInt32LE(id.frameSize, MAP_HEADER.frameSize);
+  buf.writeUInt32LE(id.frameCount, MAP_HEADER.frameCount);
+  Buffer.from(id.blobId, 'hex').copy(buf, MAP_HEADER.blobId);
+  buf.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(lastUsed))), MAP_HEADER.lastUsed);
+  buf.writeUInt32LE(bits.bits.length, MAP_HEADER.bitmapLength);
+  buf.set(bits.bits, MAP_HEADER_SIZE);
+  const end = MAP_HEADER_SIZE + bits.bits.length;
+  createHash('sha256').update(buf.subarray(0, end)).digest().copy(buf, end);
+  return buf;
+}
+
+export interface DecodedMap {
+  identity: MapIdentity;
+  bits: PresenceBits;
+  lastUsed: number;
+  flags: number;
+  /** The last owner did not close the map cleanly (crash or kill). */
+  unclean: boolean;
+}
+
+/** Reads a map's header fields without an expected identity (for `cache ls`). Undefined if invalid. */
+export function decodeMapAny(buf: Buffer): DecodedMap | undefined {
+  if (buf.length < MAP_HEADER_SIZE + MAP_CHECKSUM_SIZE) return undefined;
+  if (!buf.subarray(0, MAP_MAGIC.length).equals(MAP_MAGIC)) return undefined;
+  if (buf.readUInt32LE(MAP_HEADER.version) !== MAP_VERSION) return undefined;
+  const frameCount = buf.readUInt32LE(MAP_HEADER.frameCount);
+  const bitmapLength = buf.readUInt32LE(MAP_HEADER.bitmapLength);
+  if (bitmapLength !== Math.ceil(frameCount / 8) || buf.length !== mapFileSize(frameCount)) return undefined;
+  const end = MAP_HEADER_SIZE + bitmapLength;
+  const sum = createHash('sha256').update(buf.subarray(0, end)).digest();
+  if (!sum.equals(buf.subarray(end, end + MAP_CHECKSUM_SIZE))) return undefined;
+  const size = buf.readBigUInt64LE(MAP_HEADER.size);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  const identity: MapIdentity = {
+    blobId: buf.subarray(MAP_HEADER.blobId, MAP_HEADER.blobId + 32).toString('hex'),
+    size: Number(size),
+    frameSize: buf.readUInt32LE(MAP_HEADER.frameSize),
+    frameCount,
+  };
+  if (identity.frameSize === 0 || Math.ceil(identity.size / identity.frameSize) !== frameCount) return undefined;
+  const bits = new PresenceBits(frameCount);
+  bits.bits.set(buf.subarray(MAP_HEADER_SIZE, end));
+  // Bits past the last frame must be zero; count the rest.
+  for (let i = frameCount; i < bitmapLength * 8; i++) if (((bits.bits[i >> 3] as number) & (1 << (i & 7))) !== 0) return undefined;
+  for (let i = 0; i < frameCount; i++) if (bits.has(i)) bits.count++;
+  const flags = buf.readUInt32LE(MAP_HEADER.flags);
+  return { identity, bits, lastUsed: Number(buf.readBigUInt64LE(MAP_HEADER.lastUsed)), flags, unclean: (flags & MAP_FLAG_OPEN) !== 0 };
+}
+
+/** Decodes a map for the expected blob; returns why it cannot be trusted instead of throwing. */
+export function decodeMap(buf: Buffer, expected: MapIdentity): DecodedMap | { invalid: string } {
+  const m = decodeMapAny(buf);
+  if (!m) return { invalid: buf.length === 0 ? 'empty map' : 'bad header, length or checksum (torn or foreign write)' };
+  const id = m.identity;
+  if (id.blobId !== expected.blobId) return { invalid: `map names blob ${id.blobId}` };
+  if (id.size !== expected.size || id.frameSize !== expected.frameSize || id.frameCount !== expected.frameCount) {
+    return { invalid: `map describes ${id.size} bytes in ${id.frameCount} frames of ${id.frameSize}` };
+  }
+  return m;
+}

@@ -1,0 +1,52 @@
+/**
+ * `ondemand cache ls` lists cached blobs (read-only, works while a daemon owns the cache);
+ * `ondemand cache gc [--max-size SIZE]` evicts least recently used blobs (takes the cache lock, so it
+ * refuses while a daemon runs: the daemon evicts by itself under its own --max-size).
+ */
+import { defineCommand, out, outJson } from '../command.js';
+import { formatSize, listCache, openCache, parseSize, resolveCacheDir } from '../../cache/index.js';
+import { UsageError } from '../../util/errors.js';
+
+export const cacheCommand = defineCommand({
+  command: 'cache <action>',
+  describe: 'List (ls) or trim (gc) the local cache of blobs and bootstraps',
+  builder: (y) =>
+    y
+      .positional('action', { choices: ['ls', 'gc'] as const, demandOption: true, describe: 'ls: list; gc: evict to --max-size' })
+      .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
+      .option('max-size', { type: 'string', describe: 'gc: evict least recently used blobs until the cache uses at most this (e.g. 10G)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+  handler: async (argv) => {
+    const dir = resolveCacheDir(argv.cacheDir);
+    if (argv.action === 'ls') {
+      if (argv.maxSize !== undefined) throw new UsageError('--max-size goes with gc, not ls');
+      const listing = listCache(dir);
+      if (argv.json) {
+        outJson(listing);
+        return;
+      }
+      out(`cache ${dir}: ${listing.blobs.length} blobs, ${listing.bootstraps.length} bootstraps, ${formatSize(listing.totalBytes)} on disk`);
+      if (listing.blobs.length > 0) out(['BLOB', 'SIZE', 'ON DISK', 'PRESENT', 'LAST USED'].join('\t'));
+      for (const b of listing.blobs) {
+        const present = b.present === undefined ? '?' : `${(b.present * 100).toFixed(1)}%`;
+        const size = b.size === undefined ? '?' : formatSize(b.size);
+        const last = b.lastUsed ? b.lastUsed.toISOString() : b.problem ?? '-';
+        out([b.blobId.slice(0, 16), size, formatSize(b.diskBytes), present, last].join('\t'));
+      }
+      return;
+    }
+    const maxSize = argv.maxSize === undefined ? undefined : parseSize(argv.maxSize);
+    if (maxSize === undefined) throw new UsageError('cache gc needs --max-size SIZE (e.g. --max-size 10G)');
+    const cache = await openCache({ dir });
+    try {
+      const res = await cache.gc({ maxSize });
+      if (argv.json) {
+        outJson(res);
+        return;
+      }
+      out(`evicted ${res.evictedBlobs.length} blobs, freed ${formatSize(res.freedBytes)}; cache ${dir} now uses ${formatSize(res.usageBytes)}`);
+    } finally {
+      await cache.close();
+    }
+  },
+});

@@ -1,0 +1,110 @@
+/** `ondemand convert SRC DST`: an ordinary OCI/Docker image → an ondemand image. */
+import { defineCommand, out, outJson } from '../command.js';
+import { convertImage, type ProgressEvent } from '../../convert/index.js';
+import { UsageError } from '../../util/errors.js';
+import { COMPRESSIONS, type Compression } from '../../format/image/types.js';
+
+function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/** Progress on stderr: one rewritten bar line on a terminal, plain lines otherwise. */
+function progressPrinter(): { onEvent: (e: ProgressEvent & { platform?: string }) => void; end: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let barShown = false;
+  const line = (text: string): void => {
+    if (tty && barShown) process.stderr.write('\r\x1b[K');
+    barShown = false;
+    process.stderr.write(text + '\n');
+  };
+  return {
+    onEvent: (e) => {
+      const p = e.platform ? `[${e.platform}] ` : '';
+      switch (e.kind) {
+        case 'layer-start':
+          line(`${p}layer ${e.layer + 1}/${e.layers} ${e.digest.slice(0, 19)} (${mib(e.size)})`);
+          break;
+        case 'layer-bytes':
+          if (tty) {
+            const frac = e.size > 0 ? Math.min(1, e.compressedBytes / e.size) : 1;
+            const width = 30;
+            const fill = Math.round(frac * width);
+            process.stderr.write(`\r\x1b[K${p}  [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${mib(e.compressedBytes)} / ${mib(e.size)}`);
+            barShown = true;
+          }
+          break;
+        case 'layer-done':
+          line(`${p}layer ${e.layer + 1}/${e.layers} applied: ${e.entries} entries, ${mib(e.uncompressedBytes)} of ${e.codec === 'none' ? 'tar' : `${e.codec} tar`}`);
+          break;
+        case 'build-start':
+          line(`${p}building: ${e.files} files`);
+          break;
+        case 'build-done':
+          line(`${p}built ${e.blobs} blob(s), ${e.frames} frames, ${mib(e.storedBytes)} stored`);
+          break;
+      }
+    },
+    end: () => {
+      if (tty && barShown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+function sizeOption(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^([0-9]+)([KMGT]?)i?B?$/i.exec(text.trim());
+  if (m === null) throw new UsageError(`${what} "${text}" is not a size (e.g. 1048576, 1M, 64G)`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Number(m[1]) * mult;
+}
+
+export const convertCommand = defineCommand({
+  command: 'convert <src> <dst>',
+  describe: 'Convert an ordinary OCI/Docker image (tar, gzip or zstd layers) into an ondemand image',
+  builder: (y) =>
+    y
+      .positional('src', { type: 'string', demandOption: true, describe: 'Source image: HOST[:PORT]/REPO[:TAG][@DIGEST] or oci:PATH[:TAG]' })
+      .positional('dst', { type: 'string', demandOption: true, describe: 'Destination: HOST[:PORT]/REPO[:TAG] or oci:PATH[:TAG]' })
+      .option('platform', { type: 'string', describe: 'Convert only this platform (os/arch[/variant]) of a multi-platform source; default: all, as an index' })
+      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to registries' })
+      .option('creds', { type: 'string', describe: 'USER:PASS for the registries' })
+      .option('chunk-size', { type: 'string', describe: 'erofs chunk size (power of two, default 1M)' })
+      .option('frame-size', { type: 'string', describe: 'Uncompressed bytes per frame (default 1M)' })
+      .option('compression', { choices: COMPRESSIONS, describe: 'Frame codec (default gzip)' })
+      .option('work-dir', { type: 'string', describe: 'Where layer contents are spooled (default $TMPDIR or /var/tmp)' })
+      .option('max-layer-size', { type: 'string', describe: 'Most bytes one layer may decompress to (default 64G)' })
+      .option('max-ratio', { type: 'number', describe: 'Most decompressed bytes per compressed byte (default 400)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
+  handler: async (argv) => {
+    const printer = progressPrinter();
+    const maxLayerBytes = sizeOption(argv.maxLayerSize, '--max-layer-size');
+    const chunkSize = sizeOption(argv.chunkSize, '--chunk-size');
+    const frameSize = sizeOption(argv.frameSize, '--frame-size');
+    if (argv.maxRatio !== undefined && !(argv.maxRatio > 0)) throw new UsageError('--max-ratio must be positive');
+    let result;
+    try {
+      result = await convertImage(argv.src, argv.dst, {
+        insecure: argv.insecure,
+        ...(argv.creds !== undefined ? { creds: argv.creds } : {}),
+        ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+        ...(frameSize !== undefined ? { frameSize } : {}),
+        ...(argv.compression !== undefined ? { compression: argv.compression as Compression } : {}),
+        ...(argv.workDir !== undefined ? { workDir: argv.workDir } : {}),
+        limits: {
+          bomb: { ...(maxLayerBytes !== undefined ? { maxLayerBytes } : {}), ...(argv.maxRatio !== undefined ? { maxRatio: argv.maxRatio } : {}) },
+        },
+        progress: printer.onEvent,
+      });
+    } finally {
+      printer.end();
+    }
+    if (argv.json) {
+      outJson(result);
+      return;
+    }
+    const blobs = result.platforms.reduce((n, p) => n + p.blobs.length, 0);
+    const frames = result.platforms.reduce((n, p) => n + p.frames, 0);
+    out(`converted ${result.source} → ${result.destination}: ${result.digest} (${result.platforms.length} platform(s), ${blobs} blob(s), ${frames} frames, ${result.seconds.toFixed(1)} s)`);
+  },
+});

@@ -1,0 +1,23 @@
+import { defineCommand } from '../command.js';
+import { resolveCacheDir } from '../../cache/dir.js';
+import { Supervisor } from '../../daemon/supervisor.js';
+import { MountError } from '../../util/errors.js';
+import { log } from '../../util/log.js';
+
+export const daemonCommand = defineCommand({
+  command: 'daemon',
+  describe: 'Run the host\'s ondemand daemon (normally started by `mount`)',
+  builder: (y) =>
+    y
+      .option('foreground', { type: 'boolean', default: true, describe: 'Stay attached (the daemon never forks itself; `mount` detaches it)' })
+      .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' }),
+  handler: async (argv) => {
+    if (process.env.ONDEMAND_LOG_LEVEL === undefined) {
+      log.level = 'info';
+      process.env.ONDEMAND_LOG_LEVEL = 'info'; // the worker inherits it
+    }
+    const supervisor = new Supervisor({ cacheDir: resolveCacheDir(argv.cacheDir) });
+    await supervisor.run();
+    if (supervisor.failure) throw new MountError(supervisor.failure);
+  },
+});

@@ -1,0 +1,31 @@
+import { defineCommand, out, outJson } from '../command.js';
+import { FEATURE_NAMES, detect } from '../../mount/detect.js';
+
+const LABELS: Record<(typeof FEATURE_NAMES)[number], string> = {
+  cachefilesOndemand: 'cachefiles on-demand',
+  erofs: 'erofs',
+  erofsFileBacked: 'erofs file-backed',
+  fuse: 'FUSE',
+  fusePassthrough: 'FUSE passthrough',
+  fanotifyPreContent: 'fanotify pre-content',
+  loop: 'loop devices',
+};
+
+export const detectCommand = defineCommand({
+  command: 'detect',
+  describe: 'Show what this kernel supports and which mount mode `mount` would pick',
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+  handler: async (argv) => {
+    const report = detect();
+    if (argv.json) {
+      outJson({ features: report.features, mode: report.mode, reason: report.reason });
+      return;
+    }
+    for (const name of FEATURE_NAMES) {
+      const f = report.features[name];
+      out(`${LABELS[name].padEnd(22)} ${f.supported ? 'yes' : 'no '}  ${f.reason}`);
+    }
+    for (const s of report.skipped) out(`skipped ${s}`);
+    out(`mode: ${report.mode ?? 'none'} (${report.reason.split('; passed over')[0]})`);
+  },
+});

@@ -1,0 +1,52 @@
+import { statSync } from 'node:fs';
+import { defineCommand, out } from '../command.js';
+import { resolveCacheDir } from '../../cache/dir.js';
+import { ensureDaemon, requestDaemon } from '../../daemon/client.js';
+import { MOUNT_MODES } from '../../daemon/protocol.js';
+import { checkMountpoint } from '../../mount/mountpoint.js';
+import { MountError } from '../../util/errors.js';
+
+export const mountCommand = defineCommand({
+  command: 'mount <mountpoint>',
+  describe: 'Mount an image lazily (read-only); returns once the mount is usable',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An existing, empty directory' })
+      .option('image', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG], HOST[:PORT]/REPO[:TAG][@DIGEST], or a bootstrap file' })
+      .option('mode', { choices: MOUNT_MODES, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
+      .option('prefetch', { type: 'boolean', default: false, describe: 'Fetch every blob in the background after mounting' })
+      .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
+      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to the registry' })
+      .option('creds', { type: 'string', describe: 'USER:PASS for the registry' })
+      .option('blob', { type: 'string', array: true, describe: 'Blob file of a plain bootstrap (repeat, device-table order)' })
+      .option('foreground', { type: 'boolean', default: false, describe: 'Start the daemon attached to this terminal and wait for it' }),
+  handler: async (argv) => {
+    // Bad mountpoints fail here, before any daemon is started.
+    const mountpoint = checkMountpoint(argv.mountpoint);
+    const cacheDir = resolveCacheDir(argv.cacheDir);
+    const daemon = await ensureDaemon({ cacheDir, foreground: argv.foreground });
+    let result;
+    try {
+      result = await requestDaemon({
+        op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch: argv.prefetch, insecure: argv.insecure,
+        ...(argv.creds ? { creds: argv.creds } : {}),
+        ...(argv.blob?.length ? { blobs: argv.blob.map(String) } : {}),
+      });
+    } catch (err) {
+      if (daemon.child) daemon.child.kill('SIGTERM');
+      throw err;
+    }
+    try {
+      statSync(mountpoint);
+    } catch (err) {
+      throw new MountError(`mounted, but ${mountpoint} cannot be used: ${String(err)}`, { mountpoint });
+    }
+    out(`mounted ${result.image} at ${result.mountpoint} (mode ${result.mode}: ${result.reason.split('; passed over')[0]})`);
+    if (daemon.child) {
+      out(`daemon running in the foreground (pid ${daemon.child.pid}); Ctrl-C stops it and unmounts`);
+      const child = daemon.child;
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill('SIGTERM'));
+      await new Promise<void>((r) => child.once('exit', () => r()));
+    }
+  },
+});

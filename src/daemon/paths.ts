@@ -1,0 +1,14 @@
+/** Where the host's daemon keeps its socket, records and logs. `$ONDEMAND_RUN_DIR` isolates test daemons. */
+import { join } from 'node:path';
+
+export function runDir(): string {
+  return process.env.ONDEMAND_RUN_DIR ?? '/run/ondemand';
+}
+
+export const controlSocketPath = (dir = runDir()): string => join(dir, 'control.sock');
+/** The supervisor's record of every mount and the kernel objects it made (see protocol.ts RecordFile). */
+export const recordFilePath = (dir = runDir()): string => join(dir, 'mounts.json');
+export const pidFilePath = (dir = runDir()): string => join(dir, 'daemon.pid');
+export const daemonLogPath = (dir = runDir()): string => join(dir, 'daemon.log');
+/** Private FUSE mounts that expose each image's bootstrap and blobs. */
+export const fuseMountsDir = (dir = runDir()): string => join(dir, 'fuse');

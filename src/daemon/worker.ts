@@ -1,0 +1,72 @@
+/**
+ * The worker: the daemon process that does the work (control socket, cache, transports). Kernel
+ * objects are made by the supervisor; the worker serves them on duplicated fds, so if it dies the
+ * supervisor starts another, which re-attaches to every live mount.
+ */
+import type { Server } from 'node:net';
+import { openCache } from '../cache/backend.js';
+import { MountManager } from '../mount/manager.js';
+import { UsageError, errorText } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { listenControl } from './control-server.js';
+import { SupervisorClient } from './ipc-client.js';
+import { controlSocketPath } from './paths.js';
+import type { ControlRequest, StatusResult } from './protocol.js';
+import type { WorkerArgs } from './supervisor.js';
+
+export async function runWorker(args: WorkerArgs): Promise<void> {
+  const supervisor = new SupervisorClient();
+  // The supervisor gone means every fd it held is gone too: nothing left to serve.
+  process.on('disconnect', () => {
+    log.error('supervisor went away; worker exiting');
+    process.exit(1);
+  });
+  const cache = await openCache({ dir: args.cacheDir });
+  const manager = new MountManager(cache, supervisor, args.supervisorPid, args.features, args.runDir);
+
+  const listed = await supervisor.request({ op: 'list' });
+  if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
+
+  let server: Server | null = null;
+  let stopping = false;
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why }, 'worker stopping: unmounting everything');
+    server?.close();
+    await manager.umountAll();
+    await cache.close().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  const handle = async (req: ControlRequest): Promise<unknown> => {
+    switch (req.op) {
+      case 'ping':
+        return { pid: args.supervisorPid, cacheDir: args.cacheDir };
+      case 'mount':
+        return manager.mount(req);
+      case 'umount':
+        return manager.umount(req.mountpoint);
+      case 'status': {
+        const s = cache.stats();
+        const result: StatusResult = {
+          daemon: { pid: args.supervisorPid, workerPid: process.pid, workerRestarts: listed.restarts, cacheDir: args.cacheDir },
+          ...manager.status(),
+          cache: { dir: cache.dir, hits: s.hits, misses: s.misses, bytesFetched: s.bytesFetched, requestsFetched: s.requestsFetched },
+        };
+        return result;
+      }
+      case 'shutdown':
+        // Unmount first, answer, then let the supervisor stop us.
+        await manager.umountAll();
+        setImmediate(() => void supervisor.request({ op: 'shutdown' }).catch((err: unknown) => log.warn({ err: errorText(err) }, 'shutdown')));
+        return { stopping: true };
+      default:
+        throw new UsageError(`unknown control request ${(req as { op: string }).op}`);
+    }
+  };
+  server = await listenControl(controlSocketPath(args.runDir), handle);
+  await supervisor.request({ op: 'ready' });
+  log.info({ socket: controlSocketPath(args.runDir), restarts: args.restarts }, 'worker listening');
+}

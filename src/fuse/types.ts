@@ -1,0 +1,80 @@
+/**
+ * The seam between the FUSE session (protocol, kernel) and a filesystem (what the files are).
+ * fuse-blobs (a flat directory of blob files) and fuse-tree (a whole image tree) both implement
+ * FuseFilesystem; FuseSession does everything else. Inode numbers are FUSE node ids (root = 1).
+ * Failures: throw an OndemandError (its `errno` goes to the kernel); anything else becomes EIO.
+ */
+import type { FuseAttr, FuseStatfs } from './layout.js';
+
+export type { FuseAttr, FuseStatfs };
+
+/** Per-request context: who asked, and a signal aborted when the kernel interrupts the request. */
+export interface RequestContext {
+  uid: number;
+  gid: number;
+  pid: number;
+  signal: AbortSignal;
+}
+
+export interface DirEntry {
+  name: string;
+  ino: number;
+  /** st_mode (only the type bits are used). */
+  mode: number;
+}
+
+export interface OpenResult {
+  /** File handle echoed back in READ/RELEASE; 0 when the filesystem does not need one. */
+  fh?: bigint;
+  /** Keep the page cache across opens (immutable files). */
+  keepCache?: boolean;
+  /** Bypass the page cache: every read() becomes a READ request. */
+  directIo?: boolean;
+  /**
+   * Ask the session to let the kernel read this local file directly (FUSE passthrough). The file
+   * must hold the complete, final contents. Ignored (normal READs) when the connection has no
+   * passthrough or the inode is already open without it (the kernel forbids mixing the two).
+   */
+  passthroughPath?: string;
+}
+
+export interface FuseFilesystem {
+  lookup(parent: number, name: string, ctx: RequestContext): Promise<FuseAttr> | FuseAttr;
+  getattr(ino: number, ctx: RequestContext): Promise<FuseAttr> | FuseAttr;
+  open(ino: number, flags: number, ctx: RequestContext): Promise<OpenResult> | OpenResult;
+  read(ino: number, fh: bigint, offset: number, length: number, ctx: RequestContext): Promise<Buffer> | Buffer;
+  release?(ino: number, fh: bigint): Promise<void> | void;
+  /** Every entry of a directory (the session pages them into READDIR replies). */
+  readdir(ino: number, ctx: RequestContext): Promise<DirEntry[]> | DirEntry[];
+  readlink?(ino: number, ctx: RequestContext): Promise<string> | string;
+  statfs?(ino: number): FuseStatfs;
+  /** Without these the kernel is told ENOSYS once and caches "no xattrs". */
+  getxattr?(ino: number, name: string, ctx: RequestContext): Promise<Buffer> | Buffer;
+  listxattr?(ino: number, ctx: RequestContext): Promise<string[]> | string[];
+  /** The kernel dropped `nlookup` references to an inode (no reply). */
+  forget?(ino: number, nlookup: number): void;
+}
+
+/** What INIT settled; a session re-created on an existing connection reuses it instead of INIT. */
+export interface FuseConnectionParams {
+  /** Protocol minor version in use. */
+  minor: number;
+  /** Whether FUSE_PASSTHROUGH was negotiated (OPEN may then return backing ids). */
+  passthrough: boolean;
+  maxWrite: number;
+  maxPages: number;
+  maxReadahead: number;
+}
+
+export interface FuseSessionStats {
+  requests: number;
+  reads: number;
+  bytesRead: number;
+  opens: number;
+  passthroughOpens: number;
+  interrupts: number;
+  errors: number;
+  /** Requests answered ENOSYS because the opcode is not implemented. */
+  unsupported: number;
+  inFlight: number;
+}

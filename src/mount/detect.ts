@@ -1,0 +1,255 @@
+/**
+ * What this kernel supports, probed for real where that is cheap and safe, and which mount mode
+ * `auto` picks: fscache > fanotify > fuse-blobs > fuse-tree, skipping modes not implemented yet.
+ */
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { constants as osConstants, release } from 'node:os';
+import { join } from 'node:path';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, koffi, mount, umount2 } from '../native/libc.js';
+import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark } from '../native/fanotify.js';
+import { errorText, systemCode } from '../util/errors.js';
+import type { MountMode } from '../daemon/protocol.js';
+import { implementedModes } from './transports.js';
+
+export interface Feature { supported: boolean; reason: string }
+export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
+export type FeatureName = (typeof FEATURE_NAMES)[number];
+export type Features = Record<FeatureName, Feature>;
+
+export interface DetectReport {
+  features: Features;
+  /** The mode `--mode auto` picks, or null when nothing can work. */
+  mode: MountMode | null;
+  reason: string;
+  /** Why each better mode was passed over, best first. */
+  skipped: string[];
+}
+
+const isRoot = process.getuid?.() === 0;
+const errnoName = (e: number): string => Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
+
+export function kernelVersion(): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(release());
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+const atLeast = (major: number, minor: number): boolean => {
+  const [a, b] = kernelVersion();
+  return a > major || (a === major && b >= minor);
+};
+
+function filesystems(): string[] {
+  return readFileSync('/proc/filesystems', 'utf8').split('\n').map((l) => l.split('\t').pop()!.trim()).filter(Boolean);
+}
+
+/** A scratch dir on a real disk (tmpfs cannot back erofs file mounts nor take fanotify HSM marks). */
+function scratch(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(process.env.ONDEMAND_TEST_TMP ?? '/var/tmp', 'ondemand-detect-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function probeErofs(): Feature {
+  if (filesystems().includes('erofs')) return { supported: true, reason: 'erofs is listed in /proc/filesystems' };
+  try {
+    execFileSync('modprobe', ['erofs'], { stdio: 'ignore' });
+    if (filesystems().includes('erofs')) return { supported: true, reason: 'erofs module loaded (modprobe erofs)' };
+  } catch { /* no module */ }
+  return { supported: false, reason: 'erofs is not in /proc/filesystems and modprobe erofs failed' };
+}
+
+/** Mounts a tiny erofs image straight from a regular file with mount(2), as the daemon would. */
+function probeErofsFileBacked(erofs: Feature): Feature {
+  if (!erofs.supported) return { supported: false, reason: 'no erofs' };
+  const byVersion = atLeast(6, 12);
+  if (!isRoot) return { supported: byVersion, reason: `kernel ${release()} ${byVersion ? '>=' : '<'} 6.12 (not probed: needs root)` };
+  let mkfs = true;
+  try { execFileSync('sh', ['-c', 'command -v mkfs.erofs'], { stdio: 'ignore' }); } catch { mkfs = false; }
+  if (!mkfs) return { supported: byVersion, reason: `kernel ${release()} ${byVersion ? '>=' : '<'} 6.12 (not probed: mkfs.erofs missing)` };
+  const tmp = scratch();
+  try {
+    const src = join(tmp.dir, 'src');
+    const img = join(tmp.dir, 'probe.erofs');
+    const mnt = join(tmp.dir, 'mnt');
+    execFileSync('mkdir', ['-p', src, mnt]);
+    writeFileSync(join(src, 'probe'), 'ondemand');
+    execFileSync('mkfs.erofs', ['--quiet', img, src], { stdio: 'ignore' });
+    if (mount(img, mnt, 'erofs', MS_RDONLY, null) !== 0) {
+      const e = koffi.errno();
+      return { supported: false, reason: `mount(2) of an erofs image file failed with ${errnoName(e)}${e === 15 ? ' (kernel < 6.12 or no CONFIG_EROFS_FS_BACKED_BY_FILE)' : ''}` };
+    }
+    const ok = readFileSync(join(mnt, 'probe'), 'utf8') === 'ondemand';
+    umount2(mnt, MNT_DETACH);
+    return ok
+      ? { supported: true, reason: 'probe: mount(2) of an erofs image file works' }
+      : { supported: false, reason: 'probe: an erofs image file mounted but read back wrong' };
+  } catch (err) {
+    return { supported: byVersion, reason: `probe failed (${errorText(err)}); kernel ${release()}` };
+  } finally {
+    tmp.remove();
+  }
+}
+
+/** `bind ondemand` on /dev/cachefiles: EINVAL means the kernel has no on-demand mode (kernel-ondemand.md §1.2). */
+function probeCachefiles(): Feature {
+  if (!existsSync('/dev/cachefiles')) {
+    try { execFileSync('modprobe', ['cachefiles'], { stdio: 'ignore' }); } catch { /* not built */ }
+  }
+  if (!existsSync('/dev/cachefiles')) return { supported: false, reason: 'no /dev/cachefiles (CONFIG_CACHEFILES not built or module missing)' };
+  if (!isRoot) return { supported: false, reason: '/dev/cachefiles exists but opening it needs root' };
+  let fd: number;
+  try {
+    fd = openSync('/dev/cachefiles', 'r+');
+  } catch (err) {
+    const code = systemCode(err);
+    if (code === 'EBUSY') return { supported: false, reason: '/dev/cachefiles is held by another process (cachefilesd or a running daemon): one opener per host' };
+    return { supported: false, reason: `cannot open /dev/cachefiles: ${code ?? errorText(err)}` };
+  }
+  const tmp = scratch();
+  try {
+    writeSync(fd, `dir ${tmp.dir}`);
+    try {
+      writeSync(fd, 'bind ondemand');
+    } catch (err) {
+      if (systemCode(err) === 'EINVAL') return { supported: false, reason: "/dev/cachefiles rejects 'bind ondemand' (no CONFIG_CACHEFILES_ONDEMAND)" };
+      return { supported: false, reason: `'bind ondemand' failed: ${systemCode(err) ?? errorText(err)}` };
+    }
+    return { supported: true, reason: "/dev/cachefiles accepted 'bind ondemand'" };
+  } finally {
+    closeSync(fd);
+    tmp.remove();
+  }
+}
+
+/** Mounts a FUSE file system and reads the kernel's INIT request: flags2 bit 5 is FUSE_PASSTHROUGH. */
+function probeFuse(): { fuse: Feature; passthrough: Feature } {
+  if (!existsSync('/dev/fuse') || !filesystems().includes('fuse')) {
+    const no = { supported: false, reason: 'no /dev/fuse or fuse not in /proc/filesystems' };
+    return { fuse: no, passthrough: { supported: false, reason: 'no FUSE' } };
+  }
+  const fuse = { supported: true, reason: '/dev/fuse present' };
+  const byVersion = atLeast(6, 9);
+  if (!isRoot) return { fuse, passthrough: { supported: byVersion, reason: `kernel ${release()} ${byVersion ? '>=' : '<'} 6.9 (not probed: needs root)` } };
+  const tmp = scratch();
+  const fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
+  let mounted = false;
+  try {
+    const opts = `fd=${fd},rootmode=40000,user_id=0,group_id=0`;
+    if (mount('ondemand-probe', tmp.dir, 'fuse.ondemand-probe', MS_RDONLY | MS_NOSUID | MS_NODEV, opts) !== 0) {
+      return { fuse, passthrough: { supported: byVersion, reason: `FUSE probe mount failed (${errnoName(koffi.errno())}); kernel ${release()}` } };
+    }
+    mounted = true;
+    const buf = Buffer.alloc(64 * 1024 + 4096 * 2);
+    const n = readSync(fd, buf, 0, buf.length, null);
+    const FUSE_INIT = 26;
+    if (n < 64 || buf.readUInt32LE(4) !== FUSE_INIT) return { fuse, passthrough: { supported: false, reason: 'FUSE probe: first request was not INIT' } };
+    const major = buf.readUInt32LE(40);
+    const minor = buf.readUInt32LE(44);
+    const flags = buf.readUInt32LE(52);
+    const INIT_EXT = 1 << 30;
+    const flags2 = (flags & INIT_EXT) !== 0 ? buf.readUInt32LE(56) : 0;
+    const passthrough = (flags2 & (1 << 5)) !== 0;
+    return {
+      fuse: { supported: true, reason: `/dev/fuse present, protocol ${major}.${minor}` },
+      passthrough: passthrough
+        ? { supported: true, reason: `probe: the kernel offers FUSE_PASSTHROUGH in INIT (protocol ${major}.${minor})` }
+        : { supported: false, reason: `probe: INIT (protocol ${major}.${minor}) does not offer FUSE_PASSTHROUGH (kernel < 6.9 or CONFIG_FUSE_PASSTHROUGH off)` },
+    };
+  } catch (err) {
+    return { fuse, passthrough: { supported: byVersion, reason: `FUSE probe failed (${errorText(err)}); kernel ${release()}` } };
+  } finally {
+    if (mounted) umount2(tmp.dir, MNT_DETACH);
+    closeSync(fd);
+    tmp.remove();
+  }
+}
+
+/** fanotify_init(FAN_CLASS_PRE_CONTENT) + a FAN_PRE_ACCESS mark on a file on a real disk (fanotify-hsm.md §1). */
+function probeFanotify(): Feature {
+  if (!isRoot) return { supported: atLeast(6, 14), reason: `kernel ${release()} (not probed: FAN_CLASS_PRE_CONTENT needs CAP_SYS_ADMIN)` };
+  const fd = fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC, constants.O_RDONLY);
+  if (fd < 0) return { supported: false, reason: `fanotify_init(FAN_CLASS_PRE_CONTENT) failed with ${errnoName(koffi.errno())}` };
+  const tmp = scratch();
+  try {
+    const file = join(tmp.dir, 'probe');
+    writeFileSync(file, '');
+    if (fanotifyMark(fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, file) !== 0) {
+      const e = koffi.errno();
+      return { supported: false, reason: `FAN_PRE_ACCESS mark refused with ${errnoName(e)}${e === 22 ? ' (kernel < 6.14)' : ''}` };
+    }
+    return { supported: true, reason: 'probe: FAN_PRE_ACCESS mark accepted on a file in /var/tmp' };
+  } finally {
+    closeSync(fd);
+    tmp.remove();
+  }
+}
+
+function probeLoop(): Feature {
+  if (!existsSync('/dev/loop-control')) return { supported: false, reason: 'no /dev/loop-control' };
+  try {
+    execFileSync('sh', ['-c', 'command -v losetup'], { stdio: 'ignore' });
+  } catch {
+    return { supported: false, reason: '/dev/loop-control present but losetup (util-linux) is missing' };
+  }
+  return { supported: true, reason: '/dev/loop-control present' };
+}
+
+export function probeFeatures(): Features {
+  const erofs = probeErofs();
+  const { fuse, passthrough } = probeFuse();
+  return {
+    cachefilesOndemand: probeCachefiles(),
+    erofs,
+    erofsFileBacked: probeErofsFileBacked(erofs),
+    fuse,
+    fusePassthrough: passthrough,
+    fanotifyPreContent: probeFanotify(),
+    loop: probeLoop(),
+  };
+}
+
+/** Whether `mode` can work with these features, and why not. */
+export function modeUsable(mode: MountMode, f: Features): { ok: boolean; reason: string } {
+  const implemented = implementedModes().includes(mode);
+  const need = (ok: boolean, reason: string): { ok: boolean; reason: string } => ({ ok, reason });
+  let kernel: { ok: boolean; reason: string };
+  switch (mode) {
+    case 'fscache':
+      kernel = !f.erofs.supported ? need(false, 'no erofs')
+        : !f.cachefilesOndemand.supported ? need(false, `no cachefiles on-demand mode: ${f.cachefilesOndemand.reason}`)
+          : need(true, 'cachefiles on-demand mode and erofs are available (cache hits never leave the kernel)');
+      break;
+    case 'fanotify':
+      kernel = !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
+        : !f.fanotifyPreContent.supported ? need(false, `no fanotify pre-content events: ${f.fanotifyPreContent.reason}`)
+          : need(true, 'fanotify pre-content events and erofs file-backed mounts are available');
+      break;
+    case 'fuse-blobs':
+      kernel = !f.fuse.supported ? need(false, 'no FUSE')
+        : !f.erofs.supported ? need(false, 'no erofs')
+          : !f.erofsFileBacked.supported && !f.loop.supported ? need(false, 'erofs can neither mount files nor loop devices')
+            : need(true, `FUSE and erofs are available (erofs over ${f.erofsFileBacked.supported ? 'FUSE files' : 'loop devices'}${f.fusePassthrough.supported ? ', passthrough for complete blobs' : ''})`);
+      break;
+    case 'fuse-tree':
+      kernel = f.fuse.supported ? need(true, 'FUSE is available') : need(false, 'no FUSE');
+      break;
+  }
+  if (kernel.ok && !implemented) return { ok: false, reason: `the kernel supports it, but ondemand does not implement the ${mode} transport yet` };
+  return kernel;
+}
+
+export const MODE_PREFERENCE: readonly MountMode[] = ['fscache', 'fanotify', 'fuse-blobs', 'fuse-tree'];
+
+export function chooseMode(features: Features): { mode: MountMode | null; reason: string; skipped: string[] } {
+  const skipped: string[] = [];
+  for (const mode of MODE_PREFERENCE) {
+    const u = modeUsable(mode, features);
+    if (u.ok) return { mode, reason: skipped.length ? `${u.reason}; passed over: ${skipped.join('; ')}` : u.reason, skipped };
+    skipped.push(`${mode}: ${u.reason}`);
+  }
+  return { mode: null, reason: `no mode can work here: ${skipped.join('; ')}`, skipped };
+}
+
+export function detect(): DetectReport {
+  const features = probeFeatures();
+  return { features, ...chooseMode(features) };
+}

@@ -1,0 +1,285 @@
+/**
+ * The worker's mounts: making one (resolve → bootstrap → blobs → transport, every step undoable),
+ * unmaking one, re-attaching to the supervisor's live mounts after a restart, and their statistics.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
+import type { ResolvedImage } from '../resolve/types.js';
+import type { SupervisorClient } from '../daemon/ipc-client.js';
+import type {
+  KernelObject, MountMode, MountRecord, MountRequest, MountResult, MountStatus, StatusResult,
+} from '../daemon/protocol.js';
+import { fuseMountsDir } from '../daemon/paths.js';
+import { pidfdGetfd, pidfdOpen } from '../native/process.js';
+import { MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
+import { logFor, log } from '../util/log.js';
+import { chooseMode, modeUsable, type Features } from './detect.js';
+import { resolveImageRef } from './image-source.js';
+import type { KernelBroker } from './kernel-broker.js';
+import { checkMountpoint, waitUsable } from './mountpoint.js';
+import { transportFor, type ActiveTransport, type Transport, type TransportContext } from './transports.js';
+import { UndoStack } from './undo-stack.js';
+
+interface ActiveMount {
+  id: string;
+  mountpoint: string;
+  image: string;
+  mode: MountMode;
+  blobs: CachedBlob[];
+  baseline: BlobStats[];
+  transport: ActiveTransport;
+  undo: UndoStack;
+  prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController };
+}
+
+const ZERO: BlobStats = { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0 };
+
+export class MountManager {
+  private readonly mounts = new Map<string, ActiveMount>();
+  /** Mountpoints being mounted or unmounted right now: a second request for one is refused. */
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly cache: CacheBackend,
+    private readonly supervisor: SupervisorClient,
+    private readonly supervisorPid: number,
+    private readonly features: Features,
+    private readonly runDir: string,
+  ) {}
+
+  private broker(id: string, undo: UndoStack): KernelBroker {
+    const sup = this.supervisor;
+    const supervisorPid = this.supervisorPid;
+    const unmake = (object: KernelObject): Promise<void> => sup.request({ op: 'unmake', id, object }).then(() => undefined);
+    return {
+      undo,
+      async openFuse(path, fsname, options) {
+        const { fd } = await sup.request({ op: 'openFuse', id, path, fsname, options });
+        undo.push(`FUSE mount at ${path}`, () => unmake({ kind: 'fuse', path, fd }));
+        return adopt(supervisorPid, fd);
+      },
+      adoptFd: (fd) => adopt(supervisorPid, fd),
+      async saveFuseParams(path, params) {
+        await sup.request({ op: 'fuseParams', id, path, params });
+      },
+      async attachLoop(file) {
+        const { device } = await sup.request({ op: 'attachLoop', id, file });
+        undo.push(`loop device ${device}`, () => unmake({ kind: 'loop', device }));
+        return device;
+      },
+      async mount(source, target, fstype, flags, data) {
+        await sup.request({ op: 'mount', id, source, target, fstype, flags, data });
+        undo.push(`${fstype} mount at ${target}`, () => unmake({ kind: 'mount', target, fstype }));
+      },
+      async mkdir(path) {
+        await sup.request({ op: 'mkdir', id, path });
+        undo.push(`directory ${path}`, () => unmake({ kind: 'dir', path }));
+      },
+      unmake,
+    };
+  }
+
+  private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
+    if (requested === 'auto') {
+      const choice = chooseMode(this.features);
+      if (!choice.mode) throw new UnsupportedError(choice.reason);
+      return { transport: transportFor(choice.mode)!, reason: choice.reason };
+    }
+    const usable = modeUsable(requested, this.features);
+    if (!usable.ok) throw new UnsupportedError(`--mode ${requested} cannot work here: ${usable.reason}`);
+    return { transport: transportFor(requested)!, reason: `--mode ${requested}: ${usable.reason}` };
+  }
+
+  /** Opens, pins and snapshots every blob of the image (device-table order). */
+  private async openBlobs(resolved: ResolvedImage, undo: UndoStack): Promise<CachedBlob[]> {
+    const blobs: CachedBlob[] = [];
+    for (const descriptor of resolved.image.blobs) {
+      const toc = await resolved.loadToc(descriptor);
+      const blob = await this.cache.openBlob(descriptor, { fetcher: resolved.fetcher, toc, image: resolved.image.ref });
+      const unpin = blob.pin();
+      undo.push(`pin of blob ${descriptor.digest}`, unpin);
+      blobs.push(blob);
+    }
+    return blobs;
+  }
+
+  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[] }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
+    let resolved: ResolvedImage;
+    try {
+      resolved = await resolveImageRef(ref, {
+        insecure: options.insecure,
+        ...(options.creds ? { creds: options.creds } : {}),
+        ...(options.blobs && options.blobs.length > 0 ? { blobs: options.blobs } : {}),
+      });
+    } catch (err) {
+      if (err instanceof NotFoundError || err instanceof UnsupportedError) throw err;
+      throw new NotFoundError(`cannot resolve image ${ref}: ${errorText(err)}`, { image: ref }, { cause: err });
+    }
+    undo.push(`fetcher for ${ref}`, () => resolved.fetcher.close());
+    const bootstrapPath = await this.cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
+    const blobs = await this.openBlobs(resolved, undo);
+    return { resolved, bootstrapPath, blobs };
+  }
+
+  async mount(req: MountRequest): Promise<MountResult> {
+    const mountpoint = checkMountpoint(req.mountpoint);
+    if (this.mounts.has(mountpoint) || this.busy.has(mountpoint)) {
+      throw new MountError(`mountpoint ${mountpoint} is busy: an ondemand mount is there or being made`, { mountpoint });
+    }
+    const { transport, reason } = this.pickTransport(req.mode);
+    this.busy.add(mountpoint);
+    const id = randomBytes(6).toString('hex');
+    const undo = new UndoStack();
+    const mlog = logFor({ mountpoint, image: req.image, mode: transport.mode });
+    try {
+      const { resolved, bootstrapPath, blobs } = await this.prepare(req.image, req, undo);
+      const baseline = blobs.map((b) => b.stats());
+      await this.supervisor.request({
+        op: 'begin',
+        record: {
+          id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, createdAt: new Date().toISOString(),
+          resolve: { insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), manifestDigest: resolved.image.manifestDigest },
+        },
+        ...(req.creds ? { creds: req.creds } : {}),
+      });
+      // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
+      undo.push(`record of ${mountpoint}`, () => this.supervisor.request({ op: 'end', id }).then(() => undefined));
+      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo);
+      const active = await transport.mount(ctx);
+      await waitUsable(mountpoint);
+      await this.supervisor.request({ op: 'mounted', id, manifestDigest: resolved.image.manifestDigest });
+      const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, baseline, transport: active, undo };
+      this.mounts.set(mountpoint, m);
+      if (req.prefetch) this.startPrefetch(m);
+      mlog.info({ reason }, 'mounted');
+      return { mountpoint, image: req.image, mode: transport.mode, reason };
+    } catch (err) {
+      mlog.warn({ err: errorText(err) }, 'mount failed; undoing what was made');
+      const failures = await undo.unwind();
+      if (failures.length > 0) mlog.error({ failures }, 'could not undo everything');
+      throw err;
+    } finally {
+      this.busy.delete(mountpoint);
+    }
+  }
+
+  private context(id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack): TransportContext {
+    return {
+      id, mountpoint, image, bootstrapPath, blobs,
+      kernel: this.broker(id, undo),
+      features: this.features,
+      privateDir: join(fuseMountsDir(this.runDir), id),
+    };
+  }
+
+  private startPrefetch(m: ActiveMount): void {
+    const abort = new AbortController();
+    m.prefetch = { state: 'running', abort };
+    Promise.all(m.blobs.map((b) => b.prefetch({ signal: abort.signal }))).then(
+      () => { if (m.prefetch) m.prefetch.state = 'done'; },
+      (err: unknown) => {
+        if (m.prefetch) m.prefetch.state = 'failed';
+        if (!abort.signal.aborted) log.warn({ mountpoint: m.mountpoint, err: errorText(err) }, 'prefetch failed');
+      },
+    );
+  }
+
+  async umount(path: string): Promise<{ mountpoint: string }> {
+    const m = this.find(path);
+    if (!m) throw new MountError(`${path} is not mounted by ondemand`, { mountpoint: path });
+    if (this.busy.has(m.mountpoint)) throw new MountError(`${m.mountpoint} is being mounted or unmounted`, { mountpoint: m.mountpoint });
+    this.busy.add(m.mountpoint);
+    try {
+      m.prefetch?.abort.abort();
+      const failures = await m.undo.unwind();
+      this.mounts.delete(m.mountpoint);
+      if (failures.length > 0) throw new MountError(`unmounted ${m.mountpoint} with errors: ${failures.join('; ')}`, { mountpoint: m.mountpoint });
+      return { mountpoint: m.mountpoint };
+    } finally {
+      this.busy.delete(m.mountpoint);
+    }
+  }
+
+  async umountAll(): Promise<void> {
+    for (const mp of [...this.mounts.keys()]) {
+      await this.umount(mp).catch((err: unknown) => log.warn({ mountpoint: mp, err: errorText(err) }, 'umount failed'));
+    }
+  }
+
+  private find(path: string): ActiveMount | undefined {
+    const direct = this.mounts.get(path);
+    if (direct) return direct;
+    try {
+      return this.mounts.get(realpathSync(path));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * After a worker restart: serve every mount the supervisor still holds. A mount caught half-made is
+   * undone; one that cannot be served again is torn down (its readers get errors, never stale zeros).
+   */
+  async reattach(records: (MountRecord & { creds?: string })[]): Promise<void> {
+    for (const r of records) {
+      const rlog = logFor({ mountpoint: r.mountpoint, image: r.image });
+      if (r.state !== 'mounted') {
+        rlog.warn('undoing a mount the previous worker left half-made');
+        await this.supervisor.request({ op: 'end', id: r.id }).catch((err: unknown) => rlog.error({ err: errorText(err) }, 'undo failed'));
+        continue;
+      }
+      const undo = new UndoStack();
+      try {
+        const transport = transportFor(r.mode);
+        if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
+        const { bootstrapPath, blobs } = await this.prepare(r.image, { insecure: r.resolve.insecure, ...(r.creds ? { creds: r.creds } : {}), ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}) }, undo);
+        const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo);
+        const active = await transport.reattach(ctx, r);
+        // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).
+        undo.push(`record of ${r.mountpoint}`, () => this.supervisor.request({ op: 'end', id: r.id }).then(() => undefined));
+        const m: ActiveMount = { id: r.id, mountpoint: r.mountpoint, image: r.image, mode: r.mode, blobs, baseline: blobs.map(() => ZERO), transport: active, undo };
+        this.mounts.set(r.mountpoint, m);
+        if (r.prefetch) this.startPrefetch(m);
+        rlog.info('re-attached after a worker restart');
+      } catch (err) {
+        rlog.error({ err: errorText(err) }, 'cannot re-attach: tearing the mount down');
+        await undo.unwind();
+        await this.supervisor.request({ op: 'end', id: r.id }).catch(() => undefined);
+      }
+    }
+  }
+
+  status(): Pick<StatusResult, 'mounts'> {
+    const mounts: MountStatus[] = [];
+    for (const m of this.mounts.values()) {
+      const s = { bytesFetched: 0, requests: 0, hits: 0, misses: 0 };
+      m.blobs.forEach((b, i) => {
+        const now = b.stats();
+        const base = m.baseline[i] ?? ZERO;
+        s.bytesFetched += now.bytesFetched - base.bytesFetched;
+        s.requests += now.requestsFetched - base.requestsFetched;
+        s.hits += now.hits - base.hits;
+        s.misses += now.misses - base.misses;
+      });
+      const t = m.transport.stats();
+      mounts.push({
+        mountpoint: m.mountpoint, image: m.image, mode: m.mode, ...s,
+        ...(t.passthroughOpens !== undefined ? { passthroughOpens: t.passthroughOpens } : {}),
+        ...(m.prefetch ? { prefetch: m.prefetch.state } : {}),
+      });
+    }
+    return { mounts };
+  }
+}
+
+/** This process's duplicate of the supervisor's fd `fd`. */
+function adopt(supervisorPid: number, fd: number): number {
+  const pidfd = pidfdOpen(supervisorPid);
+  try {
+    return pidfdGetfd(pidfd, fd);
+  } finally {
+    closeSync(pidfd);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The HTTP layer of the registry client: one undici Agent (keep-alive pools per origin) with
+ * connect, headers and body-idle timeouts. No retries, auth or redirects here (client.ts does those).
+ */
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+
+export interface HttpTimeouts {
+  /** TCP (and TLS) connect, ms. */
+  connectMs: number;
+  /** From request sent to response headers received, ms. */
+  headersMs: number;
+  /** Longest silence while a body streams in, ms. */
+  bodyIdleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: HttpTimeouts = { connectMs: 10_000, headersMs: 30_000, bodyIdleMs: 30_000 };
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+/** A request body that can be produced again for a retry. */
+export type RequestBody = Buffer | { length: number; open: () => Readable };
+
+export interface HttpRequest {
+  method: HttpMethod;
+  url: URL;
+  headers: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Must be consumed or dumped by the caller. */
+  body: Dispatcher.ResponseData['body'];
+  url: URL;
+}
+
+export function header(res: { headers: HttpResponse['headers'] }, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Reads a body up to `limit` bytes (manifests, tokens, error documents). */
+export async function readBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new Error(`response body larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Discards a body without letting a slow or broken one block the caller. */
+export async function discardBody(res: HttpResponse): Promise<void> {
+  try {
+    await res.body.dump({ limit: 64 * 1024 });
+  } catch {
+    /* the body does not matter */
+  }
+}
+
+export class HttpTransport {
+  private readonly agent: Agent;
+
+  constructor(readonly timeouts: HttpTimeouts = DEFAULT_TIMEOUTS, connectionsPerOrigin = 64) {
+    this.agent = new Agent({
+      connect: { timeout: timeouts.connectMs },
+      headersTimeout: timeouts.headersMs,
+      bodyTimeout: timeouts.bodyIdleMs,
+      keepAliveTimeout: 30_000,
+      connections: connectionsPerOrigin,
+      pipelining: 1,
+    });
+  }
+
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    let body: Buffer | Readable | null = null;
+    const headers = { ...req.headers };
+    if (req.body !== undefined) {
+      if (Buffer.isBuffer(req.body)) {
+        body = req.body;
+      } else {
+        body = req.body.open();
+      }
+      headers['content-length'] = String(req.body.length);
+    }
+    const res = await this.agent.request({
+      origin: req.url.origin,
+      path: req.url.pathname + req.url.search,
+      method: req.method,
+      headers,
+      body,
+      signal: req.signal ?? null,
+      headersTimeout: this.timeouts.headersMs,
+      bodyTimeout: this.timeouts.bodyIdleMs,
+    });
+    return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

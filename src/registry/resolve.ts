@@ -1,0 +1,65 @@
+/**
+ * The registry branch of resolution: `HOST[:PORT]/REPO[:TAG][@DIGEST]` → the ondemand image, a
+ * fetcher for its blobs, and loaders for the bootstrap and TOCs.
+ */
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { FormatError, IntegrityError } from '../util/errors.js';
+import { RegistryFetcher } from '../fetch/registry.js';
+import { loadToc } from '../format/image/toc-fetch.js';
+import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
+import { RegistryClient } from './client.js';
+import { fetchImageManifest } from './image.js';
+import { ondemandImageFromManifest } from './ondemand-manifest.js';
+import { formatReference, parseReference } from './reference.js';
+
+/** Mirrors from options, else $ONDEMAND_REGISTRY_MIRRORS (comma-separated). */
+export function mirrorsFrom(options: ResolveOptions, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (options.mirrors !== undefined) return options.mirrors;
+  return (env.ONDEMAND_REGISTRY_MIRRORS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function clientForReference(registry: string, options: ResolveOptions): RegistryClient {
+  const credentials = options.creds !== undefined ? { creds: options.creds } : {};
+  return new RegistryClient({ registry, insecure: options.insecure ?? false, credentials, mirrors: mirrorsFrom(options) });
+}
+
+/** Gunzips and verifies a stored bootstrap; the size limit stops a gzip bomb. */
+export function unpackBootstrap(stored: Buffer, expected: { uncompressedDigest: string; uncompressedSize: number }, image: string): Buffer {
+  let raw: Buffer;
+  try {
+    raw = gunzipSync(stored, { maxOutputLength: Math.max(1, expected.uncompressedSize) });
+  } catch (err) {
+    const tooBig = err instanceof RangeError || (err instanceof Error && /maxOutputLength|buffer/i.test(err.message));
+    throw new FormatError(tooBig ? `bootstrap of ${image} inflates beyond its declared ${expected.uncompressedSize} bytes` : `bootstrap of ${image} is not valid gzip`, { image });
+  }
+  if (raw.length !== expected.uncompressedSize) {
+    throw new IntegrityError(`bootstrap of ${image} is ${raw.length} bytes, the manifest says ${expected.uncompressedSize}`, { image });
+  }
+  const digest = 'sha256:' + createHash('sha256').update(raw).digest('hex');
+  if (digest !== expected.uncompressedDigest) throw new IntegrityError(`bootstrap of ${image} has digest ${digest}, expected ${expected.uncompressedDigest}`, { image });
+  return raw;
+}
+
+export async function resolveRegistryImage(refText: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
+  const ref = parseReference(refText);
+  const name = formatReference(ref);
+  const client = clientForReference(ref.registry, options);
+  try {
+    const found = await fetchImageManifest(client, ref, options.platform !== undefined ? { platform: options.platform } : {});
+    const image = ondemandImageFromManifest(found.manifest, found.fetched.digest, name);
+    const fetcher = new RegistryFetcher(client, ref.repository, { closeClient: true });
+    return {
+      image,
+      fetcher,
+      loadBootstrap: async () => unpackBootstrap(await fetcher.fetchBlob(image.bootstrap.digest), image.bootstrap, name),
+      loadToc: (blob) => loadToc(fetcher, blob),
+    };
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The fuse-blobs view of one image: a flat read-only directory holding
+ *   bootstrap      the erofs meta image (a local file, served with pread or passthrough)
+ *   <blobId>       one file per data blob, named by its blob id (sha256 hex of the uncompressed view),
+ *                  size = uncompressed size; READ → CachedBlob.read (fetching missing frames).
+ * A blob that is complete when opened is handed to the kernel with FUSE passthrough on its cache data
+ * file; a blob with holes never is (the kernel would read the holes as zeros).
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { OndemandError } from '../../util/errors.js';
+import { FUSE_ROOT_ID, S_IFDIR, S_IFREG } from '../../fuse/layout.js';
+import type { CachedBlob } from '../../cache/types.js';
+import type { DirEntry, FuseAttr, FuseFilesystem, FuseStatfs, OpenResult } from '../../fuse/types.js';
+
+export const BOOTSTRAP_NAME = 'bootstrap';
+const BOOTSTRAP_INO = 2;
+const FIRST_BLOB_INO = 3;
+const ENOENT = 2;
+
+export interface FuseBlobsOptions {
+  /** Local path of the uncompressed bootstrap (erofs meta image). */
+  bootstrapPath: string;
+  /** Data blobs in erofs device-table order. */
+  blobs: readonly CachedBlob[];
+  /** Offer passthrough for complete blobs (and the bootstrap). Default true. */
+  passthrough?: boolean;
+  /** For errors. */
+  image?: string;
+}
+
+export interface FuseBlobsStats {
+  /** READ requests answered through the cache (blob files). */
+  blobReads: number;
+  blobBytesRead: number;
+  bootstrapReads: number;
+  /** Opens of a blob file answered with a passthrough request / with normal reads. */
+  passthroughOpens: number;
+  cachedOpens: number;
+}
+
+export class FuseBlobsFilesystem implements FuseFilesystem {
+  private readonly bootstrapPath: string;
+  private readonly bootstrapSize: number;
+  private readonly blobs: readonly CachedBlob[];
+  private readonly byName = new Map<string, number>();
+  private readonly passthrough: boolean;
+  private readonly image: string | undefined;
+  private bootstrapHandle?: Promise<FileHandle>;
+  private readonly mtime = Date.now() / 1000;
+  private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughOpens: 0, cachedOpens: 0 };
+
+  constructor(options: FuseBlobsOptions) {
+    this.bootstrapPath = options.bootstrapPath;
+    this.bootstrapSize = statSync(options.bootstrapPath).size;
+    this.blobs = options.blobs;
+    this.passthrough = options.passthrough ?? true;
+    this.image = options.image;
+    this.byName.set(BOOTSTRAP_NAME, BOOTSTRAP_INO);
+    options.blobs.forEach((b, i) => {
+      if (!this.byName.has(b.blobId)) this.byName.set(b.blobId, FIRST_BLOB_INO + i);
+    });
+  }
+
+  /** File names of the blobs in device-table order (a duplicated blob id repeats its file). */
+  blobNames(): string[] {
+    return this.blobs.map((b) => b.blobId);
+  }
+
+  stats(): FuseBlobsStats {
+    return { ...this.counters };
+  }
+
+  private blob(ino: number): CachedBlob | undefined {
+    return ino >= FIRST_BLOB_INO ? this.blobs[ino - FIRST_BLOB_INO] : undefined;
+  }
+
+  private attr(ino: number): FuseAttr {
+    if (ino === FUSE_ROOT_ID) return { ino, size: 4096, mode: S_IFDIR | 0o555, nlink: 2, uid: 0, gid: 0, mtime: this.mtime };
+    if (ino === BOOTSTRAP_INO) return { ino, size: this.bootstrapSize, mode: S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, mtime: this.mtime };
+    const blob = this.blob(ino);
+    if (!blob) throw new OndemandError('ENOTFOUND', 'no such inode in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
+    return { ino, size: blob.size, mode: S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, mtime: this.mtime };
+  }
+
+  lookup(parent: number, name: string): FuseAttr {
+    const ino = parent === FUSE_ROOT_ID ? this.byName.get(name) : undefined;
+    if (ino === undefined) throw new OndemandError('ENOTFOUND', `no file ${name} in fuse-blobs`, { image: this.image }, { errno: ENOENT });
+    return this.attr(ino);
+  }
+
+  getattr(ino: number): FuseAttr {
+    return this.attr(ino);
+  }
+
+  open(ino: number): OpenResult {
+    if (ino === BOOTSTRAP_INO) {
+      return this.passthrough ? { keepCache: true, passthroughPath: this.bootstrapPath } : { keepCache: true };
+    }
+    const blob = this.blob(ino);
+    if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
+    // Only a complete blob may be read by the kernel directly: a hole would read as zeros.
+    if (this.passthrough && blob.isComplete()) {
+      this.counters.passthroughOpens++;
+      return { keepCache: true, passthroughPath: blob.dataPath };
+    }
+    this.counters.cachedOpens++;
+    return { keepCache: true };
+  }
+
+  async read(ino: number, _fh: bigint, offset: number, length: number): Promise<Buffer> {
+    if (ino === BOOTSTRAP_INO) {
+      this.counters.bootstrapReads++;
+      this.bootstrapHandle ??= open(this.bootstrapPath, 'r');
+      const handle = await this.bootstrapHandle;
+      const n = Math.max(0, Math.min(length, this.bootstrapSize - offset));
+      const buf = Buffer.allocUnsafe(n);
+      const { bytesRead } = await handle.read(buf, 0, n, offset);
+      return buf.subarray(0, bytesRead);
+    }
+    const blob = this.blob(ino);
+    if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
+    if (offset >= blob.size) return Buffer.alloc(0);
+    const data = await blob.read(offset, Math.min(length, blob.size - offset));
+    this.counters.blobReads++;
+    this.counters.blobBytesRead += data.length;
+    return data;
+  }
+
+  readdir(ino: number): DirEntry[] {
+    if (ino !== FUSE_ROOT_ID) throw new OndemandError('EFUSE', 'not a directory', { ino }, { errno: 20 });
+    return [...this.byName.entries()].map(([name, i]) => ({ name, ino: i, mode: S_IFREG }));
+  }
+
+  statfs(): FuseStatfs {
+    const bytes = this.bootstrapSize + this.blobs.reduce((n, b) => n + b.size, 0);
+    return { blocks: Math.ceil(bytes / 4096), bfree: 0, bavail: 0, files: this.byName.size + 1, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
+  }
+
+  /** Closes the bootstrap handle (after unmount). */
+  async close(): Promise<void> {
+    const h = this.bootstrapHandle;
+    this.bootstrapHandle = undefined;
+    if (h) await (await h).close();
+  }
+}

@@ -1,0 +1,64 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { makeBlobFixture } from '../helpers/blob-fixture.js';
+import { CountingFetcher } from './fake-fetchers.js';
+import { freshCache, useCleanups } from './helpers.js';
+import { listCache } from '../../src/cache/index.js';
+
+useCleanups();
+
+/** What the directory really occupies: allocated blocks of every file and folder, like du. */
+function diskUsage(dir: string): number {
+  let total = statSync(dir).blocks * 512;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) total += statSync(join(dir, name)).blocks * 512;
+  return total;
+}
+
+describe('eviction', () => {
+  it('5. keeps the directory under its limit while a pinned (mounted) blob stays whole', async () => {
+    const maxSize = 1024 * 1024;
+    const { cache, dir } = await freshCache({ maxSize, highWatermark: 0.95, lowWatermark: 0.75 });
+    const blobSize = 256 * 1024;
+    const pinnedFx = makeBlobFixture({ size: blobSize, frameSize: 16384, compression: 'none', seed: 100 });
+    const pinnedFetcher = new CountingFetcher(pinnedFx.fetcher);
+    const pinned = await cache.openBlob(pinnedFx.descriptor, { fetcher: pinnedFetcher, toc: pinnedFx.toc });
+    const unpin = pinned.pin();
+    await pinned.ensure(0, blobSize);
+    const pinnedFetches = pinnedFetcher.requests;
+
+    const others = Array.from({ length: 8 }, (_, i) => makeBlobFixture({ size: blobSize, frameSize: 16384, compression: 'none', seed: 200 + i }));
+    let maxSeen = 0;
+    for (const fx of others) {
+      const b = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
+      // Several reads per blob, so eviction also meets blobs that are partly present.
+      for (let off = 0; off < blobSize; off += 64 * 1024) expect((await b.read(off, 64 * 1024)).equals(fx.uncompressed.subarray(off, off + 64 * 1024))).toBe(true);
+      const used = diskUsage(dir);
+      maxSeen = Math.max(maxSeen, used);
+      expect(used).toBeLessThanOrEqual(maxSize);
+      expect(pinned.isComplete()).toBe(true);
+    }
+    // The pinned blob is still whole: read without a single fetch.
+    expect((await pinned.read(0, blobSize)).equals(pinnedFx.uncompressed)).toBe(true);
+    expect(pinnedFetcher.requests).toBe(pinnedFetches);
+    // The oldest unpinned blob was evicted: reading it fetches again, with the right bytes.
+    const first = others[0]!;
+    const again = new CountingFetcher(first.fetcher);
+    const b0 = await cache.openBlob(first.descriptor, { fetcher: again, toc: first.toc });
+    expect(b0.isComplete()).toBe(false);
+    expect(Math.abs(cache.usage() - diskUsage(dir))).toBeLessThan(64 * 1024);
+
+    // Explicit gc below the pinned blob's size: everything else goes, the pinned blob stays.
+    unpin();
+    const keep = pinned.pin();
+    const res = await cache.gc({ maxSize: 300 * 1024 });
+    expect(res.evictedBlobs.length).toBeGreaterThan(0);
+    expect(pinned.isComplete()).toBe(true);
+    expect(diskUsage(dir)).toBeLessThanOrEqual(maxSize);
+    const listing = listCache(dir);
+    const ids = listing.blobs.filter((e) => (e.framesPresent ?? 0) > 0).map((e) => e.blobId);
+    expect(ids).toEqual([pinnedFx.toc.blobId]);
+    keep();
+    process.stderr.write(`eviction: max disk usage seen ${maxSeen} of ${maxSize} bytes\n`);
+  });
+});

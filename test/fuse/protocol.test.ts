@@ -1,0 +1,145 @@
+/**
+ * The FUSE protocol against the real kernel: a toy filesystem mounted through FuseMount, exercised by
+ * child processes and async fs calls (a synchronous call from this process would wait for a reply
+ * this very thread has to write).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FuseMount, abortFuseConnection } from '../../src/fuse/mount.js';
+import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
+import { isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { ToyFs, fileContent } from './toy-fs.js';
+
+const run = promisify(execFile);
+const FILES = 150;
+const sizeOf = (i: number): number => [0, 1, 4095, 4096, 4097, 131073, 1048576 + 3][i % 7]! + (i % 7 === 6 ? i : 0);
+
+function mounted(path: string): boolean {
+  return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === path);
+}
+
+describe.skipIf(!needs('FUSE protocol tests', [isRoot, 'root']))('FUSE session on /dev/fuse', () => {
+  const tmp = makeTempDir('fuse-proto');
+  const mnt = join(tmp.dir, 'mnt');
+  const fs = new ToyFs(FILES, sizeOf);
+  let m: FuseMount | undefined;
+
+  beforeAll(async () => {
+    mkdirSync(mnt);
+    m = await FuseMount.create(mnt, fs);
+  });
+
+  afterAll(async () => {
+    try {
+      if (m) await m.unmount({ lazy: true });
+    } finally {
+      if (mounted(mnt)) {
+        if (m) abortFuseConnection(m.device);
+        umount2(mnt, MNT_DETACH);
+      }
+      tmp.remove();
+    }
+  });
+
+  it('negotiates INIT: 1 MiB reads, read-ahead raised, passthrough offered by this kernel', () => {
+    expect(m!.params).toMatchObject({ minor: 40, maxPages: 256 });
+    expect(m!.params!.passthrough).toBe(true);
+    expect(readFileSync(`/sys/class/bdi/${m!.device}/read_ahead_kb`, 'utf8').trim()).toBe('1024');
+    expect(readFileSync('/proc/mounts', 'utf8')).toContain(`${mnt} fuse.ondemand ro,nosuid,nodev`);
+  });
+
+  it('lists, looks up and stats every file', async () => {
+    const names = (await readdir(mnt)).sort();
+    expect(names).toEqual([...Array.from({ length: FILES }, (_, i) => `f${i}`), 'link', 'slow', 'sub'].sort());
+    for (let i = 0; i < FILES; i += 7) {
+      const st = await stat(join(mnt, `f${i}`));
+      expect(st.size).toBe(sizeOf(i));
+      expect(st.mode).toBe(0o100644);
+      expect(st.mtimeMs).toBe(1700000000500);
+    }
+    expect((await stat(join(mnt, 'sub'))).isDirectory()).toBe(true);
+    expect(await readlink(join(mnt, 'link'))).toBe('sub/inner');
+    expect(await readFile(join(mnt, 'link'), 'utf8')).toBe('inner file\n');
+    await expect(stat(join(mnt, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const { stdout } = await run('ls', ['-la', join(mnt, 'sub')]);
+    expect(stdout).toContain('inner');
+    const df = await run('stat', ['-f', '-c', '%S %l', mnt]);
+    expect(df.stdout.trim()).toBe('4096 255');
+  });
+
+  it('reads every file byte for byte (sha256 through cat)', async () => {
+    const { stdout } = await run('sh', ['-c', `cd ${mnt} && for f in f*; do sha256sum $f; done`], { maxBuffer: 1 << 24 });
+    const got = new Map(stdout.trim().split('\n').map((l) => { const [h, n] = l.split(/\s+/); return [n!, h!]; }));
+    const { createHash } = await import('node:crypto');
+    for (let i = 0; i < FILES; i++) {
+      expect(got.get(`f${i}`), `f${i}`).toBe(createHash('sha256').update(fileContent(i, sizeOf(i))).digest('hex'));
+    }
+  });
+
+  it('serves 64 parallel reads with requests overlapping', async () => {
+    await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    fs.readDelayMs = 5;
+    fs.maxActiveReads = 0;
+    try {
+      const big = Array.from({ length: FILES }, (_, i) => i).filter((i) => i % 7 >= 5).slice(0, 64);
+      const procs = big.map((i) => run('dd', [`if=${join(mnt, `f${i}`)}`, 'of=/dev/null', 'bs=64k', 'iflag=direct']).catch(() =>
+        run('cat', [join(mnt, `f${i}`)], { encoding: 'buffer', maxBuffer: 1 << 22 })));
+      await Promise.all(procs);
+      const all = await Promise.all(big.map((i) => readFile(join(mnt, `f${i}`))));
+      all.forEach((b, k) => expect(b.equals(fileContent(big[k]!, sizeOf(big[k]!)))).toBe(true));
+    } finally {
+      fs.readDelayMs = 0;
+    }
+    expect(fs.maxActiveReads).toBeGreaterThan(4);
+  });
+
+  it('aborts a slow READ when the reader is killed (INTERRUPT), and keeps serving', async () => {
+    const before = m!.session.stats().interrupts;
+    const child = spawn('dd', [`if=${join(mnt, 'slow')}`, 'of=/dev/null', 'bs=4096', 'count=1'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal === 'SIGKILL' ? -9 : code)));
+    for (let t = 0; t < 100 && fs.slowStarted === 0; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.slowStarted).toBe(1);
+    child.kill('SIGKILL');
+    expect(await exited).toBe(-9);
+    for (let t = 0; t < 40 && fs.slowAborted === 0; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.slowAborted).toBe(1);
+    expect(m!.session.stats().interrupts).toBe(before + 1);
+    expect(m!.session.stats().inFlight).toBe(0);
+    expect((await readFile(join(mnt, 'sub', 'inner'), 'utf8'))).toBe('inner file\n');
+  });
+
+  it('answers unknown opcodes with ENOSYS (lseek SEEK_DATA → FUSE_LSEEK, getxattr)', async () => {
+    const before = m!.session.stats().unsupported;
+    const script = `import os,errno
+fd=os.open(${JSON.stringify(join(mnt, 'f5'))}, os.O_RDONLY)
+print(os.lseek(fd, 10, os.SEEK_DATA))
+try:
+    os.getxattr(${JSON.stringify(join(mnt, 'f5'))}, 'user.x'); print('xattr?')
+except OSError as e: print(errno.errorcode[e.errno])`;
+    const { stdout } = await run('python3', ['-c', script]);
+    // The kernel falls back to the generic lseek; GETXATTR's ENOSYS becomes EOPNOTSUPP.
+    expect(stdout.trim().split('\n')).toEqual(['10', 'EOPNOTSUPP']);
+    expect(m!.session.stats().unsupported).toBeGreaterThanOrEqual(before + 1);
+  });
+
+  it('hands the connection to a new session without INIT (supervisor restart)', async () => {
+    const old = m!;
+    const params = old.params!;
+    await old.session.stop();
+    m = FuseMount.adopt(mnt, old.fd, fs, params);
+    expect(m.session.params).toEqual(params);
+    expect(await readFile(join(mnt, 'f3'))).toEqual(fileContent(3, sizeOf(3)));
+    expect(m.session.stats().requests).toBeGreaterThan(0);
+  });
+
+  it('unmounts: the reader sees the connection go away', async () => {
+    await m!.unmount();
+    expect(await m!.session.whenEnded()).toBe(19);
+    expect(mounted(mnt)).toBe(false);
+    m = undefined;
+  });
+});

@@ -1,0 +1,321 @@
+/**
+ * A real Debian `docker-registry` (distribution 2.8) on 127.0.0.1 for tests, in one of three set-ups:
+ * - `none`: anonymous push and pull;
+ * - `basic`: htpasswd (bcrypt) Basic auth;
+ * - `token`: Bearer tokens from a token server this process runs (node:http on loopback), signed
+ *   RS256 with a key whose self-signed certificate the registry trusts (JWT header `x5c`).
+ *
+ * Each registry has its own YAML config and storage under /var/tmp; stop() kills it and removes the dir.
+ * Registries still running when the test process exits are killed on exit.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, createSign, randomBytes, X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync, rmSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { createServer as createHttpServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+
+export type RegistryAuth = 'none' | 'basic' | 'token';
+
+export interface TokenServerOptions {
+  /** Lifetime of the JWT as the registry enforces it, in seconds (default 300). */
+  lifetimeSeconds?: number;
+  /** `expires_in` told to the client (default = lifetimeSeconds). Larger than the lifetime → the client sees 401s. */
+  advertisedExpiresIn?: number;
+  /** Grant pull to clients without credentials (default false: anonymous tokens carry no access). */
+  anonymousPull?: boolean;
+}
+
+export interface StartRegistryOptions {
+  auth?: RegistryAuth;
+  /** Fixed port; default a free one. */
+  port?: number;
+  token?: TokenServerOptions;
+}
+
+export interface TokenServerInfo {
+  url: string;
+  service: string;
+  issuer: string;
+  /** Tokens issued so far (to test caching and refresh). */
+  issued(): number;
+  /** Requests refused for bad credentials. */
+  refused(): number;
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT` — the registry part of an image reference. */
+  host: string;
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  auth: RegistryAuth;
+  user?: string;
+  password?: string;
+  /** Storage and config directory. */
+  dir: string;
+  /** The registry's own log file (for debugging failed tests). */
+  logFile: string;
+  token?: TokenServerInfo;
+  stop(): Promise<void>;
+}
+
+const REGISTRY_BIN = process.env.ONDEMAND_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  const killAll = (): void => {
+    for (const child of running) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/** A free loopback TCP port (bound, read, released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function b64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+interface Access {
+  type: string;
+  name: string;
+  actions: string[];
+}
+
+function parseScope(scope: string): Access | undefined {
+  const first = scope.indexOf(':');
+  const last = scope.lastIndexOf(':');
+  if (first < 0 || last <= first) return undefined;
+  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+}
+
+interface TokenServer {
+  info: TokenServerInfo;
+  server: Server;
+}
+
+async function startTokenServer(dir: string, user: string, password: string, opts: TokenServerOptions): Promise<{ ts: TokenServer; certFile: string }> {
+  const keyFile = join(dir, 'token-key.pem');
+  const certFile = join(dir, 'token-cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=ondemand-test-token-issuer'], {
+    stdio: 'ignore',
+  });
+  const keyPem = readFileSync(keyFile, 'utf8');
+  const certDer = new X509Certificate(readFileSync(certFile)).raw;
+  const service = 'ondemand-test-registry';
+  const issuer = 'ondemand-test-issuer';
+  const lifetime = opts.lifetimeSeconds ?? 300;
+  const advertised = opts.advertisedExpiresIn ?? lifetime;
+  let issued = 0;
+  let refused = 0;
+
+  const sign = (claims: object): string => {
+    const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
+    const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    const sig = createSign('RSA-SHA256').update(input).sign(keyPem);
+    return `${input}.${b64url(sig)}`;
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname !== '/token') {
+      res.writeHead(404).end();
+      return;
+    }
+    let authenticated = false;
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const m = /^Basic\s+(.+)$/i.exec(header);
+      const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+      if (decoded !== `${user}:${password}`) {
+        refused++;
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="ondemand-test-token"' });
+        res.end(JSON.stringify({ details: 'incorrect username or password' }));
+        return;
+      }
+      authenticated = true;
+    }
+    const access: Access[] = [];
+    for (const scope of url.searchParams.getAll('scope')) {
+      for (const part of scope.split(' ')) {
+        const a = parseScope(part);
+        if (a === undefined) continue;
+        const allowed = authenticated ? a.actions.filter((x) => ['pull', 'push', '*'].includes(x)) : opts.anonymousPull ? a.actions.filter((x) => x === 'pull') : [];
+        access.push({ ...a, actions: allowed });
+      }
+    }
+    const now = Math.floor(Date.now() / 1000);
+    // distribution allows 60 s of clock skew past `exp`: shift exp back so the real lifetime is `lifetime`.
+    const claims = {
+      iss: issuer,
+      sub: authenticated ? user : '',
+      aud: service,
+      exp: now + lifetime - 60,
+      nbf: now - 1,
+      iat: now,
+      jti: randomBytes(12).toString('hex'),
+      access,
+    };
+    const token = sign(claims);
+    issued++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token, access_token: token, expires_in: advertised, issued_at: new Date(now * 1000).toISOString() }));
+  };
+
+  const server = createHttpServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+  return {
+    certFile,
+    ts: {
+      server,
+      info: { url: `http://127.0.0.1:${port}/token`, service, issuer, issued: () => issued, refused: () => refused },
+    },
+  };
+}
+
+async function waitForRegistry(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`docker-registry exited during start-up; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200 || res.status === 401) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error(`docker-registry did not answer /v2/ within ${timeoutMs} ms; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+}
+
+function yamlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Starts a registry; retries on another port if the chosen one was taken meanwhile. */
+export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      lastErr = err;
+      if (options.port !== undefined) break;
+    }
+  }
+  throw lastErr instanceof Error ? lastErr : new Error(String(lastErr));
+}
+
+async function startOnce(options: StartRegistryOptions): Promise<TestRegistry> {
+  installExitHook();
+  const auth = options.auth ?? 'none';
+  const dir = mkdtempSync(join(process.env.ONDEMAND_TEST_TMP ?? '/var/tmp', `ondemand-registry-${auth}-`));
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  const logFile = join(dir, 'registry.log');
+  const port = options.port ?? (await freePort());
+  const user = auth === 'none' ? undefined : 'tester';
+  const password = auth === 'none' ? undefined : `pw-${randomBytes(9).toString('base64url')}`;
+  let tokenServer: TokenServer | undefined;
+
+  let authYaml = '';
+  try {
+    if (auth === 'basic') {
+      const htpasswd = execFileSync('htpasswd', ['-Bbn', user!, password!], { encoding: 'utf8' });
+      writeFileSync(join(dir, 'htpasswd'), htpasswd);
+      authYaml = `auth:\n  htpasswd:\n    realm: ondemand-test\n    path: ${yamlString(join(dir, 'htpasswd'))}\n`;
+    } else if (auth === 'token') {
+      const { ts, certFile } = await startTokenServer(dir, user!, password!, options.token ?? {});
+      tokenServer = ts;
+      authYaml =
+        `auth:\n  token:\n    realm: ${yamlString(ts.info.url)}\n    service: ${yamlString(ts.info.service)}\n` +
+        `    issuer: ${yamlString(ts.info.issuer)}\n    rootcertbundle: ${yamlString(certFile)}\n`;
+    }
+    const config =
+      `version: 0.1\n` +
+      `log:\n  level: info\n  formatter: text\n` +
+      `storage:\n  filesystem:\n    rootdirectory: ${yamlString(dataDir)}\n  delete:\n    enabled: true\n` +
+      `http:\n  addr: 127.0.0.1:${port}\n  secret: ${yamlString(createHash('sha256').update(dir).digest('hex'))}\n` +
+      authYaml;
+    const configFile = join(dir, 'config.yml');
+    writeFileSync(configFile, config);
+    writeFileSync(logFile, '');
+    const { openSync, closeSync } = await import('node:fs');
+    const logFd = openSync(logFile, 'a');
+    const child = spawn(REGISTRY_BIN, ['serve', configFile], { stdio: ['ignore', logFd, logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    closeSync(logFd);
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitForRegistry(url, child, logFile, 15_000);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await gone;
+        clearTimeout(timer);
+      }
+      running.delete(child);
+      if (tokenServer) {
+        tokenServer.server.closeAllConnections();
+        await new Promise<void>((r) => tokenServer!.server.close(() => r()));
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    const result: TestRegistry = { host: `127.0.0.1:${port}`, url, auth, dir, logFile, stop };
+    if (user !== undefined) result.user = user;
+    if (password !== undefined) result.password = password;
+    if (tokenServer) result.token = tokenServer.info;
+    return result;
+  } catch (err) {
+    if (tokenServer) {
+      tokenServer.server.closeAllConnections();
+      tokenServer.server.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,68 @@
+/** Source trees and images for the mount tests, built with the real `ondemand build`. */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, listFiles, type Harness } from './harness.js';
+
+/** True when the built CLI has `name` (parts built by other areas land over time). */
+export function cliHas(name: string): boolean {
+  return existsSync(join(repoRoot, 'dist', 'src', 'cli', 'commands', `${name}.js`));
+}
+
+export interface TreeOptions { seed: string; bulkBytes?: number }
+
+/** A tree with small (inline), medium and large files, nesting and a symlink; `bulk.bin` makes the image big. */
+export function makeTree(dir: string, options: TreeOptions): void {
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  mkdirSync(join(dir, 'data', 'nested', 'deeper'), { recursive: true });
+  writeFileSync(join(dir, 'etc', 'motd'), `tree ${options.seed}\n`);
+  writeFileSync(join(dir, 'data', 'medium.bin'), randomBytes(200 * 1024));
+  writeFileSync(join(dir, 'data', 'one-mib-plus-one.bin'), randomBytes(1024 * 1024 + 1));
+  writeFileSync(join(dir, 'data', 'nested', 'deeper', 'three-mib.bin'), randomBytes(3 * 1024 * 1024));
+  writeFileSync(join(dir, 'data', 'bulk.bin'), randomBytes(options.bulkBytes ?? 16 * 1024 * 1024));
+  writeFileSync(join(dir, 'data', 'empty'), '');
+  symlinkSync('../etc/motd', join(dir, 'data', 'motd-link'));
+}
+
+export function sha(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** Every file of `src` read through `mnt`: same paths, same bytes, same link targets. Returns mismatches. */
+export function compareTrees(src: string, mnt: string): string[] {
+  const bad: string[] = [];
+  const a = listFiles(src);
+  const b = listFiles(mnt);
+  if (a.join('\n') !== b.join('\n')) bad.push(`file lists differ: ${a.length} vs ${b.length}`);
+  for (const rel of a) {
+    const s = join(src, rel);
+    const m = join(mnt, rel);
+    if (lstatSync(s).isSymbolicLink()) {
+      if (readlinkSync(s) !== readlinkSync(m)) bad.push(`${rel}: link target`);
+    } else if (sha(s) !== sha(m)) {
+      bad.push(`${rel}: content`);
+    }
+  }
+  return bad;
+}
+
+/** Builds `tree` into an OCI layout; returns the `oci:` reference and the stored size of its blobs. */
+export async function buildImage(h: Harness, tree: string, layout: string, tag = 'test'): Promise<{ ref: string; bytes: number }> {
+  await h.ok('build', tree, `oci:${layout}:${tag}`);
+  let bytes = 0;
+  const blobsDir = join(layout, 'blobs', 'sha256');
+  for (const f of listFiles(blobsDir)) bytes += lstatSync(join(blobsDir, f)).size;
+  return { ref: `oci:${layout}:${tag}`, bytes };
+}
+
+export interface MountStatusJson {
+  mountpoint: string; image: string; mode: string; bytesFetched: number; requests: number; hits: number; misses: number;
+  passthroughOpens?: number; prefetch?: string;
+}
+
+export async function mountStatus(h: Harness, mountpoint: string): Promise<MountStatusJson> {
+  const s = JSON.parse(await h.ok('status', '--json')) as { mounts: MountStatusJson[] };
+  const m = s.mounts.find((x) => x.mountpoint === mountpoint);
+  if (!m) throw new Error(`${mountpoint} not in status: ${JSON.stringify(s.mounts.map((x) => x.mountpoint))}`);
+  return m;
+}
