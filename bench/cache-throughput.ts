@@ -30,8 +30,16 @@ function content(size: number): Buffer {
     x ^= x << 5;
     x >>>= 0;
     const n = Math.min(64, size - at);
-    if (x & 1) for (let i = 0; i < n; i++) buf[at + i] = (x >>> (i & 15)) & 0xff;
-    else buf.fill(0x61 + (x % 26), at, at + n);
+    if (x & 1) {
+      for (let i = 0; i < n; i++) {
+        x ^= x << 13;
+        x >>>= 0;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        x >>>= 0;
+        buf[at + i] = x & 0xff;
+      }
+    } else buf.fill(0x61 + (x % 26), at, at + n);
   }
   return buf;
 }

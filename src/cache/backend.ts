@@ -62,6 +62,8 @@ export class Cache implements CacheBackend, BlobHost {
   private readonly bootstraps: BootstrapStore;
   private evicting: Promise<void> | null = null;
   private bootstrapBytesCached = 0;
+  /** Bytes about to be written (reserved, not yet in any blob's allocatedBytes). */
+  private reserved = 0;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
 
@@ -152,7 +154,7 @@ export class Cache implements CacheBackend, BlobHost {
     let total = 0;
     for (const b of this.blobs.values()) total += b.allocatedBytes;
     for (const e of this.disk.values()) total += e.bytes;
-    return total + this.bootstrapBytesCached;
+    return total + this.bootstrapBytesCached + this.reserved;
   }
 
   private bootstrapBytes(): number {
@@ -169,9 +171,14 @@ export class Cache implements CacheBackend, BlobHost {
 
   /** BlobHost: keeps the directory under its limit before `bytes` more are written. */
   async reserve(_blob: CachedBlobEntry, bytes: number): Promise<void> {
-    if (this.maxSize === undefined) return;
-    if (this.usage() + bytes <= this.maxSize * this.high) return;
-    await this.evictDownTo(this.maxSize * this.low - bytes);
+    this.reserved += bytes;
+    if (this.maxSize !== undefined && this.usage() > this.maxSize * this.high) {
+      await this.evictDownTo(this.maxSize * this.low);
+    }
+  }
+
+  release(bytes: number): void {
+    this.reserved -= bytes;
   }
 
   async gc(options: { maxSize?: number } = {}): Promise<GcResult> {

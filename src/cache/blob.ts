@@ -8,13 +8,13 @@
  * again. The persisted map therefore only ever names durable, verified frames.
  */
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
-import { ftruncate } from 'node:fs';
+import { ftruncate, read as fsRead } from 'node:fs';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../format/image/types.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import { seekData } from '../native/fsops.js';
 import { CacheError, FetchError, IntegrityError, OndemandError, errorText, systemCode } from '../util/errors.js';
 import { logFor, type Logger } from '../util/log.js';
-import { fdatasyncAsync, GroupSync, pread, pwritev } from './file-io.js';
+import { fdatasyncAsync, GroupSync, pread, preadInto, pwritev } from './file-io.js';
 import { decodeFrame, sha256Hex, type HashMode } from './frame-codec.js';
 import { MAP_FLAG_OPEN, mapFileSize } from './map-layout.js';
 import { decodeMap, encodeMap, PresenceBits, type MapIdentity } from './presence-map.js';
@@ -43,16 +43,25 @@ export interface BlobHost {
   readonly dir: string;
   readonly slots: FetchSlots;
   readonly tuning: BlobTuning;
-  /** Called before writing `bytes` new bytes: may evict other blobs to stay under the size limit. */
+  /**
+   * Called before writing `bytes` new bytes: may evict other blobs to stay under the size limit.
+   * The bytes count as used until `release(bytes)`, called once they are in allocatedBytes (or failed).
+   */
   reserve(blob: CachedBlobEntry, bytes: number): Promise<void>;
+  release(bytes: number): void;
   /** Shared default prefetch throttle (undefined when uncapped). */
   readonly prefetchThrottle: Throttle | undefined;
 }
 
 interface FrameWait {
+  /** Settles when the frame is present (durable + verified) or has failed. */
   promise: Promise<void>;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Settles with the frame's bytes as soon as they are verified (before they are durable). */
+  verified: Promise<Buffer>;
+  resolveVerified: (bytes: Buffer) => void;
+  rejectVerified: (err: Error) => void;
   job: FetchJob;
 }
 
@@ -180,9 +189,27 @@ export class CachedBlobEntry implements CachedBlob {
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.gate === null && this.bits.hasAll(first, last)) {
+      // The hot path: one pread into a fresh buffer, no other allocation or promise chain.
       this.counters.hits++;
       this.active++;
-      return pread(this.dataFd, end - offset, offset).finally(() => this.active--);
+      const n = end - offset;
+      const buf = Buffer.allocUnsafe(n);
+      return new Promise((resolve, reject) => {
+        fsRead(this.dataFd, buf, 0, n, offset, (err, got) => {
+          if (err) {
+            this.active--;
+            reject(cacheIoError(err, `read cached blob at ${offset}`, { blob: this.blobId, path: this.dataPath }));
+          } else if (got === n) {
+            this.active--;
+            resolve(buf);
+          } else {
+            preadInto(this.dataFd, buf, got, n - got, offset + got).then(
+              () => resolve(buf),
+              (e: unknown) => reject(cacheIoError(e, `read cached blob at ${offset}`, { blob: this.blobId, path: this.dataPath })),
+            ).finally(() => this.active--);
+          }
+        });
+      });
     }
     return this.slowRead(offset, end, first, last);
   }
@@ -199,7 +226,7 @@ export class CachedBlobEntry implements CachedBlob {
     }
     this.active++;
     try {
-      await this.acquire(first, last, true);
+      await this.acquire(first, last);
     } finally {
       this.active--;
     }
@@ -207,6 +234,13 @@ export class CachedBlobEntry implements CachedBlob {
 
   isComplete(): boolean {
     return this.bits.count === this.frames.length;
+  }
+
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) {
+      const first = this.inflight.values().next().value as FrameWait;
+      await first.promise.catch(() => {});
+    }
   }
 
   hasFrame(index: number): boolean {
@@ -305,27 +339,74 @@ export class CachedBlobEntry implements CachedBlob {
 
   // ---- fetching ----
 
+  /**
+   * A read that needs frames not yet present. Frames still in flight are served from their verified
+   * bytes as soon as verification passes, without waiting for the write and fdatasync that make them
+   * present (verification, not durability, is what makes bytes right); the rest comes from the file.
+   */
   private async slowRead(offset: number, end: number, first: number, last: number): Promise<Buffer> {
     this.active++;
     try {
-      await this.acquire(first, last, false);
-      return await pread(this.dataFd, end - offset, offset);
+      const waits = await this.startFetches(first, last);
+      if (waits === undefined) return await pread(this.dataFd, end - offset, offset);
+      const started = performance.now();
+      let mem: (Buffer | undefined)[];
+      try {
+        mem = await Promise.all(waits.map((w) => w?.verified));
+      } finally {
+        this.counters.recordWait(performance.now() - started);
+      }
+      const out = Buffer.allocUnsafe(end - offset);
+      let i = first;
+      while (i <= last) {
+        const f = this.frames[i] as FrameEntry;
+        const bytes = mem[i - first];
+        if (bytes) {
+          const from = Math.max(offset, f.uncompressedOffset);
+          const to = Math.min(end, f.uncompressedOffset + f.uncompressedSize);
+          bytes.copy(out, from - offset, from - f.uncompressedOffset, to - f.uncompressedOffset);
+          i++;
+          continue;
+        }
+        // A run of frames that were present: one pread.
+        let j = i;
+        while (j < last && mem[j + 1 - first] === undefined) j++;
+        const fj = this.frames[j] as FrameEntry;
+        const from = Math.max(offset, f.uncompressedOffset);
+        const to = Math.min(end, fj.uncompressedOffset + fj.uncompressedSize);
+        await preadInto(this.dataFd, out, from - offset, to - from, from);
+        i = j + 1;
+      }
+      return out;
     } finally {
       this.active--;
     }
   }
 
-  /** Waits until frames first..last are present, starting the fetches that nobody has started. */
-  private async acquire(first: number, last: number, isEnsure: boolean): Promise<void> {
+  /** Waits until frames first..last are present (written, durable, verified). */
+  private async acquire(first: number, last: number): Promise<void> {
+    const waits = await this.startFetches(first, last);
+    if (waits === undefined) return;
+    const started = performance.now();
+    try {
+      await Promise.all(waits.map((w) => w?.promise));
+    } finally {
+      this.counters.recordWait(performance.now() - started);
+    }
+  }
+
+  /**
+   * Starts the fetches nobody has started for frames first..last (merged, widened by read-ahead) and
+   * returns, per frame, its in-flight wait (undefined = present); undefined when all are present.
+   */
+  private async startFetches(first: number, last: number): Promise<(FrameWait | undefined)[] | undefined> {
     while (this.gate) await this.gate;
     if (this.closed) throw new CacheError('cache is closed', { blob: this.blobId });
     if (this.bits.hasAll(first, last)) {
       this.counters.hits++;
-      return;
+      return undefined;
     }
     this.counters.misses++;
-    const started = performance.now();
-    const waits: Promise<void>[] = [];
     let runStart = -1;
     const flush = (upTo: number): void => {
       if (runStart >= 0) this.startRuns(runStart, upTo);
@@ -344,23 +425,15 @@ export class CachedBlobEntry implements CachedBlob {
       }
       if (runStart < 0) runStart = i;
     }
-    // Widen: the missing, idle frames right after the read ride along in the same request.
+    // Widen: the missing, idle frames right after the request ride along in the same range request.
     let widenedEnd = last;
-    if (!isEnsure || this.host.tuning.readAheadFrames > 0) {
-      const limit = Math.min(this.frames.length - 1, last + this.host.tuning.readAheadFrames);
-      while (widenedEnd < limit && !this.bits.has(widenedEnd + 1) && !this.inflight.has(widenedEnd + 1)) widenedEnd++;
-    }
+    const limit = Math.min(this.frames.length - 1, last + this.host.tuning.readAheadFrames);
+    while (widenedEnd < limit && !this.bits.has(widenedEnd + 1) && !this.inflight.has(widenedEnd + 1)) widenedEnd++;
     if (runStart < 0 && widenedEnd > last) runStart = last + 1;
     flush(widenedEnd);
-    for (let i = first; i <= last; i++) {
-      const w = this.inflight.get(i);
-      if (w) waits.push(w.promise);
-    }
-    try {
-      await Promise.all(waits);
-    } finally {
-      this.counters.recordWait(performance.now() - started);
-    }
+    const waits: (FrameWait | undefined)[] = [];
+    for (let i = first; i <= last; i++) waits.push(this.bits.has(i) ? undefined : this.inflight.get(i));
+    return waits;
   }
 
   /** Splits frames a..b into jobs at the merge cap and at gaps in the stored layout, and starts them. */
@@ -405,8 +478,15 @@ export class CachedBlobEntry implements CachedBlob {
         resolve = res;
         reject = rej;
       });
+      let resolveVerified!: (bytes: Buffer) => void;
+      let rejectVerified!: (err: Error) => void;
+      const verified = new Promise<Buffer>((res, rej) => {
+        resolveVerified = res;
+        rejectVerified = rej;
+      });
       promise.catch(() => {}); // read-ahead frames may have no waiter
-      this.inflight.set(i, { promise, resolve, reject, job });
+      verified.catch(() => {});
+      this.inflight.set(i, { promise, resolve, reject, verified, resolveVerified, rejectVerified, job });
     }
     void this.runJob(job);
   }
@@ -415,8 +495,10 @@ export class CachedBlobEntry implements CachedBlob {
     const w = this.inflight.get(i);
     if (!w || w.job !== job) return;
     this.inflight.delete(i);
-    if (err) w.reject(err);
-    else w.resolve();
+    if (err) {
+      w.rejectVerified(err);
+      w.reject(err);
+    } else w.resolve();
   }
 
   private async runJob(job: FetchJob): Promise<void> {
@@ -469,6 +551,7 @@ export class CachedBlobEntry implements CachedBlob {
       });
       if (good.length === 0) return;
       const bytesOf = (i: number): Buffer => (decoded[i - first] as PromiseFulfilledResult<Buffer>).value;
+      for (const i of good) this.inflight.get(i)?.resolveVerified(bytesOf(i));
       let newBytes = 0;
       for (const i of good) newBytes += roundUp(bytesOf(i).length);
       await this.host.reserve(this, newBytes);
@@ -490,11 +573,12 @@ export class CachedBlobEntry implements CachedBlob {
         this.log.error({ err: e.message }, 'cannot store fetched frames');
         for (const i of good) this.settle(i, job, e);
         return;
+      } finally {
+        // Failed writes may still have allocated blocks: count what was written either way.
+        for (const i of written) this.allocatedBytes += roundUp(bytesOf(i).length);
+        this.host.release(newBytes);
       }
-      for (const i of written) {
-        this.bits.set(i);
-        this.allocatedBytes += roundUp(bytesOf(i).length);
-      }
+      for (const i of written) this.bits.set(i);
       this.scheduleMapWrite();
       for (const i of written) this.settle(i, job);
     } catch (err) {

@@ -19,6 +19,21 @@ export function pread(fd: number, length: number, position: number): Promise<Buf
   });
 }
 
+/** Reads exactly `length` bytes at `position` into `buf` at `at`; a short file is an error. */
+export function preadInto(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number): void => {
+      if (done === length) return resolve();
+      read(fd, buf, at + done, length - done, position + done, (err, n) => {
+        if (err) return reject(err);
+        if (n === 0) return reject(Object.assign(new Error(`short read at ${position + done}`), { code: 'EIO' }));
+        step(done + n);
+      });
+    };
+    step(0);
+  });
+}
+
 /** Writes all buffers contiguously at `position`, retrying short writes. */
 export function pwritev(fd: number, buffers: Buffer[], position: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -60,6 +60,11 @@ export interface CachedBlob {
   readonly mapPath?: string;
   /** True when frame `index` is present (written, durable, verified). */
   hasFrame?(index: number): boolean;
+  /**
+   * Resolves when no fetch of this blob is in flight. `read` returns as soon as bytes are verified;
+   * their frames become present (durable) a moment later — this waits for that.
+   */
+  idle?(): Promise<void>;
 }
 
 export interface OpenBlobOptions {

@@ -4,18 +4,15 @@
  * then manifests; the top manifest or index under the reference's tag).
  */
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { copyFile, rename, rm } from 'node:fs/promises';
 import { FormatError, systemCode } from '../util/errors.js';
 import { clientForReference } from '../registry/resolve.js';
 import type { RegistryClient } from '../registry/client.js';
 import { pushBlob } from '../registry/upload.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
-import { MEDIA_TYPE_OCI_INDEX } from '../format/image/media-types.js';
-import { isOciRef, parseOciRef, type SourceOptions } from './image-source.js';
+import { blobPath, initLayout, parseOciRef, putBlobBytes, putBlobFile, tagManifest } from '../format/image/oci-layout.js';
+import { isOciRef, type SourceOptions } from './image-source.js';
 import type { OciDescriptor } from './ondemand-manifest.js';
-
-const REF_NAME = 'org.opencontainers.image.ref.name';
 
 export interface Destination {
   readonly name: string;
@@ -36,75 +33,44 @@ export function openDestination(text: string, options: SourceOptions = {}): Dest
 class OciLayoutDestination implements Destination {
   readonly name: string;
   private readonly dir: string;
-  private readonly tag: string | undefined;
+  private readonly tag: string;
 
   constructor(text: string) {
     const { path, tag } = parseOciRef(text);
     this.name = text;
     this.dir = path;
-    this.tag = tag;
-  }
-
-  private blobPath(digest: string): string {
-    const [alg, hex] = digest.split(':') as [string, string];
-    return join(this.dir, 'blobs', alg, hex);
-  }
-
-  private async exists(path: string): Promise<boolean> {
-    try {
-      await stat(path);
-      return true;
-    } catch {
-      return false;
-    }
+    // Untagged output is tagged `latest`, which readers pick when no tag is named.
+    this.tag = tag ?? 'latest';
   }
 
   async putBlobFile(digest: string, path: string): Promise<void> {
-    const to = this.blobPath(digest);
-    await mkdir(dirname(to), { recursive: true });
-    if (await this.exists(to)) return;
+    await initLayout(this.dir);
+    const to = blobPath(this.dir, digest);
     try {
-      await rename(path, to);
+      await putBlobFile(this.dir, path, digest);
     } catch (err) {
       if (systemCode(err) !== 'EXDEV') throw err;
+      // The work directory is on another filesystem: copy, then rename into place.
       const tmp = `${to}.tmp-${process.pid}`;
       await copyFile(path, tmp);
       await rename(tmp, to);
+      await rm(path, { force: true });
     }
   }
 
-  async putBlobBytes(digest: string, bytes: Buffer): Promise<void> {
-    const to = this.blobPath(digest);
-    await mkdir(dirname(to), { recursive: true });
-    if (await this.exists(to)) return;
-    const tmp = `${to}.tmp-${process.pid}`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, to);
+  async putBlobBytes(digest: string, bytes: Buffer, mediaType = 'application/octet-stream'): Promise<void> {
+    await initLayout(this.dir);
+    const d = await putBlobBytes(this.dir, bytes, mediaType);
+    if (d.digest !== digest) throw new FormatError(`${this.name}: blob stored as ${d.digest}, expected ${digest}`);
   }
 
-  putManifest(digest: string, bytes: Buffer): Promise<void> {
-    return this.putBlobBytes(digest, bytes);
+  putManifest(digest: string, bytes: Buffer, mediaType: string): Promise<void> {
+    return this.putBlobBytes(digest, bytes, mediaType);
   }
 
   async tagTop(top: OciDescriptor, bytes: Buffer): Promise<void> {
-    await this.putBlobBytes(top.digest, bytes);
-    await writeFile(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    const indexPath = join(this.dir, 'index.json');
-    let manifests: OciDescriptor[] = [];
-    try {
-      const old = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests?: OciDescriptor[] };
-      manifests = Array.isArray(old.manifests) ? old.manifests : [];
-    } catch (err) {
-      if (systemCode(err) !== 'ENOENT') throw new FormatError(`${this.name}: existing index.json is unreadable: ${(err as Error).message}`);
-    }
-    // The new image takes the tag (or, untagged, replaces the untagged entries).
-    manifests = manifests.filter((m) => m.annotations?.[REF_NAME] !== this.tag);
-    const entry: OciDescriptor = { mediaType: top.mediaType, digest: top.digest, size: top.size };
-    if (this.tag !== undefined) entry.annotations = { [REF_NAME]: this.tag };
-    manifests.push(entry);
-    const tmp = `${indexPath}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests }, null, 2));
-    await rename(tmp, indexPath);
+    await this.putBlobBytes(top.digest, bytes, top.mediaType);
+    await tagManifest(this.dir, { mediaType: top.mediaType, digest: top.digest, size: top.size }, this.tag);
   }
 
   async close(): Promise<void> {}

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { FormatError, IntegrityError, NotFoundError, UsageError, systemCode } from '../util/errors.js';
+import { FormatError, IntegrityError, NotFoundError, systemCode } from '../util/errors.js';
+import { blobPath, parseOciRef, readIndex, selectManifest } from '../format/image/oci-layout.js';
 import { clientForReference } from '../registry/resolve.js';
 import type { RegistryClient } from '../registry/client.js';
 import { MAX_MANIFEST_BYTES, manifestMediaType, type FetchedManifest } from '../registry/manifest.js';
@@ -34,16 +34,7 @@ export interface ImageSource {
   close(): Promise<void>;
 }
 
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-
-/** `oci:PATH[:TAG]` → path and tag; a colon after the last `/` starts the tag. */
-export function parseOciRef(text: string): { path: string; tag?: string } {
-  const rest = text.slice('oci:'.length);
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > slash && colon > 0) return { path: rest.slice(0, colon), tag: rest.slice(colon + 1) };
-  return { path: rest };
-}
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 export function isOciRef(text: string): boolean {
   return text.startsWith('oci:');
@@ -98,40 +89,13 @@ class OciLayoutSource implements ImageSource {
 
   private blobPath(digest: string): string {
     if (!DIGEST.test(digest)) throw new FormatError(`${this.name}: invalid digest "${digest}"`, { image: this.name });
-    const [alg, hex] = digest.split(':') as [string, string];
-    return join(this.dir, 'blobs', alg, hex);
+    return blobPath(this.dir, digest);
   }
 
   async top(): Promise<FetchedManifest> {
-    let indexBytes: Buffer;
-    try {
-      indexBytes = await readFile(join(this.dir, 'index.json'));
-    } catch (err) {
-      if (systemCode(err) === 'ENOENT') throw new NotFoundError(`${this.name}: no OCI layout here (index.json missing)`, { image: this.name });
-      throw err;
-    }
-    let index: { manifests?: { digest?: unknown; mediaType?: unknown; annotations?: Record<string, unknown> }[] };
-    try {
-      index = JSON.parse(indexBytes.toString('utf8')) as typeof index;
-    } catch {
-      throw new FormatError(`${this.name}: index.json is not valid JSON`, { image: this.name });
-    }
-    const entries = Array.isArray(index.manifests) ? index.manifests : [];
-    const tagOf = (e: (typeof entries)[number]): string | undefined => {
-      const v = e.annotations?.['org.opencontainers.image.ref.name'];
-      return typeof v === 'string' ? v : undefined;
-    };
-    let chosen: (typeof entries)[number] | undefined;
-    if (this.tag !== undefined) {
-      chosen = entries.find((e) => tagOf(e) === this.tag);
-      if (chosen === undefined) throw new NotFoundError(`${this.name}: no image tagged "${this.tag}" (tags: ${entries.map(tagOf).filter(Boolean).join(', ') || 'none'})`, { image: this.name });
-    } else if (entries.length === 1) {
-      chosen = entries[0];
-    } else {
-      throw new UsageError(`${this.name} holds ${entries.length} images: name one as oci:PATH:TAG (tags: ${entries.map(tagOf).filter(Boolean).join(', ') || 'none'})`);
-    }
-    if (typeof chosen!.digest !== 'string') throw new FormatError(`${this.name}: index.json entry without a digest`, { image: this.name });
-    return this.manifest(chosen!.digest);
+    const index = await readIndex(this.dir);
+    const entry = selectManifest(index, this.tag, this.name);
+    return this.manifest(entry.digest);
   }
 
   async manifest(digest: string): Promise<FetchedManifest> {

@@ -96,7 +96,7 @@ export async function convertImage(src: string, dst: string, options: ConvertOpt
       await dest.putBlobBytes(converted.config.digest, converted.configBytes);
       const boot = packBootstrap(built.bootstrap);
       await dest.putBlobBytes(boot.descriptor.digest, boot.stored);
-      const bytes = ondemandManifestBytes(converted.config, built.blobs.map((b) => b.descriptor), boot.descriptor, built.chunkSize, t.fetched.digest);
+      const bytes = ondemandManifestBytes(converted.config, built.blobs.map((b) => b.descriptor), boot, built.chunkSize, t.fetched.digest);
       const descriptor: OciDescriptor = { mediaType: MEDIA_TYPE_OCI_MANIFEST, digest: sha256(bytes), size: bytes.length };
       if (t.platform) descriptor.platform = t.platform;
       descriptors.push(descriptor);

@@ -175,7 +175,8 @@ export class LayerApplier {
       }
       case 'symlink':
         if (entry.linkPath.length === 0) this.fail(entry, 'symlink with an empty target');
-        node = { kind: 'symlink', ...meta(entry), target: Buffer.from(entry.linkPath) };
+        // Linux symlinks are always 0777 whatever the archive says (as an unpacked tree shows).
+        node = { kind: 'symlink', ...meta(entry), perm: 0o777, target: Buffer.from(entry.linkPath) };
         break;
       case 'chardev':
       case 'blockdev':

@@ -215,14 +215,21 @@ export async function readTar(input: AsyncIterable<Buffer | Uint8Array | string>
       await onEntry(entry, body());
       entries++;
     }
-    // Skip what the handler did not read, plus the padding to the next block.
-    const skip = entryStart + padded - src.offset;
-    let left = skip;
+    // Skip what the handler did not read, plus the padding to the next block. Some writers (umoci
+    // 0.4 insert) end the stream right after the last body: a missing padding is an end, not damage.
+    const bodyEnd = entryStart + bodySize;
+    let left = entryStart + padded - src.offset;
+    let endedInPadding = false;
     while (left > 0) {
       const piece = await src.readSome(left);
-      if (piece === null) fail('truncated archive: entry body cut short', at, path);
-      left -= piece!.length;
+      if (piece === null) {
+        if (src.offset < bodyEnd) fail('truncated archive: entry body cut short', at, path);
+        endedInPadding = true;
+        break;
+      }
+      left -= piece.length;
     }
+    if (endedInPadding) break;
   }
   if (longName !== undefined || longLink !== undefined || pax.path !== undefined) {
     throw new FormatError(`${options.what}: truncated archive: a long-name or PAX header is not followed by its entry`);

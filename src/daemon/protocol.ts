@@ -40,6 +40,8 @@ export interface MountStatus {
   hits: number;
   misses: number;
   passthroughOpens?: number;
+  /** Blobs whose loop device now reads the complete cache file directly (no userspace on reads). */
+  blobsDirect?: number;
   prefetch?: 'running' | 'done' | 'failed';
 }
 export interface CacheStatus {
@@ -107,6 +109,8 @@ export type SupervisorRequest =
   | { op: 'openFuse'; id: string; path: string; fsname: string; options: string }
   | { op: 'fuseParams'; id: string; path: string; params: unknown }
   | { op: 'attachLoop'; id: string; file: string }
+  /** Points a read-only loop device at another file of the same size (a complete blob's cache file). */
+  | { op: 'swapLoop'; id: string; device: string; file: string }
   | { op: 'mount'; id: string; source: string; target: string; fstype: string; flags: number; data: string }
   | { op: 'mkdir'; id: string; path: string }
   | { op: 'unmake'; id: string; object: KernelObject }
@@ -123,6 +127,7 @@ export interface SupervisorResults {
   openFuse: { fd: number; supervisorPid: number };
   fuseParams: null;
   attachLoop: { device: string };
+  swapLoop: null;
   mount: null;
   mkdir: null;
   unmake: null;

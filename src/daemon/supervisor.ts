@@ -10,6 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { MS_NODEV, MS_NOSUID, MS_RDONLY } from '../native/libc.js';
 import { mountAsync } from '../native/mount-async.js';
+import { loopChangeFd } from '../native/loop.js';
 import { attachLoop, describeObject, unmakeObject } from '../mount/kernel-objects.js';
 import { detect, type Features } from '../mount/detect.js';
 import { MountError, OndemandError, errorText, systemCode } from '../util/errors.js';
@@ -203,6 +204,21 @@ export class Supervisor {
         const device = await attachLoop(req.file);
         this.add(req.id, { kind: 'loop', device });
         return { device };
+      }
+      case 'swapLoop': {
+        this.record(req.id);
+        const loopFd = openSync(req.device, constants.O_RDONLY);
+        try {
+          const fileFd = openSync(req.file, constants.O_RDONLY);
+          try {
+            loopChangeFd(loopFd, fileFd, req.device);
+          } finally {
+            closeSync(fileFd);
+          }
+        } finally {
+          closeSync(loopFd);
+        }
+        return null;
       }
       case 'mount': {
         this.record(req.id);

@@ -13,6 +13,7 @@ export interface KernelBroker {
   /** Saves what INIT negotiated, so a restarted worker can resume the connection without INIT. */
   saveFuseParams(path: string, params: unknown): Promise<void>;
   attachLoop(file: string): Promise<string>;
+  swapLoop(device: string, file: string): Promise<void>;
   /** mount(2) in the supervisor (on its thread pool: the kernel may read through our FUSE meanwhile). */
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   mkdir(path: string): Promise<void>;

@@ -69,6 +69,9 @@ export class MountManager {
         undo.push(`loop device ${device}`, () => unmake({ kind: 'loop', device }));
         return device;
       },
+      async swapLoop(device, file) {
+        await sup.request({ op: 'swapLoop', id, device, file });
+      },
       async mount(source, target, fstype, flags, data) {
         await sup.request({ op: 'mount', id, source, target, fstype, flags, data });
         undo.push(`${fstype} mount at ${target}`, () => unmake({ kind: 'mount', target, fstype }));
@@ -146,7 +149,7 @@ export class MountManager {
       });
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
       undo.push(`record of ${mountpoint}`, () => this.supervisor.request({ op: 'end', id }).then(() => undefined));
-      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo);
+      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, req.prefetch);
       const active = await transport.mount(ctx);
       await waitUsable(mountpoint);
       await this.supervisor.request({ op: 'mounted', id, manifestDigest: resolved.image.manifestDigest });
@@ -165,12 +168,13 @@ export class MountManager {
     }
   }
 
-  private context(id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack): TransportContext {
+  private context(id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack, prefetch: boolean): TransportContext {
     return {
       id, mountpoint, image, bootstrapPath, blobs,
       kernel: this.broker(id, undo),
       features: this.features,
       privateDir: join(fuseMountsDir(this.runDir), id),
+      prefetch,
     };
   }
 
@@ -178,7 +182,11 @@ export class MountManager {
     const abort = new AbortController();
     m.prefetch = { state: 'running', abort };
     Promise.all(m.blobs.map((b) => b.prefetch({ signal: abort.signal }))).then(
-      () => { if (m.prefetch) m.prefetch.state = 'done'; },
+      async () => {
+        if (abort.signal.aborted) return;
+        await m.transport.blobsComplete?.().catch((err: unknown) => log.warn({ mountpoint: m.mountpoint, err: errorText(err) }, 'switching to the complete blobs failed'));
+        if (m.prefetch) m.prefetch.state = 'done';
+      },
       (err: unknown) => {
         if (m.prefetch) m.prefetch.state = 'failed';
         if (!abort.signal.aborted) log.warn({ mountpoint: m.mountpoint, err: errorText(err) }, 'prefetch failed');
@@ -235,7 +243,7 @@ export class MountManager {
         const transport = transportFor(r.mode);
         if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
         const { bootstrapPath, blobs } = await this.prepare(r.image, { insecure: r.resolve.insecure, ...(r.creds ? { creds: r.creds } : {}), ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}) }, undo);
-        const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo);
+        const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, r.prefetch);
         const active = await transport.reattach(ctx, r);
         // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).
         undo.push(`record of ${r.mountpoint}`, () => this.supervisor.request({ op: 'end', id: r.id }).then(() => undefined));
@@ -267,6 +275,7 @@ export class MountManager {
       mounts.push({
         mountpoint: m.mountpoint, image: m.image, mode: m.mode, ...s,
         ...(t.passthroughOpens !== undefined ? { passthroughOpens: t.passthroughOpens } : {}),
+        ...(t.blobsDirect !== undefined ? { blobsDirect: t.blobsDirect } : {}),
         ...(m.prefetch ? { prefetch: m.prefetch.state } : {}),
       });
     }

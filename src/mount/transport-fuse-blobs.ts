@@ -1,14 +1,15 @@
 /**
  * The fuse-blobs transport as orchestration drives it: a private FUSE mount whose /dev/fuse fd the
- * supervisor owns (this worker serves a pidfd_getfd duplicate), showing `bootstrap` and one file per
- * blob; erofs mounted read-only on top — straight from the FUSE files where the kernel can, else
- * through loop devices.
+ * supervisor owns (this worker serves a pidfd_getfd duplicate) showing src/transport/fuse-blobs'
+ * filesystem (`bootstrap` and one file per blob), erofs mounted read-only on top by the supervisor.
  *
- * Passthrough is negotiated only when every blob is already complete (a warm mount): a passthrough
- * connection makes FUSE a stacked fs, which erofs refuses as a file-backed primary, so such mounts
- * go through loop devices (platform-notes: 6.6 GB/s). Cold mounts stay file-backed without loops.
+ * Arrangement (after src/transport/fuse-blobs/erofs-mount.ts, measured there on 6.18): file-backed
+ * erofs; with passthrough negotiated the primary is the local bootstrap file (erofs refuses a primary
+ * on a stacked fs) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
+ * time. Loop devices instead for kernels without file-backed erofs, and for `--prefetch` mounts: their
+ * blob files were opened before being complete, so when prefetch ends the read-only loops are switched
+ * to the complete cache files (LOOP_CHANGE_FD) and reads no longer involve this process.
  */
-import { stat } from 'node:fs/promises';
 import { closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuseSession } from '../fuse/session.js';
@@ -18,7 +19,7 @@ import { MS_NODEV, MS_RDONLY } from '../native/libc.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { MountRecord } from '../daemon/protocol.js';
-import { BlobsFilesystem } from './blobs-fs.js';
+import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from '../transport/fuse-blobs/index.js';
 import type { ActiveTransport, Transport, TransportContext } from './transports.js';
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -38,11 +39,29 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 }
 
 class ServedBlobs implements ActiveTransport {
-  constructor(private readonly session: FuseSession, private readonly fs: BlobsFilesystem, private readonly fd: number) {}
+  /** Loop device of each blob (device-table order) when erofs sits on loops; empty when file-backed. */
+  blobLoops: string[] = [];
+  private direct = 0;
 
-  stats(): { requests: number; passthroughOpens: number } {
+  constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {}
+
+  stats(): { requests: number; passthroughOpens: number; blobsDirect: number } {
     const s = this.session.stats();
-    return { requests: s.requests, passthroughOpens: s.passthroughOpens };
+    return { requests: s.requests, passthroughOpens: s.passthroughOpens, blobsDirect: this.direct };
+  }
+
+  /**
+   * A blob's loop device opened its FUSE file before the blob was complete, so that open can never
+   * become a passthrough one (the kernel forbids mixing on an inode). Instead the read-only loop is
+   * switched to the complete, pinned cache file itself: same bytes, no userspace on reads.
+   */
+  async blobsComplete(): Promise<void> {
+    for (const [i, device] of this.blobLoops.entries()) {
+      const blob = this.ctx.blobs[i];
+      if (!blob || !blob.isComplete()) continue;
+      await this.ctx.kernel.swapLoop(device, blob.dataPath);
+      this.direct += 1;
+    }
   }
 
   async stop(): Promise<void> {
@@ -59,38 +78,38 @@ function holder(ctx: TransportContext): { set: (s: ServedBlobs) => void } {
   return { set: (s) => { served = s; } };
 }
 
-async function mountErofs(ctx: TransportContext, passthrough: boolean): Promise<void> {
-  const files = BlobsFilesystem.names(ctx.blobs.length).map((n) => join(ctx.privateDir, n));
-  const [bootstrap, ...blobFiles] = files as [string, ...string[]];
-  const useLoops = passthrough || !ctx.features.erofsFileBacked.supported;
+async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): Promise<string[]> {
+  const fuseBootstrap = join(ctx.privateDir, BOOTSTRAP_NAME);
+  const blobFiles = fs.blobNames().map((n) => join(ctx.privateDir, n));
+  const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported;
   if (!useLoops) {
-    const data = blobFiles.map((f) => `device=${f}`).join(',');
-    await ctx.kernel.mount(bootstrap, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, data);
-    return;
+    const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
+    await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, blobFiles.map((f) => `device=${f}`).join(','));
+    return [];
   }
-  const bootDev = await ctx.kernel.attachLoop(bootstrap);
+  const bootDev = await ctx.kernel.attachLoop(fuseBootstrap);
   const blobDevs: string[] = [];
   for (const f of blobFiles) blobDevs.push(await ctx.kernel.attachLoop(f));
   await ctx.kernel.mount(bootDev, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, blobDevs.map((d) => `device=${d}`).join(','));
+  return blobDevs;
 }
 
 export const fuseBlobsTransport: Transport = {
   mode: 'fuse-blobs',
 
   async mount(ctx: TransportContext): Promise<ActiveTransport> {
-    const passthrough = ctx.features.fusePassthrough.supported && ctx.blobs.length > 0 && ctx.blobs.every((b) => b.isComplete());
-    const bootstrapSize = (await stat(ctx.bootstrapPath)).size;
-    const fs = new BlobsFilesystem(ctx.bootstrapPath, bootstrapSize, ctx.blobs, passthrough);
+    const passthrough = ctx.features.fusePassthrough.supported;
+    const fs = new FuseBlobsFilesystem({ bootstrapPath: ctx.bootstrapPath, blobs: ctx.blobs, passthrough, image: ctx.image });
     await ctx.kernel.mkdir(ctx.privateDir);
     const slot = holder(ctx);
     const fd = await ctx.kernel.openFuse(ctx.privateDir, 'ondemand', 'default_permissions');
     const session = FuseSession.start(fd, fs, { name: ctx.privateDir, passthrough });
-    const served = new ServedBlobs(session, fs, fd);
+    const served = new ServedBlobs(ctx, session, fs, fd);
     slot.set(served);
     const params = await withTimeout(session.ready(), INIT_TIMEOUT_MS, `FUSE INIT did not arrive at ${ctx.privateDir}`);
     await ctx.kernel.saveFuseParams(ctx.privateDir, params);
     setReadAhead(mountDevice(ctx.privateDir), 1024);
-    await mountErofs(ctx, params.passthrough);
+    served.blobLoops = await mountErofs(ctx, fs, params.passthrough);
     return served;
   },
 
@@ -98,11 +117,13 @@ export const fuseBlobsTransport: Transport = {
     const fuse = record.objects.find((o) => o.kind === 'fuse');
     if (!fuse || fuse.kind !== 'fuse' || !isParams(fuse.params)) throw new MountError(`no live FUSE connection recorded for ${record.mountpoint}`);
     const passthrough = fuse.params.passthrough;
-    const fs = new BlobsFilesystem(ctx.bootstrapPath, (await stat(ctx.bootstrapPath)).size, ctx.blobs, passthrough);
+    const fs = new FuseBlobsFilesystem({ bootstrapPath: ctx.bootstrapPath, blobs: ctx.blobs, passthrough, image: ctx.image });
     const slot = holder(ctx);
     const fd = ctx.kernel.adoptFd(fuse.fd);
     const session = FuseSession.fromFd(fd, fs, fuse.params, { name: fuse.path, passthrough });
-    const served = new ServedBlobs(session, fs, fd);
+    const served = new ServedBlobs(ctx, session, fs, fd);
+    // Loops were made bootstrap first, then one per blob (see mountErofs).
+    served.blobLoops = record.objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : [])).slice(1);
     slot.set(served);
     // Requests the dead worker had read but not answered sit in the kernel's processing queue:
     // FUSE_NOTIFY_RESEND (kernel >= 6.9) puts them back on the pending queue for us.

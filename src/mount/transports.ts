@@ -21,15 +21,20 @@ export interface TransportContext {
   features: Features;
   /** Directory under the run dir for this mount's private FUSE mount. */
   privateDir: string;
+  /** The mount will prefetch every blob (a transport may prepare to hand complete blobs to the kernel). */
+  prefetch: boolean;
 }
 
 export interface TransportStats {
   requests?: number;
   passthroughOpens?: number;
+  blobsDirect?: number;
 }
 
 export interface ActiveTransport {
   stats(): TransportStats;
+  /** Every blob is complete now (prefetch finished): let the kernel read the cache files directly. */
+  blobsComplete?(): Promise<void>;
   /** Called after the kernel objects are unmade: stop serving, release fds. */
   stop(): Promise<void>;
 }

@@ -306,10 +306,16 @@ export class RegistryClient {
 
   // ---------------------------------------------------------------- blobs
 
-  /** Size of a blob, or undefined when the repository does not have it. */
-  async blobSize(repository: string, digest: string, options: OperationOptions = {}): Promise<number | undefined> {
+  /** Size of a blob, or undefined when the repository does not have it (pushes ask the registry itself: useMirrors false). */
+  async blobSize(repository: string, digest: string, options: OperationOptions & { useMirrors?: boolean } = {}): Promise<number | undefined> {
     const budget = this.budget(`blob ${digest}`, { blob: digest, repository }, options);
-    const { res } = await this.send({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, scopes: [repositoryScope(repository, 'pull')], budget, mirrors: true });
+    const { res } = await this.send({
+      method: 'HEAD',
+      path: `/v2/${repository}/blobs/${digest}`,
+      scopes: [repositoryScope(repository, 'pull')],
+      budget,
+      mirrors: options.useMirrors ?? true,
+    });
     if (res.status === 404) {
       await discardBody(res);
       return undefined;

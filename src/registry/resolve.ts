@@ -10,7 +10,9 @@ import { loadToc } from '../format/image/toc-fetch.js';
 import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
 import { RegistryClient } from './client.js';
 import { fetchImageManifest } from './image.js';
-import { ondemandImageFromManifest } from './ondemand-manifest.js';
+import { parseManifest } from '../format/image/manifest.js';
+import { MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
+import type { ImageManifest } from './manifest.js';
 import { formatReference, parseReference } from './reference.js';
 
 /** Mirrors from options, else $ONDEMAND_REGISTRY_MIRRORS (comma-separated). */
@@ -44,13 +46,21 @@ export function unpackBootstrap(stored: Buffer, expected: { uncompressedDigest: 
   return raw;
 }
 
+/** An ordinary image gets a message that says what to do, before the strict format checks. */
+function requireOndemandImage(manifest: ImageManifest, name: string): void {
+  if (manifest.layers.some((l) => l.mediaType === MEDIA_TYPE_ONDEMAND_BOOTSTRAP)) return;
+  const types = [...new Set(manifest.layers.map((l) => l.mediaType))].join(', ') || 'no layers';
+  throw new FormatError(`${name} is not an ondemand image (its layers are ${types}); convert it with \`ondemand convert\``, { image: name });
+}
+
 export async function resolveRegistryImage(refText: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
   const ref = parseReference(refText);
   const name = formatReference(ref);
   const client = clientForReference(ref.registry, options);
   try {
     const found = await fetchImageManifest(client, ref, options.platform !== undefined ? { platform: options.platform } : {});
-    const image = ondemandImageFromManifest(found.manifest, found.fetched.digest, name);
+    requireOndemandImage(found.manifest, name);
+    const image = parseManifest(found.fetched.bytes, { ref: name, manifestDigest: found.fetched.digest });
     const fetcher = new RegistryFetcher(client, ref.repository, { closeClient: true });
     return {
       image,

@@ -40,7 +40,7 @@ function locationOf(result: SendResult): URL {
 export async function pushBlob(client: RegistryClient, repository: string, digest: string, source: BlobSource, options: PushBlobOptions = {}): Promise<PushOutcome> {
   const size = sourceSize(source);
   const what = `pushing blob ${digest} to ${client.registry}/${repository}`;
-  const existing = await client.blobSize(repository, digest, options);
+  const existing = await client.blobSize(repository, digest, { ...options, useMirrors: false });
   if (existing !== undefined) return 'exists';
   const budget = client.budget(what, { blob: digest, repository }, options);
   const scopes = [repositoryScope(repository, 'push')];

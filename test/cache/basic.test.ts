@@ -23,6 +23,7 @@ describe('cache reads', () => {
     const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
     expect((await blob.read(1000, 5000)).equals(fx.uncompressed.subarray(1000, 6000))).toBe(true);
     expect((await blob.read(0, 1e9)).equals(fx.uncompressed)).toBe(true);
+    await blob.idle?.();
     expect(blob.isComplete()).toBe(true);
     expect((await blob.read(299_999, 10)).length).toBe(1);
     expect((await blob.read(300_000, 10)).length).toBe(0);
@@ -54,6 +55,7 @@ describe('cache reads', () => {
       }
     }
     expect([...hits.values()].every((n) => n === 1)).toBe(true);
+    await blob.idle?.();
     const st = blob.stats();
     expect(st.framesPresent).toBe(hits.size);
     // Read the rest: still each frame once over the blob's life.

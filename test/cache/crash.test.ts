@@ -3,37 +3,19 @@
  * the persisted map (read directly, before any repair) names only frames whose bytes are right, and
  * a restarted cache reads the whole blob correctly. Runs the compiled dist/ (built here if stale).
  */
-import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openCache } from '../../src/cache/index.js';
 import { decodeMapAny } from '../../src/cache/presence-map.js';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { tempDir, useCleanups } from './helpers.js';
+import { ensureBuilt } from './dist-build.js';
 
 useCleanups();
-const root = join(import.meta.dirname, '..', '..');
-const built = join(root, 'dist', 'src', 'cache', 'index.js');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith('.ts')) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
-  }
-  return newest;
-}
-
 beforeAll(() => {
-  const stale = !existsSync(built) || statSync(built).mtimeMs < Math.max(newestMtime(join(root, 'src', 'cache')), newestMtime(join(root, 'src', 'format')));
-  if (stale) {
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
-    } catch {
-      // tsc still emits when another area has type errors; only our output matters.
-    }
-  }
-  expect(existsSync(built)).toBe(true);
+  ensureBuilt('dist/src/cache/index.js');
 });
 
 interface WarmChild {

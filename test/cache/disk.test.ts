@@ -42,16 +42,22 @@ describe.skipIf(!needs('cache disk tests', [isRoot, 'root'], [haveCommand('mkfs.
       if (!closed) await cache.close();
     });
     const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
-    // Frame-sized reads until the disk is full, then one read of everything.
+    // Frame-sized ensures until the disk is full (ensure needs the bytes in the file).
     let err: unknown;
+    let lastOk = -1;
     for (let off = 0; off < fx.uncompressed.length && err === undefined; off += 65536) {
-      err = await blob.read(off, 65536).then((b) => {
-        expect(b.equals(fx.uncompressed.subarray(off, off + 65536))).toBe(true);
+      err = await blob.ensure(off, 65536).then(() => {
+        lastOk = off;
         return undefined;
       }, (e: unknown) => e);
     }
-    const whole = await blob.read(0, fx.uncompressed.length).then(() => undefined, (e: unknown) => e);
+    const whole = await blob.ensure(0, fx.uncompressed.length).then(() => undefined, (e: unknown) => e);
     expect(whole).toBeInstanceOf(CacheError);
+    expect(lastOk).toBeGreaterThan(0);
+    // read still serves verified bytes of a frame the full disk cannot keep (and does not mark it).
+    const tail = fx.uncompressed.length - 65536;
+    expect((await blob.read(tail, 65536)).equals(fx.uncompressed.subarray(tail))).toBe(true);
+    expect(blob.hasFrame?.(fx.toc.frames.length - 1)).toBe(false);
     expect(err).toBeInstanceOf(CacheError);
     expect((err as CacheError).message).toMatch(/ENOSPC/);
     expect((err as CacheError).message).toMatch(/disk full/);

@@ -33,6 +33,7 @@ describe('eviction', () => {
       const b = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
       // Several reads per blob, so eviction also meets blobs that are partly present.
       for (let off = 0; off < blobSize; off += 64 * 1024) expect((await b.read(off, 64 * 1024)).equals(fx.uncompressed.subarray(off, off + 64 * 1024))).toBe(true);
+      await b.idle?.();
       const used = diskUsage(dir);
       maxSeen = Math.max(maxSeen, used);
       expect(used).toBeLessThanOrEqual(maxSize);

@@ -86,6 +86,7 @@ describe('statistics and bootstraps', () => {
     const { cache } = await freshCache();
     const blob = await cache.openBlob(fx.descriptor, { fetcher: slow, toc: fx.toc });
     await blob.read(0, 3 * 16384);
+    await blob.idle?.();
     await blob.read(0, 100);
     const s = blob.stats();
     expect(s).toMatchObject({ hits: 1, misses: 1, requestsFetched: 1, mergedRequests: 1, framesPresent: 3, framesTotal: 8 });

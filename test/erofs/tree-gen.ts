@@ -99,6 +99,10 @@ export function hardTree(o: HardTreeOptions): DirNode {
     ['xa-many', o.file(Buffer.from('m'), { xattrs: Array.from({ length: 120 }, (_, i) => ({ name: `user.attr${i}`, value: Buffer.from(`value-${i}`.repeat(i % 5 + 1)) })) })],
     ['xa-shared-2', o.file(Buffer.from('s'), { xattrs: [shared, { name: 'trusted.other', value: Buffer.from('t') }] })],
   ];
+  // Big xattr body + tail that cannot share one block: the writer falls back to FLAT_PLAIN.
+  const bigX = { name: 'user.bulky', value: randomBytes(r, 3000) };
+  xattrFiles.push(['xa-big-tail', o.file(randomBytes(r, 6000), { xattrs: [{ name: 'user.bulky', value: randomBytes(r, 3000) }] })]);
+  xattrFiles.push(['xa-dir-plain', dir(Array.from({ length: 60 }, (_, i): [string, ErofsNode] => [`child-with-a-longish-name-${i}`, o.file(Buffer.from(String(i)), {})]), { xattrs: [bigX] })]);
   if (o.acls) xattrFiles.push(['xa-acl', o.file(Buffer.from('a'), { xattrs: [{ name: 'system.posix_acl_access', value: ACL_VALUE }] })]);
 
   const links: [string, ErofsNode][] = [
@@ -123,6 +127,7 @@ export function hardTree(o: HardTreeOptions): DirNode {
     ['!bang', o.file(Buffer.from('!'), {})],
     ['-dash', o.file(Buffer.from('-'), {})],
     ['.hidden', o.file(Buffer.from('.'), {})],
+    ['.-between-dots', o.file(Buffer.from('.-'), {})], // sorts between "." and ".."
     ['hardlink-a', linked],
   ];
   const big: [string, ErofsNode][] = [];

@@ -1,4 +1,5 @@
 /** Source trees and images for the mount tests, built with the real `ondemand build`. */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -65,4 +66,13 @@ export async function mountStatus(h: Harness, mountpoint: string): Promise<Mount
   const m = s.mounts.find((x) => x.mountpoint === mountpoint);
   if (!m) throw new Error(`${mountpoint} not in status: ${JSON.stringify(s.mounts.map((x) => x.mountpoint))}`);
   return m;
+}
+
+/** Pushes an OCI layout with `ondemand push`, or skopeo until that exists. */
+export async function pushLayout(h: Harness, layoutRef: string, dest: string): Promise<void> {
+  if (cliHas('push')) {
+    await h.ok('push', '--insecure', layoutRef, dest);
+    return;
+  }
+  execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', layoutRef, `docker://${dest}`]);
 }

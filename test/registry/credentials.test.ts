@@ -62,7 +62,7 @@ esac
     expect(await findCredentials('plain.example:5000', { env })).toEqual({ kind: 'password', username: 'alice', password: 'pa:ss' });
     expect(await findCredentials('split.example', { env })).toEqual({ kind: 'password', username: 'bob', password: 'bobpw' });
     expect(await findCredentials('idtoken.example', { env })).toEqual({ kind: 'identity-token', username: '', identityToken: 'id-tok' });
-    expect(() => findCredentials('x', { creds: 'nocolon', env })).rejects.toBeInstanceOf(UsageError);
+    await expect(findCredentials('x', { creds: 'nocolon', env })).rejects.toBeInstanceOf(UsageError);
   });
 
   it('credHelpers and credsStore run docker-credential-NAME get', async () => {

@@ -9,6 +9,9 @@ import { statusCommand } from './status.js';
 import { detectCommand } from './detect.js';
 import { daemonCommand } from './daemon.js';
 import { cacheCommand } from './cache.js';
+import { convertCommand } from './convert.js';
+import { pushCommand } from './push.js';
+import { pullCommand } from './pull.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs erases the per-command argument types here
 export const commands: CliCommand<any>[] = [
@@ -19,4 +22,7 @@ export const commands: CliCommand<any>[] = [
   detectCommand,
   daemonCommand,
   cacheCommand,
+  convertCommand,
+  pushCommand,
+  pullCommand,
 ];

@@ -18,7 +18,7 @@ export const mountCommand = defineCommand({
       .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
       .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to the registry' })
       .option('creds', { type: 'string', describe: 'USER:PASS for the registry' })
-      .option('blob', { type: 'string', array: true, describe: 'Blob file of a plain bootstrap (repeat, device-table order)' })
+      .option('blob', { type: 'string', array: true, nargs: 1, describe: 'Blob file of a plain bootstrap (repeat, device-table order)' })
       .option('foreground', { type: 'boolean', default: false, describe: 'Start the daemon attached to this terminal and wait for it' }),
   handler: async (argv) => {
     // Bad mountpoints fail here, before any daemon is started.

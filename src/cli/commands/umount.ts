@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { defineCommand, out } from '../command.js';
 import { DaemonNotRunning, requestDaemon } from '../../daemon/client.js';
 import { cleanupFromRecord } from '../../mount/cleanup.js';
@@ -8,15 +10,19 @@ export const umountCommand = defineCommand({
   describe: 'Unmount an image and undo everything its mount made (works without a daemon too)',
   builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
   handler: async (argv) => {
+    let mountpoint = resolve(argv.mountpoint);
     try {
-      const r = await requestDaemon({ op: 'umount', mountpoint: argv.mountpoint });
+      mountpoint = realpathSync(mountpoint);
+    } catch { /* a dead FUSE mount may not resolve: use the path as given */ }
+    try {
+      const r = await requestDaemon({ op: 'umount', mountpoint });
       out(`unmounted ${r.mountpoint}`);
       return;
     } catch (err) {
       // The daemon is gone (killed, crashed): undo what its record file lists.
       if (!(err instanceof DaemonNotRunning)) throw err;
     }
-    const record = await cleanupFromRecord(argv.mountpoint).catch((err: unknown) => {
+    const record = await cleanupFromRecord(mountpoint).catch((err: unknown) => {
       throw err instanceof MountError ? err : new MountError(String(err));
     });
     out(`unmounted ${record.mountpoint} (daemon not running: cleaned up from its record)`);

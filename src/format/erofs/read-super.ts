@@ -63,7 +63,7 @@ export function readSuperblock(src: ErofsSource, ctx: ErrorContext): ErofsSuperb
     const table = src.read(start, end - start);
     for (let i = 0; i < sb.extraDevices; i++) {
       const s = decodeDeviceSlot(table, i * DEVICE_SLOT_SIZE);
-      devices.push({ tag: s.tag.toString('latin1'), blocks: s.blocks, mappedBlkaddr: s.mappedBlkaddr });
+      devices.push({ tag: s.tag.toString('utf8'), blocks: s.blocks, mappedBlkaddr: s.mappedBlkaddr });
     }
   }
   const nul = sb.volumeName.indexOf(0);

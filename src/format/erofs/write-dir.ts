@@ -2,8 +2,7 @@
  * Writer: directory data (§9). Entries (already sorted, with . and ..) are packed into blocks of
  * dirents followed by names; a name never crosses a block; the last block may be short (the tail).
  */
-import { DIRENT_SIZE } from './layout.js';
-import { encodeDirent } from './dirent.js';
+import { DIRENT, DIRENT_SIZE } from './layout.js';
 
 export interface DirBlock {
   first: number;
@@ -49,7 +48,12 @@ export function encodeDirBlocks(entries: readonly DirEntryOut[], layout: DirLayo
     let nameoff = b.count * DIRENT_SIZE;
     for (let k = 0; k < b.count; k++) {
       const e = entries[b.first + k]!;
-      encodeDirent({ nid: BigInt(e.nid), nameoff, fileType: e.fileType }, out, base + k * DIRENT_SIZE);
+      // Same bytes as encodeDirent, without a BigInt per entry (this loop runs for every name in the image).
+      const at = base + k * DIRENT_SIZE;
+      out.writeUInt32LE(e.nid % 0x1_0000_0000, at + DIRENT.nid);
+      out.writeUInt32LE(Math.floor(e.nid / 0x1_0000_0000), at + DIRENT.nid + 4);
+      out.writeUInt16LE(nameoff, at + DIRENT.nameoff);
+      out[at + DIRENT.fileType] = e.fileType;
       e.name.copy(out, base + nameoff);
       nameoff += e.name.length;
     }

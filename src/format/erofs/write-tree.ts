@@ -4,7 +4,7 @@
  */
 import { FormatError } from '../../util/errors.js';
 import { NAME_LEN } from './layout.js';
-import type { DirNode, ErofsNode } from './model.js';
+import type { DirEntry, DirNode, ErofsNode } from './model.js';
 
 export interface ChildRef {
   name: Buffer;
@@ -36,6 +36,16 @@ function checkName(name: Buffer, where: string): void {
   }
 }
 
+/**
+ * Entries sorted bytewise. A latin1 string has one code unit per byte, so comparing those strings
+ * is unsigned byte order (shorter prefix first) — much cheaper than Buffer.compare per comparison.
+ */
+function sortedEntries(entries: readonly DirEntry[]): { entry: DirEntry; key: string }[] {
+  const keyed = entries.map((entry) => ({ entry, key: entry.name.toString('latin1') }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed;
+}
+
 /** Every inode once, root first. Throws FormatError for bad names, duplicates, and directories linked twice. */
 export function collectInodes(root: DirNode): TreeInode[] {
   const rootInode: TreeInode = { node: root, index: 0, nlink: 2, children: [] };
@@ -48,12 +58,12 @@ export function collectInodes(root: DirNode): TreeInode[] {
     const dir = inodes[i]!;
     if (dir.node.kind !== 'dir') continue;
     const where = paths.get(dir) ?? '?';
-    const entries = dir.node.entries.slice().sort((a, b) => Buffer.compare(a.name, b.name));
+    const entries = sortedEntries(dir.node.entries);
     const children: ChildRef[] = [];
     for (let k = 0; k < entries.length; k++) {
-      const e = entries[k]!;
+      const e = entries[k]!.entry;
       checkName(e.name, where);
-      if (k > 0 && entries[k - 1]!.name.equals(e.name)) {
+      if (k > 0 && entries[k - 1]!.key === entries[k]!.key) {
         throw new FormatError(`erofs writer: duplicate name ${JSON.stringify(e.name.toString('latin1'))} in ${where}`, { path: where });
       }
       let child = seen.get(e.node);
@@ -74,8 +84,14 @@ export function collectInodes(root: DirNode): TreeInode[] {
       }
       children.push({ name: e.name, inode: child });
     }
-    children.push({ name: DOT, inode: dir }, { name: DOTDOT, inode: parentOf.get(dir) ?? dir });
-    children.sort((a, b) => Buffer.compare(a.name, b.name));
+    // "." and ".." go in their byte-order places ("." < ".-x" < ".." is possible, so each on its own).
+    const before = (k: string): number => {
+      let n = 0;
+      while (n < entries.length && entries[n]!.key < k) n++;
+      return n;
+    };
+    children.splice(before('..'), 0, { name: DOTDOT, inode: parentOf.get(dir) ?? dir });
+    children.splice(before('.'), 0, { name: DOT, inode: dir });
     dir.children = children;
   }
   return inodes;

@@ -192,7 +192,7 @@ export function parseManifest(bytes: Buffer, context: { ref: string; manifestDig
   if (bootstrap.uncompressedSize < 4096 || bootstrap.uncompressedSize % 4096 !== 0) fail(`bootstrap size ${bootstrap.uncompressedSize} is not a positive multiple of 4096`);
   const annotations = m.annotations === undefined ? undefined : (isObject(m.annotations) ? (m.annotations as Record<string, string>) : fail('manifest annotations are not an object'));
   const chunkSize = annotationInt(annotations, ANNOTATION.chunkSize, fail, 'manifest');
-  if (chunkSize < 4096 || (chunkSize & (chunkSize - 1)) !== 0) fail(`chunk size ${chunkSize} is not a power of two >= 4096`);
+  if (chunkSize < 4096 || chunkSize > 2 ** 30 || (chunkSize & (chunkSize - 1)) !== 0) fail(`chunk size ${chunkSize} is not a power of two >= 4096`);
   return {
     ref: context.ref,
     manifestDigest: context.manifestDigest,

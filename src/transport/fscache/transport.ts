@@ -117,6 +117,14 @@ export class FscacheTransport {
     return new FscacheTransport(deviceFd, true, opts);
   }
 
+  /**
+   * Serves a device fd that someone else opened and bound (a supervisor: openDevice + bindOndemand),
+   * on first start, when nothing is in flight yet. After a crash use `adopt` instead.
+   */
+  static fromBoundFd(deviceFd: number, restoreSupported: boolean, opts: TransportOptions = {}): FscacheTransport {
+    return new FscacheTransport(deviceFd, restoreSupported, opts);
+  }
+
   /** Makes an image's bootstrap and blobs answerable. Returns the unregister function. */
   register(image: FscacheImage): () => void {
     const volume = `erofs,${image.domainId ?? image.fsid}`;

@@ -1,0 +1,87 @@
+/**
+ * Verified frame access: fetch a frame's stored bytes, decompress (bounded), check its sha256.
+ * BlobView reads any range of a blob's uncompressed view through verified frames (CLI check/export,
+ * tests); the daemon's cache has its own path.
+ */
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip as gunzipCb } from 'node:zlib';
+import { FormatError, IntegrityError } from '../../util/errors.js';
+import type { BlobFetcher, FetchOptions } from '../../fetch/types.js';
+import type { BlobDescriptor, BlobToc, FrameEntry } from './types.js';
+
+const gunzip = promisify(gunzipCb);
+
+/** Decompresses one frame's stored bytes and checks size and digest. */
+export async function decodeFrame(stored: Buffer, frame: FrameEntry, toc: BlobToc, context: { blob: string; index: number }): Promise<Buffer> {
+  const ctx = { blob: context.blob, frame: context.index, offset: frame.uncompressedOffset };
+  let raw: Buffer;
+  if (toc.compression === 'gzip') {
+    try {
+      raw = await gunzip(stored, { maxOutputLength: frame.uncompressedSize + 1 });
+    } catch (err) {
+      throw new IntegrityError(`frame ${context.index} does not decompress: ${(err as Error).message}`, ctx);
+    }
+  } else {
+    raw = stored;
+  }
+  if (raw.length !== frame.uncompressedSize) {
+    throw new IntegrityError(`frame ${context.index} decompresses to ${raw.length} bytes, expected ${frame.uncompressedSize}`, ctx);
+  }
+  const digest = createHash('sha256').update(raw).digest('hex');
+  if (digest !== frame.digest) throw new IntegrityError(`frame ${context.index} digest mismatch`, ctx);
+  return raw;
+}
+
+/** Fetches and verifies frame `index` of a blob. */
+export async function fetchFrame(fetcher: BlobFetcher, blob: BlobDescriptor, toc: BlobToc, index: number, options: FetchOptions = {}): Promise<Buffer> {
+  const frame = toc.frames[index];
+  if (frame === undefined) throw new FormatError(`frame ${index} does not exist`, { blob: blob.digest });
+  const stored = await fetcher.fetchRange(blob.digest, { offset: frame.compressedOffset, length: frame.compressedSize }, options);
+  return decodeFrame(stored, frame, toc, { blob: blob.digest, index });
+}
+
+/** Random reads of a blob's uncompressed view, through verified frames, with a small frame cache. */
+export class BlobView {
+  private readonly cache = new Map<number, Promise<Buffer>>();
+
+  constructor(
+    private readonly fetcher: BlobFetcher,
+    readonly blob: BlobDescriptor,
+    readonly toc: BlobToc,
+    private readonly maxCachedFrames = 8,
+  ) {}
+
+  private frame(index: number): Promise<Buffer> {
+    let p = this.cache.get(index);
+    if (p) {
+      this.cache.delete(index);
+      this.cache.set(index, p);
+      return p;
+    }
+    p = fetchFrame(this.fetcher, this.blob, this.toc, index);
+    p.catch(() => this.cache.delete(index));
+    this.cache.set(index, p);
+    while (this.cache.size > this.maxCachedFrames) this.cache.delete(this.cache.keys().next().value as number);
+    return p;
+  }
+
+  /** Bytes [offset, offset+length) of the uncompressed view; throws outside it. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (offset < 0 || length < 0 || offset + length > this.toc.uncompressedSize) {
+      throw new FormatError(`read [${offset}, +${length}) outside the ${this.toc.uncompressedSize}-byte blob view`, { blob: this.blob.digest });
+    }
+    const out = Buffer.allocUnsafe(length);
+    let at = 0;
+    while (at < length) {
+      const pos = offset + at;
+      const index = Math.floor(pos / this.toc.frameSize);
+      const frame = await this.frame(index);
+      const inFrame = pos - this.toc.frames[index]!.uncompressedOffset;
+      const n = Math.min(length - at, frame.length - inFrame);
+      frame.copy(out, at, inFrame, inFrame + n);
+      at += n;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * fuse-blobs end to end: a real erofs image (bootstrap + one blob) served through FUSE, the kernel's
+ * erofs mounted on top, in each arrangement. Proves the tree is identical to the source, that holes
+ * are read through CachedBlob, that only complete blobs get passthrough, and that unmount leaves no
+ * mount and no loop device behind.
+ */
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FuseBlobsMount } from '../../src/transport/fuse-blobs/mount.js';
+import { abortFuseConnection } from '../../src/fuse/mount.js';
+import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
+import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { FileBlob } from './file-blob.js';
+import { makeErofsImage, treeHashes, treeListing, type ErofsImage } from './erofs-image.js';
+
+const run = promisify(execFile);
+const BLOB_ID = 'ab'.repeat(32);
+
+function mountpoints(): string[] {
+  return readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
+}
+
+async function loopsOn(path: string): Promise<string> {
+  const { stdout } = await run('losetup', ['-a']);
+  return stdout.split('\n').filter((l) => l.includes(path)).join('\n');
+}
+
+describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkfs.erofs'), 'mkfs.erofs'], [haveCommand('losetup'), 'losetup']))('fuse-blobs with kernel erofs on top', () => {
+  const tmp = makeTempDir('fuse-blobs');
+  const target = join(tmp.dir, 'rootfs');
+  const fuseDir = join(tmp.dir, 'fuse');
+  let image: ErofsImage;
+  let expectedHashes: string;
+  let expectedListing: string;
+  let current: FuseBlobsMount | undefined;
+
+  beforeAll(async () => {
+    mkdirSync(target);
+    mkdirSync(fuseDir);
+    image = await makeErofsImage(tmp.dir);
+    expectedHashes = await treeHashes(image.src);
+    expectedListing = await treeListing(image.src);
+  });
+
+  afterEach(async () => {
+    const m = current;
+    current = undefined;
+    if (m) {
+      await m.unmount({ lazy: true }).catch(() => undefined);
+      if (mountpoints().includes(fuseDir)) abortFuseConnection(m.fuse.device);
+    }
+    for (const p of [target, fuseDir]) if (mountpoints().includes(p)) umount2(p, MNT_DETACH);
+  });
+
+  afterAll(() => tmp.remove());
+
+  async function expectSameTree(): Promise<void> {
+    await run('diff', ['-r', '--no-dereference', image.src, target]);
+    expect(await treeHashes(target)).toBe(expectedHashes);
+    expect(await treeListing(target)).toBe(expectedListing);
+  }
+
+  async function expectAllGone(m: FuseBlobsMount): Promise<void> {
+    await m.unmount();
+    expect(mountpoints()).not.toContain(target);
+    expect(mountpoints()).not.toContain(fuseDir);
+    for (let t = 0; t < 40 && (await loopsOn(tmp.dir)) !== ''; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(await loopsOn(tmp.dir)).toBe('');
+    expect(await m.fuse.session.whenEnded()).toBe(19);
+  }
+
+  it('without passthrough: everything through FUSE, every blob byte read through CachedBlob', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, false);
+    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], passthrough: false }));
+    expect(m.erofs.primary).toBe(join(fuseDir, 'bootstrap'));
+    expect(m.erofs.devices).toEqual([join(fuseDir, BLOB_ID)]);
+    await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    await expectSameTree();
+    const s = m.stats();
+    expect(s.passthroughNegotiated).toBe(false);
+    expect(s.fuse.passthroughOpens).toBe(0);
+    expect(blob.reads).toBeGreaterThan(0);
+    expect(s.blobs.blobReads).toBe(blob.reads);
+    expect(s.blobs.blobBytesRead).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    expect(s.blobs.bootstrapReads).toBeGreaterThan(0);
+    current = undefined;
+    await expectAllGone(m);
+  });
+
+  it('passthrough negotiated, blob complete: local bootstrap as primary, blob opened with passthrough, no READs', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, true);
+    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));
+    expect(m.stats().passthroughNegotiated).toBe(true);
+    expect(m.erofs.primary).toBe(image.meta);
+    await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    await expectSameTree();
+    const s = m.stats();
+    expect(s.blobs.passthroughOpens).toBe(1);
+    expect(s.fuse.passthroughOpens).toBe(1);
+    expect(s.blobs.blobReads).toBe(0);
+    expect(blob.reads).toBe(0);
+    current = undefined;
+    await expectAllGone(m);
+  });
+
+  it('passthrough negotiated, blob with holes: never passthrough, reads go through CachedBlob', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, false);
+    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));
+    expect(m.stats().passthroughNegotiated).toBe(true);
+    await run('cat', [join(target, 'a', 'hello')]);
+    const afterOne = blob.reads;
+    expect(afterOne).toBeGreaterThan(0);
+    await expectSameTree();
+    const s = m.stats();
+    expect(s.blobs.passthroughOpens).toBe(0);
+    expect(s.fuse.passthroughOpens).toBe(0);
+    expect(s.blobs.cachedOpens).toBe(1);
+    expect(blob.reads).toBeGreaterThan(afterOne);
+    current = undefined;
+    await expectAllGone(m);
+  });
+
+  it('loop arrangement (passthrough, complete blob): loop devices made and cleared', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, true);
+    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], arrangement: 'loop' }));
+    expect(m.erofs.loops).toHaveLength(2);
+    expect(m.erofs.primary).toMatch(/^\/dev\/loop\d+$/);
+    expect(await loopsOn(fuseDir)).not.toBe('');
+    await expectSameTree();
+    expect(m.stats().fuse.passthroughOpens).toBe(2);
+    current = undefined;
+    await expectAllGone(m);
+  });
+
+  it('a failing erofs mount unwinds the FUSE mount', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, false);
+    await expect(FuseBlobsMount.mount({ target: join(tmp.dir, 'no-such-dir'), fuseDir, bootstrapPath: image.meta, blobs: [blob] }))
+      .rejects.toThrow(/cannot mount erofs/);
+    expect(mountpoints()).not.toContain(fuseDir);
+  });
+});
