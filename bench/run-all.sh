@@ -2,3 +2,5 @@
 # Runs every benchmark; each prints its ratios. Results are copied by hand into bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+node dist/bench/fuse-read.js
+node dist/bench/cache-throughput.js

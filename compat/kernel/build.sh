@@ -82,7 +82,8 @@ done
 
 ok=0
 for attempt in 1 2 3; do
-  if nice -n 10 make -s -j"$(nproc)" vmlinux >&2; then ok=1; break; fi
+  # Polite by default on shared machines; COMPAT_NICE / COMPAT_JOBS override.
+  if nice -n "${COMPAT_NICE:-10}" make -s -j"${COMPAT_JOBS:-$(nproc)}" vmlinux >&2; then ok=1; break; fi
   echo "build.sh: make failed (attempt $attempt), retrying" >&2
 done
 [ "$ok" = 1 ] || { echo "build.sh: kernel build failed 3 times" >&2; exit 1; }

@@ -131,8 +131,13 @@ export class Cache implements CacheBackend, BlobHost {
         },
       );
       this.open.set(id, p);
+      return p;
     }
-    return p;
+    // Already open: the newest opener's fetcher serves from now on (an earlier one may be closed).
+    return p.then((entry) => {
+      entry.replaceSource(descriptor, options.fetcher, options.toc);
+      return entry;
+    });
   }
 
   async bootstrapPath(digest: string, fetch: () => Promise<Buffer>): Promise<string> {

@@ -65,11 +65,19 @@ interface FrameWait {
   job: FetchJob;
 }
 
+interface BlobSource {
+  descriptor: BlobDescriptor;
+  fetcher: BlobFetcher;
+  toc: BlobToc;
+}
+
 interface FetchJob {
   first: number;
   last: number;
   priority: Priority;
   promote: () => void;
+  /** The source the job was planned against (its stored offsets). */
+  source: BlobSource;
 }
 
 const BLOCK = 4096;
@@ -78,7 +86,6 @@ const roundUp = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 export class CachedBlobEntry implements CachedBlob {
   readonly blobId: string;
   readonly size: number;
-  readonly toc: BlobToc;
   readonly dataPath: string;
   readonly mapPath: string;
   /** Bytes this blob occupies on disk (data blocks + map), kept up to date for eviction. */
@@ -89,9 +96,12 @@ export class CachedBlobEntry implements CachedBlob {
   /** Reads, ensures and fetch jobs running: a busy blob is never evicted. */
   active = 0;
   private gate: Promise<void> | null = null;
-  private closed = false;
+  /** Set when close() starts: no new reads or fetches. */
+  private closing = false;
 
-  private readonly frames: FrameEntry[];
+  /** Where frames come from; replaced whole when another opener brings a fresh fetcher. */
+  private source: BlobSource;
+  private frames: FrameEntry[];
   private readonly frameSize: number;
   private readonly bits: PresenceBits;
   private readonly inflight = new Map<number, FrameWait>();
@@ -100,11 +110,10 @@ export class CachedBlobEntry implements CachedBlob {
   private mapWrite: Promise<void> | null = null;
   private mapDirty = false;
   private readonly log: Logger;
-  fetcher: BlobFetcher;
 
   private constructor(
     private readonly host: BlobHost,
-    private readonly descriptor: BlobDescriptor,
+    descriptor: BlobDescriptor,
     fetcher: BlobFetcher,
     toc: BlobToc,
     paths: { data: string; map: string },
@@ -113,8 +122,7 @@ export class CachedBlobEntry implements CachedBlob {
     bits: PresenceBits,
     lastUsed: number,
   ) {
-    this.fetcher = fetcher;
-    this.toc = toc;
+    this.source = { descriptor, fetcher, toc };
     this.blobId = toc.blobId;
     this.size = toc.uncompressedSize;
     this.frames = toc.frames;
@@ -179,6 +187,23 @@ export class CachedBlobEntry implements CachedBlob {
     }
   }
 
+  get toc(): BlobToc {
+    return this.source.toc;
+  }
+
+  /**
+   * Uses a newer opener's fetcher (the previous one may be closed by an unmount). The new TOC must
+   * cut the same uncompressed view into the same frames, so the presence bits stay valid.
+   */
+  replaceSource(descriptor: BlobDescriptor, fetcher: BlobFetcher, toc: BlobToc): void {
+    const old = this.source.toc;
+    const same = toc.blobId === old.blobId && toc.uncompressedSize === old.uncompressedSize && toc.frameSize === old.frameSize &&
+      toc.frames.length === old.frames.length && toc.frames.every((f, i) => f.digest === (old.frames[i] as FrameEntry).digest);
+    if (!same) throw new CacheError('blob is already cached with a different frame layout', { blob: this.blobId });
+    this.source = { descriptor, fetcher, toc };
+    this.frames = toc.frames;
+  }
+
   // ---- the transport-facing API ----
 
   read(offset: number, length: number): Promise<Buffer> {
@@ -188,6 +213,7 @@ export class CachedBlobEntry implements CachedBlob {
     this.lastUsed = Date.now();
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
+    if (this.closing) return Promise.reject(new CacheError('cache is closed', { blob: this.blobId }));
     if (this.gate === null && this.bits.hasAll(first, last)) {
       // The hot path: one pread into a fresh buffer, no other allocation or promise chain.
       this.counters.hits++;
@@ -296,7 +322,7 @@ export class CachedBlobEntry implements CachedBlob {
     const worker = async (): Promise<void> => {
       for (;;) {
         options.signal?.throwIfAborted();
-        if (this.closed) return;
+        if (this.closing) return;
         const run = nextRun();
         if (!run) return;
         const [a, b] = run;
@@ -315,8 +341,7 @@ export class CachedBlobEntry implements CachedBlob {
             i++;
             continue;
           }
-          let j = i;
-          while (j < b && !this.bits.has(j + 1) && !this.inflight.has(j + 1)) j++;
+          const j = this.runEnd(i, b);
           this.startJob(i, j, 'prefetch');
           for (let k = i; k <= j; k++) waits.push((this.inflight.get(k) as FrameWait).promise);
           i = j + 1;
@@ -401,7 +426,7 @@ export class CachedBlobEntry implements CachedBlob {
    */
   private async startFetches(first: number, last: number): Promise<(FrameWait | undefined)[] | undefined> {
     while (this.gate) await this.gate;
-    if (this.closed) throw new CacheError('cache is closed', { blob: this.blobId });
+    if (this.closing) throw new CacheError('cache is closed', { blob: this.blobId });
     if (this.bits.hasAll(first, last)) {
       this.counters.hits++;
       return undefined;
@@ -470,7 +495,7 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   private startJob(first: number, last: number, priority: Priority): void {
-    const job: FetchJob = { first, last, priority, promote: () => {} };
+    const job: FetchJob = { first, last, priority, promote: () => {}, source: this.source };
     for (let i = first; i <= last; i++) {
       let resolve!: () => void;
       let reject!: (err: Error) => void;
@@ -511,19 +536,22 @@ export class CachedBlobEntry implements CachedBlob {
         ticket.promote();
       };
       await ticket.granted;
-      const offset = (this.frames[first] as FrameEntry).compressedOffset;
-      const length = this.storedBytes(first, last);
+      const { fetcher, descriptor, toc } = job.source;
+      const frames = toc.frames;
+      const offset = (frames[first] as FrameEntry).compressedOffset;
+      const lastFrame = frames[last] as FrameEntry;
+      const length = lastFrame.compressedOffset + lastFrame.compressedSize - offset;
       let stored: Buffer;
       try {
-        stored = await this.fetcher.fetchRange(this.descriptor.digest, { offset, length });
+        stored = await fetcher.fetchRange(descriptor.digest, { offset, length });
         if (stored.length !== length) {
-          throw new FetchError(`fetcher returned ${stored.length} bytes for a ${length}-byte range`, { blob: this.descriptor.digest, offset, length });
+          throw new FetchError(`fetcher returned ${stored.length} bytes for a ${length}-byte range`, { blob: descriptor.digest, offset, length });
         }
       } catch (err) {
         this.counters.fetchErrors++;
         const e = err instanceof OndemandError
           ? err
-          : new FetchError(`fetching frames ${first}-${last} failed: ${errorText(err)}`, { blob: this.descriptor.digest, offset, length }, { cause: err });
+          : new FetchError(`fetching frames ${first}-${last} failed: ${errorText(err)}`, { blob: descriptor.digest, offset, length }, { cause: err });
         for (let i = first; i <= last; i++) this.settle(i, job, e);
         return;
       } finally {
@@ -535,9 +563,9 @@ export class CachedBlobEntry implements CachedBlob {
 
       const decoded = await Promise.allSettled(
         this.frameRange(first, last).map((i) => {
-          const f = this.frames[i] as FrameEntry;
+          const f = frames[i] as FrameEntry;
           const at = f.compressedOffset - offset;
-          return decodeFrame(this.toc, f, stored.subarray(at, at + f.compressedSize), this.host.tuning.hash, { blob: this.blobId, frame: i });
+          return decodeFrame(toc, f, stored.subarray(at, at + f.compressedSize), this.host.tuning.hash, { blob: this.blobId, frame: i });
         }),
       );
       const good: number[] = [];
@@ -663,7 +691,7 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** Persists the last-use time if it moved (cheap: one small pwrite, no sync). */
   async persistLastUsed(): Promise<void> {
-    if (this.closed || this.lastUsed === this.lastUsedPersisted) return;
+    if (this.closing || this.lastUsed === this.lastUsedPersisted) return;
     this.scheduleMapWrite();
     await this.flushMap();
   }
@@ -672,7 +700,7 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** True when eviction may drop this blob's data now. */
   evictable(): boolean {
-    return this.pins === 0 && this.active === 0 && this.gate === null && !this.closed;
+    return this.pins === 0 && this.active === 0 && this.gate === null && !this.closing;
   }
 
   /**
@@ -700,9 +728,9 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** Waits for running work, writes the map with the clean flag, and closes the files. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     while (this.active > 0 || this.inflight.size > 0) await new Promise((r) => setTimeout(r, 5));
-    this.closed = true;
     await this.flushMap();
     try {
       await this.writeMapAt0(0);

@@ -13,9 +13,16 @@ import { fromWire } from './wire-errors.js';
 const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED']);
 
 /** One request on a fresh connection. Throws a NotRunning marker error when nobody listens. */
+/** How long the daemon may take to answer each request (a mount fetches the bootstrap and every TOC). */
+const ANSWER_WITHIN_MS: Record<ControlRequest['op'], number> = { ping: 10_000, status: 20_000, umount: 120_000, shutdown: 120_000, mount: 600_000 };
+
 export function request<K extends ControlRequest['op']>(req: ControlRequest & { op: K }, socketPath = controlSocketPath()): Promise<ControlResults[K]> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
+    socket.setTimeout(ANSWER_WITHIN_MS[req.op], () => {
+      socket.destroy();
+      reject(new MountError(`the daemon did not answer ${req.op} within ${ANSWER_WITHIN_MS[req.op] / 1000} s (see ${daemonLogPath()})`));
+    });
     let buffered = '';
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(JSON.stringify({ ...req, id: 1 }) + '\n'));

@@ -17,9 +17,11 @@ import type { WorkerArgs } from './supervisor.js';
 export async function runWorker(args: WorkerArgs): Promise<void> {
   const supervisor = new SupervisorClient();
   // The supervisor gone means every fd it held is gone too: nothing left to serve.
+  // SIGKILL ourselves rather than process.exit(): exit waits for the FUSE reader threads, which sit in
+  // poll(2) inside native code and may never return; the fds must be closed now.
   process.on('disconnect', () => {
     log.error('supervisor went away; worker exiting');
-    process.exit(1);
+    process.kill(process.pid, 'SIGKILL');
   });
   const cache = await openCache({ dir: args.cacheDir });
   const manager = new MountManager(cache, supervisor, args.supervisorPid, args.features, args.runDir);

@@ -1,20 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { openCache, type Cache } from '../../src/cache/index.js';
+import { describe, expect, it } from 'vitest';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
-import { makeTempDir } from '../helpers/env.js';
 import { SlowFetcher } from './fake-fetchers.js';
+import { freshCache, useCleanups } from './helpers.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()?.();
-});
-
-async function freshCache(options: Parameters<typeof openCache>[0] = {}): Promise<{ cache: Cache; dir: string }> {
-  const tmp = makeTempDir('cache');
-  const cache = await openCache({ dir: tmp.dir, ...options });
-  cleanups.push(tmp.remove, () => cache.close());
-  return { cache, dir: tmp.dir };
-}
+useCleanups();
 
 describe('cache reads', () => {
   it('reads a gzip blob whole and in pieces with correct bytes', async () => {

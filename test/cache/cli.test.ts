@@ -12,7 +12,7 @@ const run = promisify(execFile);
 const cli = (...args: string[]) => run(process.execPath, [join(repoRoot, 'bin', 'ondemand'), ...args], { env: { ...process.env, ONDEMAND_CACHE_DIR: '' } });
 
 beforeAll(() => {
-  ensureBuilt('dist/src/cli/commands/cache.js');
+  ensureBuilt('dist/src/cli/commands/cache.js', ['src/cache', 'src/cli/commands/cache.ts', 'src/cli/commands/index.ts', 'src/native/statfs.ts', 'src/native/flock.ts']);
 });
 
 describe('ondemand cache ls|gc', () => {

@@ -14,8 +14,10 @@ import { tempDir, useCleanups } from './helpers.js';
 import { ensureBuilt } from './dist-build.js';
 
 useCleanups();
+/** 200 as the issue asks; ONDEMAND_CRASH_ROUNDS lowers it for quick local runs. */
+const ROUNDS = Number(process.env.ONDEMAND_CRASH_ROUNDS ?? 200);
 beforeAll(() => {
-  ensureBuilt('dist/src/cache/index.js');
+  ensureBuilt('dist/src/cache/index.js', ['src/cache', 'src/format/image', 'src/native', 'src/util']);
 });
 
 interface WarmChild {
@@ -56,7 +58,7 @@ function warmChild(): WarmChild {
 }
 
 describe('crash consistency', () => {
-  it('3. SIGKILL at random points while filling, 200 times: present frames are right, whole blob reads right', async () => {
+  it(`3. SIGKILL at random points while filling, ${ROUNDS} times: present frames are right, whole blob reads right', async () => {
     const fx = makeBlobFixture({ size: 2 * 1024 * 1024 - 5000, frameSize: 16384, compression: 'gzip', seed: 42 });
     const work = tempDir('crash');
     const storedPath = join(work, 'stored');
@@ -76,10 +78,15 @@ describe('crash consistency', () => {
     const started = Date.now();
     const pool = [warmChild(), warmChild()];
     try {
-    for (let round = 0; round < 200; round++) {
+    let childMs = 0;
+    let checkMs = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const t0 = performance.now();
       const child = pool.shift()!;
-      if (round + pool.length + 1 < 200) pool.push(warmChild());
+      if (round + pool.length + 1 < ROUNDS) pool.push(warmChild());
       await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(31));
+      const t1 = performance.now();
+      childMs += t1 - t0;
 
       // The persisted state as the kill left it, before anything repairs it.
       const map = existsSync(mapPath) ? decodeMapAny(readFileSync(mapPath)) : undefined;
@@ -110,6 +117,7 @@ describe('crash consistency', () => {
         await cache.close();
         rmSync(copy, { recursive: true, force: true });
       }
+      checkMs += performance.now() - t1;
       if (map && map.bits.count === fx.toc.frames.length) {
         rmSync(dir, { recursive: true, force: true });
         wipes++;
@@ -118,7 +126,10 @@ describe('crash consistency', () => {
     } finally {
       for (const c of pool) c.kill();
     }
-    process.stderr.write(`crash test: 200 kills in ${Date.now() - started} ms, ${presentSeen} present frames checked, ${wipes} full fills\n`);
+    process.stderr.write(
+      `crash test: ${ROUNDS} kills in ${Date.now() - started} ms (child start to kill ${(childMs / ROUNDS).toFixed(0)} ms, ` +
+        `check ${(checkMs / ROUNDS).toFixed(0)} ms per round), ${presentSeen} present frames checked, ${wipes} full fills\n`,
+    );
     expect(presentSeen).toBeGreaterThan(0);
-  }, 400_000);
+  }, 900_000);
 });

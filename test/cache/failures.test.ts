@@ -108,4 +108,21 @@ describe('hits', () => {
     await b.read(0, 100_000);
     expect(counting.requests).toBe(n);
   });
+
+  it('a later opener brings a fresh fetcher (the first one was closed by an unmount); a different frame layout is refused', async () => {
+    const fx = makeBlobFixture({ size: 100_000, frameSize: 16384, seed: 3 });
+    const first = new FailingFetcher(fx.fetcher);
+    first.failing = false;
+    const { cache } = await freshCache();
+    const a = await cache.openBlob(fx.descriptor, { fetcher: first, toc: fx.toc });
+    await a.ensure(0, 20_000);
+    first.failing = true; // closed
+    const second = new CountingFetcher(fx.fetcher);
+    const b = await cache.openBlob(fx.descriptor, { fetcher: second, toc: fx.toc });
+    expect(b).toBe(a);
+    expect((await b.read(0, 100_000)).equals(fx.uncompressed)).toBe(true);
+    expect(second.requests).toBeGreaterThan(0);
+    const other = makeBlobFixture({ size: 100_000, frameSize: 8192, seed: 3 });
+    await expect(cache.openBlob(other.descriptor, { fetcher: other.fetcher, toc: other.toc })).rejects.toThrow(/different frame layout/);
+  });
 });

@@ -79,6 +79,22 @@ describe('prefetch', () => {
   });
 });
 
+describe('closing', () => {
+  it('close() during a prefetch stops it, waits for running fetches, and refuses later reads', async () => {
+    const fx = makeBlobFixture({ size: 100 * 16384, frameSize: 16384, compression: 'none', seed: 37 });
+    const slow = new SlowFetcher(fx.fetcher, 10);
+    const { cache } = await freshCache({ maxMergeBytes: 16384 });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: slow, toc: fx.toc });
+    const prefetching = blob.prefetch().then(() => 'done', () => 'failed');
+    await new Promise((r) => setTimeout(r, 50));
+    await cache.close();
+    expect(['done', 'failed']).toContain(await prefetching);
+    expect(blob.isComplete()).toBe(false);
+    expect(slow.inFlight).toBe(0);
+    await expect(blob.read(0, 10)).rejects.toThrow(/closed/);
+  });
+});
+
 describe('statistics and bootstraps', () => {
   it('counts hits, misses, bytes, requests, merges and wait times per blob and overall', async () => {
     const fx = makeBlobFixture({ size: 8 * 16384, frameSize: 16384, seed: 36 });

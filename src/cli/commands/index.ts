@@ -12,10 +12,18 @@ import { cacheCommand } from './cache.js';
 import { convertCommand } from './convert.js';
 import { pushCommand } from './push.js';
 import { pullCommand } from './pull.js';
+import { buildCommand } from './build.js';
+import { inspectCommand } from './inspect.js';
+import { checkCommand } from './check.js';
+import { exportCommand } from './export.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs erases the per-command argument types here
 export const commands: CliCommand<any>[] = [
   versionCommand,
+  buildCommand,
+  inspectCommand,
+  checkCommand,
+  exportCommand,
   mountCommand,
   umountCommand,
   statusCommand,

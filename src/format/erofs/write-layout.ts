@@ -136,29 +136,76 @@ export function chunkTableOffset(s: InodeShape): number {
   return Math.ceil((inodeBytes(s) + s.xattrs.size) / CHUNK_INDEX_SIZE) * CHUNK_INDEX_SIZE;
 }
 
+/** Bytes of metadata a placed inode occupies from its nid on (inode, xattrs, tail or chunk table). */
+function recordBytes(s: InodeShape): number {
+  if (s.datalayout === DATALAYOUT_CHUNK_BASED) return chunkTableOffset(s) + s.chunkCount * CHUNK_INDEX_SIZE;
+  return inodeBytes(s) + s.xattrs.size + s.tailLen;
+}
+
 /**
- * Assign nids in order, starting at byte `metaStart` (meta_blkaddr is 0, so nid = byte / 32).
- * Inline tails that cannot share one block with their inode become FLAT_PLAIN. Returns the end byte.
+ * Assign nids (meta_blkaddr is 0, so nid = byte / 32), root first at `metaStart`. Records that fit
+ * a block go best-fit into the partly used metadata block with the least room that holds them
+ * (like mkfs's bucket allocator, so padding is rare); bigger ones (long chunk tables, huge xattr
+ * bodies) start on fresh blocks. Inline tails that cannot share a block with their inode become
+ * FLAT_PLAIN. Returns the end byte of the metadata.
  */
 export function placeInodes(shapes: InodeShape[], metaStart: number, blksz: number): number {
-  let pos = Math.ceil(metaStart / ISLOT_SIZE) * ISLOT_SIZE;
+  const slotsPerBlock = blksz / ISLOT_SIZE;
+  // free[k] = blocks with exactly k free slots at their end; used[b] = slots used in block b.
+  const free: number[][] = Array.from({ length: slotsPerBlock + 1 }, () => []);
+  const used: number[] = [];
+  let nextBlock = 0;
+  const newBlocks = (count: number): number => {
+    const b = nextBlock;
+    nextBlock += count;
+    for (let i = b; i < nextBlock; i++) used[i] = 0;
+    return b;
+  };
+  const release = (b: number): void => {
+    const room = slotsPerBlock - used[b]!;
+    if (room > 0) free[room]!.push(b);
+  };
+  // Block 0 holds the superblock and device table before metaStart.
+  newBlocks(Math.floor(metaStart / blksz) + 1);
+  used[nextBlock - 1] = Math.ceil((metaStart % blksz) / ISLOT_SIZE);
+  release(nextBlock - 1);
+
   for (const s of shapes) {
-    const head = inodeBytes(s) + s.xattrs.size;
-    if (s.datalayout === DATALAYOUT_FLAT_INLINE && head + s.tailLen > blksz) {
+    if (s.datalayout === DATALAYOUT_FLAT_INLINE && inodeBytes(s) + s.xattrs.size + s.tailLen > blksz) {
       // Too big to keep together: the tail goes to its own (zero-padded) data block.
       s.datalayout = DATALAYOUT_FLAT_PLAIN;
       s.blockCount += 1;
       s.tailLen = 0;
     }
-    const together = Math.min(blksz, head + s.tailLen);
-    if ((pos % blksz) + together > blksz) pos = Math.ceil(pos / blksz) * blksz;
-    s.metaPos = pos;
-    s.nid = pos / ISLOT_SIZE;
-    let end = pos + head + s.tailLen;
-    if (s.datalayout === DATALAYOUT_CHUNK_BASED) end = pos + chunkTableOffset(s) + s.chunkCount * CHUNK_INDEX_SIZE;
-    pos = Math.ceil(end / ISLOT_SIZE) * ISLOT_SIZE;
+    const bytes = recordBytes(s);
+    const slots = Math.ceil(bytes / ISLOT_SIZE);
+    let block = -1;
+    if (slots <= slotsPerBlock) {
+      for (let room = slots; room <= slotsPerBlock && block < 0; room++) {
+        if (free[room]!.length > 0) block = free[room]!.pop()!;
+      }
+      if (block < 0) block = newBlocks(1);
+    } else {
+      block = newBlocks(Math.ceil(slots / slotsPerBlock));
+    }
+    const at = block * blksz + used[block]! * ISLOT_SIZE;
+    s.metaPos = at;
+    s.nid = at / ISLOT_SIZE;
+    const endSlot = used[block]! + slots;
+    const last = block + Math.floor((endSlot - 1) / slotsPerBlock);
+    for (let b = block; b < last; b++) used[b] = slotsPerBlock;
+    used[last] = ((endSlot - 1) % slotsPerBlock) + 1;
+    release(last);
   }
-  return pos;
+  // Metadata ends at the end of the last block used.
+  let end = 0;
+  for (let b = nextBlock - 1; b >= 0; b--) {
+    if (used[b]! > 0) {
+      end = b * blksz + used[b]! * ISLOT_SIZE;
+      break;
+    }
+  }
+  return Math.max(end, metaStart);
 }
 
 /** Give data blocks to every inode that has some, from block `firstBlock`; returns the next free block. */

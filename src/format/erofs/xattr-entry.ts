@@ -42,8 +42,7 @@ export function encodeXattrEntry(key: XattrKey, value: Buffer, buf: Buffer, at: 
   buf.writeUInt16LE(value.length, at + XATTR_ENTRY.valueSize);
   key.suffix.copy(buf, at + XATTR_ENTRY_SIZE);
   value.copy(buf, at + XATTR_ENTRY_SIZE + key.suffix.length);
-  const end = at + XATTR_ENTRY_SIZE + key.suffix.length + value.length;
-  buf.fill(0, end, at + size);
+  for (let i = at + XATTR_ENTRY_SIZE + key.suffix.length + value.length; i < at + size; i++) buf[i] = 0;
   return size;
 }
 
@@ -63,7 +62,7 @@ export function decodeXattrEntryHead(buf: Buffer, at: number): XattrEntryHead {
 
 /** Write the 12-byte inline xattr header followed by the shared ids. */
 export function encodeXattrHeader(sharedIds: readonly number[], buf: Buffer, at: number): number {
-  buf.fill(0, at, at + XATTR_HEADER_SIZE);
+  for (let k = 0; k < XATTR_HEADER_SIZE; k += 4) buf.writeUInt32LE(0, at + k); // filter, count, reserved
   buf.writeUInt8(sharedIds.length, at + XATTR_HEADER.sharedCount);
   let pos = at + XATTR_HEADER_SIZE;
   for (const id of sharedIds) {

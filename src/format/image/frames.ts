@@ -4,6 +4,7 @@
  * tests); the daemon's cache has its own path.
  */
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb } from 'node:zlib';
 import { FormatError, IntegrityError } from '../../util/errors.js';
@@ -83,5 +84,19 @@ export class BlobView {
       at += n;
     }
     return out;
+  }
+}
+
+/** Writes a blob's uncompressed view to a local file, verifying every frame (tests, fsck, loop mounts). */
+export async function materializeBlob(fetcher: BlobFetcher, blob: BlobDescriptor, toc: BlobToc, path: string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    for (let i = 0; i < toc.frames.length; i++) {
+      const raw = await fetchFrame(fetcher, blob, toc, i);
+      await fh.write(raw, 0, raw.length, toc.frames[i]!.uncompressedOffset);
+    }
+    await fh.truncate(toc.uncompressedSize);
+  } finally {
+    await fh.close();
   }
 }

@@ -78,7 +78,8 @@ export interface TransportOptions {
 
 export class FscacheTransport {
   private readonly log = logFor({ transport: 'fscache' });
-  private readonly sources = new Map<string, FscacheSource>();
+  /** `<volume key>\0<cookie key>` → source; refcounted because images in one domain share blob tags. */
+  private readonly sources = new Map<string, { source: FscacheSource; refs: number }>();
   private readonly objects = new Map<number, ObjectState>();
   private readonly msgBuf = Buffer.alloc(8192);
   private readonly freeBuffers: AlignedBuffer[] = [];
@@ -131,13 +132,21 @@ export class FscacheTransport {
     const keys: string[] = [];
     const add = (cookie: string, source: FscacheSource): void => {
       const key = `${volume}\0${cookie}`;
-      this.sources.set(key, source);
+      const entry = this.sources.get(key);
+      if (entry === undefined) this.sources.set(key, { source, refs: 1 });
+      else entry.refs++;
       keys.push(key);
     };
     add(image.fsid, image.bootstrap);
     for (const blob of image.blobs) add(blob.tag, blob.source);
+    let done = false;
     return () => {
-      for (const key of keys) this.sources.delete(key);
+      if (done) return;
+      done = true;
+      for (const key of keys) {
+        const entry = this.sources.get(key);
+        if (entry !== undefined && --entry.refs === 0) this.sources.delete(key);
+      }
     };
   }
 
@@ -226,7 +235,7 @@ export class FscacheTransport {
 
   private onOpen(msg: OpenMessage): void {
     const key = `${msg.volumeKey}\0${msg.cookieKey}`;
-    const source = this.sources.get(key);
+    const source = this.sources.get(key)?.source;
     const log = this.log.child({ volume: msg.volumeKey, cookie: msg.cookieKey, objectId: msg.objectId });
     if (source === undefined) {
       this.counters.opensRefused++;

@@ -34,8 +34,12 @@ export interface FuseBlobsStats {
   blobReads: number;
   blobBytesRead: number;
   bootstrapReads: number;
-  /** Opens of a blob file answered with a passthrough request / with normal reads. */
-  passthroughOpens: number;
+  /**
+   * Opens of a complete blob that asked the session for passthrough (the session falls back to
+   * READs if the kernel cannot take it; FuseSessionStats.passthroughOpens counts what it got).
+   */
+  passthroughRequested: number;
+  /** Opens of a blob with holes (served by READ through the cache). */
   cachedOpens: number;
 }
 
@@ -48,7 +52,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private readonly image: string | undefined;
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
-  private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughOpens: 0, cachedOpens: 0 };
+  private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0 };
 
   constructor(options: FuseBlobsOptions) {
     this.bootstrapPath = options.bootstrapPath;
@@ -101,7 +105,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
     // Only a complete blob may be read by the kernel directly: a hole would read as zeros.
     if (this.passthrough && blob.isComplete()) {
-      this.counters.passthroughOpens++;
+      this.counters.passthroughRequested++;
       return { keepCache: true, passthroughPath: blob.dataPath };
     }
     this.counters.cachedOpens++;
