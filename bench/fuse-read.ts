@@ -11,7 +11,7 @@
  *   seq:  dd bs=1M of the whole file in a child process.
  *   rand: a child node process doing 4 KiB preads at random 4 KiB-aligned offsets (fixed seed).
  * Each case runs ROUNDS times interleaved; the best run counts.
- *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=2] [fuseReadAheadKb=1024]
+ *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=2] [fuseReadAheadKb=1024] [modes=disk,mem]
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -30,6 +30,7 @@ const randReads = Number(process.argv[3] ?? 20000);
 const rounds = Number(process.argv[4] ?? 2);
 /** read_ahead_kb of the FUSE mounts (the kernel keeps about this much in flight as 1 MiB READs). */
 const readAheadKb = Number(process.argv[5] ?? 1024);
+const modes = (process.argv[6] ?? 'disk,mem').split(',') as ('disk' | 'mem')[];
 
 /** A complete blob in the cache: reads are preads of the local data file. */
 class CompleteFileBlob implements CachedBlob {
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
       cases.push([name, join(target, 'big')]);
     }
 
-    for (const mode of ['disk', 'mem'] as const) {
+    for (const mode of modes) {
       const best = new Map<string, { seq: number; rand: number }>();
       for (let round = 0; round < rounds; round++) {
         for (const [name, file] of cases) {

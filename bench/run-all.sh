@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 node dist/bench/fuse-read.js
 node dist/bench/cache-throughput.js
+node dist/bench/erofs-write.js

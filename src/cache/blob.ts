@@ -652,7 +652,7 @@ export class CachedBlobEntry implements CachedBlob {
       }
     }
     // Bits found by re-verification must name durable bytes before the map says so.
-    await fdatasyncAsync(this.dataFd);
+    if (found > 0) await fdatasyncAsync(this.dataFd);
     if (cleared > 0 || found > 0) this.log.warn({ cleared, found, present: this.bits.count }, 'presence map repaired');
   }
 

@@ -52,6 +52,15 @@ export const Opcode = {
   STATX: 52,
 } as const;
 
+/**
+ * Notifications the server writes unasked (fuse_out_header.unique = 0, error = code).
+ * RESEND (6.9+, 7.40): the kernel requeues every request read but not yet answered — for a new server
+ * taking over a connection whose previous server died mid-request.
+ */
+export const NotifyCode = {
+  RESEND: 7,
+} as const;
+
 /** INIT flags (low word `flags`, high word `flags2` when FUSE_INIT_EXT is set). */
 export const InitFlag = {
   ASYNC_READ: 1 << 0,

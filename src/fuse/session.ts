@@ -8,7 +8,9 @@
  *   different backing files, and cached + passthrough opens, on one inode).
  * - A session can be created on an already mounted, already initialised connection (a supervisor
  *   keeping the fd across worker restarts): pass the `params` INIT settled and INIT is skipped.
- *   Backing ids registered by a previous session are then unknown here; they die with the connection.
+ *   Requests the previous server read but never answered are asked back with FUSE_NOTIFY_RESEND.
+ *   Backing ids registered by a previous session are unknown here; they die with the connection (and
+ *   a new passthrough open of an inode the old session left open with one fails in the kernel: EBUSY).
  */
 import { openSync, closeSync, writevSync } from 'node:fs';
 import { logFor, type Logger } from '../util/log.js';
@@ -17,7 +19,7 @@ import { fuseBackingClose, fuseBackingOpen } from '../native/fuse.js';
 import { FuseReader } from './reader.js';
 import {
   FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE,
-  FOPEN_PASSTHROUGH, FUSE_MIN_READ_BUFFER, IN_HEADER_SIZE, InitFlag, InitFlag2, OUT_HEADER_SIZE, Opcode,
+  FOPEN_PASSTHROUGH, FUSE_MIN_READ_BUFFER, IN_HEADER_SIZE, InitFlag, InitFlag2, NotifyCode, OUT_HEADER_SIZE, Opcode,
   WRITE_REQUEST_OVERHEAD, cString, decodeAccessMask, decodeBatchForgetIn, decodeFh, decodeForgetIn,
   decodeGetxattrIn, decodeInHeader, decodeInitIn, decodeInterruptIn, decodeOpenFlags, decodeReadIn,
   direntSize, direntType, encodeAttrOut, encodeEntryOut, encodeGetxattrOut, encodeInitOut, encodeOpenOut,
@@ -54,6 +56,11 @@ export interface FuseSessionOptions {
   maxBackground?: number;
   /** The connection is already initialised with these parameters: do not wait for INIT. */
   params?: FuseConnectionParams;
+  /**
+   * With `params`: ask the kernel to resend requests the previous server read but never answered
+   * (FUSE_NOTIFY_RESEND). Default true.
+   */
+  resend?: boolean;
 }
 
 interface OpenFile {
@@ -76,7 +83,7 @@ interface InodeIo {
 export class FuseSession {
   readonly fd: number;
   private readonly fs: FuseFilesystem;
-  private readonly options: Required<Omit<FuseSessionOptions, 'params' | 'name'>>;
+  private readonly options: Required<Omit<FuseSessionOptions, 'params' | 'name' | 'resend'>>;
   private readonly log: Logger;
   private connection?: FuseConnectionParams;
   private readonly reader: FuseReader;
@@ -120,6 +127,21 @@ export class FuseSession {
         resolveEnded(errno);
       },
     });
+    if (options.params && options.resend !== false) this.resendPending();
+  }
+
+  /**
+   * FUSE_NOTIFY_RESEND: the kernel puts every request that was read but not answered back in the
+   * queue, so a successor session answers what a dead one had taken. False when the kernel refused.
+   */
+  resendPending(): boolean {
+    try {
+      writevSync(this.fd, [encodeOutHeader(OUT_HEADER_SIZE, NotifyCode.RESEND, 0n)]);
+      return true;
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'FUSE_NOTIFY_RESEND refused; requests taken by the previous server stay unanswered');
+      return false;
+    }
   }
 
   /** Serves a freshly mounted connection (waits for INIT) or, with `options.params`, an initialised one. */

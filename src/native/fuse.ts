@@ -5,7 +5,7 @@
  * binds its own koffi functions because koffi handles cannot cross threads.
  */
 import { closeSync } from 'node:fs';
-import { errno, ioctlBuf, ioctlInt, koffi } from './libc.js';
+import { SYS_pidfd_getfd, SYS_pidfd_open, errno, ioctlBuf, ioctlInt, koffi, syscall3 } from './libc.js';
 import {
   FUSE_BACKING_MAP_SIZE, FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN,
 } from '../fuse/layout.js';
@@ -36,6 +36,21 @@ export function fuseBackingClose(devFd: number, backingId: number): number {
   const id = Buffer.alloc(4);
   id.writeUInt32LE(backingId, 0);
   return ioctlBuf(devFd, FUSE_DEV_IOC_BACKING_CLOSE, id) < 0 ? -errno() : 0;
+}
+
+/**
+ * A copy of another process's fd (pidfd_open + pidfd_getfd; needs ptrace rights over it, e.g. root):
+ * how a supervisor takes over the /dev/fuse fd of a worker, or a worker its supervisor's. fd or -errno.
+ */
+export function pidfdGetfd(pid: number, targetFd: number): number {
+  const pidfd = syscall3(SYS_pidfd_open, pid, 0, 0);
+  if (pidfd < 0) return -errno();
+  try {
+    const fd = syscall3(SYS_pidfd_getfd, pidfd, targetFd, 0);
+    return fd < 0 ? -errno() : fd;
+  } finally {
+    closeQuietly(pidfd);
+  }
 }
 
 // ---- loop devices (read-only, for erofs on block devices) --------------------------------------

@@ -98,8 +98,7 @@ export class Authenticator {
   }
 
   private async denied(scopes: string[], reason?: string): Promise<AuthError> {
-    const creds = await this.credentials();
-    const who = creds === undefined ? 'anonymous access' : `the credentials of user "${creds.username}"`;
+    const who = describeCredentials(await this.credentials());
     const why = reason === 'insufficient_scope' ? ' (insufficient scope)' : '';
     return new AuthError(`registry ${this.host} denied ${who} for ${scopes.join(' ')}${why}`);
   }
@@ -177,8 +176,7 @@ export class Authenticator {
       }
       if (res.status === 401 || res.status === 403) {
         await discardBody(res);
-        const who = creds === undefined ? 'anonymous access' : `the credentials of user "${creds.username}"`;
-        throw new AuthError(`token server for registry ${this.host} rejected ${who}`);
+        throw new AuthError(`token server for registry ${this.host} rejected ${describeCredentials(creds)}`);
       }
       if (isRetryableStatus(res.status)) {
         await discardBody(res);
@@ -204,6 +202,13 @@ export class Authenticator {
       return { value, renewAt };
     }
   }
+}
+
+/** Who we tried to be, for messages (never the secret). */
+function describeCredentials(creds: Credentials | undefined): string {
+  if (creds === undefined) return 'anonymous access';
+  if (creds.kind === 'identity-token') return creds.username ? `the identity token of user "${creds.username}"` : 'the identity token';
+  return `the credentials of user "${creds.username}"`;
 }
 
 /** When to fetch a new token: before `expires_in` (default 60 s, per the token spec) runs out. */

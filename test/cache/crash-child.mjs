@@ -16,6 +16,8 @@ const rnd = (n) => {
 const fetcher = {
   source: 'crash-child',
   async fetchRange(_digest, range) {
+    // Progress for the parent, which kills after a random number of fetches plus a random delay.
+    process.stdout.write('f\n');
     if (rnd(3) === 0) await new Promise((r) => setTimeout(r, rnd(3)));
     return Buffer.from(stored.subarray(range.offset, range.offset + range.length));
   },

@@ -21,7 +21,7 @@ beforeAll(() => {
 });
 
 interface WarmChild {
-  run(args: string[], killAfterMs: number): Promise<void>;
+  run(args: string[], killAfterMs: number, killAfterFetches: number): Promise<void>;
   kill(): void;
 }
 
@@ -39,15 +39,29 @@ function warmChild(): WarmChild {
     });
   });
   exited.catch(() => {});
+  // Kill after `afterFetches` fetch requests (progress lines 'f'), then `killAfter` ms more: kills
+  // land amid fetching, writing, syncing and map writes whatever the machine's load.
+  let afterFetches = 0;
+  let fetches = 0;
+  let armed = false;
+  const arm = (): void => {
+    if (armed) return;
+    armed = true;
+    setTimeout(() => child.kill('SIGKILL'), killAfter);
+  };
   child.stdout.on('data', (d: Buffer) => {
-    if (!ready && d.toString().includes('ready')) {
+    const text = d.toString();
+    if (!ready && text.includes('ready')) {
       ready = true;
-      setTimeout(() => child.kill('SIGKILL'), killAfter);
+      if (afterFetches === 0) arm();
     }
+    fetches += text.split('f\n').length - 1;
+    if (ready && fetches >= afterFetches) arm();
   });
   return {
-    run: (args, killAfterMs) => {
+    run: (args, killAfterMs, killAfterFetches) => {
       killAfter = killAfterMs;
+      afterFetches = killAfterFetches;
       child.stdin.write(JSON.stringify(args) + '\n');
       return exited;
     },
@@ -58,8 +72,8 @@ function warmChild(): WarmChild {
 }
 
 describe('crash consistency', () => {
-  it(`3. SIGKILL at random points while filling, ${ROUNDS} times: present frames are right, whole blob reads right', async () => {
-    const fx = makeBlobFixture({ size: 2 * 1024 * 1024 - 5000, frameSize: 16384, compression: 'gzip', seed: 42 });
+  it(`3. SIGKILL at random points while filling, ${ROUNDS} times: present frames are right, whole blob reads right`, async () => {
+    const fx = makeBlobFixture({ size: 1024 * 1024 - 5000, frameSize: 16384, compression: 'gzip', seed: 42 });
     const work = tempDir('crash');
     const storedPath = join(work, 'stored');
     const metaPath = join(work, 'meta.json');
@@ -76,15 +90,16 @@ describe('crash consistency', () => {
     let presentSeen = 0;
     let wipes = 0;
     const started = Date.now();
-    const pool = [warmChild(), warmChild()];
-    try {
+    const phase = { open: 0, read: 0, close: 0 };
     let childMs = 0;
     let checkMs = 0;
+    const pool = [warmChild(), warmChild()];
+    try {
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
       const child = pool.shift()!;
       if (round + pool.length + 1 < ROUNDS) pool.push(warmChild());
-      await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(31));
+      await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(11), rnd(12));
       const t1 = performance.now();
       childMs += t1 - t0;
 
@@ -103,18 +118,24 @@ describe('crash consistency', () => {
       // Restart on a copy (so the original keeps its partial state for the next child).
       const copy = join(work, 'check');
       cpSync(dir, copy, { recursive: true });
+      const c0 = performance.now();
       const cache = await openCache({ dir: copy });
       try {
         const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
+        phase.open += performance.now() - c0;
         const onDisk = readFileSync(join(copy, 'blobs', `${fx.toc.blobId}.data`));
         for (let i = 0; i < fx.toc.frames.length; i++) {
           if (!blob.hasFrame?.(i)) continue;
           const f = fx.toc.frames[i]!;
           expect(onDisk.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize).equals(fx.uncompressed.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize))).toBe(true);
         }
+        const r0 = performance.now();
         expect((await blob.read(0, fx.uncompressed.length)).equals(fx.uncompressed)).toBe(true);
+        phase.read += performance.now() - r0;
       } finally {
+        const z0 = performance.now();
         await cache.close();
+        phase.close += performance.now() - z0;
         rmSync(copy, { recursive: true, force: true });
       }
       checkMs += performance.now() - t1;
@@ -128,7 +149,7 @@ describe('crash consistency', () => {
     }
     process.stderr.write(
       `crash test: ${ROUNDS} kills in ${Date.now() - started} ms (child start to kill ${(childMs / ROUNDS).toFixed(0)} ms, ` +
-        `check ${(checkMs / ROUNDS).toFixed(0)} ms per round), ${presentSeen} present frames checked, ${wipes} full fills\n`,
+        `check ${(checkMs / ROUNDS).toFixed(0)} ms per round: open ${(phase.open / ROUNDS).toFixed(0)}, read ${(phase.read / ROUNDS).toFixed(0)}, close ${(phase.close / ROUNDS).toFixed(0)}), ${presentSeen} present frames checked, ${wipes} full fills\n`,
     );
     expect(presentSeen).toBeGreaterThan(0);
   }, 900_000);

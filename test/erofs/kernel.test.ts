@@ -148,12 +148,12 @@ describe.skipIf(!canRun)('erofs writer output on the kernel', () => {
   }
 
   it('mounts file-backed (raw mount(2), device= a regular file) and shows the model', () => {
-    mountErofs(imgPath, mnt, [blobPath]);
-    mounted = true;
     try {
+      mountErofs(imgPath, mnt, [blobPath]);
+      mounted = true;
       compare();
     } finally {
-      unmount(mnt);
+      if (mounted) unmount(mnt);
       mounted = false;
     }
   });
@@ -163,13 +163,14 @@ describe.skipIf(!canRun)('erofs writer output on the kernel', () => {
     loops.push(a);
     const b = losetup(blobPath);
     loops.push(b);
-    mountErofs(a, mnt, [b]);
-    mounted = true;
     try {
+      mountErofs(a, mnt, [b]);
+      mounted = true;
       compare();
     } finally {
-      unmount(mnt);
+      if (mounted) unmount(mnt);
       mounted = false;
+      for (const l of loops.splice(0)) detachLoop(l);
     }
   });
 });

@@ -133,24 +133,30 @@ describe.skipIf(!canRun)('mkfs.erofs 1.5 images: reader equals kernel', () => {
       const image = join(t.dir, `${v.name}.img`);
       const blob = v.blob ? join(t.dir, `${v.name}.blob`) : undefined;
       execFileSync('mkfs.erofs', ['-T', '1700000000', ...v.args, ...(blob ? [`--blobdev=${blob}`] : []), image, src], { stdio: 'pipe' });
-      const a = losetup(image);
-      loops.push(a);
-      const devs: string[] = [];
-      if (blob !== undefined) {
-        const b = losetup(blob);
-        loops.push(b);
-        devs.push(b);
-      }
-      mountErofs(a, mnt, devs);
-      mounted = true;
       try {
+        const a = losetup(image);
+        loops.push(a);
+        const devs: string[] = [];
+        if (blob !== undefined) {
+          const b = losetup(blob);
+          loops.push(b);
+          devs.push(b);
+        }
+        mountErofs(a, mnt, devs);
+        mounted = true;
         await compare(image, blob);
-        const r = ErofsReader.open(fromFile(image));
-        expect(r.inode(r.resolve('/f-10000')!).layout).toBe(v.layout);
-        if (v.blob) expect(r.superblock.devices).toEqual([{ tag: '', blocks: 0, mappedBlkaddr: 0 }]);
+        const source = fromFile(image);
+        try {
+          const r = ErofsReader.open(source);
+          expect(r.inode(r.resolve('/f-10000')!).layout).toBe(v.layout);
+          if (v.blob) expect(r.superblock.devices).toEqual([{ tag: '', blocks: 0, mappedBlkaddr: 0 }]);
+        } finally {
+          source.close();
+        }
       } finally {
-        unmount(mnt);
+        if (mounted) unmount(mnt);
         mounted = false;
+        for (const l of loops.splice(0)) detachLoop(l);
       }
     });
   }

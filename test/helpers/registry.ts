@@ -3,7 +3,8 @@
  * - `none`: anonymous push and pull;
  * - `basic`: htpasswd (bcrypt) Basic auth;
  * - `token`: Bearer tokens from a token server this process runs (node:http on loopback), signed
- *   RS256 with a key whose self-signed certificate the registry trusts (JWT header `x5c`).
+ *   RS256 with a key whose self-signed certificate the registry trusts (JWT header `x5c`). GET with
+ *   Basic credentials, or POST with an OAuth2 refresh-token grant whose token is the password.
  *
  * Each registry has its own YAML config and storage under /var/tmp; stop() kills it and removes the dir.
  * Registries still running when the test process exits are killed on exit.
@@ -60,19 +61,21 @@ export interface TestRegistry {
 }
 
 const REGISTRY_BIN = process.env.ONDEMAND_REGISTRY_BIN ?? '/usr/bin/docker-registry';
-const running = new Set<ChildProcess>();
+/** Registries not yet stopped, with their directories: killed and removed when the process exits. */
+const running = new Map<ChildProcess, string>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   const killAll = (): void => {
-    for (const child of running) {
+    for (const [child, dir] of running) {
       try {
         child.kill('SIGKILL');
       } catch {
         /* already gone */
       }
+      rmSync(dir, { recursive: true, force: true });
     }
   };
   process.on('exit', killAll);
@@ -142,23 +145,43 @@ async function startTokenServer(dir: string, user: string, password: string, opt
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname !== '/token') {
-      res.writeHead(404).end();
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant (a Docker `identitytoken`): the form carries the scope; the
+      // refresh token accepted is the user's password.
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+        for (const s of (form.get('scope') ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', s);
+        const ok = form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === password;
+        issue(url, ok ? 'yes' : 'refused', res);
+      });
       return;
     }
-    let authenticated = false;
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    let auth: 'yes' | 'no' | 'refused' = 'no';
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Basic\s+(.+)$/i.exec(header);
       const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
-      if (decoded !== `${user}:${password}`) {
-        refused++;
-        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="ondemand-test-token"' });
-        res.end(JSON.stringify({ details: 'incorrect username or password' }));
-        return;
-      }
-      authenticated = true;
+      auth = decoded === `${user}:${password}` ? 'yes' : 'refused';
+    }
+    issue(url, auth, res);
+  };
+
+  const issue = (url: URL, auth: 'yes' | 'no' | 'refused', res: ServerResponse): void => {
+    if (url.pathname !== '/token') {
+      res.writeHead(404).end();
+      return;
+    }
+    const authenticated = auth === 'yes';
+    if (auth === 'refused') {
+      refused++;
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="ondemand-test-token"' });
+      res.end(JSON.stringify({ details: 'incorrect username or password' }));
+      return;
     }
     const access: Access[] = [];
     for (const scope of url.searchParams.getAll('scope')) {
@@ -277,13 +300,13 @@ async function startOnce(options: StartRegistryOptions): Promise<TestRegistry> {
     const logFd = openSync(logFile, 'a');
     const child = spawn(REGISTRY_BIN, ['serve', configFile], { stdio: ['ignore', logFd, logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     closeSync(logFd);
-    running.add(child);
-    child.once('exit', () => running.delete(child));
+    running.set(child, dir);
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitForRegistry(url, child, logFile, 15_000);
     } catch (err) {
       child.kill('SIGKILL');
+      running.delete(child);
       throw err;
     }
 

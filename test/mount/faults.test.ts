@@ -8,9 +8,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
-import { buildImage, cliHas, makeTree, sha } from './images.js';
+import { buildImage, makeTree, sha } from './images.js';
 
-const ready = needs('daemon crash handling', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)'], [cliHas('build'), 'ondemand build (issue 2)']);
+const ready = needs('daemon crash handling', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']);
 
 /** sha256 of a file read by a child process (a hung read cannot hang the test), or its error. */
 function shaOf(path: string, timeoutMs = 60_000): Promise<{ sha?: string; error?: string; ms: number }> {
@@ -29,13 +29,17 @@ interface StatusJson { daemon: { pid: number; workerPid: number; workerRestarts:
 describe.skipIf(!ready)('daemon crashes', () => {
   let h: Harness;
   let src: { dir: string; remove: () => void };
-  let ref: string;
+  let image: string[];
+  /** A second image, never read before the daemon is killed: its data can only come from the daemon. */
+  let cold: string[];
 
   beforeAll(async () => {
     h = makeHarness('faults');
     src = makeTempDir('faults-src');
     makeTree(join(src.dir, 'tree'), { seed: 'f', bulkBytes: 24 * 1024 * 1024 });
-    ref = (await buildImage(h, join(src.dir, 'tree'), join(src.dir, 'layout'))).ref;
+    image = (await buildImage(h, join(src.dir, 'tree'), join(src.dir, 'layout'))).args;
+    makeTree(join(src.dir, 'cold'), { seed: 'c', bulkBytes: 4 * 1024 * 1024 });
+    cold = (await buildImage(h, join(src.dir, 'cold'), join(src.dir, 'cold-layout'))).args;
   });
   afterAll(async () => {
     await h.cleanup();
@@ -44,7 +48,7 @@ describe.skipIf(!ready)('daemon crashes', () => {
 
   it('a killed worker is replaced and cold reads made meanwhile complete with the right bytes', async () => {
     const mp = h.mountpoint('worker');
-    await h.ok('mount', '--image', ref, mp);
+    await h.ok('mount', ...image, mp);
     const s = JSON.parse(await h.ok('status', '--json')) as StatusJson;
     process.kill(s.daemon.workerPid, 'SIGKILL');
     // Cold reads while no worker runs: they wait in the kernel's FUSE queue for the new worker.
@@ -61,7 +65,7 @@ describe.skipIf(!ready)('daemon crashes', () => {
 
   it('SIGKILL of the daemon: reads fail (no zeros), and ondemand umount still cleans up', async () => {
     const mp = h.mountpoint('killed');
-    await h.ok('mount', '--image', ref, mp);
+    await h.ok('mount', ...cold, mp);
     const pid = h.daemonPid()!;
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && h.daemonPid() !== null; i++) await new Promise((r) => setTimeout(r, 50));
@@ -79,7 +83,7 @@ describe.skipIf(!ready)('daemon crashes', () => {
 
   it('a new daemon starts cleanly after the killed one', async () => {
     const mp = h.mountpoint('after');
-    await h.ok('mount', '--image', ref, mp);
+    await h.ok('mount', ...image, mp);
     expect((await shaOf(join(mp, 'etc', 'motd'))).sha).toBe(sha(join(src.dir, 'tree', 'etc', 'motd')));
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });

@@ -47,13 +47,33 @@ export function compareTrees(src: string, mnt: string): string[] {
   return bad;
 }
 
-/** Builds `tree` into an OCI layout; returns the `oci:` reference and the stored size of its blobs. */
-export async function buildImage(h: Harness, tree: string, layout: string, tag = 'test'): Promise<{ ref: string; bytes: number }> {
-  await h.ok('build', tree, `oci:${layout}:${tag}`);
-  let bytes = 0;
-  const blobsDir = join(layout, 'blobs', 'sha256');
-  for (const f of listFiles(blobsDir)) bytes += lstatSync(join(blobsDir, f)).size;
-  return { ref: `oci:${layout}:${tag}`, bytes };
+export interface TestImage {
+  /** What `ondemand mount` gets before the mountpoint: `--image REF [--blob FILE]...`. */
+  args: string[];
+  ref: string;
+  /** Stored bytes of the image's data (what a full fetch would move). */
+  bytes: number;
+  how: 'ondemand build' | 'mkfs.erofs';
+}
+
+/**
+ * Builds `tree` into an OCI layout with `ondemand build`; until that command exists, into a plain
+ * chunked erofs image made by mkfs.erofs (`--blob` mounts), which the same daemon path serves.
+ */
+export async function buildImage(h: Harness, tree: string, outDir: string, tag = 'test'): Promise<TestImage> {
+  if (cliHas('build')) {
+    await h.ok('build', tree, `oci:${outDir}:${tag}`);
+    let bytes = 0;
+    const blobsDir = join(outDir, 'blobs', 'sha256');
+    for (const f of listFiles(blobsDir)) bytes += lstatSync(join(blobsDir, f)).size;
+    const ref = `oci:${outDir}:${tag}`;
+    return { args: ['--image', ref], ref, bytes, how: 'ondemand build' };
+  }
+  mkdirSync(outDir, { recursive: true });
+  const meta = join(outDir, 'meta.erofs');
+  const blob = join(outDir, 'blob.img');
+  execFileSync('mkfs.erofs', ['--quiet', '--chunksize=65536', `--blobdev=${blob}`, meta, tree]);
+  return { args: ['--image', meta, '--blob', blob], ref: meta, bytes: lstatSync(blob).size, how: 'mkfs.erofs' };
 }
 
 export interface MountStatusJson {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
-import { buildImage, cliHas, makeTree, mountStatus, pushLayout, sha } from './images.js';
+import { buildImage, cliHas, makeTree, mountStatus, pushLayout, sha, type TestImage } from './images.js';
 
 const ready = needs('mount from a registry', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)'], [cliHas('build'), 'ondemand build (issue 2)'],
   [haveCommand('docker-registry'), 'docker-registry'], [cliHas('push') || haveCommand('skopeo'), 'ondemand push (issue 4) or skopeo']);
@@ -29,7 +29,7 @@ describe.skipIf(!ready)('mount from a registry', () => {
   let h: Harness;
   let reg: TestRegistry;
   let src: { dir: string; remove: () => void };
-  let image: { ref: string; bytes: number };
+  let image: TestImage;
   let remote: string;
   let mp: string;
 

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushBlob } from '../../src/registry/upload.js';
 import { AuthError, errorText } from '../../src/util/errors.js';
-import { haveCommand, needs } from '../helpers/env.js';
+import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startRegistry, type TestRegistry, type TokenServerOptions } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeBlob, type FixtureBlob } from './fixtures.js';
@@ -117,5 +119,26 @@ describe.skipIf(!ready)('registry token auth', () => {
     const gets = proxy.requests.filter((r) => r.method === 'GET');
     expect(gets.map((r) => r.status)).toEqual([206, 401, 206]);
     expect(gets[2]!.range).toMatch(/^bytes=(29|30)[0-9]{4}-/);
+  });
+
+  it('an identity token from the Docker config is exchanged at the realm (OAuth2 refresh-token grant)', async () => {
+    const { reg, proxy } = await setup({});
+    const tmp = makeTempDir('idtoken');
+    try {
+      const good = join(tmp.dir, 'good.json');
+      writeFileSync(good, JSON.stringify({ auths: { [proxy.host]: { identitytoken: reg.password } } }));
+      const c = new RegistryClient({ registry: proxy.host, credentials: { env: {}, dockerConfig: good } });
+      clients.push(c);
+      expect((await c.getBlobRange('tok/repo', blob.digest, { offset: 7, length: 7 })).equals(blob.stored.subarray(7, 14))).toBe(true);
+      const bad = join(tmp.dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ auths: { [proxy.host]: { identitytoken: 'expired-refresh-token' } } }));
+      const d = new RegistryClient({ registry: proxy.host, credentials: { env: {}, dockerConfig: bad } });
+      clients.push(d);
+      const err = await d.getBlobRange('tok/repo', blob.digest, { offset: 0, length: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthError);
+      expect(errorText(err)).toBe(`token server for registry ${proxy.host} rejected the identity token`);
+    } finally {
+      tmp.remove();
+    }
   });
 });
