@@ -5,3 +5,6 @@ cd "$(dirname "$0")/.."
 node dist/bench/fuse-read.js
 node dist/bench/cache-throughput.js
 node dist/bench/erofs-write.js
+node dist/bench/registry-read.js
+node dist/bench/build-debian.js
+node dist/bench/convert-debian.js

@@ -11,7 +11,7 @@ import type { Compression } from '../format/image/types.js';
 import type { Descriptor, ImageManifest } from '../registry/manifest.js';
 import type { ImageSource } from './image-source.js';
 import { openLayerStream, type BombLimits } from './layer-stream.js';
-import { LayerApplier, emptyRoot, emptyStats, toSourceTree, type MergeStats } from './merge.js';
+import { LayerApplier, commonMtime, emptyRoot, emptyStats, toSourceTree, type MergeStats } from './merge.js';
 import { LayerSpool } from './spool.js';
 import { readTar, type TarLimits } from './tar.js';
 
@@ -122,6 +122,7 @@ export async function convertManifest(
     const built = await buildImage(toSourceTree(root), {
       workDir,
       blobCount: Math.max(1, manifest.layers.length),
+      buildTime: commonMtime(root),
       ...(settings.chunkSize !== undefined ? { chunkSize: settings.chunkSize } : {}),
       ...(settings.frameSize !== undefined ? { frameSize: settings.frameSize } : {}),
       ...(settings.compression !== undefined ? { compression: settings.compression } : {}),

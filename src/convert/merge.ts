@@ -247,3 +247,32 @@ export function toSourceTree(root: MergedDir): SourceDir {
   };
   return convert(root);
 }
+
+/**
+ * The most common mtime in the tree (ties: the earliest). Used as the bootstrap's build time: erofs
+ * stores inodes with exactly that time in the compact form, and the output stays reproducible.
+ */
+export function commonMtime(root: MergedDir): { sec: bigint; nsec: number } {
+  const counts = new Map<string, number>();
+  const seen = new Set<MergedNode>();
+  const visit = (n: MergedNode): void => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    const key = `${n.mtime}.${n.mtimeNsec}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (n.kind === 'dir') for (const c of n.children.values()) visit(c.node);
+  };
+  visit(root);
+  let best = { sec: root.mtime, nsec: root.mtimeNsec };
+  let bestCount = 0;
+  for (const [key, count] of counts) {
+    const [secText, nsecText] = key.split('.') as [string, string];
+    const cand = { sec: BigInt(secText), nsec: Number(nsecText) };
+    const earlier = cand.sec < best.sec || (cand.sec === best.sec && cand.nsec < best.nsec);
+    if (count > bestCount || (count === bestCount && earlier)) {
+      best = cand;
+      bestCount = count;
+    }
+  }
+  return best;
+}

@@ -20,7 +20,7 @@ import { FuseReader } from './reader.js';
 import {
   FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE,
   FOPEN_PASSTHROUGH, FUSE_MIN_READ_BUFFER, IN_HEADER_SIZE, InitFlag, InitFlag2, NotifyCode, OUT_HEADER_SIZE, Opcode,
-  WRITE_REQUEST_OVERHEAD, cString, decodeAccessMask, decodeBatchForgetIn, decodeFh, decodeForgetIn,
+  WRITE_REQUEST_OVERHEAD, cString, decodeBatchForgetIn, decodeFh, decodeForgetIn,
   decodeGetxattrIn, decodeInHeader, decodeInitIn, decodeInterruptIn, decodeOpenFlags, decodeReadIn,
   direntSize, direntType, encodeAttrOut, encodeEntryOut, encodeGetxattrOut, encodeInitOut, encodeOpenOut,
   encodeOutHeader, encodeStatfsOut, writeDirent, type InHeader,
@@ -97,6 +97,8 @@ export class FuseSession {
   };
   private readyWaiters: { resolve: (p: FuseConnectionParams) => void; reject: (e: Error) => void }[] = [];
   private endErrno: number | undefined;
+  /** After stop(): a successor owns the connection, this session writes nothing more. */
+  private detached = false;
   private readonly ended: Promise<number>;
 
   private constructor(fd: number, fs: FuseFilesystem, options: FuseSessionOptions) {
@@ -174,8 +176,12 @@ export class FuseSession {
     return { ...this.counters, inFlight: this.inFlight.size };
   }
 
-  /** Stops reading (the connection stays mounted; the fd stays open for a successor session). */
+  /**
+   * Stops reading and answering (the connection stays mounted, the fd open). Requests taken but not
+   * answered are left to a successor session, which gets them back through FUSE_NOTIFY_RESEND.
+   */
   async stop(): Promise<void> {
+    this.detached = true;
     await this.reader.stop();
   }
 
@@ -187,6 +193,7 @@ export class FuseSession {
   // ---- dispatch ----------------------------------------------------------------------------------
 
   private dispatch(req: Buffer): void {
+    if (this.detached) return; // the successor gets it again (FUSE_NOTIFY_RESEND)
     const h = decodeInHeader(req);
     const body = req.subarray(IN_HEADER_SIZE, h.len);
     this.counters.requests++;
@@ -256,9 +263,7 @@ export class FuseSession {
       })];
       case Opcode.GETXATTR: return this.getxattr(h.nodeid, body, ctx);
       case Opcode.LISTXATTR: return this.listxattr(h.nodeid, body, ctx);
-      case Opcode.ACCESS:
-        decodeAccessMask(body); // default_permissions: the kernel checked modes already
-        return [];
+      case Opcode.ACCESS: return []; // default_permissions: the kernel has checked the mode bits already
       case Opcode.DESTROY: return [];
       default:
         this.counters.unsupported++;
@@ -440,6 +445,7 @@ export class FuseSession {
   // ---- replies -----------------------------------------------------------------------------------
 
   private reply(unique: bigint, error: number, payload: Buffer[]): void {
+    if (this.detached) return;
     const len = OUT_HEADER_SIZE + payload.reduce((n, b) => n + b.length, 0);
     try {
       writevSync(this.fd, [encodeOutHeader(len, error, unique), ...payload]);

@@ -16,8 +16,6 @@ const rnd = (n) => {
 const fetcher = {
   source: 'crash-child',
   async fetchRange(_digest, range) {
-    // Progress for the parent, which kills after a random number of fetches plus a random delay.
-    process.stdout.write('f\n');
     if (rnd(3) === 0) await new Promise((r) => setTimeout(r, rnd(3)));
     return Buffer.from(stored.subarray(range.offset, range.offset + range.length));
   },
@@ -30,9 +28,18 @@ const cache = await openCache({ dir, maxConcurrentFetches: 4, readAheadFrames: r
 const blob = await cache.openBlob(descriptor, { fetcher, toc });
 process.stdout.write('ready\n');
 blob.prefetch().catch(() => {});
+// Progress for the parent, which kills once a random number of frames is present, plus a random delay.
+let reported = -1;
 for (;;) {
+  const present = blob.stats().framesPresent;
+  if (present !== reported) {
+    reported = present;
+    process.stdout.write(`p${present}\n`);
+  }
   const reads = [];
   for (let i = 0; i < 4; i++) reads.push(blob.read(rnd(toc.uncompressedSize), 1 + rnd(100_000)));
   await Promise.all(reads);
+  // Reads served from just-verified bytes resolve without I/O: yield so writes and syncs complete.
+  await new Promise((r) => setImmediate(r));
   if (blob.isComplete()) await new Promise((r) => setTimeout(r, 5));
 }

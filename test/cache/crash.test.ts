@@ -21,12 +21,12 @@ beforeAll(() => {
 });
 
 interface WarmChild {
-  run(args: string[], killAfterMs: number, killAfterFetches: number): Promise<void>;
+  run(args: string[], killAfterMs: number, killAfterPresent: number): Promise<void>;
   kill(): void;
 }
 
 /** Starts a child that has done its imports and waits for its arguments on stdin. */
-function warmChild(): WarmChild {
+function warmChild(total: number): WarmChild {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'crash-child.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let ready = false;
@@ -39,10 +39,9 @@ function warmChild(): WarmChild {
     });
   });
   exited.catch(() => {});
-  // Kill after `afterFetches` fetch requests (progress lines 'f'), then `killAfter` ms more: kills
-  // land amid fetching, writing, syncing and map writes whatever the machine's load.
-  let afterFetches = 0;
-  let fetches = 0;
+  // Kill once `afterPresent` frames are present (progress lines 'pN'), then `killAfter` ms more:
+  // kills land before, amid and after fetching, writing, syncing and map writes, whatever the load.
+  let afterPresent = 0;
   let armed = false;
   const arm = (): void => {
     if (armed) return;
@@ -50,18 +49,16 @@ function warmChild(): WarmChild {
     setTimeout(() => child.kill('SIGKILL'), killAfter);
   };
   child.stdout.on('data', (d: Buffer) => {
-    const text = d.toString();
-    if (!ready && text.includes('ready')) {
-      ready = true;
-      if (afterFetches === 0) arm();
+    for (const line of d.toString().split('\n')) {
+      if (line === 'ready') ready = true;
+      const m = /^p(\d+)$/.exec(line);
+      if (ready && m && (Number(m[1]) >= afterPresent || Number(m[1]) === total)) arm();
     }
-    fetches += text.split('f\n').length - 1;
-    if (ready && fetches >= afterFetches) arm();
   });
   return {
-    run: (args, killAfterMs, killAfterFetches) => {
+    run: (args, killAfterMs, killAfterPresent) => {
       killAfter = killAfterMs;
-      afterFetches = killAfterFetches;
+      afterPresent = killAfterPresent;
       child.stdin.write(JSON.stringify(args) + '\n');
       return exited;
     },
@@ -73,7 +70,7 @@ function warmChild(): WarmChild {
 
 describe('crash consistency', () => {
   it(`3. SIGKILL at random points while filling, ${ROUNDS} times: present frames are right, whole blob reads right`, async () => {
-    const fx = makeBlobFixture({ size: 1024 * 1024 - 5000, frameSize: 16384, compression: 'gzip', seed: 42 });
+    const fx = makeBlobFixture({ size: 768 * 1024 - 5000, frameSize: 16384, compression: 'gzip', seed: 42 });
     const work = tempDir('crash');
     const storedPath = join(work, 'stored');
     const metaPath = join(work, 'meta.json');
@@ -93,13 +90,14 @@ describe('crash consistency', () => {
     const phase = { open: 0, read: 0, close: 0 };
     let childMs = 0;
     let checkMs = 0;
-    const pool = [warmChild(), warmChild()];
+    const total = fx.toc.frames.length;
+    const pool = [warmChild(total), warmChild(total)];
     try {
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
       const child = pool.shift()!;
-      if (round + pool.length + 1 < ROUNDS) pool.push(warmChild());
-      await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(11), rnd(12));
+      if (round + pool.length + 1 < ROUNDS) pool.push(warmChild(total));
+      await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(16), rnd(total));
       const t1 = performance.now();
       childMs += t1 - t0;
 

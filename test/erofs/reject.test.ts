@@ -71,3 +71,35 @@ describe('erofs reader rejects', () => {
     }
   });
 });
+
+describe('erofs reader understands newer and less common encodings', () => {
+  it('NLINK_1 (i_format bit 4) and the compact inode mtime offset (+12)', () => {
+    const img = image();
+    const r = ErofsReader.open(fromBuffer(img));
+    const nid = r.resolve('/f')!;
+    const at = nid * 32;
+    expect(r.inode(nid).extended).toBe(false);
+    img.writeUInt16LE(img.readUInt16LE(at) | 0x10, at);
+    img.writeUInt16LE(7, at + 6); // i_nb: blocks_hi in the newest format, not a link count
+    img.writeUInt32LE(3600, at + 12);
+    const r2 = ErofsReader.open(fromBuffer(fixChecksum(img)));
+    expect(r2.inode(nid)).toMatchObject({ nlink: 1, mtime: BUILD_TIME + 3600n });
+    img.writeUInt16LE(img.readUInt16LE(at) | 0x20, at);
+    expect(formatError(() => ErofsReader.open(fromBuffer(fixChecksum(img))).inode(nid)).message).toMatch(/i_format bits 0x30/);
+  });
+
+  it('unified addressing: a device-0 address inside a mapped device slot belongs to that device', () => {
+    const root = dir([['plain', inlineFile(Buffer.alloc(8192, 1))]]);
+    const img = writeErofs({ root, devices: [{ tag: 'blob', blocks: 10 }], buildTime: BUILD_TIME, buildTimeNsec: 0 });
+    const r = ErofsReader.open(fromBuffer(img));
+    const nid = r.resolve('/plain')!;
+    const [ext] = r.fileExtents(nid);
+    expect(ext).toMatchObject({ hole: false, device: 0, length: 8192 });
+    const blk = (ext as { deviceOffset: number }).deviceOffset / 4096;
+    expect(blk).toBeGreaterThan(0);
+    img.writeUInt32LE(blk, 9 * 128 + 68); // slot 1 mapped_blkaddr: the device starts at our file's block
+    const r2 = ErofsReader.open(fromBuffer(fixChecksum(img)));
+    expect(r2.superblock.devices[0]!.mappedBlkaddr).toBe(blk);
+    expect(r2.fileExtents(nid)).toEqual([{ fileOffset: 0, length: 8192, hole: false, device: 1, deviceOffset: 0 }]);
+  });
+});

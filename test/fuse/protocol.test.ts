@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { pbkdf2 } from 'node:crypto';
 import { FuseMount, abortFuseConnection } from '../../src/fuse/mount.js';
 import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
+import { closeQuietly, pidfdGetfd } from '../../src/native/fuse.js';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { ToyFs, fileContent } from './toy-fs.js';
 
@@ -133,14 +134,37 @@ except OSError as e: print(e.errno)`;
     expect(m!.session.stats().unsupported).toBeGreaterThanOrEqual(before + 1);
   });
 
-  it('hands the connection to a new session without INIT (supervisor restart)', async () => {
+  it('hands the connection to a new session: fd via pidfd_getfd, no INIT, unanswered requests resent', async () => {
     const old = m!;
     const params = old.params!;
+    const [started, aborted] = [fs.slowStarted, fs.slowAborted];
+    // A READ the old session takes and never answers (as if its process died).
+    const child = spawn('dd', [`if=${join(mnt, 'slow')}`, 'of=/dev/null', 'bs=4096', 'count=1'], { stdio: 'ignore' });
+    const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    for (let t = 0; t < 100 && fs.slowStarted === started; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.slowStarted).toBe(started + 1);
     await old.session.stop();
-    m = FuseMount.adopt(mnt, old.fd, fs, params);
+
+    const fd = pidfdGetfd(process.pid, old.fd);
+    expect(fd).toBeGreaterThan(0);
+    closeQuietly(old.fd);
+    m = FuseMount.adopt(mnt, fd, fs, params);
     expect(m.session.params).toEqual(params);
+    // FUSE_NOTIFY_RESEND: the kernel gives the pending READ to the new session.
+    for (let t = 0; t < 100 && fs.slowStarted === started + 1; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.slowStarted).toBe(started + 2);
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    for (let t = 0; t < 40 && fs.slowAborted < aborted + 2; t++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.slowAborted).toBe(aborted + 2); // the old handler (on stop) and the new one (INTERRUPT)
     expect(await readFile(join(mnt, 'f3'))).toEqual(fileContent(3, sizeOf(3)));
-    expect(m.session.stats().requests).toBeGreaterThan(0);
+    expect(m.session.stats().interrupts).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a missing mountpoint with a MountError and leaves nothing mounted', async () => {
+    const missing = join(tmp.dir, 'missing');
+    await expect(FuseMount.create(missing, fs)).rejects.toMatchObject({ code: 'EMOUNT', errno: 2 });
+    expect(mounted(missing)).toBe(false);
   });
 
   it('unmounts: the reader sees the connection go away', async () => {

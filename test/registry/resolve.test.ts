@@ -52,6 +52,17 @@ describe.skipIf(!ready)('resolveRegistryImage', () => {
     }
   });
 
+  it('src/resolve (resolveImage) hands registry references to the registry branch', async () => {
+    const { resolveImage } = await import('../../src/resolve/index.js');
+    const r = await resolveImage(`${reg.host}/od/app:v1`);
+    try {
+      expect(r.image.manifestDigest).toBe(img.manifestDigest);
+      expect(r.fetcher.source).toBe(`registry ${reg.host}/od/app`);
+    } finally {
+      await r.fetcher.close();
+    }
+  });
+
   it('resolves by digest and through an index, choosing the platform', async () => {
     const other = makeImage([4096]);
     await pushImage(client, 'od/app', 'arm', other);

@@ -1,0 +1,60 @@
+/**
+ * `--prefetch`: every blob is fetched in the background after mounting; when complete, the blobs'
+ * read-only loop devices switch to the complete cache files, so reads no longer involve the daemon
+ * (status `blobsDirect`), and the next mount of the image opens its blobs with FUSE passthrough.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { cliBuilt, leftovers, loopsUnder, makeHarness, type Harness } from './harness.js';
+import { buildImage, compareTrees, makeTree, mountStatus, type TestImage } from './images.js';
+
+const ready = needs('prefetch', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']);
+
+describe.skipIf(!ready)('mount --prefetch', () => {
+  let h: Harness;
+  let src: { dir: string; remove: () => void };
+  let image: TestImage;
+
+  beforeAll(async () => {
+    h = makeHarness('prefetch');
+    src = makeTempDir('prefetch-src');
+    makeTree(join(src.dir, 'tree'), { seed: 'p', bulkBytes: 12 * 1024 * 1024 });
+    image = await buildImage(h, join(src.dir, 'tree'), join(src.dir, 'layout'));
+  });
+  afterAll(async () => {
+    await h.cleanup();
+    src.remove();
+  });
+
+  it('fetches everything in the background, then serves reads straight from the cache files', async () => {
+    const mp = h.mountpoint('pf');
+    await h.ok('mount', '--prefetch', ...image.args, mp);
+    let s = await mountStatus(h, mp);
+    for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      s = await mountStatus(h, mp);
+    }
+    process.stderr.write(`after prefetch: ${JSON.stringify(s)}\n`);
+    expect(s.prefetch).toBe('done');
+    expect(s.blobsDirect).toBeGreaterThan(0);
+    expect(s.bytesFetched).toBeGreaterThan(image.bytes * 0.9);
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+    // The loops now read the cache files (not FUSE files).
+    const direct = loopsUnder([h.cacheDir]);
+    expect(direct.length).toBe(s.blobsDirect);
+    await h.ok('umount', mp);
+    expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  });
+
+  it('the next mount opens the complete blobs with FUSE passthrough and fetches nothing', async () => {
+    const mp = h.mountpoint('again');
+    await h.ok('mount', ...image.args, mp);
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+    const s = await mountStatus(h, mp);
+    expect(s.bytesFetched).toBe(0);
+    expect(s.passthroughOpens).toBeGreaterThan(0);
+    await h.ok('umount', mp);
+    expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  });
+});
