@@ -35,7 +35,7 @@ function main(): void {
     const cases: Record<string, () => number> = {
       'mkfs.erofs': () => {
         const i = n++;
-        const t = timeIt('mkfs.erofs', ['-q', '--chunksize=1048576', `--blobdev=${join(tmp, `blob-${i}`)}`, join(tmp, `meta-${i}`), rootfs!]);
+        const t = timeIt('mkfs.erofs', ['--quiet', '--chunksize=1048576', `--blobdev=${join(tmp, `blob-${i}`)}`, join(tmp, `meta-${i}`), rootfs!]);
         rmSync(join(tmp, `blob-${i}`));
         rmSync(join(tmp, `meta-${i}`));
         return t;

@@ -3,8 +3,8 @@
  *  - baseline: plain full GETs (curl, to /dev/null) of the image's layer blobs, best of 3;
  *  - `convertImage` registry → oci: layout, and registry → registry, with the time split into
  *    layer application (download + gunzip + tar + spool) and build (chunk, hash, dedup, frames).
- * The source is made by umoci from a debootstrap minbase tree ($ONDEMAND_BENCH_DEBIAN_ROOTFS to
- * reuse one) and pushed with skopeo.
+ * The source is made by umoci from a debootstrap minbase tree (makeDebianTree's cache, or
+ * $ONDEMAND_BENCH_DEBIAN_ROOTFS) and pushed with skopeo.
  * Run: `make build && node dist/bench/convert-debian.js`
  */
 import { execFileSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertImage, type ProgressEvent } from '../src/convert/index.js';
 import { startRegistry } from '../test/helpers/registry.js';
+import { makeDebianTree } from '../test/helpers/trees.js';
 
 const MiB = 1024 * 1024;
 
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
     let rootfs = process.env.ONDEMAND_BENCH_DEBIAN_ROOTFS;
     if (rootfs === undefined) {
       rootfs = join(tmp, 'rootfs');
-      run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian']);
+      const why = makeDebianTree(rootfs);
+      if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
     }
     const layout = join(tmp, 'layout');
     run('umoci', ['init', '--layout', layout]);

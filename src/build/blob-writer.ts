@@ -4,7 +4,7 @@
  * Memory use is one frame, whatever the blob size.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import { encodeToc } from '../format/image/toc.js';
@@ -29,7 +29,9 @@ export interface BuiltBlob {
 }
 
 export class BlobWriter {
-  private fh: FileHandle | undefined;
+  private fd: number | undefined;
+  /** Frames being compressed on the thread pool, written in order (two cores: keep two in flight). */
+  private readonly inFlight: { raw: number; digest: string; stored: Promise<Buffer> }[] = [];
   private readonly frame: Buffer;
   private fill = 0;
   /** Uncompressed bytes already flushed as frames. */
@@ -46,7 +48,7 @@ export class BlobWriter {
 
   /** Uncompressed size so far (always a multiple of 4096). */
   get size(): number {
-    return this.flushed + this.fill;
+    return this.flushed + this.inFlight.reduce((n, f) => n + f.raw, 0) + this.fill;
   }
 
   /** Appends one chunk at the current (block-aligned) end, pads it to 4 KiB; returns its block address. */
@@ -73,24 +75,36 @@ export class BlobWriter {
     if (this.fill === 0) return;
     const raw = this.frame.subarray(0, this.fill);
     const digest = createHash('sha256').update(raw).digest('hex');
-    this.viewHash.update(raw);
-    const stored = this.options.compression === 'gzip' ? await gzip(raw, { level: this.options.gzipLevel }) : raw;
-    await this.write(stored);
-    this.frames.push({
-      uncompressedOffset: this.flushed, uncompressedSize: this.fill,
-      compressedOffset: this.stored - stored.length, compressedSize: stored.length, digest,
-    });
-    this.flushed += this.fill;
+    if (this.options.compression === 'gzip') {
+      this.viewHash.update(raw);
+      // gzip works on its own copy so the frame buffer can be refilled meanwhile.
+      this.inFlight.push({ raw: raw.length, digest, stored: gzip(Buffer.from(raw), { level: this.options.gzipLevel }) });
+      if (this.inFlight.length > MAX_IN_FLIGHT) await this.writeOldest();
+    } else {
+      // Stored bytes = view bytes: one hash serves both (the view digest is taken from a copy at the end).
+      this.storeFrame(raw, raw.length, digest);
+    }
     this.fill = 0;
   }
 
-  private async write(bytes: Buffer): Promise<void> {
-    this.fh ??= await open(this.path, 'w');
+  private async writeOldest(): Promise<void> {
+    const next = this.inFlight.shift()!;
+    this.storeFrame(await next.stored, next.raw, next.digest);
+  }
+
+  private storeFrame(stored: Buffer, rawSize: number, digest: string): void {
+    this.write(stored);
+    this.frames.push({
+      uncompressedOffset: this.flushed, uncompressedSize: rawSize,
+      compressedOffset: this.stored - stored.length, compressedSize: stored.length, digest,
+    });
+    this.flushed += rawSize;
+  }
+
+  private write(bytes: Buffer): void {
+    this.fd ??= openSync(this.path, 'w');
     let at = 0;
-    while (at < bytes.length) {
-      const { bytesWritten } = await this.fh.write(bytes, at, bytes.length - at, this.stored + at);
-      at += bytesWritten;
-    }
+    while (at < bytes.length) at += writeSync(this.fd, bytes, at, bytes.length - at, this.stored + at);
     this.storedHash.update(bytes);
     this.stored += bytes.length;
   }
@@ -98,8 +112,10 @@ export class BlobWriter {
   /** Flushes the last frame, appends the TOC, closes the file. */
   async finish(): Promise<BuiltBlob> {
     await this.flushFrame();
+    while (this.inFlight.length > 0) await this.writeOldest();
+    const blobId = this.options.compression === 'gzip' ? this.viewHash.digest('hex') : this.storedHash.copy().digest('hex');
     const toc: BlobToc = {
-      blobId: this.viewHash.digest('hex'),
+      blobId,
       uncompressedSize: this.flushed,
       frameSize: this.options.frameSize,
       compression: this.options.compression,
@@ -107,9 +123,9 @@ export class BlobWriter {
     };
     const tocBytes = encodeToc(toc);
     const tocOffset = this.stored;
-    await this.write(tocBytes);
-    await this.fh?.close();
-    this.fh = undefined;
+    this.write(tocBytes);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
     return {
       path: this.path,
       toc,
@@ -129,9 +145,12 @@ export class BlobWriter {
 
   /** Closes the file without finishing (error paths). */
   async abort(): Promise<void> {
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
+    await Promise.allSettled(this.inFlight.map((f) => f.stored));
+    this.inFlight.length = 0;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+const MAX_IN_FLIGHT = 2;

@@ -2,8 +2,7 @@
  * Scans a local directory into a source tree: lstat of every entry (never following symlinks),
  * xattrs through libc, hard links by (dev, ino), nanosecond mtimes. Names stay raw bytes.
  */
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { FormatError, systemCode } from '../util/errors.js';
 import { readXattrs } from '../native/xattr.js';
 import { seekData, seekHole, splitDev } from '../native/fsops.js';
@@ -123,29 +122,36 @@ function xattrsOf(path: Buffer): Xattr[] {
   }
 }
 
-/** A local file read with pread; holes found with SEEK_DATA/SEEK_HOLE where the file system has them. */
+/**
+ * A local file read with pread; holes found with SEEK_DATA/SEEK_HOLE where the file system has them.
+ * Synchronous calls behind the async interface: a build reads thousands of files one after another,
+ * and a thread-pool round trip per read doubled the build time on a loaded machine.
+ */
 export function localFileContent(path: Buffer | string, size: number): FileContent {
   return {
     size,
     open: async (): Promise<ContentReader> => {
-      const fh = await open(path, 'r');
+      const fd = openSync(path, 'r');
       return {
         read: async (offset, length) => {
           const buf = Buffer.allocUnsafe(length);
           let got = 0;
           while (got < length) {
-            const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-            if (bytesRead === 0) throw new FormatError('file shrank while reading', { path: String(path), offset: offset + got });
-            got += bytesRead;
+            const n = readSync(fd, buf, got, length - got, offset + got);
+            if (n === 0) throw new FormatError('file shrank while reading', { path: String(path), offset: offset + got });
+            got += n;
           }
           return buf;
         },
-        dataRegions: async () => dataRegionsOf(fh.fd, size),
-        close: () => fh.close(),
+        dataRegions: async () => (size > SMALL_FILE ? dataRegionsOf(fd, size) : null),
+        close: async () => closeSync(fd),
       };
     },
   };
 }
+
+/** Below this, asking for holes costs more than reading (the builder still turns zero chunks into holes). */
+const SMALL_FILE = 1 << 20;
 
 function dataRegionsOf(fd: number, size: number): ByteRange[] | null {
   const regions: ByteRange[] = [];

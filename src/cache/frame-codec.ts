@@ -13,7 +13,9 @@ export type HashMode = 'event-loop' | 'threadpool';
 
 function gunzipAsync(bytes: Buffer, maxOutputLength: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    gunzip(bytes, { maxOutputLength }, (err, out) => (err ? reject(err) : resolve(out)));
+    // One output chunk as big as the frame: with the default 16 KiB chunks, every chunk of a 1 MiB
+    // frame is a round trip between the threadpool and the event loop, plus a concat at the end.
+    gunzip(bytes, { maxOutputLength, chunkSize: Math.max(64, maxOutputLength) }, (err, out) => (err ? reject(err) : resolve(out)));
   });
 }
 

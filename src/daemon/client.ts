@@ -113,7 +113,8 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
     } catch (err) {
       if (!(err instanceof DaemonNotRunning)) throw err;
     }
-    if (exited !== null) throw new MountError(`the daemon failed to start (${exited}); see ${daemonLogPath(dir)}`);
+    // Lost a start race to another CLI: its daemon owns the pid file; wait for that one instead.
+    if (exited !== null && livePid(dir) === null) throw new MountError(`the daemon failed to start (${exited}); see ${daemonLogPath(dir)}`);
     if (Date.now() > deadline) throw new MountError(`the daemon did not open ${controlSocketPath(dir)} within 30 s; see ${daemonLogPath(dir)}`);
     await new Promise((r) => setTimeout(r, 50));
   }

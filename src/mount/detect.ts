@@ -2,15 +2,16 @@
  * What this kernel supports, probed for real where that is cheap and safe, and which mount mode
  * `auto` picks: fscache > fanotify > fuse-blobs > fuse-tree, skipping modes not implemented yet.
  */
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { constants as osConstants, release } from 'node:os';
 import { join } from 'node:path';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, koffi, mount, umount2 } from '../native/libc.js';
 import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark } from '../native/fanotify.js';
-import { errorText, systemCode } from '../util/errors.js';
+import { errorText } from '../util/errors.js';
 import type { MountMode } from '../daemon/protocol.js';
 import { implementedModes } from './transports.js';
+import { detectCachefilesOndemand } from '../transport/fscache/detect.js';
 
 export interface Feature { supported: boolean; reason: string }
 export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
@@ -89,35 +90,13 @@ function probeErofsFileBacked(erofs: Feature): Feature {
   }
 }
 
-/** `bind ondemand` on /dev/cachefiles: EINVAL means the kernel has no on-demand mode (kernel-ondemand.md §1.2). */
+/** Both halves of erofs-over-fscache (cachefiles `bind ondemand` and erofs `fsid=`), by the fscache transport's probe. */
 function probeCachefiles(): Feature {
   if (!existsSync('/dev/cachefiles')) {
     try { execFileSync('modprobe', ['cachefiles'], { stdio: 'ignore' }); } catch { /* not built */ }
   }
-  if (!existsSync('/dev/cachefiles')) return { supported: false, reason: 'no /dev/cachefiles (CONFIG_CACHEFILES not built or module missing)' };
-  if (!isRoot) return { supported: false, reason: '/dev/cachefiles exists but opening it needs root' };
-  let fd: number;
-  try {
-    fd = openSync('/dev/cachefiles', 'r+');
-  } catch (err) {
-    const code = systemCode(err);
-    if (code === 'EBUSY') return { supported: false, reason: '/dev/cachefiles is held by another process (cachefilesd or a running daemon): one opener per host' };
-    return { supported: false, reason: `cannot open /dev/cachefiles: ${code ?? errorText(err)}` };
-  }
-  const tmp = scratch();
-  try {
-    writeSync(fd, `dir ${tmp.dir}`);
-    try {
-      writeSync(fd, 'bind ondemand');
-    } catch (err) {
-      if (systemCode(err) === 'EINVAL') return { supported: false, reason: "/dev/cachefiles rejects 'bind ondemand' (no CONFIG_CACHEFILES_ONDEMAND)" };
-      return { supported: false, reason: `'bind ondemand' failed: ${systemCode(err) ?? errorText(err)}` };
-    }
-    return { supported: true, reason: "/dev/cachefiles accepted 'bind ondemand'" };
-  } finally {
-    closeSync(fd);
-    tmp.remove();
-  }
+  const r = detectCachefilesOndemand({ scratchParent: process.env.ONDEMAND_TEST_TMP ?? '/var/tmp' });
+  return { supported: r.supported, reason: r.reason };
 }
 
 /** Mounts a FUSE file system and reads the kernel's INIT request: flags2 bit 5 is FUSE_PASSTHROUGH. */

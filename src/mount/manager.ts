@@ -17,6 +17,7 @@ import { MountError, NotFoundError, UnsupportedError, errorText } from '../util/
 import { logFor, log } from '../util/log.js';
 import { chooseMode, modeUsable, type Features } from './detect.js';
 import { resolveImageRef } from './image-source.js';
+import { failPoint } from './fail-point.js';
 import type { KernelBroker } from './kernel-broker.js';
 import { checkMountpoint, waitUsable } from './mountpoint.js';
 import { transportFor, type ActiveTransport, type Transport, type TransportContext } from './transports.js';
@@ -151,6 +152,7 @@ export class MountManager {
       undo.push(`record of ${mountpoint}`, () => this.supervisor.request({ op: 'end', id }).then(() => undefined));
       const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, req.prefetch);
       const active = await transport.mount(ctx);
+      failPoint('before-usable');
       await waitUsable(mountpoint);
       await this.supervisor.request({ op: 'mounted', id, manifestDigest: resolved.image.manifestDigest });
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, baseline, transport: active, undo };

@@ -19,6 +19,7 @@ import { MS_NODEV, MS_RDONLY } from '../native/libc.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { MountRecord } from '../daemon/protocol.js';
+import { failPoint } from './fail-point.js';
 import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from '../transport/fuse-blobs/index.js';
 import type { ActiveTransport, Transport, TransportContext } from './transports.js';
 
@@ -83,6 +84,7 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
   const blobFiles = fs.blobNames().map((n) => join(ctx.privateDir, n));
   const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported;
   if (!useLoops) {
+    failPoint('before-erofs-mount');
     const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
     await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, blobFiles.map((f) => `device=${f}`).join(','));
     return [];
@@ -90,6 +92,7 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
   const bootDev = await ctx.kernel.attachLoop(fuseBootstrap);
   const blobDevs: string[] = [];
   for (const f of blobFiles) blobDevs.push(await ctx.kernel.attachLoop(f));
+  failPoint('before-erofs-mount');
   await ctx.kernel.mount(bootDev, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, blobDevs.map((d) => `device=${d}`).join(','));
   return blobDevs;
 }

@@ -248,6 +248,7 @@ export class RegistryClient {
         bytes = await readBody(res, MAX_MANIFEST_BYTES);
       } catch (err) {
         if (budget.signal.aborted) throw budget.abortError();
+        if (err instanceof OndemandError) throw err; // too big: trying again will not help
         await budget.failed(`reading manifest ${image}: ${networkReason(err)}`);
         continue;
       }

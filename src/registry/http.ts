@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { FormatError } from '../util/errors.js';
 
 export interface HttpTimeouts {
   /** TCP (and TLS) connect, ms. */
@@ -50,7 +51,7 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
     total += chunk.length;
     if (total > limit) {
       res.body.destroy();
-      throw new Error(`response body larger than ${limit} bytes`);
+      throw new FormatError(`answer from ${res.url.host}${res.url.pathname} is larger than ${limit} bytes`);
     }
     chunks.push(chunk);
   }

@@ -38,13 +38,9 @@ interface RegistryModule {
   resolveRegistryImage(ref: string, options: ResolveOptions): Promise<ResolvedImage>;
 }
 
+/** Loaded on first use: local images never pay for the registry client. */
 async function loadRegistryModule(): Promise<RegistryModule> {
-  const spec = '../registry/resolve.js'; // a variable: the module arrives with the registry work
-  try {
-    return (await import(spec)) as RegistryModule;
-  } catch (err) {
-    throw new NotFoundError(`registry references are not supported in this build (${(err as Error).message})`);
-  }
+  return import('../registry/resolve.js');
 }
 
 export async function resolveImage(ref: string, options: ResolveOptions = {}): Promise<ResolvedImage> {

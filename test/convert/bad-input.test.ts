@@ -11,6 +11,8 @@ import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobPath, readIndex } from '../../src/format/image/oci-layout.js';
+import { convertImage } from '../../src/convert/index.js';
+import { OndemandError, errorText } from '../../src/util/errors.js';
 import { makeTempDir } from '../helpers/env.js';
 import { ensureBuilt, repoRoot } from '../cache/dist-build.js';
 import { gzLayer, makeSourceLayout, type SourceLayer } from './layout-maker.js';
@@ -51,31 +53,46 @@ describe('convert: untrusted layers', () => {
   }, 300_000);
   afterAll(() => tmp.remove());
 
-  /** Converts a source made of `layers`; returns the CLI's answer after the common checks. */
-  async function convertBad(layers: SourceLayer[], extra: string[] = []): Promise<string> {
+  /**
+   * Converts a source made of `layers` (through the CLI, or the API to save ~3 s of start-up per
+   * case) and returns the one-line error after the common checks.
+   */
+  async function convertBad(layers: SourceLayer[], extra: string[] = [], via: 'cli' | 'api' = 'api'): Promise<string> {
     const dir = join(tmp.dir, `case-${++n}`);
     const work = join(dir, 'work');
     mkdirSync(work, { recursive: true });
     await makeSourceLayout(join(dir, 'src'), 'bad', layers);
-    const r = ondemand(['convert', '--work-dir', work, ...extra, `oci:${join(dir, 'src')}:bad`, `oci:${join(dir, 'out')}:conv`]);
-    expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
-    const lines = r.stderr.split('\n').filter((l) => l !== '' && !/^layer \d|^building|^built/.test(l));
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ondemand: /);
+    const src = `oci:${join(dir, 'src')}:bad`;
+    const dst = `oci:${join(dir, 'out')}:conv`;
+    let line: string;
+    if (via === 'cli') {
+      const r = ondemand(['convert', '--work-dir', work, ...extra, src, dst]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      const lines = r.stderr.split('\n').filter((l) => l !== '' && !/^layer \d|^building|^built/.test(l));
+      expect(lines).toHaveLength(1);
+      line = lines[0]!;
+    } else {
+      const maxLayerBytes = extra[0] === '--max-layer-size' ? 1 << 20 : undefined;
+      const err = await convertImage(src, dst, { workDir: work, ...(maxLayerBytes ? { limits: { bomb: { maxLayerBytes } } } : {}) }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(OndemandError);
+      line = `ondemand: ${errorText(err)}`;
+      expect(line.includes('\n')).toBe(false);
+    }
+    expect(line).toMatch(/^ondemand: /);
     expect(readdirSync(work)).toEqual([]); // the work directory was cleaned up
     expect(existsSync(join(dir, 'out', 'index.json')) ? (await readIndex(join(dir, 'out'))).manifests : []).toEqual([]);
     expect(readdirSync(canary)).toEqual([]); // nothing escaped through symlinks
-    return lines[0]!;
+    return line;
   }
 
   it('refuses `..` in a name', async () => {
-    const line = await convertBad([gzLayer(makeTar([{ name: 'ok', data: 'fine' }, { name: 'a/../../escape', data: 'evil' }]))]);
+    const line = await convertBad([gzLayer(makeTar([{ name: 'ok', data: 'fine' }, { name: 'a/../../escape', data: 'evil' }]))], [], 'cli');
     expect(line).toMatch(/layer 0 .*entry "a\/\.\.\/\.\.\/escape".*"\.\." component/);
   });
 
   it('never writes through an absolute symlink (file, directory and hard link targets)', async () => {
-    const line = await convertBad([gzLayer(makeTar([{ name: 'evil', type: '2', linkname: canary }, { name: 'evil/pwned', data: 'evil' }]))]);
+    const line = await convertBad([gzLayer(makeTar([{ name: 'evil', type: '2', linkname: canary }, { name: 'evil/pwned', data: 'evil' }]))], [], 'cli');
     expect(line).toMatch(/layer 0 .*entry "evil\/pwned".*parent "evil" is a symlink/);
     // Across layers: the symlink in layer 0, the write in layer 1.
     const line2 = await convertBad([
@@ -136,7 +153,7 @@ describe('convert: untrusted layers', () => {
     expect(bomb.bytes.length).toBeLessThan(1 << 20);
     expect(await convertBad([bomb])).toMatch(/layer 0 .*expands more than 400:1.*decompression bomb/);
     const normal = gzLayer(makeTar([{ name: 'f', data: Buffer.alloc(3 << 20, 1) }]));
-    expect(await convertBad([normal], ['--max-layer-size', '1M'])).toMatch(/layer 0 .*expands beyond 1048576 bytes/);
+    expect(await convertBad([normal], ['--max-layer-size', '1M'], 'cli')).toMatch(/layer 0 .*expands beyond 1048576 bytes/);
   }, 60_000);
 
   it('refuses non-tar layers and already-converted images', async () => {

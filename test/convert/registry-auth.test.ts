@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { parseImageManifest } from '../../src/registry/manifest.js';
-import { ondemandImageFromManifest } from '../../src/registry/ondemand-manifest.js';
+import { parseManifest } from '../../src/format/image/manifest.js';
 import { errorText } from '../../src/util/errors.js';
 import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type RegistryAuth, type TestRegistry } from '../helpers/registry.js';
@@ -50,7 +49,7 @@ describe.skipIf(!canRun)('convert: registry auth set-ups', () => {
       try {
         const fetched = await client.getManifest('conv/od', 'v1');
         expect(fetched.digest).toBe(result.digest);
-        const image = ondemandImageFromManifest(parseImageManifest(fetched.bytes, fetched.mediaType, 'od'), fetched.digest, 'od');
+        const image = parseManifest(fetched.bytes, { ref: 'od', manifestDigest: fetched.digest });
         expect(image.blobs).toHaveLength(1);
         for (const b of image.blobs) expect(await client.blobSize('conv/od', b.digest)).toBe(b.size);
         expect(await client.blobSize('conv/od', image.bootstrap.digest)).toBe(image.bootstrap.size);

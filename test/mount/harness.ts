@@ -57,11 +57,11 @@ export function leftovers(h: Harness, extra: string[] = []): { mounts: string[];
   return { mounts: mountsUnder(prefixes), loops: loopsUnder(prefixes) };
 }
 
-export function makeHarness(name: string): Harness {
+export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Harness {
   const run = makeTempDir(`${name}-run`);
   const cache = makeTempDir(`${name}-cache`);
   const mnts = makeTempDir(`${name}-mnt`);
-  const env: NodeJS.ProcessEnv = { ...process.env, ONDEMAND_RUN_DIR: run.dir, ONDEMAND_CACHE_DIR: cache.dir };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, ONDEMAND_RUN_DIR: run.dir, ONDEMAND_CACHE_DIR: cache.dir };
   let n = 0;
   const cli = (...args: string[]): Promise<CliResult> =>
     new Promise((resolve) => {

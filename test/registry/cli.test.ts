@@ -73,13 +73,19 @@ for (const auth of ['basic', 'token'] as const) {
 
     it('push then pull copies the image byte for byte; resolution reads it from the registry', async () => {
       const creds = `${reg.user}:${reg.password}`;
-      const push = await run(['push', `oci:${join(tmp.dir, 'src')}:v1`, `${reg.host}/cli/img:v1`, '--creds', creds, '--json']);
-      expect(push.stderr).not.toContain(reg.password!);
+      const push = await run(['push', `oci:${join(tmp.dir, 'src')}:v1`, `${reg.host}/cli/img:v1`, '--creds', creds, '--json'], { ONDEMAND_LOG_LEVEL: 'trace' });
+      // Debug logs of every request, and still no password, Basic blob or bearer token anywhere.
+      expect(push.stderr).toMatch(/registry request/);
+      for (const text of [push.stdout, push.stderr]) {
+        expect(text).not.toContain(reg.password!);
+        expect(text).not.toContain(Buffer.from(creds).toString('base64'));
+        expect(text).not.toMatch(/Bearer ey|Basic [A-Za-z0-9+/=]{8}/);
+      }
       expect(push.code, push.stderr).toBe(0);
       const pushed = JSON.parse(push.stdout) as { digest: string; blobs: number; bytesMoved: number };
       expect(pushed.digest).toBe(img.manifestDigest);
       expect(pushed.blobs).toBe(4);
-      expect(push.stderr).toMatch(/push blob sha256:[0-9a-f]{12} .* uploaded/); // plain lines: not a TTY
+      expect(push.stderr).toMatch(/push blob sha256:[0-9a-f]{12} .* uploaded\n/); // plain lines: not a TTY
 
       // Again: every blob is already there.
       const again = await run(['push', `oci:${join(tmp.dir, 'src')}:v1`, `${reg.host}/cli/img:v2`], { ONDEMAND_REGISTRY_USER: reg.user, ONDEMAND_REGISTRY_PASSWORD: reg.password });
