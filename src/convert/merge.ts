@@ -13,6 +13,7 @@
  * data, never followed.
  */
 import { FormatError } from '../util/errors.js';
+import { log } from '../util/log.js';
 import type { DeviceNode, ErofsNodeBase, SpecialNode, SymlinkNode } from '../format/erofs/model.js';
 import type { FileContent, SourceDir, SourceFile, SourceNode } from '../build/source.js';
 import { printable, type TarEntry } from './tar.js';
@@ -138,8 +139,10 @@ export class LayerApplier {
     }
     const parent = this.parentOf(entry, parts);
     const existing = parent.children.get(base);
-    if (existing !== undefined && existing.layer === this.layer) {
+    if (existing !== undefined && existing.layer === this.layer && !(entry.type === 'dir' && existing.node.kind === 'dir')) {
+      // A name listed twice in one layer (appended archives): the later entry wins, as tar extracts.
       this.stats.duplicates++;
+      log.warn({ layer: this.what, entry: printable(entry.path) }, 'duplicate name in one layer: the later entry replaces the earlier');
     }
 
     if (entry.type === 'dir') {

@@ -1,7 +1,10 @@
 // Child of crash.test.ts: fills a cache from a stored blob file until it is SIGKILLed.
-// Plain ESM over the compiled dist/ (tests themselves are not compiled).
+// Plain ESM over the compiled code (tests themselves are not compiled): a private copy of dist/src
+// named by $ONDEMAND_CRASH_SRC, so builds running meanwhile cannot hand it half-written files.
 import { readFileSync } from 'node:fs';
-import { openCache } from '../../dist/src/cache/index.js';
+import { join } from 'node:path';
+
+const { openCache } = await import(join(process.env.ONDEMAND_CRASH_SRC ?? new URL('../../dist/src', import.meta.url).pathname, 'cache', 'index.js'));
 
 // Imports are done: wait for the parent's go (it pre-starts children so their start-up overlaps).
 const line = await new Promise((resolve) => process.stdin.once('data', (d) => resolve(d.toString())));

@@ -11,13 +11,17 @@ import { openCache } from '../../src/cache/index.js';
 import { decodeMapAny } from '../../src/cache/presence-map.js';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { tempDir, useCleanups } from './helpers.js';
-import { ensureBuilt } from './dist-build.js';
+import { ensureBuilt, privateDistCopy } from './dist-build.js';
 
 useCleanups();
 /** 200 as the issue asks; ONDEMAND_CRASH_ROUNDS lowers it for quick local runs. */
 const ROUNDS = Number(process.env.ONDEMAND_CRASH_ROUNDS ?? 200);
+let compiledSrc = '';
 beforeAll(() => {
   ensureBuilt('dist/src/cache/index.js', ['src/cache', 'src/format/image', 'src/native', 'src/util']);
+  const copy = privateDistCopy('cache/index.js');
+  compiledSrc = copy.src;
+  return copy.remove;
 });
 
 interface WarmChild {
@@ -27,7 +31,10 @@ interface WarmChild {
 
 /** Starts a child that has done its imports and waits for its arguments on stdin. */
 function warmChild(total: number): WarmChild {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'crash-child.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'crash-child.mjs')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ONDEMAND_CRASH_SRC: compiledSrc },
+  });
   let stderr = '';
   let ready = false;
   let killAfter = 0;
