@@ -108,9 +108,9 @@ async function main(): Promise<void> {
       for (const f of toc.frames) gunzipSync(stored.subarray(f.compressedOffset, f.compressedOffset + f.compressedSize));
       return performance.now() - t0;
     };
-    const fill = async (hash: HashMode, how: 'ensure' | 'reads'): Promise<number> => {
+    const fill = async (hash: HashMode, how: 'ensure' | 'reads', readAheadFrames = 0): Promise<number> => {
       const dir = join(work, `cache-${hash}-${how}-${Math.random().toString(36).slice(2)}`);
-      const cache = await openCache({ dir, hash });
+      const cache = await openCache({ dir, hash, readAheadFrames });
       const fetcher = new FileFetcher(storedPath);
       try {
         const blob = await cache.openBlob(descriptor, { fetcher, toc });
@@ -137,11 +137,13 @@ async function main(): Promise<void> {
     const coldLoop: number[] = [];
     const coldPool: number[] = [];
     const coldReads: number[] = [];
+    const coldReadAhead: number[] = [];
     for (let run = 0; run < runs; run++) {
       raw.push(rawDecomp());
       coldLoop.push(await fill('event-loop', 'ensure'));
       coldPool.push(await fill('threadpool', 'ensure'));
       coldReads.push(await fill('event-loop', 'reads'));
+      coldReadAhead.push(await fill('event-loop', 'reads', 4));
     }
     const rawMbps = mbps(size, best(raw));
     console.log(`cold: raw gunzipSync best ${rawMbps.toFixed(0)} MB/s (ratios: median over ${runs} back-to-back pairs; best vs best)`);
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
       ['cold fill, ensure(whole), sha256 on event loop', coldLoop],
       ['cold fill, ensure(whole), sha256 in threadpool', coldPool],
       ['cold fill, sequential 128 KiB reads, sha256 on event loop', coldReads],
+      ['cold fill, sequential 128 KiB reads, readAheadFrames 4', coldReadAhead],
     ] as const;
     for (const [name, ms] of cold) {
       const m = mbps(size, best(ms));

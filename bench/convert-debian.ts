@@ -1,6 +1,7 @@
 /**
  * Convert throughput of a Debian minbase image from a local docker-registry, side by side in one run:
- *  - baseline: plain full GETs (curl, to /dev/null) of the image's layer blobs, best of 3;
+ *  - baselines: plain full GETs (curl, to /dev/null) of the image's layer blobs, best of 3, and
+ *    `umoci unpack` of the same image from its OCI layout (a conventional full unpack);
  *  - `convertImage` registry → oci: layout, and registry → registry, with the time split into
  *    layer application (download + gunzip + tar + spool) and build (chunk, hash, dedup, frames).
  * The source is made by umoci from a debootstrap minbase tree (makeDebianTree's cache, or
@@ -53,32 +54,49 @@ async function main(): Promise<void> {
     }
     const curl = Math.min(...curlTimes);
 
-    const measure = async (dst: string): Promise<{ total: number; apply: number; build: number; uncompressed: number; stored: number }> => {
+    const cpu = (): number => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
+    const measure = async (dst: string): Promise<{ total: number; apply: number; build: number; applyCpu: number; buildCpu: number; uncompressed: number; stored: number }> => {
       let uncompressed = 0;
       let buildStart = 0;
+      let buildCpu0 = 0;
       const t0 = Date.now();
+      const cpu0 = cpu();
       const result = await convertImage(src, dst, {
         workDir: tmp,
         progress: (e: ProgressEvent) => {
           if (e.kind === 'layer-done') uncompressed += e.uncompressedBytes;
-          if (e.kind === 'build-start') buildStart = Date.now();
+          if (e.kind === 'build-start') {
+            buildStart = Date.now();
+            buildCpu0 = cpu();
+          }
         },
       });
       const total = (Date.now() - t0) / 1000;
       const p = result.platforms[0]!;
-      return { total, apply: (buildStart - t0) / 1000, build: (Date.now() - buildStart) / 1000, uncompressed, stored: p.blobs.reduce((n, b) => n + b.size, 0) };
+      return {
+        total, apply: (buildStart - t0) / 1000, build: (Date.now() - buildStart) / 1000, applyCpu: buildCpu0 - cpu0, buildCpu: cpu() - buildCpu0,
+        uncompressed, stored: p.blobs.reduce((n, b) => n + b.size, 0),
+      };
     };
+    const u0 = Date.now();
+    run('umoci', ['unpack', '--image', `${layout}:src`, join(tmp, 'unpacked')]);
+    const unpack = (Date.now() - u0) / 1000;
+    rmSync(join(tmp, 'unpacked'), { recursive: true, force: true });
     const toLayout = await measure(`oci:${join(tmp, 'out')}:conv`);
     rmSync(join(tmp, 'out'), { recursive: true, force: true });
     const toRegistry = await measure(`${registry.host}/bench/debian:od`);
 
     const line = (name: string, m: Awaited<ReturnType<typeof measure>>): string =>
-      `${name.padEnd(22)} ${m.total.toFixed(2)} s  (apply ${m.apply.toFixed(2)} s, build+write ${m.build.toFixed(2)} s)  ` +
-      `${(m.uncompressed / MiB / m.total).toFixed(1)} MiB/s of tar, ${(compressed / MiB / m.total).toFixed(1)} MiB/s of layers  = ${(m.total / curl).toFixed(1)}x curl`;
+      `${name.padEnd(22)} ${m.total.toFixed(2)} s  (apply ${m.apply.toFixed(2)} s / ${m.applyCpu.toFixed(2)} s CPU, build+write ${m.build.toFixed(2)} s / ${m.buildCpu.toFixed(2)} s CPU)  ` +
+      `${(m.uncompressed / MiB / m.total).toFixed(1)} MiB/s of tar, ${(compressed / MiB / m.total).toFixed(1)} MiB/s of layers  = ${(m.total / curl).toFixed(1)}x curl, ${(m.total / unpack).toFixed(2)}x umoci unpack`;
     process.stdout.write(
       `Debian minbase: ${manifest.layers.length} layer(s), ${(compressed / MiB).toFixed(1)} MiB gzip, ${(toLayout.uncompressed / MiB).toFixed(1)} MiB tar, ` +
         `converted blobs ${(toLayout.stored / MiB).toFixed(1)} MiB\n` +
         `curl full GET (best of 3)  ${curl.toFixed(3)} s  ${(compressed / MiB / curl).toFixed(1)} MiB/s\n` +
+        `umoci unpack (from oci:)   ${unpack.toFixed(2)} s  ${(toLayout.uncompressed / MiB / unpack).toFixed(1)} MiB/s of tar\n` +
         line('convert → oci:', toLayout) + '\n' +
         line('convert → registry', toRegistry) + '\n',
     );

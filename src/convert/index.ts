@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { FormatError } from '../util/errors.js';
 import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from '../format/image/media-types.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type FetchedManifest } from '../registry/manifest.js';
-import { formatPlatform, parsePlatform, selectPlatform, type Platform } from '../registry/platform.js';
+import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from '../registry/platform.js';
 import { convertManifest, type BuildSettings, type ConvertLimits, type ProgressEvent } from './convert-image.js';
 import { openDestination, type Destination } from './destination.js';
 import { openImageSource, type SourceOptions } from './image-source.js';
@@ -23,7 +23,7 @@ export type { ProgressEvent } from './convert-image.js';
 export interface ConvertOptions extends SourceOptions, BuildSettings {
   /** Parent of the temporary work directory (default $TMPDIR or /var/tmp). */
   workDir?: string;
-  /** Convert only this platform of a multi-platform source (`os/arch[/variant]`). */
+  /** Convert only this platform of a multi-platform source (`os/arch[/variant]`, or `host`). Default: all. */
   platform?: string;
   limits?: Partial<ConvertLimits>;
   progress?: (e: ProgressEvent & { platform?: string }) => void;
@@ -76,7 +76,8 @@ export async function convertImage(src: string, dst: string, options: ConvertOpt
     } else if (INDEX_MEDIA_TYPES.has(top.mediaType)) {
       const index = parseImageIndex(top.bytes, top.mediaType, source.name);
       const entries = index.manifests.filter((m) => m.platform !== undefined && m.platform.os !== 'unknown' && MANIFEST_MEDIA_TYPES.has(m.mediaType));
-      const chosen = options.platform !== undefined ? [selectPlatform(entries, parsePlatform(options.platform), source.name)] : entries;
+      const wanted = options.platform === 'host' ? hostPlatform() : options.platform !== undefined ? parsePlatform(options.platform) : undefined;
+      const chosen = wanted !== undefined ? [selectPlatform(entries, wanted, source.name)] : entries;
       if (chosen.length === 0) throw new FormatError(`${source.name}: the index lists no image manifests`, { image: source.name });
       targets = [];
       for (const e of chosen) targets.push({ fetched: await source.manifest(e.digest), ...(e.platform ? { platform: e.platform } : {}) });

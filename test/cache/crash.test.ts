@@ -83,79 +83,77 @@ describe('crash consistency', () => {
     const metaPath = join(work, 'meta.json');
     writeFileSync(storedPath, fx.stored);
     writeFileSync(metaPath, JSON.stringify({ descriptor: fx.descriptor, toc: fx.toc }));
-    const dir = join(work, 'cache');
-    const mapPath = join(dir, 'blobs', `${fx.toc.blobId}.map`);
-    const dataPath = join(dir, 'blobs', `${fx.toc.blobId}.data`);
-    let seed = 777;
-    const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
-    let presentSeen = 0;
-    let wipes = 0;
-    const started = Date.now();
-    const phase = { open: 0, read: 0, close: 0 };
-    let childMs = 0;
-    let checkMs = 0;
     const total = fx.toc.frames.length;
-    const pool = [warmChild(total), warmChild(total)];
+    const frameOk = (data: Buffer, i: number): boolean => {
+      const f = fx.toc.frames[i]!;
+      const end = f.uncompressedOffset + f.uncompressedSize;
+      return data.subarray(f.uncompressedOffset, end).equals(fx.uncompressed.subarray(f.uncompressedOffset, end));
+    };
+    const stats = { present: 0, wipes: 0, childMs: 0, checkMs: 0 };
+    const pools: WarmChild[][] = [];
+
+    /** One lane: its own cache dir and warm children; two lanes overlap child start-up with checks. */
+    const lane = async (laneNo: number, rounds: number): Promise<void> => {
+      const dir = join(work, `cache-${laneNo}`);
+      const mapPath = join(dir, 'blobs', `${fx.toc.blobId}.map`);
+      const dataPath = join(dir, 'blobs', `${fx.toc.blobId}.data`);
+      let seed = 777 + laneNo;
+      const rnd = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return seed % n;
+      };
+      const pool = [warmChild(total)];
+      pools.push(pool);
+      for (let round = 0; round < rounds; round++) {
+        const t0 = performance.now();
+        const child = pool.shift()!;
+        if (round + 1 < rounds) pool.push(warmChild(total));
+        await child.run([dir, storedPath, metaPath, String(laneNo * 1000 + round + 1)], rnd(16), rnd(total));
+        const t1 = performance.now();
+        stats.childMs += t1 - t0;
+
+        // The persisted state as the kill left it, before anything repairs it.
+        const map = existsSync(mapPath) ? decodeMapAny(readFileSync(mapPath)) : undefined;
+        const data = existsSync(dataPath) ? readFileSync(dataPath) : Buffer.alloc(0);
+        for (const i of map?.bits.present() ?? []) {
+          if (!frameOk(data, i)) throw new Error(`lane ${laneNo} round ${round}: frame ${i} marked present with wrong bytes`);
+        }
+        stats.present += map?.bits.count ?? 0;
+
+        // Restart on a copy (the original keeps its partial state for the next child).
+        const copy = join(work, `check-${laneNo}`);
+        cpSync(dir, copy, { recursive: true });
+        const cache = await openCache({ dir: copy });
+        try {
+          const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
+          const onDisk = readFileSync(join(copy, 'blobs', `${fx.toc.blobId}.data`));
+          for (let i = 0; i < total; i++) {
+            if (blob.hasFrame?.(i) && !frameOk(onDisk, i)) throw new Error(`lane ${laneNo} round ${round}: restarted cache claims frame ${i}`);
+          }
+          expect((await blob.read(0, fx.uncompressed.length)).equals(fx.uncompressed)).toBe(true);
+        } finally {
+          await cache.close();
+          rmSync(copy, { recursive: true, force: true });
+        }
+        stats.checkMs += performance.now() - t1;
+        if (map && map.bits.count === total) {
+          rmSync(dir, { recursive: true, force: true });
+          stats.wipes++;
+        }
+      }
+    };
+
+    const started = Date.now();
     try {
-    for (let round = 0; round < ROUNDS; round++) {
-      const t0 = performance.now();
-      const child = pool.shift()!;
-      if (round + pool.length + 1 < ROUNDS) pool.push(warmChild(total));
-      await child.run([dir, storedPath, metaPath, String(round + 1)], rnd(16), rnd(total));
-      const t1 = performance.now();
-      childMs += t1 - t0;
-
-      // The persisted state as the kill left it, before anything repairs it.
-      const map = existsSync(mapPath) ? decodeMapAny(readFileSync(mapPath)) : undefined;
-      const data = existsSync(dataPath) ? readFileSync(dataPath) : Buffer.alloc(0);
-      if (map) {
-        for (const i of map.bits.present()) {
-          const f = fx.toc.frames[i]!;
-          const ok = data.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize).equals(fx.uncompressed.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize));
-          if (!ok) throw new Error(`round ${round}: frame ${i} marked present with wrong bytes`);
-        }
-        presentSeen += map.bits.count;
-      }
-
-      // Restart on a copy (so the original keeps its partial state for the next child).
-      const copy = join(work, 'check');
-      cpSync(dir, copy, { recursive: true });
-      const c0 = performance.now();
-      const cache = await openCache({ dir: copy });
-      try {
-        const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
-        phase.open += performance.now() - c0;
-        const onDisk = readFileSync(join(copy, 'blobs', `${fx.toc.blobId}.data`));
-        for (let i = 0; i < fx.toc.frames.length; i++) {
-          if (!blob.hasFrame?.(i)) continue;
-          const f = fx.toc.frames[i]!;
-          expect(onDisk.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize).equals(fx.uncompressed.subarray(f.uncompressedOffset, f.uncompressedOffset + f.uncompressedSize))).toBe(true);
-        }
-        const r0 = performance.now();
-        expect((await blob.read(0, fx.uncompressed.length)).equals(fx.uncompressed)).toBe(true);
-        phase.read += performance.now() - r0;
-      } finally {
-        const z0 = performance.now();
-        await cache.close();
-        phase.close += performance.now() - z0;
-        rmSync(copy, { recursive: true, force: true });
-      }
-      checkMs += performance.now() - t1;
-      if (map && map.bits.count === fx.toc.frames.length) {
-        rmSync(dir, { recursive: true, force: true });
-        wipes++;
-      }
-    }
+      await Promise.all([lane(0, Math.ceil(ROUNDS / 2)), lane(1, Math.floor(ROUNDS / 2))]);
     } finally {
-      for (const c of pool) c.kill();
+      for (const pool of pools) for (const c of pool) c.kill();
     }
     process.stderr.write(
-      `crash test: ${ROUNDS} kills in ${Date.now() - started} ms (child start to kill ${(childMs / ROUNDS).toFixed(0)} ms, ` +
-        `check ${(checkMs / ROUNDS).toFixed(0)} ms per round: open ${(phase.open / ROUNDS).toFixed(0)}, read ${(phase.read / ROUNDS).toFixed(0)}, close ${(phase.close / ROUNDS).toFixed(0)}), ${presentSeen} present frames checked, ${wipes} full fills\n`,
+      `crash test: ${ROUNDS} kills in ${Date.now() - started} ms over 2 lanes (per round: child start to kill ` +
+        `${(stats.childMs / ROUNDS).toFixed(0)} ms, check ${(stats.checkMs / ROUNDS).toFixed(0)} ms), ` +
+        `${stats.present} present frames checked, ${stats.wipes} full fills\n`,
     );
-    expect(presentSeen).toBeGreaterThan(0);
+    expect(stats.present).toBeGreaterThan(0);
   }, 900_000);
 });

@@ -43,6 +43,16 @@ describe('fetch failures', () => {
     }
   });
 
+  it("hash: 'threadpool' verifies the same way (right bytes served, corruption refused)", async () => {
+    const fx = makeBlobFixture({ size: 100_000, frameSize: 16384, seed: 12 });
+    const bad = new CorruptingFetcher(fx.fetcher);
+    const { cache } = await freshCache({ hash: 'threadpool' });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: bad, toc: fx.toc });
+    await expect(blob.read(0, 100)).rejects.toBeInstanceOf(IntegrityError);
+    bad.corrupt = false;
+    expect((await blob.read(0, 100_000)).equals(fx.uncompressed)).toBe(true);
+  });
+
   it('a failing fetcher: typed FetchError to every waiter, nothing marked, retried next read', async () => {
     const fx = makeBlobFixture({ size: 100_000, frameSize: 16384, seed: 5 });
     const failing = new FailingFetcher(fx.fetcher);

@@ -61,5 +61,9 @@ describe.skipIf(!canRun)('convert: multi-platform sources and zstd layers', () =
     expect(one.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     expect(one.digest).toBe(converted.manifests[1]!.digest); // same bytes as the index's arm64 entry
     await expect(convertImage(`oci:${src}:multi`, `oci:${out}:x`, { workDir: tmp.dir, platform: 'linux/s390x' })).rejects.toThrow(/no manifest for platform linux\/s390x/);
+    if (process.arch === 'x64') {
+      const host = await convertImage(`oci:${src}:multi`, `oci:${out}:host`, { workDir: tmp.dir, platform: 'host' });
+      expect(host.digest).toBe(converted.manifests[0]!.digest);
+    }
   });
 });

@@ -5,7 +5,8 @@
  * the converted manifest is read back and checked, and a wrong password fails with one clear error
  * that does not echo it.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,7 +39,8 @@ describe.skipIf(!canRun)('convert: registry auth set-ups', () => {
         gzLayer(makeTar([{ name: 'etc/.wh.a' }, { name: 'etc/b', data: Buffer.alloc(200_000, 2) }])),
       ]);
       const creds = reg.user !== undefined ? `${reg.user}:${reg.password}` : undefined;
-      execFileSync('skopeo', ['copy', '--dest-tls-verify=false', ...(creds ? ['--dest-creds', creds] : []), `oci:${src}:v1`, `docker://${reg.host}/conv/src:v1`], { stdio: 'pipe' });
+      // Asynchronously: the token server runs in this process and must keep answering.
+      await promisify(execFile)('skopeo', ['copy', '--dest-tls-verify=false', ...(creds ? ['--dest-creds', creds] : []), `oci:${src}:v1`, `docker://${reg.host}/conv/src:v1`], { timeout: 100_000 });
 
       const result = await convertImage(`${reg.host}/conv/src:v1`, `${reg.host}/conv/od:v1`, { workDir: tmp.dir, ...(creds ? { creds } : {}) });
       expect(result.platforms[0]!.sourceLayers).toBe(2);

@@ -41,7 +41,7 @@ describe.skipIf(!ready)('Debian minbase from a registry', () => {
     src.remove();
   });
 
-  it('runs programs from the lazily mounted image; a second mount fetches nothing', async (ctx) => {
+  it('runs programs from the lazily mounted image; a second mount fetches (almost) nothing', async (ctx) => {
     if (treeProblem) {
       needs('Debian image from a registry', [false, treeProblem]);
       ctx.skip(treeProblem);

@@ -45,7 +45,6 @@ describe.skipIf(!ready)('worker killed mid-READ', () => {
     await h.ok('mount', '--insecure', '--image', remote, mp);
     // The next blob range GET stalls (then resets after 4 s): the worker holds the READ meanwhile.
     proxy.arm({ mode: 'stall-body', afterBytes: 0, holdMs: 4_000 });
-    const file = join(mp, 'data', 'three-mib.bin');
     const t0 = Date.now();
     const reading = new Promise<{ sha?: string; error?: string }>((resolve) => {
       execFile('sha256sum', [join(mp, 'data', 'nested', 'deeper', 'three-mib.bin')], { timeout: 120_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
@@ -59,7 +58,6 @@ describe.skipIf(!ready)('worker killed mid-READ', () => {
     process.stderr.write(`read held by a killed worker: ${r.error ?? 'right bytes'} after ${Date.now() - t0} ms\n`);
     expect(r.error).toBeUndefined();
     expect(r.sha).toBe(sha(join(src.dir, 'tree', 'data', 'nested', 'deeper', 'three-mib.bin')));
-    void file;
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
   });

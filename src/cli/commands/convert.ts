@@ -65,7 +65,7 @@ export const convertCommand = defineCommand({
     y
       .positional('src', { type: 'string', demandOption: true, describe: 'Source image: HOST[:PORT]/REPO[:TAG][@DIGEST] or oci:PATH[:TAG]' })
       .positional('dst', { type: 'string', demandOption: true, describe: 'Destination: HOST[:PORT]/REPO[:TAG] or oci:PATH[:TAG]' })
-      .option('platform', { type: 'string', describe: 'Convert only this platform (os/arch[/variant]) of a multi-platform source; default: all, as an index' })
+      .option('platform', { type: 'string', describe: 'Convert only this platform (os/arch[/variant], or "host") of a multi-platform source; default: all, as an index' })
       .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to registries' })
       .option('creds', { type: 'string', describe: 'USER:PASS for the registries' })
       .option('chunk-size', { type: 'string', describe: 'erofs chunk size (power of two, default 1M)' })
