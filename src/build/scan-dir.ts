@@ -3,7 +3,7 @@
  * xattrs through libc, hard links by (dev, ino), nanosecond mtimes. Names stay raw bytes.
  */
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { FormatError, systemCode } from '../util/errors.js';
+import { FormatError, NotFoundError, systemCode } from '../util/errors.js';
 import { readXattrs } from '../native/xattr.js';
 import { seekData, seekHole, splitDev } from '../native/fsops.js';
 import type { Xattr } from '../format/erofs/model.js';
@@ -38,7 +38,13 @@ export function scanDirectory(rootPath: string, options: { blob?: number } = {})
   const stats: ScanStats = { files: 0, dirs: 0, symlinks: 0, others: 0, hardLinks: 0, bytes: 0 };
   const seen = new Map<string, SourceFile>();
   const rootBytes = Buffer.from(rootPath);
-  const st = lstatOrThrow(rootBytes);
+  let st: BigIntStats;
+  try {
+    st = lstatOrThrow(rootBytes);
+  } catch (err) {
+    if (systemCode(err) === 'ENOENT') throw new NotFoundError('source directory does not exist', { path: rootPath });
+    throw err;
+  }
   if ((st.mode & S_IFMT) !== S_IFDIR) throw new FormatError('source is not a directory', { path: rootPath });
 
   const scanDir = (path: Buffer, dst: BigIntStats): SourceDir => {

@@ -76,10 +76,10 @@ export async function storeInLayout(built: BuildResult, layout: string, tag: str
 export async function buildDirectoryToLayout(
   srcDir: string, layout: string, tag: string, options: Omit<BuildOptions, 'workDir' | 'blobCount'> = {},
 ): Promise<LayoutImageSummary> {
+  const { root } = scanDirectory(srcDir); // before touching the destination: a bad source leaves nothing behind
   await initLayout(layout);
   const workDir = await mkdtemp(join(layout, '.ondemand-build-'));
   try {
-    const { root } = scanDirectory(srcDir);
     const built = await buildImage(root, { ...options, workDir });
     return await storeInLayout(built, layout, tag);
   } finally {

@@ -13,7 +13,7 @@ import type { ImageSource } from './image-source.js';
 import { openLayerStream, type BombLimits } from './layer-stream.js';
 import { LayerApplier, commonMtime, emptyRoot, emptyStats, toSourceTree, type MergeStats } from './merge.js';
 import { LayerSpool } from './spool.js';
-import { readTar, type TarLimits } from './tar.js';
+import { readTar, type TarLimits, type TarSummary } from './tar.js';
 
 export const LAYER_MEDIA_TYPES = new Set([
   'application/vnd.oci.image.layer.v1.tar',
@@ -101,7 +101,7 @@ export async function convertManifest(
           }
         }
       })();
-      let summary;
+      let summary: TarSummary;
       try {
         summary = await readTar(tarInput, (entry, body) => applier.apply(entry, body), { what, limits: limits.tar });
       } finally {
