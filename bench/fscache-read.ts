@@ -8,24 +8,24 @@
 import { ensureKernel, runInVm } from '../compat/vm.js';
 
 const script = String.raw`
-mk_cache_dir /var/cache/od 512
-mkdir -p /tmp/src/d /mnt/fs /mnt/local
+mk_cache_dir /tmp/cache 512
+mkdir -p /tmp/src/d /tmp/mnt/fs /tmp/mnt/local
 for i in 1 2 3 4 5 6 7 8; do head -c 4194304 /dev/urandom > /tmp/src/d/f$i; done
 mkfs.erofs --chunksize=1048576 --blobdev=/tmp/blob1 /tmp/boot.erofs /tmp/src >/dev/null 2>&1 || fail mkfs
-serve --cache-dir /var/cache/od --image fsid=b1,bootstrap=/tmp/boot.erofs,blob=blob1:/tmp/blob1 --mount /mnt/fs:b1 --ready /tmp/ready &
+serve --cache-dir /tmp/cache --image fsid=b1,bootstrap=/tmp/boot.erofs,blob=blob1:/tmp/blob1 --mount /tmp/mnt/fs:b1 --ready /tmp/ready &
 D=$!
 wait_file /tmp/ready 120
 LB=$(losetup -f --show -r /tmp/blob1); LI=$(losetup -f --show -r /tmp/boot.erofs)
-mount -t erofs -o ro,device=$LB $LI /mnt/local || fail "local mount"
+mount -t erofs -o ro,device=$LB $LI /tmp/mnt/local || fail "local mount"
 rb() { "$NODE" "$DIST/compat/guest/readbench.js" "$@"; }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 for m in fs local; do
-  drop; echo "{\"case\":\"$m seq cold\",\"r\":$(rb seq /mnt/$m)}" >> out/results.jsonl
-  drop; echo "{\"case\":\"$m seq warm\",\"r\":$(rb seq /mnt/$m)}" >> out/results.jsonl
-  echo "{\"case\":\"$m seq hot\",\"r\":$(rb seq /mnt/$m)}" >> out/results.jsonl
-  drop; echo "{\"case\":\"$m rand warm\",\"r\":$(rb rand /mnt/$m 3000)}" >> out/results.jsonl
+  drop; echo "{\"case\":\"$m seq cold\",\"r\":$(rb seq /tmp/mnt/$m)}" >> out/results.jsonl
+  drop; echo "{\"case\":\"$m seq warm\",\"r\":$(rb seq /tmp/mnt/$m)}" >> out/results.jsonl
+  echo "{\"case\":\"$m seq hot\",\"r\":$(rb seq /tmp/mnt/$m)}" >> out/results.jsonl
+  drop; echo "{\"case\":\"$m rand warm\",\"r\":$(rb rand /tmp/mnt/$m 3000)}" >> out/results.jsonl
 done
-umount /mnt/fs; umount /mnt/local
+umount /tmp/mnt/fs; umount /tmp/mnt/local
 stop_daemon $D
 cat out/results.jsonl
 `;

@@ -9,8 +9,8 @@ note "detect on the on-demand kernel"
 cat out/detect.json
 grep -q '"supported":true' out/detect.json || fail "detection says unsupported on the on-demand kernel"
 
-mk_cache_dir /var/cache/od
-mkdir -p /tmp/src/dir/sub /tmp/img /mnt/a
+mk_cache_dir /tmp/cache
+mkdir -p /tmp/src/dir/sub /tmp/img /tmp/mnt/a
 head -c 3145728 /dev/urandom > /tmp/src/big.bin
 head -c 1500000 /dev/urandom > /tmp/src/dir/odd-size.bin
 seq 1 200000 > /tmp/src/dir/text.txt
@@ -21,22 +21,22 @@ mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp
 ls -l /tmp/img
 
 note "serve + mount"
-serve --cache-dir /var/cache/od --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
-  --mount /mnt/a:img1 --ready /tmp/ready --stats out/stats.json &
+serve --cache-dir /tmp/cache --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
+  --mount /tmp/mnt/a:img1 --ready /tmp/ready --stats out/stats.json &
 daemon=$!
 wait_file /tmp/ready 90
 grep -q erofs /proc/mounts || fail "not mounted"
 (cd /tmp/src && find . -type f | sort | xargs sha256sum) > /tmp/want
-(cd /mnt/a && sha256sum -c --quiet /tmp/want) || fail "content differs from the source"
-[ "$(readlink /mnt/a/link)" = dir/text.txt ] || fail "symlink target"
-[ "$(cd /tmp/src && find . | sort | md5sum)" = "$(cd /mnt/a && find . | sort | md5sum)" ] || fail "tree listing differs"
+(cd /tmp/mnt/a && sha256sum -c --quiet /tmp/want) || fail "content differs from the source"
+[ "$(readlink /tmp/mnt/a/link)" = dir/text.txt ] || fail "symlink target"
+[ "$(cd /tmp/src && find . | sort | md5sum)" = "$(cd /tmp/mnt/a && find . | sort | md5sum)" ] || fail "tree listing differs"
 cat /proc/fs/fscache/stats | head -20
-umount /mnt/a || fail "umount"
+umount /tmp/mnt/a || fail "umount"
 stop_daemon $daemon
 cat out/stats.json; echo
 grep -q '"opens":2' out/stats.json || fail "expected 2 OPENs (bootstrap + blob)"
 grep -q '"closes":2' out/stats.json || fail "expected 2 CLOSEs"
 grep -q '"readErrors":0' out/stats.json || fail "read errors"
 grep -q '"openObjects":0' out/stats.json || fail "objects left open"
-ls /var/cache/od/cache/
+ls /tmp/cache/cache/
 note PASS

@@ -5,14 +5,14 @@
 #   /dev/cachefiles fd (taken with pidfd_getfd), a new daemon adopts it and writes `restore`, the
 #   interrupted reads are re-delivered (re-OPEN + READ) and every checksum is right. Where the kernel
 #   cannot restore, the reads must fail with EIO, never return wrong data.
-mk_cache_dir /var/cache/od
-mkdir -p /tmp/src/d /tmp/img /mnt/a
+mk_cache_dir /tmp/cache
+mkdir -p /tmp/src/d /tmp/img /tmp/mnt/a
 for i in 1 2 3 4 5 6; do head -c 1048576 /dev/urandom > /tmp/src/d/file$i; done
 seq 1 300000 > /tmp/src/text.txt
 mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp/src > /tmp/mkfs.log 2>&1 || { cat /tmp/mkfs.log; fail "mkfs.erofs"; }
 IMG="fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1"
 
-serve --cache-dir /var/cache/od --image "$IMG" --mount /mnt/a:img1 --read-delay-ms 150 --ready /tmp/readyA &
+serve --cache-dir /tmp/cache --image "$IMG" --mount /tmp/mnt/a:img1 --read-delay-ms 150 --ready /tmp/readyA &
 A=$!
 wait_file /tmp/readyA 90
 cat /tmp/readyA; echo
@@ -24,7 +24,7 @@ wait_file /tmp/readyH 60
 H_FD=$(sed 's/.*"deviceFd":\([0-9]*\).*/\1/' /tmp/readyH)
 
 (cd /tmp/src && find . -type f | sort | xargs sha256sum) > /tmp/want
-( cd /mnt/a && sha256sum -c /tmp/want > /tmp/check.out 2>&1; echo $? > /tmp/check.rc ) &
+( cd /tmp/mnt/a && sha256sum -c /tmp/want > /tmp/check.out 2>&1; echo $? > /tmp/check.rc ) &
 R=$!
 sleep 2
 [ -s /tmp/check.rc ] && fail "the read finished before the kill: nothing was in flight"
@@ -38,7 +38,7 @@ if [ "$restore" = true ]; then
   wait $R
   cat /tmp/check.out
   [ "$(cat /tmp/check.rc)" = 0 ] || fail "checksums wrong or reads failed after restore"
-  umount /mnt/a || fail "umount after restore"
+  umount /tmp/mnt/a || fail "umount after restore"
   stop_daemon $B
   cat out/statsB.json; echo
   grep -q '"readErrors":0' out/statsB.json || fail "read errors in the restored daemon"
@@ -50,7 +50,7 @@ else
   cat /tmp/check.out
   # sha256sum -c prints "name: FAILED" for wrong bytes, "name: FAILED open or read" for EIO.
   grep -q ': FAILED$' /tmp/check.out && fail "a file read wrong data"
-  umount /mnt/a || umount -l /mnt/a
+  umount /tmp/mnt/a || umount -l /tmp/mnt/a
 fi
 kill -KILL $H 2>/dev/null
 note PASS

@@ -4,7 +4,7 @@
 # proves: one daemon serves 20 mounts of 10 images in one domain (each image mounted under 2 fsids, so
 #   their blobs are shared cookies opened once), everything reads back right, every umount is clean, and
 #   afterwards no anon fd is left (OPENs == CLOSEs, fd count back to the pre-mount baseline).
-mk_cache_dir /var/cache/od 512
+mk_cache_dir /tmp/cache 512
 args=""
 want_blobs=10
 for i in $(seq 1 10); do
@@ -13,21 +13,21 @@ for i in $(seq 1 10); do
   echo "image $i" > /tmp/src$i/name
   mkfs.erofs --chunksize=65536 --blobdev=/tmp/blob$i /tmp/boot$i.erofs /tmp/src$i > /tmp/mkfs.log 2>&1 || { cat /tmp/mkfs.log; fail "mkfs.erofs $i"; }
   for copy in a b; do
-    mkdir -p /mnt/$i$copy
-    args="$args --image fsid=img$i$copy,domain=dom,bootstrap=/tmp/boot$i.erofs,blob=blob$i:/tmp/blob$i --mount /mnt/$i$copy:img$i$copy"
+    mkdir -p /tmp/mnt/$i$copy
+    args="$args --image fsid=img$i$copy,domain=dom,bootstrap=/tmp/boot$i.erofs,blob=blob$i:/tmp/blob$i --mount /tmp/mnt/$i$copy:img$i$copy"
   done
 done
-serve --cache-dir /var/cache/od $args --ready /tmp/ready --stats out/stats.json &
+serve --cache-dir /tmp/cache $args --ready /tmp/ready --stats out/stats.json &
 D=$!
 wait_file /tmp/ready 240
 cat /tmp/ready; echo
 [ "$(grep -c ' erofs ' /proc/mounts)" = 20 ] || fail "expected 20 erofs mounts"
 for i in $(seq 1 10); do
   (cd /tmp/src$i && find . -type f | sort | xargs sha256sum) > /tmp/want$i
-  for copy in a b; do (cd /mnt/$i$copy && sha256sum -c --quiet /tmp/want$i) || fail "mount $i$copy differs"; done
+  for copy in a b; do (cd /tmp/mnt/$i$copy && sha256sum -c --quiet /tmp/want$i) || fail "mount $i$copy differs"; done
 done
 ls /proc/$D/fd | wc -l
-for i in $(seq 1 10); do for copy in a b; do umount /mnt/$i$copy || fail "umount $i$copy"; done; done
+for i in $(seq 1 10); do for copy in a b; do umount /tmp/mnt/$i$copy || fail "umount $i$copy"; done; done
 grep -q ' erofs ' /proc/mounts && fail "erofs mounts left"
 stop_daemon $D
 cat out/stats.json; echo

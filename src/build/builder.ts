@@ -92,7 +92,10 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
   const byDigest = new Map<string, ChunkLocation>();
   const done = new Map<SourceFile, FileNode>();
 
-  const buildFile = async (src: SourceFile): Promise<FileNode> => {
+  /** Files whose data is still to be laid out, in tree order. */
+  const pending: { src: SourceFile; node: FileNode; blob: number }[] = [];
+
+  const fileNode = (src: SourceFile): FileNode => {
     const known = done.get(src);
     if (known) {
       stats.hardLinks++;
@@ -105,13 +108,18 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
     if (!Number.isInteger(blob) || blob < 0 || blob >= blobCount) throw new RangeError(`file names blob ${blob} of ${blobCount}`);
     const node: FileNode = { kind: 'file', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, size, data: { kind: 'inline', bytes: EMPTY } };
     done.set(src, node);
-    if (size === 0) return node;
+    if (size > 0) pending.push({ src, node, blob });
+    return node;
+  };
+
+  const layOutFile = async (src: SourceFile, node: FileNode, blob: number): Promise<void> => {
+    const size = node.size;
     const reader = await src.content.open();
     try {
       if (size <= inlineMax && fitsInline(size, src.xattrs)) {
         stats.inlineFiles++;
         node.data = { kind: 'inline', bytes: Buffer.from(await reader.read(0, size)) };
-        return node;
+        return;
       }
       const regions = await reader.dataRegions();
       const chunks: (ChunkLocation | null)[] = [];
@@ -144,7 +152,6 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
         chunks.push(loc);
       }
       node.data = { kind: 'chunks', chunkBits, chunks };
-      return node;
     } finally {
       await reader.close();
     }
@@ -153,7 +160,7 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
   const buildNode = async (src: SourceNode): Promise<ErofsNode> => {
     switch (src.kind) {
       case 'file':
-        return buildFile(src);
+        return fileNode(src);
       case 'dir': {
         stats.dirs++;
         const dir: DirNode = { kind: 'dir', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, entries: [] };
@@ -172,6 +179,10 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
   let built: BuiltBlob[] = [];
   try {
     const rootNode = (await buildNode(root)) as DirNode;
+    // Lower blobs first, so a chunk shared with an upper layer is stored in the lower layer's blob:
+    // a layer's blob then never depends on the layers above it, and images sharing a layer share its blob.
+    const byBlob = pending.map((p, order) => ({ ...p, order })).sort((a, b) => a.blob - b.blob || a.order - b.order);
+    for (const p of byBlob) await layOutFile(p.src, p.node, p.blob);
     for (const w of writers) built.push(await w.finish());
     const keep = built.map((b) => options.keepEmptyBlobs === true || b.descriptor.uncompressedSize > 0);
     const newDevice = new Map<number, number>();

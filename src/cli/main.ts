@@ -4,7 +4,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { commands } from './commands/index.js';
+import { loadCommandsFor } from './commands/index.js';
 import { OndemandError, UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 
@@ -23,7 +23,7 @@ export async function runCli(args: string[]): Promise<number> {
       if (err) throw err;
       throw new UsageError(msg ?? 'bad usage');
     });
-  for (const cmd of commands) {
+  for (const cmd of await loadCommandsFor(args)) {
     parser.command(cmd.command, cmd.describe, cmd.builder, async (argv) => {
       await cmd.handler(argv);
     });

@@ -56,6 +56,20 @@ describe('multi-blob images', () => {
     expect(own[0]).toMatchObject({ device: 2, deviceOffset: 0 });
   });
 
+  it('stores a chunk shared across layers in the lowest layer, whatever the tree order', async () => {
+    const f = (bytes: Buffer, blob: number): SourceNode => ({ kind: 'file', ...meta, content: bufferContent(bytes), blob });
+    // 'a-upper' walks first but belongs to the upper blob: the shared chunk must still go to blob 0.
+    const root: SourceDir = { kind: 'dir', ...meta, perm: 0o755, entries: [
+      { name: Buffer.from('a-upper'), node: f(shared, 1) },
+      { name: Buffer.from('b-lower'), node: f(shared, 0) },
+    ] };
+    const work = join(tmp.dir, 'order-work');
+    mkdirSync(work);
+    const built = await buildImage(root, { workDir: work, blobCount: 2, chunkSize: 1 << 20, compression: 'none', keepEmptyBlobs: true });
+    expect(built.blobs.map((b) => b.descriptor.uncompressedSize)).toEqual([1 << 20, 0]);
+    expect(built.stats.dedupedChunks).toBe(1);
+  });
+
   it.skipIf(!needs('multi-blob kernel mount', [isRoot, 'root']))('mounts with one device= per blob and reads back every byte', () => {
     const mnt = join(tmp.dir, 'mnt');
     const unmount = mountFileBacked(files, mnt);
