@@ -12,7 +12,7 @@ mk_cache_dir /tmp/cache 512
 mkdir -p /tmp/src/d /tmp/mnt/fs /tmp/mnt/local
 for i in 1 2 3 4 5 6 7 8; do head -c 4194304 /dev/urandom > /tmp/src/d/f$i; done
 mkfs.erofs --chunksize=1048576 --blobdev=/tmp/blob1 /tmp/boot.erofs /tmp/src >/dev/null 2>&1 || fail mkfs
-serve --cache-dir /tmp/cache --image fsid=b1,bootstrap=/tmp/boot.erofs,blob=blob1:/tmp/blob1 --mount /tmp/mnt/fs:b1 --ready /tmp/ready &
+$SERVE --cache-dir /tmp/cache --image fsid=b1,bootstrap=/tmp/boot.erofs,blob=blob1:/tmp/blob1 --mount /tmp/mnt/fs:b1 --ready /tmp/ready &
 D=$!
 wait_file /tmp/ready 120
 LB=$(losetup -f --show -r /tmp/blob1); LI=$(losetup -f --show -r /tmp/boot.erofs)

@@ -8,3 +8,5 @@ node dist/bench/erofs-write.js
 node dist/bench/registry-read.js
 node dist/bench/build-debian.js
 node dist/bench/convert-debian.js
+# fscache vs local erofs, inside the compat VM (needs qemu + the compat kernel; builds it when not cached)
+if command -v qemu-system-x86_64 >/dev/null; then node dist/bench/fscache-read.js; fi

@@ -12,7 +12,8 @@ wait_file() { # file [seconds]
   local i=0 n=$(( ${2:-60} * 10 ))
   while [ ! -s "$1" ]; do i=$((i+1)); [ "$i" -gt "$n" ] && fail "timed out waiting for $1"; sleep 0.1; done
 }
-serve() { "$NODE" "$DIST/compat/guest/serve.js" "$@"; }
+# Unquoted on use (`$SERVE ... &`), so $! is the node pid and signals reach the daemon itself.
+SERVE="$NODE $DIST/compat/guest/serve.js"
 # Stop a daemon started in the background and wait for it to write its stats.
 stop_daemon() { # pid
   kill -TERM "$1" 2>/dev/null; local i=0; while kill -0 "$1" 2>/dev/null; do i=$((i+1)); [ "$i" -gt 300 ] && { kill -KILL "$1"; fail "daemon $1 did not stop"; }; sleep 0.1; done

@@ -21,7 +21,7 @@ mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp
 ls -l /tmp/img
 
 note "serve + mount"
-serve --cache-dir /tmp/cache --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
+$SERVE --cache-dir /tmp/cache --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
   --mount /tmp/mnt/a:img1 --ready /tmp/ready --stats out/stats.json &
 daemon=$!
 wait_file /tmp/ready 90

@@ -12,13 +12,13 @@ seq 1 300000 > /tmp/src/text.txt
 mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp/src > /tmp/mkfs.log 2>&1 || { cat /tmp/mkfs.log; fail "mkfs.erofs"; }
 IMG="fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1"
 
-serve --cache-dir /tmp/cache --image "$IMG" --mount /tmp/mnt/a:img1 --read-delay-ms 150 --ready /tmp/readyA &
+$SERVE --cache-dir /tmp/cache --image "$IMG" --mount /tmp/mnt/a:img1 --read-delay-ms 150 --ready /tmp/readyA &
 A=$!
 wait_file /tmp/readyA 90
 cat /tmp/readyA; echo
 A_FD=$(sed 's/.*"deviceFd":\([0-9]*\).*/\1/' /tmp/readyA)
 restore=$(sed 's/.*"restoreSupported":\([a-z]*\).*/\1/' /tmp/readyA)
-serve --hold "$A:$A_FD" --ready /tmp/readyH &
+$SERVE --hold "$A:$A_FD" --ready /tmp/readyH &
 H=$!
 wait_file /tmp/readyH 60
 H_FD=$(sed 's/.*"deviceFd":\([0-9]*\).*/\1/' /tmp/readyH)
@@ -32,7 +32,7 @@ kill -KILL $A
 note "daemon $A killed; restore supported: $restore"
 wait $A 2>/dev/null
 if [ "$restore" = true ]; then
-  serve --adopt-from "$H:$H_FD" --image "$IMG" --ready /tmp/readyB --stats out/statsB.json &
+  $SERVE --adopt-from "$H:$H_FD" --image "$IMG" --ready /tmp/readyB --stats out/statsB.json &
   B=$!
   wait_file /tmp/readyB 60
   wait $R

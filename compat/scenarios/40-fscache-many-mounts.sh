@@ -17,7 +17,7 @@ for i in $(seq 1 10); do
     args="$args --image fsid=img$i$copy,domain=dom,bootstrap=/tmp/boot$i.erofs,blob=blob$i:/tmp/blob$i --mount /tmp/mnt/$i$copy:img$i$copy"
   done
 done
-serve --cache-dir /tmp/cache $args --ready /tmp/ready --stats out/stats.json &
+$SERVE --cache-dir /tmp/cache $args --ready /tmp/ready --stats out/stats.json &
 D=$!
 wait_file /tmp/ready 240
 cat /tmp/ready; echo

@@ -159,7 +159,8 @@ export function localFileContent(path: Buffer | string, size: number): FileConte
 /** Below this, asking for holes costs more than reading (the builder still turns zero chunks into holes). */
 const SMALL_FILE = 1 << 20;
 
-function dataRegionsOf(fd: number, size: number): ByteRange[] | null {
+/** Byte ranges of `fd` that may hold data (SEEK_DATA/SEEK_HOLE); null when the file system cannot tell. */
+export function dataRegionsOf(fd: number, size: number): ByteRange[] | null {
   const regions: ByteRange[] = [];
   try {
     let at = 0;

@@ -747,7 +747,8 @@ function ftruncateAsync(fd: number, len: number): Promise<void> {
   return new Promise((resolve, reject) => ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
 }
 
-function readWhole(fd: number): Buffer {
+/** The whole file behind `fd`, read with pread (stops early if it shrank). */
+export function readWhole(fd: number): Buffer {
   const size = fstatSync(fd).size;
   const buf = Buffer.alloc(size);
   let done = 0;

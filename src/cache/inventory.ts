@@ -2,10 +2,11 @@
  * Read-only view of a cache directory for `ondemand cache ls`: reads maps without taking the lock
  * (a running daemon keeps owning the cache) and without repairing anything.
  */
-import { closeSync, openSync, readdirSync, readSync, statSync, fstatSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheLayout } from './dir.js';
 import { decodeMapAny } from './presence-map.js';
+import { readWhole } from './blob.js';
 
 export interface MapSummary {
   size: number;
@@ -24,16 +25,8 @@ export function readMapSummary(path: string): MapSummary | undefined {
     return undefined;
   }
   try {
-    const size = fstatSync(fd).size;
-    if (size > 64 * 1024 * 1024) return undefined;
-    const buf = Buffer.alloc(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, buf, done, size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    const m = decodeMapAny(buf.subarray(0, done));
+    if (fstatSync(fd).size > 64 * 1024 * 1024) return undefined;
+    const m = decodeMapAny(readWhole(fd));
     if (!m) return undefined;
     return {
       size: m.identity.size, frameSize: m.identity.frameSize, frameCount: m.identity.frameCount,

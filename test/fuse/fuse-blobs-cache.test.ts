@@ -14,9 +14,8 @@ import { openCache, type Cache } from '../../src/cache/index.js';
 import { encodeToc } from '../../src/format/image/toc.js';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../../src/format/image/types.js';
 import { FuseBlobsMount } from '../../src/transport/fuse-blobs/mount.js';
-import { abortFuseConnection } from '../../src/fuse/mount.js';
-import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { mountpoints, tearDownFuseBlobs } from './teardown.js';
 import { MemoryFetcher } from '../helpers/blob-fixture.js';
 import { makeErofsImage, treeHashes, type ErofsImage } from './erofs-image.js';
 
@@ -45,10 +44,6 @@ function storeBlob(view: Buffer, frameSize: number): { descriptor: BlobDescripto
   return { descriptor, toc, stored };
 }
 
-function mountpoints(): string[] {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
-}
-
 describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [haveCommand('mkfs.erofs'), 'mkfs.erofs']))('fuse-blobs over src/cache', () => {
   const tmp = makeTempDir('fuse-blobs-cache');
   const target = join(tmp.dir, 'rootfs');
@@ -67,11 +62,7 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
   afterEach(async () => {
     const m = current;
     current = undefined;
-    if (m) {
-      await m.unmount({ lazy: true }).catch(() => undefined);
-      if (mountpoints().includes(fuseDir)) abortFuseConnection(m.fuse.device);
-    }
-    for (const p of [target, fuseDir]) if (mountpoints().includes(p)) umount2(p, MNT_DETACH);
+    await tearDownFuseBlobs(m, target, fuseDir);
   });
 
   afterAll(async () => {

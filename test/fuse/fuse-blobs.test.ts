@@ -7,21 +7,16 @@
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuseBlobsMount } from '../../src/transport/fuse-blobs/mount.js';
-import { abortFuseConnection } from '../../src/fuse/mount.js';
-import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { mountpoints, tearDownFuseBlobs } from './teardown.js';
 import { FileBlob } from './file-blob.js';
 import { makeErofsImage, treeHashes, treeListing, type ErofsImage } from './erofs-image.js';
 
 const run = promisify(execFile);
 const BLOB_ID = 'ab'.repeat(32);
-
-function mountpoints(): string[] {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
-}
 
 async function loopsOn(path: string): Promise<string> {
   const { stdout } = await run('losetup', ['-a']);
@@ -48,11 +43,7 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
   afterEach(async () => {
     const m = current;
     current = undefined;
-    if (m) {
-      await m.unmount({ lazy: true }).catch(() => undefined);
-      if (mountpoints().includes(fuseDir)) abortFuseConnection(m.fuse.device);
-    }
-    for (const p of [target, fuseDir]) if (mountpoints().includes(p)) umount2(p, MNT_DETACH);
+    await tearDownFuseBlobs(m, target, fuseDir);
   });
 
   afterAll(() => tmp.remove());

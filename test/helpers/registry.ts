@@ -87,6 +87,16 @@ function installExitHook(): void {
   }
 }
 
+/** Starts `server` on an ephemeral 127.0.0.1 port and returns the port. */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  return typeof addr === 'object' && addr !== null ? addr.port : 0;
+}
+
 /** A free loopback TCP port (bound, read, released). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -211,12 +221,7 @@ async function startTokenServer(dir: string, user: string, password: string, opt
   };
 
   const server = createHttpServer(handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+  const port = await listenOnLoopback(server);
   return {
     certFile,
     ts: {

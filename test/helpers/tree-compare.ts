@@ -1,22 +1,30 @@
 /**
  * Compares two directory trees entry by entry, never following symlinks: type, permission bits,
- * owner, size, mtime (optional), symlink target, content sha256, xattrs, device numbers, and the
- * hard-link groups. Returns human-readable differences (empty = equal).
+ * owner, size, link count, mtime (optional), symlink target, content, xattrs, device numbers, and
+ * the hard-link groups. Names stay raw bytes (non-UTF-8 safe; map keys are their latin1 spelling),
+ * and content is fingerprinted piece by piece, skipping holes, so huge sparse files compare fast
+ * without being read into memory. Returns human-readable differences (empty = equal).
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { readXattrs } from '../../src/native/xattr.js';
+import { splitDev } from '../../src/native/fsops.js';
+import { isZero } from '../../src/build/builder.js';
+import { dataRegionsOf } from '../../src/build/scan-dir.js';
 
 export interface TreeEntry {
   type: string;
   perm: number;
   uid: number;
   gid: number;
+  /** 0 for directories (their size is file-system specific). */
   size: number;
+  /** 0 for directories (their link count is file-system specific). */
+  nlink: number;
   mtimeNs: bigint;
+  /** Raw target bytes as latin1. */
   target?: string;
-  sha256?: string;
+  content?: string;
   rdev?: string;
   xattrs: string;
   ino: bigint;
@@ -29,7 +37,7 @@ export interface CompareOptions {
   root?: boolean;
   /** xattr names to ignore (e.g. ones the unpacker adds). */
   ignoreXattrs?: (name: string) => boolean;
-  /** Paths to skip entirely (relative, '/'-joined). */
+  /** Paths to skip entirely (relative, '/'-joined, latin1). */
   ignorePath?: (path: string) => boolean;
 }
 
@@ -44,11 +52,56 @@ function typeOf(st: BigIntStats): string {
   return 'unknown';
 }
 
-/** Every entry under `root` keyed by its relative path ('' is the root). */
+const PIECE = 4 << 20;
+
+/** Aligned piece indexes that may hold data (every piece when the file system cannot tell). */
+function dataPieces(fd: number, size: number): Set<number> | null {
+  const regions = dataRegionsOf(fd, size);
+  if (regions === null) return null;
+  const pieces = new Set<number>();
+  for (const r of regions) {
+    for (let p = Math.floor(r.offset / PIECE); p * PIECE < r.offset + r.length; p++) pieces.add(p);
+  }
+  return pieces;
+}
+
+/**
+ * sha256 over (offset, bytes) of every non-zero 4 MiB-aligned piece, plus the size. Pieces the file
+ * system reports as holes are zero by definition and not read, so sparse files compare fast.
+ */
+export function contentFingerprint(path: Buffer, size: number): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(PIECE);
+  try {
+    const pieces = dataPieces(fd, size);
+    for (let off = 0; off < size; off += PIECE) {
+      if (pieces && !pieces.has(off / PIECE)) continue;
+      const want = Math.min(PIECE, size - off);
+      let got = 0;
+      while (got < want) {
+        const n = readSync(fd, buf, got, want - got, off + got);
+        if (n === 0) break;
+        got += n;
+      }
+      const piece = buf.subarray(0, got);
+      if (got !== want) h.update(`short@${off}`);
+      if (!isZero(piece)) h.update(`${off}:`).update(piece);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.update(`size ${size}`).digest('hex');
+}
+
+const SLASH = Buffer.from('/');
+
+/** Every entry under `root` keyed by its relative path ('' is the root; raw bytes as latin1). */
 export function scanTree(root: string, options: CompareOptions = {}): Map<string, TreeEntry> {
   const out = new Map<string, TreeEntry>();
-  const visit = (rel: string): void => {
-    const abs = rel === '' ? root : join(root, rel);
+  const rootBytes = Buffer.from(root);
+  const visit = (rel: Buffer): void => {
+    const abs = rel.length === 0 ? rootBytes : Buffer.concat([rootBytes, SLASH, rel]);
     const st = lstatSync(abs, { bigint: true });
     const type = typeOf(st);
     const xattrs = readXattrs(abs)
@@ -58,26 +111,30 @@ export function scanTree(root: string, options: CompareOptions = {}): Map<string
       .join(',');
     const e: TreeEntry = {
       type, perm: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid),
-      size: type === 'file' || type === 'symlink' ? Number(st.size) : 0, mtimeNs: st.mtimeNs, xattrs, ino: st.ino,
+      size: type === 'dir' ? 0 : Number(st.size), nlink: type === 'dir' ? 0 : Number(st.nlink), mtimeNs: st.mtimeNs,
+      xattrs, ino: st.ino,
     };
-    if (type === 'symlink') e.target = readlinkSync(abs);
-    if (type === 'file') e.sha256 = createHash('sha256').update(readFileSync(abs)).digest('hex');
-    if (type === 'chardev' || type === 'blockdev') e.rdev = `${Number(st.rdev >> 8n) & 0xfff}:${Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n))}`;
-    out.set(rel, e);
+    if (type === 'symlink') e.target = readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
+    if (type === 'file') e.content = contentFingerprint(abs, Number(st.size));
+    if (type === 'chardev' || type === 'blockdev') {
+      const d = splitDev(st.rdev);
+      e.rdev = `${d.major}:${d.minor}`;
+    }
+    out.set(rel.toString('latin1'), e);
     if (type === 'dir') {
-      for (const name of readdirSync(abs).sort()) {
-        const child = rel === '' ? name : `${rel}/${name}`;
-        if (options.ignorePath?.(child) ?? false) continue;
+      for (const name of readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
+        const child = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
+        if (options.ignorePath?.(child.toString('latin1')) ?? false) continue;
         visit(child);
       }
     }
   };
-  visit('');
+  visit(Buffer.alloc(0));
   return out;
 }
 
 /** Hard-link groups (non-directories sharing an inode), as sorted path lists. */
-function linkGroups(tree: Map<string, TreeEntry>): string[] {
+function linkGroups(tree: Map<string, TreeEntry>): Set<string> {
   const byIno = new Map<bigint, string[]>();
   for (const [path, e] of tree) {
     if (e.type === 'dir') continue;
@@ -85,35 +142,39 @@ function linkGroups(tree: Map<string, TreeEntry>): string[] {
     list.push(path);
     byIno.set(e.ino, list);
   }
-  return [...byIno.values()].filter((l) => l.length > 1).map((l) => l.sort().join(' = ')).sort();
+  return new Set([...byIno.values()].filter((l) => l.length > 1).map((l) => l.sort().map(show).join(' = ')));
 }
 
+/** Differences between two trees (empty = equal). */
 export function compareTrees(expectedRoot: string, actualRoot: string, options: CompareOptions = {}): string[] {
   const a = scanTree(expectedRoot, options);
   const b = scanTree(actualRoot, options);
   const diffs: string[] = [];
+  const fields: (keyof TreeEntry)[] = ['type', 'perm', 'uid', 'gid', 'size', 'nlink', 'target', 'content', 'rdev', 'xattrs'];
+  if (options.mtime !== false) fields.push('mtimeNs');
   for (const [path, e] of a) {
     const f = b.get(path);
-    const name = path === '' ? '/' : path;
+    const name = path === '' ? '/' : show(path);
     if (f === undefined) {
       diffs.push(`missing: ${name}`);
       continue;
     }
     if (path === '' && options.root === false) continue;
-    const fields: (keyof TreeEntry)[] = ['type', 'perm', 'uid', 'gid', 'size', 'target', 'sha256', 'rdev', 'xattrs'];
-    if (options.mtime !== false) fields.push('mtimeNs');
-    for (const k of fields) {
-      const x = e[k];
-      const y = f[k];
-      if (x !== y) diffs.push(`${name}: ${k} ${fmt(x)} != ${fmt(y)}`);
-    }
+    for (const k of fields) if (e[k] !== f[k]) diffs.push(`${name}: ${k} ${fmt(e[k])} != ${fmt(f[k])}`);
   }
-  for (const path of b.keys()) if (!a.has(path)) diffs.push(`unexpected: ${path}`);
+  for (const path of b.keys()) if (!a.has(path)) diffs.push(`unexpected: ${show(path)}`);
   const ga = linkGroups(a);
   const gb = linkGroups(b);
-  for (const g of ga) if (!gb.includes(g)) diffs.push(`hard-link group missing: ${g}`);
-  for (const g of gb) if (!ga.includes(g)) diffs.push(`unexpected hard-link group: ${g}`);
+  for (const g of ga) if (!gb.has(g)) diffs.push(`hard-link group missing: ${g}`);
+  for (const g of gb) if (!ga.has(g)) diffs.push(`unexpected hard-link group: ${g}`);
   return diffs;
+}
+
+/** A path as UTF-8 when it is valid UTF-8, else JSON-quoted latin1 (so odd bytes stay visible). */
+function show(latin1: string): string {
+  const bytes = Buffer.from(latin1, 'latin1');
+  const utf8 = bytes.toString('utf8');
+  return Buffer.from(utf8).equals(bytes) ? utf8 : JSON.stringify(latin1);
 }
 
 function fmt(v: unknown): string {

@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { DEBIAN_CACHE, makeDebianTree } from '../helpers/trees.js';
-import { resolveImage, type ResolvedImage } from '../../src/resolve/index.js';
-import { diffTrees } from './compare.js';
-import { fsckErofs, materializeImage, mountFileBacked, mountLoop, type LocalImageFiles } from './mounts.js';
+import type { ResolvedImage } from '../../src/resolve/index.js';
+import { fsckErofs, mountFileBacked, mountLoop, type LocalImageFiles } from './mounts.js';
 import { ondemand } from './cli.js';
+import { buildImage, expectExportEqualsSource, expectMountEqualsSource } from './round-trip.js';
 
 const ok = needs('Debian image', [isRoot, 'root'], [existsSync(DEBIAN_CACHE) || haveCommand('debootstrap'), 'debootstrap (or a cached tree)'],
   [haveCommand('fsck.erofs'), 'fsck.erofs']);
@@ -30,11 +30,7 @@ describe.skipIf(!ok)('Debian minbase round trip', () => {
     const problem = makeDebianTree(src);
     if (problem !== undefined) throw new Error(`cannot make the Debian tree: ${problem}`);
     ref = `oci:${join(tmp.dir, 'layout')}:bookworm`;
-    const r = ondemand(['build', src, ref]);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    resolved = await resolveImage(ref);
-    files = await materializeImage(resolved, join(tmp.dir, 'local'));
+    ({ resolved, files } = await buildImage(src, ref, tmp.dir));
   }, 900_000);
 
   afterAll(async () => {
@@ -43,25 +39,14 @@ describe.skipIf(!ok)('Debian minbase round trip', () => {
   });
 
   it('file-backed mount equals the rootfs, and dpkg runs in a chroot on it', () => {
-    const mnt = join(tmp.dir, 'mnt-file');
-    const unmount = mountFileBacked(files, mnt);
-    try {
-      expect(diffTrees(src, mnt)).toEqual([]);
+    expectMountEqualsSource(mountFileBacked, files, join(tmp.dir, 'mnt-file'), src, (mnt) => {
       execFileSync('chroot', [mnt, '/bin/sh', '-c', 'dpkg -l >/dev/null'], { stdio: 'pipe', timeout: 60_000 });
       expect(execFileSync('chroot', [mnt, '/bin/sh', '-c', 'dpkg -l | grep -c "^ii"'], { encoding: 'utf8' }).trim()).toMatch(/^[0-9]{2,}$/);
-    } finally {
-      unmount();
-    }
+    });
   }, 300_000);
 
   it('loop-device mount equals the rootfs', () => {
-    const mnt = join(tmp.dir, 'mnt-loop');
-    const unmount = mountLoop(files, mnt);
-    try {
-      expect(diffTrees(src, mnt)).toEqual([]);
-    } finally {
-      unmount();
-    }
+    expectMountEqualsSource(mountLoop, files, join(tmp.dir, 'mnt-loop'), src);
   }, 300_000);
 
   it('passes fsck.erofs and ondemand check', () => {
@@ -70,10 +55,6 @@ describe.skipIf(!ok)('Debian minbase round trip', () => {
   }, 600_000);
 
   it('ondemand export equals the rootfs', () => {
-    const out = join(tmp.dir, 'export');
-    const r = ondemand(['export', ref, out]);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(diffTrees(src, out)).toEqual([]);
+    expectExportEqualsSource(ref, join(tmp.dir, 'export'), src);
   }, 300_000);
 });

@@ -1,20 +1,15 @@
 /** `ondemand check REF`: verifies every digest (manifest → TOC → frames) and reads the whole tree. */
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize } from '../../cache/size.js';
-import { resolveImage } from '../../resolve/index.js';
+import { imageRefOptions, withImageFromArgv } from '../image-ref.js';
 import { checkImage } from '../../format/image/check.js';
 
 export const checkCommand = defineCommand({
   command: 'check <ref>',
   describe: 'Verify every digest of an image (manifest, bootstrap, TOCs, frames) and read every file',
-  builder: (y) =>
-    y
-      .positional('ref', { type: 'string', demandOption: true, describe: 'oci:DIR[:TAG], a registry reference, or a bootstrap file' })
-      .option('blob', { type: 'string', array: true, describe: 'Blob file of a plain bootstrap (repeat, device order)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+  builder: (y) => imageRefOptions(y).option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
   handler: async (argv) => {
-    const resolved = await resolveImage(argv.ref, { blobs: (argv.blob ?? []).map(String) });
-    try {
+    await withImageFromArgv(argv, async (resolved) => {
       const r = await checkImage(resolved);
       if (argv.json) {
         outJson({ ok: true, ...r });
@@ -22,8 +17,6 @@ export const checkCommand = defineCommand({
       }
       out(`ok: ${resolved.image.blobs.length} blobs, ${r.frames} frames (${formatSize(r.uncompressedBytes)}) verified; ` +
         `${r.tree.files} files, ${r.tree.dirs} dirs read (${formatSize(r.bytesRead)})`);
-    } finally {
-      await resolved.fetcher.close();
-    }
+    });
   },
 });

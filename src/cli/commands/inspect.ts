@@ -1,20 +1,15 @@
 /** `ondemand inspect REF`: manifest, blobs, frames, and what the tree holds. */
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize } from '../../cache/size.js';
-import { resolveImage } from '../../resolve/index.js';
+import { imageRefOptions, withImageFromArgv } from '../image-ref.js';
 import { countTree, openImage } from '../../format/image/image-reader.js';
 
 export const inspectCommand = defineCommand({
   command: 'inspect <ref>',
   describe: 'Show an image: manifest, bootstrap, blobs and frames, file and directory counts',
-  builder: (y) =>
-    y
-      .positional('ref', { type: 'string', demandOption: true, describe: 'oci:DIR[:TAG], a registry reference, or a bootstrap file' })
-      .option('blob', { type: 'string', array: true, describe: 'Blob file of a plain bootstrap (repeat, device order)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+  builder: (y) => imageRefOptions(y).option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
   handler: async (argv) => {
-    const resolved = await resolveImage(argv.ref, { blobs: (argv.blob ?? []).map(String) });
-    try {
+    await withImageFromArgv(argv, async (resolved) => {
       const opened = await openImage(resolved);
       const { image } = resolved;
       const tree = countTree(opened.reader);
@@ -32,8 +27,6 @@ export const inspectCommand = defineCommand({
         out(`blob ${i + 1} ${b.digest}: ${formatSize(b.size)} stored, ${formatSize(b.uncompressedSize)} uncompressed, ${b.frames} frames of ${formatSize(b.frameSize)} (${b.compression}), id ${b.blobId}`);
       }
       out(`tree: ${tree.files} files (${formatSize(tree.fileBytes)}), ${tree.dirs} dirs, ${tree.symlinks} symlinks, ${tree.others} other, ${tree.hardLinks} extra hard links`);
-    } finally {
-      await resolved.fetcher.close();
-    }
+    });
   },
 });
