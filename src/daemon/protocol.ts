@@ -113,6 +113,8 @@ export type SupervisorRequest =
   | { op: 'swapLoop'; id: string; device: string; file: string }
   | { op: 'mount'; id: string; source: string; target: string; fstype: string; flags: number; data: string }
   | { op: 'mkdir'; id: string; path: string }
+  /** The supervisor's /dev/cachefiles fd, bound `ondemand` on first use and held for its lifetime (one per host). */
+  | { op: 'openCachefiles'; id: string }
   | { op: 'unmake'; id: string; object: KernelObject }
   | { op: 'mounted'; id: string; manifestDigest?: string }
   /** Undoes every object of the mount that is left, then forgets it. */
@@ -130,6 +132,8 @@ export interface SupervisorResults {
   swapLoop: null;
   mount: null;
   mkdir: null;
+  /** `fresh`: bound by this request (false: a previous worker served it; adopt with restore). */
+  openCachefiles: { fd: number; restoreSupported: boolean; fresh: boolean };
   unmake: null;
   mounted: null;
   end: null;

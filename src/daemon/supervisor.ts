@@ -13,6 +13,7 @@ import { mountAsync } from '../native/mount-async.js';
 import { loopChangeFd } from '../native/loop.js';
 import { attachLoop, describeObject, unmakeObject } from '../mount/kernel-objects.js';
 import { detect, type Features } from '../mount/detect.js';
+import { bindOndemand, openDevice } from '../transport/fscache/device.js';
 import { MountError, OndemandError, errorText, systemCode } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { controlSocketPath, pidFilePath, recordFilePath, runDir } from './paths.js';
@@ -67,6 +68,8 @@ export class Supervisor {
   private readonly dir = runDir();
   private exitResolve: (() => void) | null = null;
   private everReady = false;
+  /** /dev/cachefiles, bound on the first fscache mount; outlives worker crashes (restore). */
+  private cachefiles: { fd: number; restoreSupported: boolean } | null = null;
   private features: Features | null = null;
   /** Set when the daemon stops because its first worker could not start. */
   failure: string | null = null;
@@ -235,6 +238,22 @@ export class Supervisor {
         const created = await mkdir(req.path, { recursive: true });
         if (created !== undefined) this.add(req.id, { kind: 'dir', path: req.path });
         return null;
+      }
+      case 'openCachefiles': {
+        this.record(req.id);
+        if (this.cachefiles) return { ...this.cachefiles, fresh: false };
+        // cachefiles needs a cache dir on ext4/xfs: a subdir of the daemon's cache dir.
+        const dir = `${this.options.cacheDir}/fscache`;
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const fd = openDevice();
+        try {
+          const { restoreSupported } = bindOndemand(fd, dir, 'ondemand');
+          this.cachefiles = { fd, restoreSupported };
+        } catch (err) {
+          closeSync(fd);
+          throw err;
+        }
+        return { ...this.cachefiles, fresh: true };
       }
       case 'unmake': {
         const r = this.record(req.id);

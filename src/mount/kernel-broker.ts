@@ -17,6 +17,8 @@ export interface KernelBroker {
   /** mount(2) in the supervisor (on its thread pool: the kernel may read through our FUSE meanwhile). */
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   mkdir(path: string): Promise<void>;
+  /** This process's duplicate of the supervisor's bound /dev/cachefiles fd (see SupervisorResults.openCachefiles). */
+  openCachefiles(): Promise<{ fd: number; restoreSupported: boolean; fresh: boolean }>;
   unmake(object: KernelObject): Promise<void>;
   readonly undo: UndoStack;
 }

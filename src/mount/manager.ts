@@ -77,6 +77,10 @@ export class MountManager {
         await sup.request({ op: 'mount', id, source, target, fstype, flags, data });
         undo.push(`${fstype} mount at ${target}`, () => unmake({ kind: 'mount', target, fstype }));
       },
+      async openCachefiles() {
+        const r = await sup.request({ op: 'openCachefiles', id });
+        return { ...r, fd: adopt(supervisorPid, r.fd) };
+      },
       async mkdir(path) {
         await sup.request({ op: 'mkdir', id, path });
         undo.push(`directory ${path}`, () => unmake({ kind: 'dir', path }));

@@ -7,6 +7,7 @@ import type { MountMode, MountRecord } from '../daemon/protocol.js';
 import type { Features } from './detect.js';
 import type { KernelBroker } from './kernel-broker.js';
 import { fuseBlobsTransport } from './transport-fuse-blobs.js';
+import { fscacheTransport } from './transport-fscache.js';
 
 export interface TransportContext {
   /** Mount id: unique per mount, used for private paths (FUSE dir, fsid). */
@@ -47,7 +48,7 @@ export interface Transport {
   reattach?(ctx: TransportContext, record: MountRecord): Promise<ActiveTransport>;
 }
 
-const transports: Transport[] = [fuseBlobsTransport].filter((t): t is Transport => t !== null);
+const transports: Transport[] = [fscacheTransport, fuseBlobsTransport].filter((t): t is Transport => t !== null);
 
 export function transportFor(mode: MountMode): Transport | undefined {
   return transports.find((t) => t.mode === mode);
