@@ -2,8 +2,9 @@
  * Convert against a real docker-registry in its three set-ups (issue 4, must-show 1): no auth,
  * htpasswd Basic, and Bearer tokens from the suite's token server. A small image goes oci: →
  * registry (as the source, pushed by skopeo), then registry → registry through `convertImage`;
- * the converted manifest is read back and checked, and a wrong password fails with one clear error
- * that does not echo it.
+ * the converted manifest is read back and checked, a file is read lazily through the resolver, the
+ * registry fetcher and the shared cache, and a wrong password fails with one clear error that does
+ * not echo it.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -14,6 +15,9 @@ import { convertImage } from '../../src/convert/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
 import { errorText } from '../../src/util/errors.js';
+import { resolveImage } from '../../src/resolve/index.js';
+import { openImage } from '../../src/format/image/image-reader.js';
+import { openCache } from '../../src/cache/index.js';
 import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type RegistryAuth, type TestRegistry } from '../helpers/registry.js';
 import { gzLayer, makeSourceLayout } from './layout-maker.js';
@@ -58,6 +62,22 @@ describe.skipIf(!canRun)('convert: registry auth set-ups', () => {
         expect(await client.blobSize('conv/od', image.config.digest)).toBe(image.config.size);
       } finally {
         await client.close();
+      }
+
+      // Lazy read: resolve the converted image, then read one file through the shared cache (range requests).
+      const resolved = await resolveImage(`${reg.host}/conv/od:v1`, creds ? { creds } : {});
+      const cache = await openCache({ dir: join(tmp.dir, `cache-${auth}`) });
+      try {
+        const { reader } = await openImage(resolved);
+        const blobs = await Promise.all(resolved.image.blobs.map(async (b) => cache.openBlob(b, { fetcher: resolved.fetcher, toc: await resolved.loadToc(b) })));
+        const nid = reader.resolve('/etc/b');
+        expect(nid).toBeDefined();
+        const data = await reader.readFile(nid!, 0, 200_000, { read: (device, offset, length) => blobs[device - 1]!.read(offset, length) });
+        expect(data.equals(Buffer.alloc(200_000, 2))).toBe(true);
+        expect(blobs[0]!.stats().bytesFetched).toBeGreaterThan(0);
+      } finally {
+        await cache.close();
+        await resolved.fetcher.close();
       }
 
       if (creds !== undefined) {
