@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { haveCommand, needs } from '../test/helpers/env.js';
+import { ensureDebianTar } from '../test/helpers/trees.js';
 import { ensureKernel } from './vm.js';
 import { loadScenarios, runScenario } from './scenarios.js';
 
@@ -21,13 +22,26 @@ const ready = needs(
 const scenarios = ready ? loadScenarios(process.env.COMPAT_FILTER) : [];
 
 describe.skipIf(!ready)('compat: cachefiles on-demand in a 6.1 VM', () => {
+  // Host-side inputs of scenarios (`# needs:`): undefined = ready, else why not.
+  const missing = new Map<string, string | undefined>();
   beforeAll(async () => {
     for (const k of new Set(scenarios.map((s) => s.kernel))) await ensureKernel(k, (l) => process.stderr.write(`${l}\n`));
-  }, 15 * 60_000);
+    if (scenarios.some((s) => s.needs.includes('debian-minbase'))) missing.set('debian-minbase', ensureDebianTar());
+  }, 30 * 60_000);
 
   for (const s of scenarios) {
-    it(`${s.kernel} ${s.mode} ${s.name}`, async () => {
+    it(`${s.kernel} ${s.mode} ${s.name}`, async (ctx) => {
+      for (const need of s.needs) {
+        const why = missing.get(need);
+        if (why !== undefined) {
+          needs(`compat scenario ${s.name}`, [false, `${need}: ${why}`]);
+          ctx.skip(why);
+        }
+      }
       const r = await runScenario(s);
+      // The scenario's own notes (what it measured: bytes fetched, timings) go in the test log.
+      const notes = r.stdout.split('\n').filter((l) => l.startsWith('== '));
+      process.stderr.write(`${s.name} (${(r.durationMs / 1000).toFixed(0)} s):\n${notes.map((l) => `  ${l}`).join('\n')}\n`);
       if (r.rc !== 0) {
         process.stderr.write(`${s.name} stdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-6000)}\ndmesg:\n${r.dmesg.split('\n').slice(-30).join('\n')}\n`);
       }

@@ -5,6 +5,8 @@
  *   # mode: fscache | fuse-blobs | auto | detect ...   (the table column)
  *   # timeout: <seconds>
  *   # proves: <what passing shows>
+ *   # memory: <MiB>                                      (guest RAM, default 2048)
+ *   # needs: debian-minbase                              (host-side inputs; see scenarioEnv)
  * The scenario passes when it exits 0 (lib.sh's `fail` exits 1 with a reason on stderr).
  */
 import { readFileSync, readdirSync } from 'node:fs';
@@ -18,6 +20,19 @@ export interface Scenario {
   mode: string;
   timeoutMs: number;
   proves: string;
+  memMiB: number;
+  /** Host-side inputs the caller provides as environment variables (see scenarioEnv). */
+  needs: string[];
+}
+
+/** The Debian minbase rootfs tarball (made by test/helpers/trees.ts on the first `make test`). */
+export const DEBIAN_MINBASE_TAR = process.env.ONDEMAND_DEBIAN_TAR ?? '/var/tmp/ondemand-cache/debian-bookworm-minbase.tar';
+
+/** Environment for a scenario's needs; the guest sees the host's / read-only, so paths are passed as is. */
+export function scenarioEnv(s: Scenario): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (s.needs.includes('debian-minbase')) env.MINBASE_TAR = DEBIAN_MINBASE_TAR;
+  return env;
 }
 
 export function loadScenarios(filter?: string): Scenario[] {
@@ -42,9 +57,20 @@ function parseScenario(file: string): Scenario {
     mode: header('mode') ?? '-',
     timeoutMs: Number(header('timeout') ?? 180) * 1000,
     proves,
+    memMiB: Number(header('memory') ?? 2048),
+    needs: parseNeeds(file, header('needs')),
   };
 }
 
+const KNOWN_NEEDS = ['debian-minbase'];
+
+function parseNeeds(file: string, text: string | undefined): string[] {
+  const list = (text ?? '').split(/[\s,]+/).filter((n) => n !== '');
+  const unknown = list.filter((n) => !KNOWN_NEEDS.includes(n));
+  if (unknown.length > 0) throw new Error(`${file}: unknown need(s) ${unknown.join(', ')} (known: ${KNOWN_NEEDS.join(', ')})`);
+  return list;
+}
+
 export function runScenario(s: Scenario): Promise<VmResult> {
-  return runInVm({ kernel: s.kernel, script: readFileSync(s.file, 'utf8'), timeoutMs: s.timeoutMs });
+  return runInVm({ kernel: s.kernel, script: readFileSync(s.file, 'utf8'), timeoutMs: s.timeoutMs, memMiB: s.memMiB, env: scenarioEnv(s) });
 }

@@ -4,7 +4,6 @@
 # proves: the real CLI end to end in the on-demand kernel: `ondemand build` + `push` a small tree to
 #   Debian's docker-registry on the VM's 127.0.0.1, `ondemand mount --mode auto` picks fscache (status
 #   --json), every file equals the source (sha256), bytes fetched are printed, `ondemand umount` is clean.
-#   With the minbase tarball cached (ONDEMAND_COMPAT_MINBASE=1) also `chroot MNT dpkg -l`.
 . "$REPO/compat/scenarios/registry.inc"
 start_registry
 
@@ -29,16 +28,4 @@ note "bytes fetched (fscache, cold): $(fetched /tmp/mnt/a)"
 $OD umount /tmp/mnt/a || fail "umount"
 grep -q ' /tmp/mnt/a ' /proc/mounts && fail "still mounted after umount"
 
-if [ "${ONDEMAND_COMPAT_MINBASE:-0}" = 1 ] && [ -f /var/tmp/ondemand-cache/debian-bookworm-minbase.tar ]; then
-  note "minbase: chroot dpkg -l"
-  mkdir -p /tmp/minbase /tmp/mnt/m
-  tar -xf /var/tmp/ondemand-cache/debian-bookworm-minbase.tar -C /tmp/minbase || fail "extract minbase"
-  build_push /tmp/minbase x:minbase
-  $OD mount --insecure --image "$REG/x:minbase" /tmp/mnt/m || fail "mount minbase"
-  chroot /tmp/mnt/m /bin/sh -c 'dpkg -l' | tail -3 || fail "dpkg -l in the chroot"
-  note "bytes fetched (minbase): $(fetched /tmp/mnt/m)"
-  $OD umount /tmp/mnt/m || fail "umount minbase"
-else
-  note "minbase part skipped (set ONDEMAND_COMPAT_MINBASE=1 with /var/tmp/ondemand-cache/debian-bookworm-minbase.tar present)"
-fi
 note PASS

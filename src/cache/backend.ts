@@ -31,6 +31,12 @@ export interface CacheOptions extends Partial<BlobTuning> {
   lowWatermark?: number;
   /** Concurrent range requests across all blobs (default 8). */
   maxConcurrentFetches?: number;
+  /**
+   * A blob nobody has pinned, opened or used for this long is closed (its two fds released; it stays on
+   * disk and reopens on demand), so a long-lived daemon's fds do not grow with every image it served.
+   * Default 10 s; 0 keeps blobs open until close().
+   */
+  idleCloseMs?: number;
 }
 
 export const DEFAULT_TUNING: BlobTuning = {
@@ -66,6 +72,14 @@ export class Cache implements CacheBackend, BlobHost {
   private reserved = 0;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
+  private readonly idleCloseMs: number;
+  private readonly idleTimer: NodeJS.Timeout | undefined;
+  /** When each open blob was last handed out by openBlob. */
+  private readonly lastOpened = new Map<string, number>();
+  /** Blobs being closed for idleness: a new openBlob of one waits for its close. */
+  private readonly closing = new Map<string, Promise<void>>();
+  /** Statistics of blobs closed for idleness (the cache-wide counters keep them). */
+  private retired: BlobStats = sumStats([]);
 
   private constructor(private readonly layout: CacheLayout, private readonly lock: CacheLock, options: CacheOptions) {
     this.dir = layout.dir;
@@ -82,6 +96,11 @@ export class Cache implements CacheBackend, BlobHost {
     // Last-use times are persisted lazily: once a minute, and on close.
     this.timer = setInterval(() => void this.persistLastUsed(), 60_000);
     this.timer.unref();
+    this.idleCloseMs = options.idleCloseMs ?? 10_000;
+    if (this.idleCloseMs > 0) {
+      this.idleTimer = setInterval(() => this.closeIdle(), Math.max(500, this.idleCloseMs / 2));
+      this.idleTimer.unref();
+    }
   }
 
   static async open(options: CacheOptions = {}): Promise<Cache> {
@@ -117,9 +136,11 @@ export class Cache implements CacheBackend, BlobHost {
   openBlob(descriptor: BlobDescriptor, options: OpenBlobOptions): Promise<CachedBlob> {
     if (this.closed) return Promise.reject(new CacheError('cache is closed', { path: this.dir }));
     const id = options.toc.blobId;
+    this.lastOpened.set(id, Date.now());
     let p = this.open.get(id);
     if (!p) {
-      p = CachedBlobEntry.open(this, descriptor, options.fetcher, options.toc, blobPaths(this.layout, id)).then(
+      const closing = this.closing.get(id) ?? Promise.resolve();
+      p = closing.then(() => CachedBlobEntry.open(this, descriptor, options.fetcher, options.toc, blobPaths(this.layout, id))).then(
         (entry) => {
           this.disk.delete(id);
           this.blobs.set(id, entry);
@@ -147,7 +168,34 @@ export class Cache implements CacheBackend, BlobHost {
   }
 
   stats(): BlobStats {
-    return sumStats([...this.blobs.values()].map((b) => b.stats()));
+    return sumStats([this.retired, ...[...this.blobs.values()].map((b) => b.stats())]);
+  }
+
+  /**
+   * Closes blobs that are unpinned, idle and neither opened nor read for idleCloseMs. The check and the
+   * removal from the maps are synchronous, so an openBlob either gets the entry before (and pins it in
+   * the same tick, as mounts do) or opens it afresh after the close finished.
+   */
+  private closeIdle(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const [id, entry] of this.blobs) {
+      const last = Math.max(entry.lastUsed, this.lastOpened.get(id) ?? 0);
+      if (!entry.evictable() || now - last < this.idleCloseMs) continue;
+      this.blobs.delete(id);
+      this.open.delete(id);
+      this.lastOpened.delete(id);
+      const s = entry.stats();
+      this.retired = sumStats([this.retired, { ...s, framesPresent: 0, framesTotal: 0 }]);
+      const done = entry.close()
+        .catch((err: unknown) => log.warn({ blob: id.slice(0, 12), err: errorText(err) }, 'cannot close idle blob'))
+        .finally(() => {
+          this.closing.delete(id);
+          this.disk.set(id, { bytes: entry.allocatedBytes, lastUsed: entry.lastUsed });
+        });
+      this.closing.set(id, done);
+      log.debug({ blob: id.slice(0, 12) }, 'closed idle blob');
+    }
   }
 
   /** Per-blob statistics of the blobs this process has open. */
@@ -242,6 +290,8 @@ export class Cache implements CacheBackend, BlobHost {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    await Promise.allSettled([...this.closing.values()]);
     const opening = [...this.open.values()];
     for (const r of await Promise.allSettled(opening)) if (r.status === 'fulfilled') await r.value.close();
     this.lock.release();

@@ -20,7 +20,7 @@ import { resolveImageRef } from './image-source.js';
 import { failPoint } from './fail-point.js';
 import type { KernelBroker } from './kernel-broker.js';
 import { checkMountpoint, waitUsable } from './mountpoint.js';
-import { transportFor, type ActiveTransport, type Transport, type TransportContext } from './transports.js';
+import { reattachDone, transportFor, type ActiveTransport, type Transport, type TransportContext } from './transports.js';
 import { UndoStack } from './undo-stack.js';
 
 interface ActiveMount {
@@ -263,6 +263,7 @@ export class MountManager {
         await this.supervisor.request({ op: 'end', id: r.id }).catch(() => undefined);
       }
     }
+    reattachDone();
   }
 
   status(): Pick<StatusResult, 'mounts'> {

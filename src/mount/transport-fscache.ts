@@ -19,8 +19,14 @@ const DOMAIN = 'ondemand';
 
 /** One device per worker process, shared by all fscache mounts; started on first use. */
 let device: Promise<FscacheTransport> | null = null;
+/**
+ * After a worker restart, `restore` re-delivers OPENs and READs for every re-attached image at once; an
+ * OPEN read before its image is registered again would be refused and its mount would fail with EIO.
+ * So while re-attaching, the adopted device is not read until every image is registered.
+ */
+let heldBack: FscacheTransport | null = null;
 
-function serving(kernel: KernelBroker): Promise<FscacheTransport> {
+function serving(kernel: KernelBroker, holdBack = false): Promise<FscacheTransport> {
   device ??= (async () => {
     const { fd, restoreSupported, fresh } = await kernel.openCachefiles();
     let t: FscacheTransport;
@@ -33,7 +39,8 @@ function serving(kernel: KernelBroker): Promise<FscacheTransport> {
       log.warn('cachefiles has no "restore" here: requests the previous worker had read stay unanswered (reads fail with EIO)');
       t = FscacheTransport.fromBoundFd(fd, false);
     }
-    t.start();
+    if (holdBack && !fresh) heldBack = t;
+    else t.start();
     return t;
   })().catch((err: unknown) => {
     device = null;
@@ -63,8 +70,8 @@ class ServedImage implements ActiveTransport {
   }
 }
 
-async function register(ctx: TransportContext): Promise<{ served: ServedImage; data: string }> {
-  const transport = await serving(ctx.kernel);
+async function register(ctx: TransportContext, holdBack = false): Promise<{ served: ServedImage; data: string }> {
+  const transport = await serving(ctx.kernel, holdBack);
   const fsid = fsidFor(ctx.bootstrapPath);
   const tags = ctx.blobs.map((b) => b.blobId);
   const data = fscacheMountData({ fsid, domainId: DOMAIN, devices: tags });
@@ -95,7 +102,12 @@ export const fscacheTransport: Transport = {
 
   async reattach(ctx: TransportContext, record: MountRecord): Promise<ActiveTransport> {
     if (!record.objects.some((o) => o.kind === 'mount')) throw new MountError(`no erofs mount recorded for ${record.mountpoint}`, { mountpoint: record.mountpoint });
-    const { served } = await register(ctx);
+    const { served } = await register(ctx, true);
     return served;
+  },
+
+  reattachDone(): void {
+    heldBack?.start();
+    heldBack = null;
   },
 };

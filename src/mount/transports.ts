@@ -46,12 +46,19 @@ export interface Transport {
   mount(ctx: TransportContext): Promise<ActiveTransport>;
   /** Serves an existing mount again after a worker restart, from the supervisor's record. */
   reattach?(ctx: TransportContext, record: MountRecord): Promise<ActiveTransport>;
+  /** Every recorded mount has been re-attached (or torn down): start serving what reattach held back. */
+  reattachDone?(): void;
 }
 
 const transports: Transport[] = [fscacheTransport, fuseBlobsTransport].filter((t): t is Transport => t !== null);
 
 export function transportFor(mode: MountMode): Transport | undefined {
   return transports.find((t) => t.mode === mode);
+}
+
+/** Tells every transport that re-attaching after a worker restart is over. */
+export function reattachDone(): void {
+  for (const t of transports) t.reattachDone?.();
 }
 
 export function implementedModes(): MountMode[] {

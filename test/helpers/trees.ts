@@ -11,7 +11,9 @@ import {
   chmodSync, closeSync, existsSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
   symlinkSync, writeFileSync, writeSync, ftruncateSync,
 } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join as joinPath } from 'node:path';
+import { DEBIAN_MINBASE_TAR } from '../../compat/scenarios.js';
+import { makeTempDir } from './env.js';
 import { mknod, setTimesNoFollow, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from '../../src/native/fsops.js';
 import { setXattr } from '../../src/native/xattr.js';
 
@@ -188,8 +190,8 @@ export function makeHardCaseTree(dir: string): HardCaseTree {
   return { dir, sparseSize };
 }
 
-/** Where the first successful debootstrap is kept (a pax tar with xattrs and ns mtimes). */
-export const DEBIAN_CACHE = process.env.ONDEMAND_DEBIAN_TAR ?? '/var/tmp/ondemand-cache/debian-bookworm-minbase.tar';
+/** Where the first successful debootstrap is kept (a pax tar with xattrs and ns mtimes); compat VMs read it too. */
+export const DEBIAN_CACHE = DEBIAN_MINBASE_TAR;
 
 function debianMirror(): string {
   const sources = '/etc/apt/sources.list.d/debian.sources';
@@ -234,4 +236,15 @@ export function makeDebianTree(dir: string): string | undefined {
   execFileSync('tar', [...TAR_FLAGS, '-cpf', tmp, '-C', dir, '.'], { stdio: 'ignore' });
   renameSync(tmp, DEBIAN_CACHE);
   return undefined;
+}
+
+/** Makes sure the minbase tarball exists (debootstrap once). Returns undefined, or why it could not. */
+export function ensureDebianTar(): string | undefined {
+  if (existsSync(DEBIAN_CACHE)) return undefined;
+  const scratch = makeTempDir('debian-tar');
+  try {
+    return makeDebianTree(joinPath(scratch.dir, 'root'));
+  } finally {
+    scratch.remove();
+  }
 }
