@@ -16,6 +16,7 @@ import { DEBIAN_MINBASE_TAR } from '../../compat/scenarios.js';
 import { makeTempDir } from './env.js';
 import { mknod, setTimesNoFollow, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from '../../src/native/fsops.js';
 import { setXattr } from '../../src/native/xattr.js';
+import { LOCK_EX, tryFlock } from '../../src/native/flock.js';
 
 export const GIB = 1024 ** 3;
 export const MIB = 1024 ** 2;
@@ -223,6 +224,22 @@ export function makeDebianTree(dir: string): string | undefined {
     execFileSync('tar', [...TAR_FLAGS, '-xpf', DEBIAN_CACHE, '-C', dir], { stdio: 'ignore' });
     return undefined;
   }
+  // Test files run in parallel processes: one debootstrap, the others wait for its tarball.
+  return withDebootstrapLock(() => (existsSync(DEBIAN_CACHE) ? makeDebianTree(dir) : debootstrapInto(dir)));
+}
+
+function withDebootstrapLock<T>(fn: () => T): T {
+  mkdirSync(dirname(DEBIAN_CACHE), { recursive: true });
+  const fd = openSync(`${DEBIAN_CACHE}.lock`, 'w');
+  try {
+    while (!tryFlock(fd, LOCK_EX)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    return fn();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function debootstrapInto(dir: string): string | undefined {
   if (!existsSync('/usr/sbin/debootstrap')) return 'debootstrap is not installed';
   const mirror = debianMirror();
   if (!mirrorReachable(mirror)) return `Debian mirror ${mirror} is not reachable`;
