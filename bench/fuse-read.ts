@@ -2,27 +2,37 @@
  * Read throughput of a 1 GiB file through erofs over fuse-blobs, without and with FUSE passthrough,
  * against the same image mounted from local files (file-backed erofs), side by side in one run.
  *
- * "warm": the ondemand cache is full (the blob's data file is complete on local disk; a CachedBlob
- * that preads it — the real cache adds only a presence check per read) but the page cache is cold.
- *   warm-disk: drop_caches=3 before every measurement (the data file too: disk-bound, noisy on a
+ * "warm": the ondemand cache (src/cache, the real one) holds the whole blob (uncompressed 1 MiB frames,
+ * fetched from the local blob file by prefetch before measuring) but the page cache is cold.
+ *   warm-disk: drop_caches=3 before every measurement (the data files too: disk-bound, noisy on a
  *              shared disk).
- *   warm-mem:  drop_caches=3, then the blob data file is read back into the page cache, so erofs and
- *              FUSE page caches are cold but no case waits for the disk (measures our overhead).
+ *   warm-mem:  drop_caches=3, then the local blob file and the cache data file are read back into the
+ *              page cache, so erofs and FUSE page caches are cold but no case waits for the disk
+ *              (measures our overhead).
  *   seq:  dd bs=1M of the whole file in a child process.
- *   rand: a child node process doing 4 KiB preads at random 4 KiB-aligned offsets (fixed seed).
+ *   rand: a child node process doing 4 KiB preads at random 4 KiB-aligned offsets (fixed seed,
+ *         xorshift32: nearly all distinct pages).
+ * Cases: local (file-backed erofs on the local files), fuse (erofs over fuse-blobs, no passthrough:
+ * present frames answered on the FUSE reader thread), fuse-2t (same plus one thread copying large READs;
+ * only when named in `cases`), fuse-main (same, fast path off: every READ
+ * through the main thread and CachedBlob.read), fuse-pt (FUSE passthrough).
  * Each case runs ROUNDS times interleaved; the best run counts.
- *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=2] [fuseReadAheadKb=1024] [modes=disk,mem]
+ *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=2] [fuseReadAheadKb=1024] [modes=disk,mem] [cases=local,fuse,fuse-main,fuse-pt]
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { FuseBlobsMount } from '../src/transport/fuse-blobs/mount.js';
 import { mountAsync, umount2Async } from '../src/native/fuse.js';
 import { MNT_DETACH, MS_RDONLY, umount2 } from '../src/native/libc.js';
-import type { BlobStats, CachedBlob } from '../src/cache/types.js';
-import type { BlobToc } from '../src/format/image/types.js';
+import { openCache } from '../src/cache/index.js';
+import type { CachedBlob } from '../src/cache/types.js';
+import type { BlobDescriptor, BlobToc, FrameEntry } from '../src/format/image/types.js';
+import type { BlobFetcher, ByteRange } from '../src/fetch/types.js';
 
 const run = promisify(execFile);
 const sizeMiB = Number(process.argv[2] ?? 1024);
@@ -31,29 +41,50 @@ const rounds = Number(process.argv[4] ?? 2);
 /** read_ahead_kb of the FUSE mounts (the kernel keeps about this much in flight as 1 MiB READs). */
 const readAheadKb = Number(process.argv[5] ?? 1024);
 const modes = (process.argv[6] ?? 'disk,mem').split(',') as ('disk' | 'mem')[];
+const wanted = new Set((process.argv[7] ?? 'local,fuse,fuse-main,fuse-pt').split(','));
 
-/** A complete blob in the cache: reads are preads of the local data file. */
-class CompleteFileBlob implements CachedBlob {
-  readonly size: number;
-  readonly toc: BlobToc;
+const FRAME = 1 << 20;
+
+/** The blob stored uncompressed: the stored bytes are the local blob file itself. */
+class FileFetcher implements BlobFetcher {
+  readonly source = 'bench blob file';
   private handle?: Promise<FileHandle>;
-  constructor(readonly blobId: string, readonly dataPath: string) {
-    this.size = statSync(dataPath).size;
-    this.toc = { blobId, uncompressedSize: this.size, frameSize: 1 << 20, compression: 'none', frames: [] };
+  constructor(private readonly path: string) {}
+  async fetchRange(_digest: string, range: ByteRange): Promise<Buffer> {
+    this.handle ??= open(this.path, 'r');
+    const buf = Buffer.allocUnsafe(range.length);
+    const { bytesRead } = await (await this.handle).read(buf, 0, range.length, range.offset);
+    if (bytesRead !== range.length) throw new Error(`short read of ${this.path}`);
+    return buf;
   }
-  async read(offset: number, length: number): Promise<Buffer> {
-    this.handle ??= open(this.dataPath, 'r');
-    const h = await this.handle;
-    const buf = Buffer.allocUnsafe(Math.min(length, this.size - offset));
-    const { bytesRead } = await h.read(buf, 0, buf.length, offset);
-    return buf.subarray(0, bytesRead);
-  }
-  async ensure(): Promise<void> {}
-  isComplete(): boolean { return true; }
-  async prefetch(): Promise<void> {}
-  stats(): BlobStats { return { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 1, framesTotal: 1 }; }
-  pin(): () => void { return () => undefined; }
+  fetchBlob(): Promise<Buffer> { throw new Error('not used'); }
   async close(): Promise<void> { if (this.handle) await (await this.handle).close(); }
+}
+
+/** TOC and descriptor of `path` cut into uncompressed 1 MiB frames. */
+function describe(path: string): { toc: BlobToc; descriptor: BlobDescriptor } {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  const whole = createHash('sha256');
+  const frames: FrameEntry[] = [];
+  const buf = Buffer.allocUnsafe(FRAME);
+  try {
+    for (let off = 0; off < size; off += FRAME) {
+      const n = readSync(fd, buf, 0, Math.min(FRAME, size - off), off);
+      const bytes = buf.subarray(0, n);
+      whole.update(bytes);
+      frames.push({ uncompressedOffset: off, uncompressedSize: n, compressedOffset: off, compressedSize: n, digest: createHash('sha256').update(bytes).digest('hex') });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const blobId = whole.digest('hex');
+  const toc: BlobToc = { blobId, uncompressedSize: size, frameSize: FRAME, compression: 'none', frames };
+  const descriptor: BlobDescriptor = {
+    digest: `sha256:${blobId}`, size, blobId, uncompressedSize: size, tocOffset: size, tocSize: 0,
+    tocDigest: `sha256:${'0'.repeat(64)}`, compression: 'none', frameSize: FRAME,
+  };
+  return { toc, descriptor };
 }
 
 const RAND_SCRIPT = `
@@ -64,7 +95,7 @@ const pages = Math.floor(fs.fstatSync(fd).size / 4096);
 const buf = Buffer.alloc(4096);
 let x = 12345;
 const t0 = process.hrtime.bigint();
-for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) % 2147483648; fs.readSync(fd, buf, 0, 4096, (x % pages) * 4096); }
+for (let i = 0; i < n; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0; fs.readSync(fd, buf, 0, 4096, (x % pages) * 4096); }
 process.stdout.write(String(Number(process.hrtime.bigint() - t0) / 1e6));
 `;
 
@@ -72,21 +103,21 @@ function dropCaches(): void {
   execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
 }
 
-/** Before each measurement: all page caches dropped; in 'mem' mode the blob data file is then read back in. */
-function prepare(mode: 'disk' | 'mem', blobPath: string): void {
+/** Before each measurement: all page caches dropped; in 'mem' mode the blob's files are then read back in. */
+function prepare(mode: 'disk' | 'mem', blobPaths: string[]): void {
   dropCaches();
-  if (mode === 'mem') execFileSync('sh', ['-c', `cat ${blobPath} > /dev/null`]);
+  if (mode === 'mem') for (const p of blobPaths) execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
 }
 
-async function seqMiBps(file: string, mode: 'disk' | 'mem', blobPath: string): Promise<number> {
-  prepare(mode, blobPath);
+async function seqMiBps(file: string, mode: 'disk' | 'mem', blobPaths: string[]): Promise<number> {
+  prepare(mode, blobPaths);
   const t0 = process.hrtime.bigint();
   await run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M']);
   return sizeMiB / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function randIops(file: string, mode: 'disk' | 'mem', blobPath: string): Promise<number> {
-  prepare(mode, blobPath);
+async function randIops(file: string, mode: 'disk' | 'mem', blobPaths: string[]): Promise<number> {
+  prepare(mode, blobPaths);
   const { stdout } = await run(process.execPath, ['-e', RAND_SCRIPT, file, String(randReads)]);
   return randReads / (Number(stdout) / 1000);
 }
@@ -111,20 +142,37 @@ async function main(): Promise<void> {
     mounts.push(local);
     cleanups.push(async () => { await umount2Async(local, 0); });
 
+    // The real cache, filled from the local blob file before anything is measured.
+    const cache = await openCache({ dir: join(dir, 'cache') });
+    cleanups.push(() => cache.close());
+    const fetcher = new FileFetcher(blobPath);
+    cleanups.push(() => fetcher.close());
+    const { toc, descriptor } = describe(blobPath);
+    const blob: CachedBlob = await cache.openBlob(descriptor, { fetcher, toc });
+    cleanups.push(async () => unpin()); // the cache closes unpinned idle blobs (a mount pins its blobs)
+    const unpin = blob.pin();
+    const t0 = process.hrtime.bigint();
+    await blob.prefetch();
+    await blob.idle?.();
+    if (!blob.isComplete()) throw new Error('prefetch left the blob incomplete');
+    process.stderr.write(`cache filled in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s: ${blob.dataPath}\n`);
+    const warmFiles = [blobPath, blob.dataPath];
+
     const cases: [string, string][] = [['local', join(local, 'big')]];
-    for (const passthrough of [false, true]) {
-      const name = passthrough ? 'fuse-pt' : 'fuse';
+    // fuse-2t (not run by default): the fast path with one extra thread copying large READs.
+    const variants: [string, boolean, boolean, number][] = [
+      ['fuse', false, true, 0], ['fuse-2t', false, true, 1], ['fuse-main', false, false, 0], ['fuse-pt', true, true, 0],
+    ];
+    for (const [name, passthrough, fastReads, readerCopyThreads] of variants.filter(([n]) => wanted.has(n))) {
       const target = join(dir, name);
       const fuseDir = join(dir, `${name}-blobs`);
       mkdirSync(target);
       mkdirSync(fuseDir);
-      const blob = new CompleteFileBlob('b'.repeat(64), blobPath);
       mounts.push(target, fuseDir);
-      const m = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough, fuse: { readAheadKb } });
+      const m = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough, fuse: { readAheadKb, fastReads, readerCopyThreads } });
       cleanups.push(async () => {
         process.stderr.write(`${name}: ${JSON.stringify(m.stats())}\n`);
         await m.unmount({ lazy: true });
-        await blob.close();
       });
       cases.push([name, join(target, 'big')]);
     }
@@ -133,8 +181,8 @@ async function main(): Promise<void> {
       const best = new Map<string, { seq: number; rand: number }>();
       for (let round = 0; round < rounds; round++) {
         for (const [name, file] of cases) {
-          const seq = await seqMiBps(file, mode, blobPath);
-          const rand = await randIops(file, mode, blobPath);
+          const seq = await seqMiBps(file, mode, warmFiles);
+          const rand = await randIops(file, mode, warmFiles);
           const b = best.get(name) ?? { seq: 0, rand: 0 };
           best.set(name, { seq: Math.max(b.seq, seq), rand: Math.max(b.rand, rand) });
           process.stderr.write(`${mode} round ${round} ${name}: seq ${seq.toFixed(0)} MiB/s, rand4k ${rand.toFixed(0)} IOPS\n`);
@@ -144,7 +192,8 @@ async function main(): Promise<void> {
       process.stdout.write(`\nfuse-read warm-${mode}: ${sizeMiB} MiB file, ${randReads} random 4 KiB reads, best of ${rounds}, FUSE read_ahead_kb ${readAheadKb}\n`);
       process.stdout.write(mode === 'disk'
         ? 'page cache dropped before each run: the cache file is read from disk\n'
-        : 'page cache dropped, then the cache data file read back in: erofs/FUSE page caches cold, cache file in memory\n');
+        : 'page cache dropped, then the blob file and the cache data file read back in: erofs/FUSE page caches cold\n');
+      process.stdout.write(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       process.stdout.write('case       seq MiB/s  ratio   rand4k IOPS  ratio\n');
       for (const [name, v] of best) {
         process.stdout.write(`${name.padEnd(10)} ${v.seq.toFixed(0).padStart(9)}  ${(v.seq / base.seq).toFixed(2).padStart(5)}x  ${v.rand.toFixed(0).padStart(11)}  ${(v.rand / base.rand).toFixed(2).padStart(5)}x\n`);

@@ -21,6 +21,7 @@ import { decodeMap, encodeMap, PresenceBits, type MapIdentity } from './presence
 import { FetchSlots, Throttle, type Priority } from './scheduler.js';
 import { StatsCounter } from './stats.js';
 import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
+import { SharedPresence, type PresenceView } from './presence-view.js';
 
 export interface BlobTuning {
   /** Cap on the stored bytes of one merged range request. */
@@ -110,6 +111,8 @@ export class CachedBlobEntry implements CachedBlob {
   private mapWrite: Promise<void> | null = null;
   private mapDirty = false;
   private readonly log: Logger;
+  /** Made on first presenceView(): other threads read present frames through it. */
+  private shared?: SharedPresence;
 
   private constructor(
     private readonly host: BlobHost,
@@ -274,7 +277,18 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   stats(): BlobStats {
-    return this.counters.snapshot(this.bits.count, this.frames.length);
+    const s = this.counters.snapshot(this.bits.count, this.frames.length);
+    if (this.shared) s.hits += this.shared.hits();
+    return s;
+  }
+
+  presenceView(): PresenceView {
+    this.shared ??= new SharedPresence(
+      { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.frames.length, dataPath: this.dataPath },
+      this.bits.bits,
+    );
+    if (this.closing) this.shared.retire();
+    return this.shared.view;
   }
 
   pin(): () => void {
@@ -710,6 +724,7 @@ export class CachedBlobEntry implements CachedBlob {
   async evict(): Promise<number> {
     let open!: () => void;
     this.gate = new Promise<void>((r) => (open = r));
+    this.shared?.beginChange();
     const before = this.allocatedBytes;
     try {
       await this.flushMap();
@@ -721,6 +736,7 @@ export class CachedBlobEntry implements CachedBlob {
       this.allocatedBytes = fstatSync(this.dataFd).blocks * 512 + roundUp(mapFileSize(this.frames.length));
     } finally {
       this.gate = null;
+      this.shared?.endChange();
       open();
     }
     return before - this.allocatedBytes;
@@ -730,6 +746,7 @@ export class CachedBlobEntry implements CachedBlob {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.shared?.retire();
     while (this.active > 0 || this.inflight.size > 0) await new Promise((r) => setTimeout(r, 5));
     await this.flushMap();
     try {

@@ -20,7 +20,8 @@ export class PresenceBits {
   count = 0;
 
   constructor(readonly frameCount: number) {
-    this.bits = new Uint8Array(Math.ceil(frameCount / 8));
+    // Shared memory so a presence view (presence-view.ts) can hand the bits to other threads.
+    this.bits = new Uint8Array(new SharedArrayBuffer(Math.ceil(frameCount / 8)));
   }
 
   has(i: number): boolean {
@@ -29,7 +30,8 @@ export class PresenceBits {
 
   set(i: number): void {
     if (this.has(i)) return;
-    this.bits[i >> 3] = (this.bits[i >> 3] as number) | (1 << (i & 7));
+    // Atomic: readers on other threads must see the bit only after the frame's bytes were stored.
+    Atomics.or(this.bits, i >> 3, 1 << (i & 7));
     this.count++;
   }
 

@@ -5,6 +5,7 @@
  */
 import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
 import type { BlobFetcher, ByteRange } from '../fetch/types.js';
+import type { PresenceView } from './presence-view.js';
 
 /** Wait times of reads that had to wait for frames: counts[i] waited ≤ boundsMs[i]; the last count is the rest. */
 export interface WaitHistogram {
@@ -65,6 +66,11 @@ export interface CachedBlob {
    * their frames become present (durable) a moment later — this waits for that.
    */
   idle?(): Promise<void>;
+  /**
+   * A read-only view of the presence bits on shared memory, so another thread may pread present
+   * frames from `dataPath` itself (protocol in presence-view.ts); such reads count as hits.
+   */
+  presenceView?(): PresenceView;
 }
 
 export interface OpenBlobOptions {

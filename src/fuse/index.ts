@@ -2,5 +2,5 @@
 export { FuseSession, errnoOf, type FuseSessionOptions } from './session.js';
 export { FuseMount, FUSE_FSTYPE, mountDevice, setReadAhead, abortFuseConnection, type FuseMountOptions } from './mount.js';
 export type {
-  DirEntry, FuseAttr, FuseConnectionParams, FuseFilesystem, FuseSessionStats, FuseStatfs, OpenResult, RequestContext,
+  DirEntry, FastReadSource, FuseAttr, FuseConnectionParams, FuseFilesystem, FuseSessionStats, FuseStatfs, OpenResult, RequestContext,
 } from './types.js';

@@ -53,6 +53,38 @@ export interface FuseFilesystem {
   listxattr?(ino: number, ctx: RequestContext): Promise<string[]> | string[];
   /** The kernel dropped `nlookup` references to an inode (no reply). */
   forget?(ino: number, nlookup: number): void;
+  /**
+   * Lets the session's reader thread answer READs of `ino` itself from a local file (see
+   * FastReadSource) instead of calling read(). Asked once per inode per session: the inode's bytes
+   * must stay those of the source for the session's life. Undefined = always call read().
+   */
+  fastReadSource?(ino: number): FastReadSource | undefined;
+}
+
+/**
+ * A local file holding an inode's bytes at the same offsets, readable from another thread. Everything
+ * here must be structured-cloneable; the typed arrays live on SharedArrayBuffers.
+ */
+export interface FastReadSource {
+  path: string;
+  /** The inode's size: READs are clamped to it. */
+  size: number;
+  /**
+   * Without it the whole file is valid. With it only frames whose bit is set are, and only while the
+   * epoch is even and unchanged across the pread (the cache's presence-view protocol); anything else
+   * goes to read().
+   */
+  presence?: {
+    frameSize: number;
+    /** Frame i is bit (i & 7) of byte i >> 3. */
+    bits: Uint8Array;
+    /** [0]: the epoch. */
+    state: Int32Array;
+    /** [0]: incremented for every READ served through this presence. */
+    hits: BigInt64Array;
+  };
+  /** [0] READs, [1] bytes served from this source by the reader thread (Atomics.add). */
+  served?: BigInt64Array;
 }
 
 /** What INIT settled; a session re-created on an existing connection reuses it instead of INIT. */
@@ -77,4 +109,6 @@ export interface FuseSessionStats {
   /** Requests answered ENOSYS because the opcode is not implemented. */
   unsupported: number;
   inFlight: number;
+  /** READs the reader thread answered itself from a FastReadSource (included in `reads`). */
+  fastReads?: number;
 }

@@ -128,6 +128,9 @@ export class MountManager {
     undo.push(`fetcher for ${ref}`, () => resolved.fetcher.close());
     const bootstrapPath = await this.cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
     const blobs = await this.openBlobs(resolved, undo);
+    // Unwound after the transport stops serving and before the pins and the fetcher go: reads the kernel
+    // made just before the unmount (async readahead) may still be fetching or storing their frames.
+    undo.push(`in-flight fetches of ${ref}`, () => settleFetches(blobs, ref));
     return { resolved, bootstrapPath, blobs };
   }
 
@@ -287,6 +290,29 @@ export class MountManager {
       });
     }
     return { mounts };
+  }
+}
+
+/** Longest an unmount waits for fetches its reads started (a stalled registry must not block it). */
+export const SETTLE_FETCHES_MS = 5_000;
+
+/**
+ * Waits until no fetch of `blobs` is in flight, so every frame already fetched is stored and marked
+ * present (the next mount finds it) and no queued fetch is left to use the fetcher about to be closed.
+ */
+export async function settleFetches(blobs: readonly CachedBlob[], image: string, limitMs = SETTLE_FETCHES_MS): Promise<void> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const idle = Promise.all(blobs.map((b) => b.idle?.())).then(() => true);
+  const late = new Promise<false>((r) => { timer = setTimeout(() => r(false), limitMs); });
+  try {
+    if (!(await Promise.race([idle, late]))) {
+      log.warn({ image, waitedMs: limitMs }, 'fetches still running at unmount; frames they bring may have to be fetched again');
+    } else if (Date.now() - started > 100) {
+      log.info({ image, waitedMs: Date.now() - started }, 'waited for in-flight fetches before unmounting');
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }
 
