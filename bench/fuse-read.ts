@@ -3,28 +3,36 @@
  * against the same image mounted from local files (file-backed erofs), side by side in one run.
  *
  * "warm": the ondemand cache (src/cache, the real one) holds the whole blob (uncompressed 1 MiB frames,
- * fetched from the local blob file by prefetch before measuring) but the page cache is cold.
+ * fetched from the local blob file by prefetch before measuring); erofs's page cache is cold.
  *   warm-disk: drop_caches=3 before every measurement (the data files too: disk-bound, noisy on a
  *              shared disk).
- *   warm-mem:  drop_caches=3, then the local blob file and the cache data file are read back into the
- *              page cache, so erofs and FUSE page caches are cold but no case waits for the disk
- *              (measures our overhead).
+ *   warm-mem:  the local blob file and the cache data file stay in the page cache; before every
+ *              measurement only the file being read is evicted (posix_fadvise DONTNEED on the erofs
+ *              file, and on the FUSE blob file for cases that cache it), so no case waits for the disk
+ *              (measures our overhead). Not drop_caches: on this VM, memory freed in bulk is handed back
+ *              to the host (virtio-balloon free page reporting) and refilling it faults every page in
+ *              again, which made single runs 5-20x slower at random.
  *   seq:  dd bs=1M of the whole file in a child process.
  *   rand: a child node process doing 4 KiB preads at random 4 KiB-aligned offsets (fixed seed,
  *         xorshift32: nearly all distinct pages).
- * Cases: local (file-backed erofs on the local files), fuse (erofs over fuse-blobs, no passthrough:
- * present frames answered on the FUSE reader thread), fuse-2t (same plus one thread copying large READs;
- * only when named in `cases`), fuse-main (same, fast path off: every READ
- * through the main thread and CachedBlob.read), fuse-pt (FUSE passthrough).
- * Each case runs ROUNDS times interleaved; the best run counts.
- *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=2] [fuseReadAheadKb=1024] [modes=disk,mem] [cases=local,fuse,fuse-main,fuse-pt]
+ * One unmeasured sequential read of every case first; then each case runs ROUNDS times interleaved,
+ * the best run counts.
+ * Cases (VARIANTS): local (file-backed erofs on the local files); fuse (the product's arrangement
+ * without passthrough: blob files FOPEN_DIRECT_IO, erofs read_ahead_kb 4096, READs of present frames
+ * answered on the FUSE reader thread, large ones spliced); fuse-pt (FUSE passthrough). Others, run
+ * only when named in `cases`, vary one thing each for comparison.
+ * Also printed: the round trip of a byte between two processes over pipes (bench/wakeup-floor.c, when
+ * cc is there): the least any userspace server adds to a read on this host.
+ *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=3] [fuseReadAheadKb=1024] [modes=mem,disk] [cases=local,fuse,fuse-pt]
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { FuseBlobsMount } from '../src/transport/fuse-blobs/mount.js';
 import { mountAsync, umount2Async } from '../src/native/fuse.js';
@@ -37,13 +45,47 @@ import type { BlobFetcher, ByteRange } from '../src/fetch/types.js';
 const run = promisify(execFile);
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const randReads = Number(process.argv[3] ?? 20000);
-const rounds = Number(process.argv[4] ?? 2);
+const rounds = Number(process.argv[4] ?? 3);
 /** read_ahead_kb of the FUSE mounts (the kernel keeps about this much in flight as 1 MiB READs). */
 const readAheadKb = Number(process.argv[5] ?? 1024);
-const modes = (process.argv[6] ?? 'disk,mem').split(',') as ('disk' | 'mem')[];
-const wanted = new Set((process.argv[7] ?? 'local,fuse,fuse-main,fuse-pt').split(','));
+const modes = (process.argv[6] ?? 'mem,disk').split(',') as ('disk' | 'mem')[];
+const wanted = new Set((process.argv[7] ?? 'local,fuse,fuse-pt').split(','));
 
 const FRAME = 1 << 20;
+
+interface Variant {
+  passthrough?: boolean;
+  /** Present frames answered on the FUSE reader thread (default true). */
+  fastReads?: boolean;
+  readerCopyThreads?: number;
+  readerSpinMicros?: number;
+  readerSpliceMinBytes?: number;
+  maxPages?: number;
+  /** Default true (the product's). */
+  blobDirectIo?: boolean;
+  erofsDirectIo?: boolean;
+  erofsReadAheadKb?: number;
+}
+
+/** The first two are the product's arrangements; each other one changes one thing of `fuse`. */
+const VARIANTS: [string, Variant][] = [
+  ['fuse', {}],
+  ['fuse-pt', { passthrough: true }],
+  ['fuse-cached', { blobDirectIo: false, erofsReadAheadKb: 128 }], // before: FUSE page cache + readahead
+  ['fuse-erofsdio', { blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }], // the last arrangement
+  ['fuse-pt-erofsdio', { passthrough: true, blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
+  ['fuse-ra128k', { erofsReadAheadKb: 128 }],
+  ['fuse-pt-ra1m', { passthrough: true, erofsReadAheadKb: 1024 }],
+  ['fuse-ra512k', { erofsReadAheadKb: 512 }],
+  ['fuse-ra1m', { erofsReadAheadKb: 1024 }],
+  ['fuse-ra1m-256k', { erofsReadAheadKb: 1024, maxPages: 64 }],
+  ['fuse-ra2m', { erofsReadAheadKb: 2048 }],
+  ['fuse-ra16m', { erofsReadAheadKb: 16384 }],
+  ['fuse-nosplice', { readerSpliceMinBytes: 0, maxPages: 256 }],
+  ['fuse-nospin', { readerSpinMicros: 0 }],
+  ['fuse-2t', { readerCopyThreads: 1 }],
+  ['fuse-main', { fastReads: false }],
+];
 
 /** The blob stored uncompressed: the stored bytes are the local blob file itself. */
 class FileFetcher implements BlobFetcher {
@@ -99,26 +141,60 @@ for (let i = 0; i < n; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0
 process.stdout.write(String(Number(process.hrtime.bigint() - t0) / 1e6));
 `;
 
+/** The pipe round trip of bench/wakeup-floor.c (compiled into the bench's temp dir), or why not. */
+function wakeupFloor(): string {
+  const source = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'wakeup-floor.c');
+  const binary = join(tmpdir(), `ondemand-wakeup-floor-${process.pid}`);
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, source], { stdio: 'ignore' });
+    return execFileSync(binary, { encoding: 'utf8' }).trim();
+  } catch (err) {
+    return `wakeup floor not measured: ${String(err).split('\n')[0]}`;
+  } finally {
+    rmSync(binary, { force: true });
+  }
+}
+
 function dropCaches(): void {
   execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
 }
 
-/** Before each measurement: all page caches dropped; in 'mem' mode the blob's files are then read back in. */
-function prepare(mode: 'disk' | 'mem', blobPaths: string[]): void {
-  dropCaches();
-  if (mode === 'mem') for (const p of blobPaths) execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
+/**
+ * Evicts a file's pages from the page cache (posix_fadvise DONTNEED through dd). Asynchronously: the
+ * open of a FUSE file waits for this process's main thread to answer OPEN.
+ */
+async function evict(file: string): Promise<void> {
+  await run('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
 }
 
-async function seqMiBps(file: string, mode: 'disk' | 'mem', blobPaths: string[]): Promise<number> {
-  prepare(mode, blobPaths);
+/**
+ * Before each measurement. disk: every page cache dropped. mem: the file about to be read (and the
+ * FUSE blob file under it, if that has a page cache) evicted, the warm files read in (a no-op after
+ * the first time).
+ */
+async function prepare(mode: 'disk' | 'mem', file: Target, warmFiles: string[]): Promise<void> {
+  if (mode === 'disk') { dropCaches(); return; }
+  for (const f of [file.path, ...file.cachedUnder]) await evict(f);
+  for (const p of warmFiles) execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
+}
+
+interface Target {
+  /** The 1 GiB file in the erofs mount. */
+  path: string;
+  /** FUSE files under it that keep a page cache. */
+  cachedUnder: string[];
+}
+
+async function seqMiBps(file: Target, mode: 'disk' | 'mem', warmFiles: string[]): Promise<number> {
+  await prepare(mode, file, warmFiles);
   const t0 = process.hrtime.bigint();
-  await run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M']);
+  await run('dd', [`if=${file.path}`, 'of=/dev/null', 'bs=1M']);
   return sizeMiB / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function randIops(file: string, mode: 'disk' | 'mem', blobPaths: string[]): Promise<number> {
-  prepare(mode, blobPaths);
-  const { stdout } = await run(process.execPath, ['-e', RAND_SCRIPT, file, String(randReads)]);
+async function randIops(file: Target, mode: 'disk' | 'mem', warmFiles: string[]): Promise<number> {
+  await prepare(mode, file, warmFiles);
+  const { stdout } = await run(process.execPath, ['-e', RAND_SCRIPT, file.path, String(randReads)]);
   return randReads / (Number(stdout) / 1000);
 }
 
@@ -158,31 +234,49 @@ async function main(): Promise<void> {
     process.stderr.write(`cache filled in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s: ${blob.dataPath}\n`);
     const warmFiles = [blobPath, blob.dataPath];
 
-    const cases: [string, string][] = [['local', join(local, 'big')]];
-    // fuse-2t (not run by default): the fast path with one extra thread copying large READs.
-    const variants: [string, boolean, boolean, number][] = [
-      ['fuse', false, true, 0], ['fuse-2t', false, true, 1], ['fuse-main', false, false, 0], ['fuse-pt', true, true, 0],
-    ];
-    for (const [name, passthrough, fastReads, readerCopyThreads] of variants.filter(([n]) => wanted.has(n))) {
+    const cases: [string, Target][] = [['local', { path: join(local, 'big'), cachedUnder: [] }]];
+    const statsOf = new Map<string, () => number[]>();
+    for (const [name, v] of VARIANTS.filter(([n]) => wanted.has(n))) {
       const target = join(dir, name);
       const fuseDir = join(dir, `${name}-blobs`);
       mkdirSync(target);
       mkdirSync(fuseDir);
       mounts.push(target, fuseDir);
-      const m = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough, fuse: { readAheadKb, fastReads, readerCopyThreads } });
+      const m = await FuseBlobsMount.mount({
+        target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough: v.passthrough ?? false,
+        blobDirectIo: v.blobDirectIo, erofsDirectIo: v.erofsDirectIo, erofsReadAheadKb: v.erofsReadAheadKb,
+        fuse: {
+          readAheadKb, fastReads: v.fastReads ?? true, readerCopyThreads: v.readerCopyThreads,
+          readerSpinMicros: v.readerSpinMicros, readerSpliceMinBytes: v.readerSpliceMinBytes, maxPages: v.maxPages,
+        },
+      });
+      statsOf.set(name, () => { const s = m.stats().fuse; return [s.reads, s.bytesRead]; });
       cleanups.push(async () => {
         process.stderr.write(`${name}: ${JSON.stringify(m.stats())}\n`);
         await m.unmount({ lazy: true });
       });
-      cases.push([name, join(target, 'big')]);
+      const blobFile = join(fuseDir, blob.blobId);
+      cases.push([name, { path: join(target, 'big'), cachedUnder: v.blobDirectIo === false && !v.passthrough ? [blobFile] : [] }]);
+      process.stderr.write(`${name}: FUSE max_pages ${m.fuse.params?.maxPages}\n`);
     }
+
+    process.stdout.write(`${wakeupFloor()}\n`);
+    for (const [, file] of cases) await prepare(modes.includes('mem') ? 'mem' : 'disk', file, warmFiles);
+    for (const [, file] of cases) await run('dd', [`if=${file.path}`, 'of=/dev/null', 'bs=1M']); // unmeasured first read
 
     for (const mode of modes) {
       const best = new Map<string, { seq: number; rand: number }>();
       for (let round = 0; round < rounds; round++) {
         for (const [name, file] of cases) {
+          const before = statsOf.get(name)?.() ?? [0, 0];
           const seq = await seqMiBps(file, mode, warmFiles);
+          const mid = statsOf.get(name)?.() ?? [0, 0];
           const rand = await randIops(file, mode, warmFiles);
+          const after = statsOf.get(name)?.() ?? [0, 0];
+          if (statsOf.has(name)) {
+            const kib = (a: number[], b: number[]): string => (a[0] === b[0] ? '-' : ((b[1]! - a[1]!) / (b[0]! - a[0]!) / 1024).toFixed(0));
+            process.stderr.write(`  ${name} READs: seq ${mid[0]! - before[0]!} (avg ${kib(before, mid)} KiB), rand ${after[0]! - mid[0]!} (avg ${kib(mid, after)} KiB)\n`);
+          }
           const b = best.get(name) ?? { seq: 0, rand: 0 };
           best.set(name, { seq: Math.max(b.seq, seq), rand: Math.max(b.rand, rand) });
           process.stderr.write(`${mode} round ${round} ${name}: seq ${seq.toFixed(0)} MiB/s, rand4k ${rand.toFixed(0)} IOPS\n`);
@@ -192,7 +286,7 @@ async function main(): Promise<void> {
       process.stdout.write(`\nfuse-read warm-${mode}: ${sizeMiB} MiB file, ${randReads} random 4 KiB reads, best of ${rounds}, FUSE read_ahead_kb ${readAheadKb}\n`);
       process.stdout.write(mode === 'disk'
         ? 'page cache dropped before each run: the cache file is read from disk\n'
-        : 'page cache dropped, then the blob file and the cache data file read back in: erofs/FUSE page caches cold\n');
+        : 'blob file and cache data file in the page cache; the file read (and a FUSE page cache under it) evicted before each run\n');
       process.stdout.write(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       process.stdout.write('case       seq MiB/s  ratio   rand4k IOPS  ratio\n');
       for (const [name, v] of best) {

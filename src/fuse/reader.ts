@@ -31,6 +31,8 @@ const open = libc.func('int open(const char *path, int flags)');
 const close = libc.func('int close(int fd)');
 const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const fcntl = libc.func('int fcntl(int fd, int cmd, ...)');
+const pipe2 = libc.func('int pipe2(void *fds, int flags)');
+const splice = libc.func('long splice(int fd_in, void *off_in, int fd_out, void *off_out, unsigned long len, unsigned int flags)');
 const errnoLocation = libc.func('int *__errno_location()');
 const errno = () => koffi.decode(errnoLocation(), 'int');
 const EINTR = 4, EAGAIN = 11, ENOENT = 2, ENODEV = 19;
@@ -38,7 +40,8 @@ const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000, POLL
 const OP_READ = 15, IN_HEADER = 40, OUT_HEADER = 16;
 /** A READ request is 80 bytes; a copier's mailbox holds one. */
 const JOB_BYTES = 128;
-const { role, fd, wakeFd, bufferSize, replySize, control, counters, spinMicros, copy } = workerData;
+const F_SETPIPE_SZ = 1031;
+const { role, fd, wakeFd, bufferSize, replySize, control, counters, spinMicros, copy, spliceMinBytes } = workerData;
 if (role === 'reader') fcntl(fd, F_SETFL, 'int', fcntl(fd, F_GETFL) | O_NONBLOCK);
 const buf = Buffer.alloc(role === 'reader' ? bufferSize : JOB_BYTES);
 const reply = Buffer.alloc(OUT_HEADER + replySize);
@@ -62,9 +65,11 @@ function drainControl() {
   }
 }
 
+/** Before the thread exits: fds opened here belong to the process and would outlive it. */
 function closeSources() {
   for (const s of sources.values()) if (s.fd >= 0) close(s.fd);
   sources.clear();
+  if (splicePipe !== null) { close(splicePipe.r); close(splicePipe.w); splicePipe = null; }
 }
 
 function covered(p, offset, end) {
@@ -95,6 +100,51 @@ function handOff(n) {
   return false;
 }
 
+/**
+ * Splice: large replies go file -> pipe -> /dev/fuse, so the kernel copies the cache file's pages
+ * straight into the request's pages (no copy through this thread's memory). The pipe must hold the
+ * whole reply (header + max_pages pages): beyond /proc/sys/fs/pipe-max-size only with
+ * CAP_SYS_RESOURCE, so without it large READs use pread + write.
+ */
+let splicePipe = null;
+const spliceOff = Buffer.alloc(8);
+function openSplicePipe() {
+  if (spliceMinBytes <= 0) return null;
+  const fds = Buffer.alloc(8);
+  if (pipe2(fds, O_CLOEXEC) !== 0) return null;
+  const p = { r: fds.readInt32LE(0), w: fds.readInt32LE(4), slots: 0 };
+  // A slot per page of data and one for the header: the whole largest reply if allowed, else the
+  // most an unprivileged pipe may hold (/proc/sys/fs/pipe-max-size).
+  for (const bytes of [replySize + 2 * 4096, 1 << 20]) {
+    const got = fcntl(p.w, F_SETPIPE_SZ, 'int', bytes);
+    if (got > 0) { p.slots = Math.floor(got / 4096); break; }
+  }
+  if (p.slots < 2) { close(p.r); close(p.w); return null; }
+  return p;
+}
+/** Whether a reply of len bytes at offset fits the pipe (one slot per page touched, one for the header). */
+function spliceFits(offset, len) {
+  return splicePipe !== null && len >= spliceMinBytes && Math.ceil(((offset % 4096) + len) / 4096) + 1 <= splicePipe.slots;
+}
+function dropSplicePipe() {
+  // Whatever is left in it (a failed reply) must never reach the device: start over with a new pipe.
+  if (splicePipe !== null) { close(splicePipe.r); close(splicePipe.w); }
+  splicePipe = openSplicePipe();
+}
+/** Moves src[offset, offset+len) after the 16-byte header in reply into the pipe; false = nothing usable in it. */
+function spliceIn(src, offset, len) {
+  if (Number(write(splicePipe.w, reply, OUT_HEADER)) !== OUT_HEADER) return false;
+  let got = 0;
+  while (got < len) {
+    spliceOff.writeBigInt64LE(BigInt(offset + got));
+    const r = Number(splice(src.fd, spliceOff, splicePipe.w, null, len - got, 0));
+    if (r > 0) { got += r; continue; }
+    if (r < 0 && errno() === EINTR) continue;
+    return false;
+  }
+  return true;
+}
+
 /** Answers the READ in buf[0..n) from its source; false = forward it to the main thread. */
 function serveRead(n) {
   if (n < IN_HEADER + 24 || buf.readUInt32LE(4) !== OP_READ) return false;
@@ -120,6 +170,7 @@ function serveRead(n) {
       src.fd = open(src.path, O_CLOEXEC);
       if (src.fd < 0) { src.fd = -1; return false; }
     }
+    if (spliceFits(offset, len)) return spliceRead(src, p, epoch, offset, len);
     let got = 0;
     while (got < len) {
       const r = Number(pread(src.fd, got === 0 ? replyData : replyData.subarray(got), len - got, offset + got));
@@ -132,8 +183,30 @@ function serveRead(n) {
   // Counted first: whoever got the bytes may look at the statistics right away.
   count(src, p, len);
   if (Number(write(fd, reply, OUT_HEADER + len)) >= 0) return true;
-  // ENOENT: the request was interrupted meanwhile; ENODEV: the connection is gone (the next read says
-  // so). Anything else: let the main thread answer (and log) it.
+  return writeFailed();
+}
+
+function spliceRead(src, p, epoch, offset, len) {
+  if (!spliceIn(src, offset, len) || (p !== undefined && Atomics.load(p.state, 0) !== epoch)) {
+    dropSplicePipe();
+    return false;
+  }
+  count(src, p, len);
+  for (;;) {
+    const r = Number(splice(splicePipe.r, null, fd, null, OUT_HEADER + len, 0));
+    if (r === OUT_HEADER + len) return true;
+    if (r < 0 && errno() === EINTR) continue;
+    const e = r < 0 ? errno() : 0;
+    dropSplicePipe();
+    return e !== 0 ? e === ENOENT || e === ENODEV : false;
+  }
+}
+
+/**
+ * ENOENT: the request was interrupted meanwhile; ENODEV: the connection is gone (the next read says
+ * so). Anything else: let the main thread answer (and log) it.
+ */
+function writeFailed() {
   const e = errno();
   return e === ENOENT || e === ENODEV;
 }
@@ -169,6 +242,8 @@ function tryServe(n) {
     return false;
   }
 }
+
+splicePipe = openSplicePipe();
 
 if (role === 'copier') {
   const slot = 1 + workerData.index;
@@ -233,6 +308,13 @@ export interface ReaderOptions {
   copyThreads?: number;
   /** Fast READs of at least this many bytes go to a free helper thread (default 128 KiB). */
   copyMinBytes?: number;
+  /**
+   * Fast READs of at least this many bytes are answered with splice(2) (default 64 KiB; 0 = never):
+   * one copy instead of two. The reply must fit one pipe: a slot per page plus one for the header, so
+   * READs of 1 MiB need a pipe beyond /proc/sys/fs/pipe-max-size (CAP_SYS_RESOURCE); without it,
+   * READs up to 1020 KiB are spliced (see FuseSessionOptions.maxPages) and larger ones use pread + write.
+   */
+  spliceMinBytes?: number;
 }
 
 /** A running reader thread on one /dev/fuse fd. */
@@ -262,7 +344,7 @@ export class FuseReader {
       lengths: new Int32Array(new SharedArrayBuffer(4 * count)),
       jobs: new Uint8Array(new SharedArrayBuffer(128 * count)),
     };
-    const common = { fd, replySize: options.replySize, koffiPath, counters: this.counters, copy };
+    const common = { fd, replySize: options.replySize, koffiPath, counters: this.counters, copy, spliceMinBytes: options.spliceMinBytes ?? 64 * 1024 };
     let resolveDone!: () => void;
     this.done = new Promise((resolve) => { resolveDone = resolve; });
     const end = (errno: number): void => {

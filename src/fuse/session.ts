@@ -20,6 +20,7 @@ import { logFor, type Logger } from '../util/log.js';
 import { OndemandError } from '../util/errors.js';
 import { fuseBackingClose, fuseBackingOpen } from '../native/fuse.js';
 import { FuseReader } from './reader.js';
+import { pipePagesAllowed } from '../native/pipe.js';
 import {
   FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE,
   FOPEN_PASSTHROUGH, FUSE_MIN_READ_BUFFER, IN_HEADER_SIZE, InitFlag, InitFlag2, NotifyCode, OUT_HEADER_SIZE, Opcode,
@@ -31,6 +32,15 @@ import {
 import type {
   DirEntry, FuseConnectionParams, FuseFilesystem, FuseSessionStats, RequestContext,
 } from './types.js';
+
+const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
+/** Random 4 KiB READs on a quiet host: 39 us per read without spinning, 30 with (bench/RESULTS.md). */
+const DEFAULT_SPIN_MICROS = 30;
+
+/** 256 pages, unless replies are spliced and a pipe cannot hold 256 pages plus the header's. */
+function defaultMaxPages(spliceMinBytes: number): number {
+  return spliceMinBytes > 0 ? Math.max(32, Math.min(256, pipePagesAllowed() - 1)) : 256;
+}
 
 const ENOENT = 2;
 const EINTR = 4;
@@ -51,7 +61,11 @@ export interface FuseSessionOptions {
   attrTimeout?: number;
   /** Negotiate FUSE passthrough when the kernel offers it (default true). */
   passthrough?: boolean;
-  /** Largest READ the kernel may send, in pages (default 256 = 1 MiB). */
+  /**
+   * Largest READ the kernel may send, in pages. Default 256 (1 MiB), or 255 when the reader splices
+   * replies and a pipe may not hold 257 pages (no CAP_SYS_RESOURCE): a spliced 1020 KiB READ beat an
+   * unspliced 1 MiB one (bench/RESULTS.md).
+   */
   maxPages?: number;
   maxWrite?: number;
   maxReadahead?: number;
@@ -64,7 +78,7 @@ export interface FuseSessionOptions {
   fastReads?: boolean;
   /**
    * After a request the reader thread keeps polling the device without sleeping for this long
-   * (default 0): trades CPU for the wake-up latency of the next request.
+   * (default 30): trades CPU for the wake-up latency of the next request.
    */
   readerSpinMicros?: number;
   /**
@@ -72,6 +86,8 @@ export interface FuseSessionOptions {
    * once (default 0: each is a V8 isolate, ~10 MB, and no gain was measurable on a loaded 2-core host).
    */
   readerCopyThreads?: number;
+  /** READs answered with splice(2) from this size up (see ReaderOptions.spliceMinBytes; 0 = never). */
+  readerSpliceMinBytes?: number;
   /** The connection is already initialised with these parameters: do not wait for INIT. */
   params?: FuseConnectionParams;
   /**
@@ -129,20 +145,21 @@ export class FuseSession {
       entryTimeout: options.entryTimeout ?? DEFAULT_TIMEOUT,
       attrTimeout: options.attrTimeout ?? DEFAULT_TIMEOUT,
       passthrough: options.passthrough ?? true,
-      maxPages: options.maxPages ?? 256,
+      maxPages: options.maxPages ?? defaultMaxPages(options.readerSpliceMinBytes ?? DEFAULT_SPLICE_MIN_BYTES),
       maxWrite: options.maxWrite ?? 128 * 1024,
       maxReadahead: options.maxReadahead ?? 1024 * 1024,
       maxBackground: options.maxBackground ?? 64,
       fastReads: options.fastReads ?? true,
-      readerSpinMicros: options.readerSpinMicros ?? 0,
+      readerSpinMicros: options.readerSpinMicros ?? DEFAULT_SPIN_MICROS,
       readerCopyThreads: options.readerCopyThreads ?? 0,
+      readerSpliceMinBytes: options.readerSpliceMinBytes ?? DEFAULT_SPLICE_MIN_BYTES,
     };
     this.connection = options.params;
     let resolveEnded!: (errno: number) => void;
     this.ended = new Promise((resolve) => { resolveEnded = resolve; });
     const bufferSize = Math.max(FUSE_MIN_READ_BUFFER, this.options.maxWrite + WRITE_REQUEST_OVERHEAD) + 4096;
     const replySize = Math.max(this.options.maxPages, options.params?.maxPages ?? 0) * 4096;
-    this.reader = new FuseReader(fd, { bufferSize, replySize, spinMicros: this.options.readerSpinMicros, copyThreads: this.options.readerCopyThreads }, {
+    this.reader = new FuseReader(fd, { bufferSize, replySize, spinMicros: this.options.readerSpinMicros, copyThreads: this.options.readerCopyThreads, spliceMinBytes: this.options.readerSpliceMinBytes }, {
       onRequest: (req) => this.dispatch(req),
       onEnd: (errno) => {
         this.endErrno = errno;

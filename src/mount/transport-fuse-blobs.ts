@@ -6,10 +6,12 @@
  * Arrangement (after src/transport/fuse-blobs/erofs-mount.ts, measured there on 6.18): file-backed
  * erofs; with passthrough negotiated the primary is the local bootstrap file (erofs refuses a primary
  * on a stacked fs) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
- * time. File-backed erofs reads the blob files with `directio`: the kernel's readahead on the FUSE files
- * would otherwise run on past the file being read into its neighbours' frames, by how much depending on
- * timing (the reason a second mount of the same image used to fetch a frame the first did not), and the
- * data would sit in two page caches. Loop devices instead for kernels without file-backed erofs, and for
+ * time. Blob files read through READs are opened FOPEN_DIRECT_IO: with a page cache of their own, the
+ * kernel's readahead on them ran on past the file being read into its neighbours' frames, by how much
+ * depending on timing (the reason a second mount of the same image used to fetch a frame the first did
+ * not), and the data sat in two page caches. (erofs's own `directio` option did the same but also made
+ * passthrough reads O_DIRECT on the cache file: disk reads every time.) erofs's readahead is raised
+ * instead when a blob is read through READs, so sequential reads keep whole frames in flight. Loop devices instead for kernels without file-backed erofs, and for
  * `--prefetch` mounts: their blob files were opened before being complete, so when prefetch ends the
  * read-only loops are switched to the complete cache files (LOOP_CHANGE_FD) and reads no longer involve
  * this process.
@@ -25,6 +27,8 @@ import { log } from '../util/log.js';
 import type { MountRecord } from '../daemon/protocol.js';
 import { failPoint } from './fail-point.js';
 import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from '../transport/fuse-blobs/index.js';
+import { erofsReadAheadFor, setErofsReadAhead } from '../transport/fuse-blobs/erofs-mount.js';
+import { erofsBdis, newErofsBdi } from '../native/bdi.js';
 import type { ActiveTransport, Transport, TransportContext } from './transports.js';
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -93,13 +97,10 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
     failPoint('before-erofs-mount');
     const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
     const devices = blobFiles.map((f) => `device=${f}`).join(',');
-    try {
-      await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, `${devices},directio`);
-    } catch (err) {
-      // `directio` came after file-backed mounts (Linux 6.13 vs 6.12): without it, still mount.
-      log.info({ mountpoint: ctx.mountpoint, err: errorText(err) }, 'erofs refused directio; mounting with buffered reads of the blob files');
-      await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices);
-    }
+    const readAheadKb = erofsReadAheadFor(passthrough, ctx.blobs);
+    const before = erofsBdis();
+    await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices);
+    if (readAheadKb !== undefined) setErofsReadAhead(ctx.mountpoint, newErofsBdi(before, erofsBdis()), readAheadKb);
     return [];
   }
   const bootDev = await ctx.kernel.attachLoop(fuseBootstrap);

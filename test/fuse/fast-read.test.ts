@@ -4,13 +4,14 @@
  * Proves: present ranges are answered on the reader thread with the right bytes and counted as cache
  * hits; a range with a missing frame goes to CachedBlob.read and is fetched (never zeros); evicted
  * frames are fetched again; a slow miss does not hold up fast reads;
- * a successor session on the same connection (FuseSession.fromFd) serves fast reads too.
+ * a successor session on the same connection (FuseSession.fromFd) serves fast reads too. Reads of
+ * 64 KiB and more are answered with splice (file -> pipe -> /dev/fuse) unless spliceMinBytes is 0.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCache, type Cache } from '../../src/cache/index.js';
 import type { CachedBlob } from '../../src/cache/types.js';
@@ -20,11 +21,23 @@ import { FuseMount, abortFuseConnection } from '../../src/fuse/mount.js';
 import { FuseSession } from '../../src/fuse/session.js';
 import { FuseBlobsFilesystem } from '../../src/transport/fuse-blobs/filesystem.js';
 import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
+import { pipeCapacity } from '../../src/native/pipe.js';
 import { MemoryFetcher, fixtureContent } from '../helpers/blob-fixture.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { mountpoints } from './teardown.js';
 
 const run = promisify(execFile);
+
+/** Pipe fds this process holds that were enlarged to 1 MiB or more: the readers' splice pipes. */
+function splicePipes(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:') && pipeCapacity(Number(fd)) >= 1 << 20;
+    } catch {
+      return false;
+    }
+  }).length;
+}
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const FRAME = 64 * 1024;
 const FRAMES = 40;
@@ -66,9 +79,10 @@ class GatedFetcher implements BlobFetcher {
 }
 
 describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], [haveCommand('dd'), 'dd'])).each([
-  { copyThreads: 0 },
-  { copyThreads: 1 },
-])('FUSE reader fast path, $copyThreads copy threads', ({ copyThreads }) => {
+  { copyThreads: 0, spliceMinBytes: 64 * 1024 },
+  { copyThreads: 1, spliceMinBytes: 64 * 1024 },
+  { copyThreads: 0, spliceMinBytes: 0 },
+])('FUSE reader fast path, $copyThreads copy threads, splice from $spliceMinBytes bytes', ({ copyThreads, spliceMinBytes }) => {
   const tmp = makeTempDir('fuse-fast-read');
   const fuseDir = join(tmp.dir, 'fuse');
   const view = fixtureContent(FRAMES * FRAME - 1000, 7); // a short last frame
@@ -97,7 +111,7 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     const bootstrap = join(tmp.dir, 'bootstrap');
     writeFileSync(bootstrap, Buffer.alloc(8192, 1));
     fs = new FuseBlobsFilesystem({ bootstrapPath: bootstrap, blobs: [blob], passthrough: false, image: 'test' });
-    mount = await FuseMount.create(fuseDir, fs, { passthrough: false, readerCopyThreads: copyThreads });
+    mount = await FuseMount.create(fuseDir, fs, { passthrough: false, readerCopyThreads: copyThreads, readerSpliceMinBytes: spliceMinBytes });
     file = join(fuseDir, blob.blobId);
   });
 
@@ -194,8 +208,11 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
   it('a successor session on the same connection (fromFd) answers fast reads too', async () => {
     await blob.prefetch({ ranges: [{ offset: 0, length: 4 * FRAME }], rangesOnly: true });
     await blob.idle?.();
+    // Each reader and copy thread has a splice pipe, closed when it stops (fds outlive a worker thread).
+    expect(splicePipes()).toBe(spliceMinBytes > 0 ? 2 * (1 + copyThreads) : 0);
     await mount!.session.stop();
-    successor = FuseSession.fromFd(mount!.fd, fs, mount!.params!, { passthrough: false, readerCopyThreads: copyThreads });
+    expect(splicePipes()).toBe(0);
+    successor = FuseSession.fromFd(mount!.fd, fs, mount!.params!, { passthrough: false, readerCopyThreads: copyThreads, readerSpliceMinBytes: spliceMinBytes });
     const first = await readDirect(0, FRAME, FRAME); // the successor learns the source from this READ
     expect(first.equals(view.subarray(0, FRAME))).toBe(true);
     const second = await readDirect(FRAME, FRAME, FRAME);

@@ -20,9 +20,26 @@ import { MS_RDONLY, MNT_DETACH } from '../../native/libc.js';
 import { closeQuietly, loopConfigureAsync, loopGetFree, mountAsync, umount2Async } from '../../native/fuse.js';
 import { MountError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
+import { erofsBdis, newErofsBdi, setBdiReadAheadKb } from '../../native/bdi.js';
 import { BOOTSTRAP_NAME } from './filesystem.js';
 
 export type ErofsArrangement = 'file' | 'loop';
+
+/**
+ * read_ahead_kb of erofs mounted on FUSE blob files that are read through READs. Those files are
+ * opened FOPEN_DIRECT_IO, so erofs's readahead is what the kernel asks the daemon for at once: with
+ * the default 128 KiB a sequential read waits on one 128 KiB READ after another (warm 1 GiB read
+ * 0.23x of local), with 1 MiB whole frames are in flight (1.02x; bench/RESULTS.md). Not more: mmap
+ * faults read around by this much, and every byte of it is fetched on a cold start. Mounts whose
+ * blobs are all opened with passthrough keep the kernel's default: with 1 MiB their reads of a cache
+ * file that is not in the page cache ran at 0.5-0.9 GB/s instead of 4.3.
+ */
+export const EROFS_READ_AHEAD_KB = 1024;
+
+/** The erofs read_ahead_kb for a mount: EROFS_READ_AHEAD_KB if any blob will be read through READs. */
+export function erofsReadAheadFor(passthrough: boolean, blobs: readonly { isComplete(): boolean }[]): number | undefined {
+  return !passthrough || blobs.some((b) => !b.isComplete()) ? EROFS_READ_AHEAD_KB : undefined;
+}
 
 export interface ErofsOverFuseBlobsOptions {
   /** Where the fuse-blobs filesystem is mounted. */
@@ -38,6 +55,14 @@ export interface ErofsOverFuseBlobsOptions {
   arrangement?: ErofsArrangement;
   /** Loop devices with direct I/O (no second page-cache copy). Default false. */
   loopDirectIo?: boolean;
+  /** 'file' only: erofs's `directio` option (Linux 6.13+), O_DIRECT reads of the blob files. */
+  directIo?: boolean;
+  /**
+   * 'file' only: read_ahead_kb of the new erofs mount's bdi (the kernel's default is 128). With the
+   * blob files read by READs, erofs's readahead decides how much is asked for at once. Default: left
+   * as the kernel made it (see erofsReadAheadFor).
+   */
+  readAheadKb?: number;
 }
 
 export interface ErofsMount {
@@ -57,7 +82,9 @@ export async function mountErofsOverFuseBlobs(o: ErofsOverFuseBlobsOptions): Pro
   const ctx = { mountpoint: o.target };
   if (arrangement === 'file') {
     const primary = o.fusePassthrough ? o.bootstrapPath : fuseBootstrap;
-    await mountErofs(primary, blobFiles, o.target);
+    const before = erofsBdis();
+    await mountErofs(primary, blobFiles, o.target, o.directIo ? ['directio'] : []);
+    if (o.readAheadKb !== undefined) setErofsReadAhead(o.target, newErofsBdi(before, erofsBdis()), o.readAheadKb);
     return { target: o.target, arrangement, primary, devices: blobFiles, loops: [] };
   }
   const held: { loopFd: number; path: string }[] = [];
@@ -85,12 +112,25 @@ export async function unmountErofs(m: Pick<ErofsMount, 'target'>, options: { laz
   throw new MountError(`cannot unmount ${m.target}: errno ${r.errno}`, { mountpoint: m.target }, { errno: r.errno });
 }
 
-async function mountErofs(primary: string, devices: readonly string[], target: string): Promise<void> {
+/** Best effort: a mount whose bdi cannot be told apart keeps the kernel's readahead (logged). */
+export function setErofsReadAhead(target: string, bdi: string | undefined, kb: number): void {
+  if (bdi === undefined) {
+    log.info({ mountpoint: target }, 'erofs bdi of the new mount not found (another erofs mount made meanwhile?); readahead left as is');
+    return;
+  }
+  try {
+    setBdiReadAheadKb(bdi, kb);
+  } catch (err) {
+    log.warn({ mountpoint: target, bdi, err: String(err) }, 'cannot set erofs read_ahead_kb');
+  }
+}
+
+async function mountErofs(primary: string, devices: readonly string[], target: string, extra: readonly string[] = []): Promise<void> {
   for (const d of devices) {
     if (d.includes(',')) throw new MountError(`device path contains a comma: ${d}`, { mountpoint: target });
   }
   // Every blob must be passed, in device-table order: without device= erofs mounts and then fails reads.
-  const data = devices.map((d) => `device=${d}`).join(',');
+  const data = [...devices.map((d) => `device=${d}`), ...extra].join(',');
   const r = await mountAsync(primary, target, 'erofs', MS_RDONLY, data === '' ? null : data);
   if (r.result !== 0) {
     const hint = r.errno === 15 ? ' (ENOTBLK: erofs refuses this primary file, e.g. on a stacked fs or tmpfs)' : '';

@@ -29,6 +29,12 @@ export interface FuseBlobsOptions {
   passthrough?: boolean;
   /** For errors. */
   image?: string;
+  /**
+   * Open blobs that are read through READs (not passthrough) with FOPEN_DIRECT_IO: no FUSE page cache,
+   * so the kernel reads exactly what erofs asks for (no readahead of its own into other frames, which
+   * made a second mount fetch what the first had not) and the bytes are not cached twice. Default true.
+   */
+  blobDirectIo?: boolean;
 }
 
 export interface FuseBlobsStats {
@@ -52,6 +58,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private readonly byName = new Map<string, number>();
   private readonly passthrough: boolean;
   private readonly image: string | undefined;
+  private readonly blobDirectIo: boolean;
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
   private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0 };
@@ -64,6 +71,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     this.blobs = options.blobs;
     this.passthrough = options.passthrough ?? true;
     this.image = options.image;
+    this.blobDirectIo = options.blobDirectIo ?? true;
     this.byName.set(BOOTSTRAP_NAME, BOOTSTRAP_INO);
     options.blobs.forEach((b, i) => {
       if (!this.byName.has(b.blobId)) this.byName.set(b.blobId, FIRST_BLOB_INO + i);
@@ -138,7 +146,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
       return { keepCache: true, passthroughPath: blob.dataPath };
     }
     this.counters.cachedOpens++;
-    return { keepCache: true };
+    return this.blobDirectIo ? { directIo: true } : { keepCache: true };
   }
 
   async read(ino: number, _fh: bigint, offset: number, length: number): Promise<Buffer> {

@@ -8,7 +8,7 @@ import type { FuseSessionStats } from '../../fuse/types.js';
 import type { CachedBlob } from '../../cache/types.js';
 import { logFor } from '../../util/log.js';
 import { FuseBlobsFilesystem, type FuseBlobsStats } from './filesystem.js';
-import { mountErofsOverFuseBlobs, unmountErofs, type ErofsArrangement, type ErofsMount } from './erofs-mount.js';
+import { erofsReadAheadFor, mountErofsOverFuseBlobs, unmountErofs, type ErofsArrangement, type ErofsMount } from './erofs-mount.js';
 
 export interface FuseBlobsMountOptions {
   /** The erofs mountpoint the user sees. */
@@ -24,6 +24,12 @@ export interface FuseBlobsMountOptions {
   passthrough?: boolean;
   arrangement?: ErofsArrangement;
   loopDirectIo?: boolean;
+  /** See FuseBlobsOptions.blobDirectIo. */
+  blobDirectIo?: boolean;
+  /** Mount erofs with `directio` (file-backed: it reads the blob files with O_DIRECT). */
+  erofsDirectIo?: boolean;
+  /** read_ahead_kb of the erofs mount (file-backed arrangement); default erofsReadAheadFor(). */
+  erofsReadAheadKb?: number;
   fuse?: Omit<FuseMountOptions, 'passthrough'>;
 }
 
@@ -43,6 +49,7 @@ export class FuseBlobsMount {
   static async mount(o: FuseBlobsMountOptions): Promise<FuseBlobsMount> {
     const fs = new FuseBlobsFilesystem({
       bootstrapPath: o.bootstrapPath, blobs: o.blobs, passthrough: o.passthrough ?? true, image: o.image,
+      blobDirectIo: o.blobDirectIo,
     });
     let fuse: FuseMount | undefined;
     try {
@@ -55,6 +62,8 @@ export class FuseBlobsMount {
         target: o.target,
         arrangement: o.arrangement,
         loopDirectIo: o.loopDirectIo,
+        directIo: o.erofsDirectIo,
+        readAheadKb: o.erofsReadAheadKb ?? erofsReadAheadFor(fuse.params?.passthrough ?? false, o.blobs),
       });
       logFor({ image: o.image, mountpoint: o.target }).info({ arrangement: erofs.arrangement, primary: erofs.primary, passthrough: fuse.params?.passthrough }, 'erofs mounted over fuse-blobs');
       return new FuseBlobsMount(fuse, fs, erofs);
