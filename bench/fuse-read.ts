@@ -4,14 +4,14 @@
  *
  * "warm": the ondemand cache (src/cache, the real one) holds the whole blob (uncompressed 1 MiB frames,
  * fetched from the local blob file by prefetch before measuring); erofs's page cache is cold.
- *   warm-disk: drop_caches=3 before every measurement (the data files too: disk-bound, noisy on a
- *              shared disk).
- *   warm-mem:  the local blob file and the cache data file stay in the page cache; before every
- *              measurement only the file being read is evicted (posix_fadvise DONTNEED on the erofs
- *              file, and on the FUSE blob file for cases that cache it), so no case waits for the disk
- *              (measures our overhead). Not drop_caches: on this VM, memory freed in bulk is handed back
- *              to the host (virtio-balloon free page reporting) and refilling it faults every page in
- *              again, which made single runs 5-20x slower at random.
+ *   warm-disk: before every measurement the file read (the erofs file, and the FUSE blob file for
+ *              cases that cache it), the local blob file and the cache data file are evicted
+ *              (posix_fadvise DONTNEED): everything comes from disk.
+ *   warm-mem:  the same, but the local blob file and the cache data file stay in the page cache, so
+ *              no case waits for the disk (measures our overhead).
+ *   Not drop_caches: on this VM, memory freed in bulk is handed back to the host (virtio-balloon free
+ *   page reporting) and refilling it faults every page in again, which made single runs 5-20x slower
+ *   at random; pages evicted right before a run are reused at once.
  *   seq:  dd bs=1M of the whole file in a child process.
  *   rand: a child node process doing 4 KiB preads at random 4 KiB-aligned offsets (fixed seed,
  *         xorshift32: nearly all distinct pages).
@@ -155,9 +155,6 @@ function wakeupFloor(): string {
   }
 }
 
-function dropCaches(): void {
-  execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
-}
 
 /**
  * Evicts a file's pages from the page cache (posix_fadvise DONTNEED through dd). Asynchronously: the
@@ -168,14 +165,16 @@ async function evict(file: string): Promise<void> {
 }
 
 /**
- * Before each measurement. disk: every page cache dropped. mem: the file about to be read (and the
- * FUSE blob file under it, if that has a page cache) evicted, the warm files read in (a no-op after
- * the first time).
+ * Before each measurement: the file about to be read (and the FUSE blob file under it, if that has a
+ * page cache) evicted; disk: the blob file and the cache data file evicted too; mem: those read in
+ * (a no-op after the first time).
  */
 async function prepare(mode: 'disk' | 'mem', file: Target, warmFiles: string[]): Promise<void> {
-  if (mode === 'disk') { dropCaches(); return; }
   for (const f of [file.path, ...file.cachedUnder]) await evict(f);
-  for (const p of warmFiles) execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
+  for (const p of warmFiles) {
+    if (mode === 'disk') await evict(p);
+    else execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
+  }
 }
 
 interface Target {
@@ -285,7 +284,7 @@ async function main(): Promise<void> {
       const base = best.get('local')!;
       process.stdout.write(`\nfuse-read warm-${mode}: ${sizeMiB} MiB file, ${randReads} random 4 KiB reads, best of ${rounds}, FUSE read_ahead_kb ${readAheadKb}\n`);
       process.stdout.write(mode === 'disk'
-        ? 'page cache dropped before each run: the cache file is read from disk\n'
+        ? 'the file read, the blob file and the cache data file evicted before each run: read from disk\n'
         : 'blob file and cache data file in the page cache; the file read (and a FUSE page cache under it) evicted before each run\n');
       process.stdout.write(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       process.stdout.write('case       seq MiB/s  ratio   rand4k IOPS  ratio\n');
