@@ -11,10 +11,10 @@
  * depending on timing (the reason a second mount of the same image used to fetch a frame the first did
  * not), and the data sat in two page caches. (erofs's own `directio` option did the same but also made
  * passthrough reads O_DIRECT on the cache file: disk reads every time.) erofs's readahead is raised
- * instead when a blob is read through READs, so sequential reads keep whole frames in flight. Loop devices instead for kernels without file-backed erofs, and for
- * `--prefetch` mounts: their blob files were opened before being complete, so when prefetch ends the
- * read-only loops are switched to the complete cache files (LOOP_CHANGE_FD) and reads no longer involve
- * this process.
+ * instead when a blob is read through READs, so sequential reads keep whole frames in flight.
+ * Loop devices instead for kernels without file-backed erofs, and for `--prefetch` mounts: their blob
+ * files were opened before being complete, so when prefetch ends the read-only loops are switched to
+ * the complete cache files (LOOP_CHANGE_FD) and reads no longer involve this process.
  */
 import { closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,8 +27,7 @@ import { log } from '../util/log.js';
 import type { MountRecord } from '../daemon/protocol.js';
 import { failPoint } from './fail-point.js';
 import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from '../transport/fuse-blobs/index.js';
-import { erofsReadAheadFor, setErofsReadAhead } from '../transport/fuse-blobs/erofs-mount.js';
-import { erofsBdis, newErofsBdi } from '../native/bdi.js';
+import { erofsReadAheadFor, withErofsReadAhead } from '../transport/fuse-blobs/erofs-mount.js';
 import type { ActiveTransport, Transport, TransportContext } from './transports.js';
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -97,10 +96,8 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
     failPoint('before-erofs-mount');
     const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
     const devices = blobFiles.map((f) => `device=${f}`).join(',');
-    const readAheadKb = erofsReadAheadFor(passthrough, ctx.blobs);
-    const before = erofsBdis();
-    await ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices);
-    if (readAheadKb !== undefined) setErofsReadAhead(ctx.mountpoint, newErofsBdi(before, erofsBdis()), readAheadKb);
+    await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(passthrough, ctx.blobs),
+      () => ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices));
     return [];
   }
   const bootDev = await ctx.kernel.attachLoop(fuseBootstrap);

@@ -19,6 +19,9 @@ export const ioctlInt = libc.func('int ioctl(int fd, unsigned long request, long
 /** ioctl with a pointer to a caller-owned buffer (in/out). */
 export const ioctlBuf = libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)') as (fd: number, request: number, arg: Buffer) => number;
 
+/** fcntl with an integer argument (F_GETPIPE_SZ, ...). */
+export const fcntlInt = libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
+
 /** Raw syscall with up to three integer arguments (pidfd_open, pidfd_getfd, ...). */
 export const syscall3 = libc.func('long syscall(long number, long a, long b, long c)') as (nr: number, a: number, b: number, c: number) => number;
 

@@ -1,6 +1,6 @@
 /** Pipe sizes: what this process may make (F_SETPIPE_SZ) and what a pipe holds. */
 import { readFileSync } from 'node:fs';
-import koffi from 'koffi';
+import { fcntlInt } from './libc.js';
 
 const CAP_SYS_RESOURCE = 24;
 
@@ -18,7 +18,6 @@ export function pipePagesAllowed(): number {
 }
 
 const F_GETPIPE_SZ = 1032;
-const fcntlInt = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
 
 /** Bytes a pipe fd may hold (F_GETPIPE_SZ), or -1 when fd is not a pipe. */
 export function pipeCapacity(fd: number): number {

@@ -29,7 +29,7 @@ export type ErofsArrangement = 'file' | 'loop';
  * read_ahead_kb of erofs mounted on FUSE blob files that are read through READs. Those files are
  * opened FOPEN_DIRECT_IO, so erofs's readahead is what the kernel asks the daemon for at once: with
  * the default 128 KiB a sequential read waits on one 128 KiB READ after another (warm 1 GiB read
- * 0.23x of local), with 1 MiB whole frames are in flight (1.02x; bench/RESULTS.md). Not more: mmap
+ * 0.29-0.38x of local), with 1 MiB whole frames are in flight (1.02-1.35x; bench/RESULTS.md). Not more: mmap
  * faults read around by this much, and every byte of it is fetched on a cold start. Mounts whose
  * blobs are all opened with passthrough keep the kernel's default: with 1 MiB their reads of a cache
  * file that is not in the page cache ran at 0.5-0.9 GB/s instead of 4.3.
@@ -82,9 +82,7 @@ export async function mountErofsOverFuseBlobs(o: ErofsOverFuseBlobsOptions): Pro
   const ctx = { mountpoint: o.target };
   if (arrangement === 'file') {
     const primary = o.fusePassthrough ? o.bootstrapPath : fuseBootstrap;
-    const before = erofsBdis();
-    await mountErofs(primary, blobFiles, o.target, o.directIo ? ['directio'] : []);
-    if (o.readAheadKb !== undefined) setErofsReadAhead(o.target, newErofsBdi(before, erofsBdis()), o.readAheadKb);
+    await withErofsReadAhead(o.target, o.readAheadKb, () => mountErofs(primary, blobFiles, o.target, o.directIo ? ['directio'] : []));
     return { target: o.target, arrangement, primary, devices: blobFiles, loops: [] };
   }
   const held: { loopFd: number; path: string }[] = [];
@@ -112,14 +110,22 @@ export async function unmountErofs(m: Pick<ErofsMount, 'target'>, options: { laz
   throw new MountError(`cannot unmount ${m.target}: errno ${r.errno}`, { mountpoint: m.target }, { errno: r.errno });
 }
 
-/** Best effort: a mount whose bdi cannot be told apart keeps the kernel's readahead (logged). */
-export function setErofsReadAhead(target: string, bdi: string | undefined, kb: number): void {
+/**
+ * Runs `mount` (a file-backed erofs mount at target), then sets read_ahead_kb of the bdi it made when
+ * readAheadKb is given. Best effort: a mount whose bdi cannot be told apart (another erofs mount made
+ * meanwhile) keeps the kernel's readahead (logged).
+ */
+export async function withErofsReadAhead(target: string, readAheadKb: number | undefined, mount: () => Promise<void>): Promise<void> {
+  const before = erofsBdis();
+  await mount();
+  if (readAheadKb === undefined) return;
+  const bdi = newErofsBdi(before, erofsBdis());
   if (bdi === undefined) {
     log.info({ mountpoint: target }, 'erofs bdi of the new mount not found (another erofs mount made meanwhile?); readahead left as is');
     return;
   }
   try {
-    setBdiReadAheadKb(bdi, kb);
+    setBdiReadAheadKb(bdi, readAheadKb);
   } catch (err) {
     log.warn({ mountpoint: target, bdi, err: String(err) }, 'cannot set erofs read_ahead_kb');
   }
