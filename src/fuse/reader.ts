@@ -317,6 +317,9 @@ export interface ReaderOptions {
   spliceMinBytes?: number;
 }
 
+/** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
+export const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
+
 /** A running reader thread on one /dev/fuse fd. */
 export class FuseReader {
   private readonly worker: Worker;
@@ -344,7 +347,7 @@ export class FuseReader {
       lengths: new Int32Array(new SharedArrayBuffer(4 * count)),
       jobs: new Uint8Array(new SharedArrayBuffer(128 * count)),
     };
-    const common = { fd, replySize: options.replySize, koffiPath, counters: this.counters, copy, spliceMinBytes: options.spliceMinBytes ?? 64 * 1024 };
+    const common = { fd, replySize: options.replySize, koffiPath, counters: this.counters, copy, spliceMinBytes: options.spliceMinBytes ?? DEFAULT_SPLICE_MIN_BYTES };
     let resolveDone!: () => void;
     this.done = new Promise((resolve) => { resolveDone = resolve; });
     const end = (errno: number): void => {

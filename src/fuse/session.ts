@@ -19,7 +19,7 @@ import { openSync, closeSync, writevSync } from 'node:fs';
 import { logFor, type Logger } from '../util/log.js';
 import { OndemandError } from '../util/errors.js';
 import { fuseBackingClose, fuseBackingOpen } from '../native/fuse.js';
-import { FuseReader } from './reader.js';
+import { DEFAULT_SPLICE_MIN_BYTES, FuseReader } from './reader.js';
 import { pipePagesAllowed } from '../native/pipe.js';
 import {
   FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE,
@@ -33,7 +33,6 @@ import type {
   DirEntry, FuseConnectionParams, FuseFilesystem, FuseSessionStats, RequestContext,
 } from './types.js';
 
-const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
 /** Random 4 KiB READs on a quiet host: 39 us per read without spinning, 30 with (bench/RESULTS.md). */
 const DEFAULT_SPIN_MICROS = 30;
 

@@ -29,8 +29,8 @@ export type ErofsArrangement = 'file' | 'loop';
  * read_ahead_kb of erofs mounted on FUSE blob files that are read through READs. Those files are
  * opened FOPEN_DIRECT_IO, so erofs's readahead is what the kernel asks the daemon for at once: with
  * the default 128 KiB a sequential read waits on one 128 KiB READ after another (warm 1 GiB read
- * 0.29-0.38x of local), with 1 MiB whole frames are in flight (1.02-1.35x; bench/RESULTS.md). Not more: mmap
- * faults read around by this much, and every byte of it is fetched on a cold start. Mounts whose
+ * 0.29-0.38x of local), with 1 MiB whole frames are in flight (1.02-1.35x; bench/RESULTS.md). Not
+ * more: mmap faults read around by this much, and every byte of it is fetched on a cold start. Mounts whose
  * blobs are all opened with passthrough keep the kernel's default: with 1 MiB their reads of a cache
  * file that is not in the page cache ran at 0.5-0.9 GB/s instead of 4.3.
  */
