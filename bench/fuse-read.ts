@@ -4,11 +4,13 @@
  *
  * "warm": the ondemand cache (src/cache, the real one) holds the whole blob (uncompressed 1 MiB frames,
  * fetched from the local blob file by prefetch before measuring); erofs's page cache is cold.
- *   warm-disk: before every measurement the file read (the erofs file, and the FUSE blob file for
- *              cases that cache it), the local blob file and the cache data file are evicted
- *              (posix_fadvise DONTNEED): everything comes from disk.
- *   warm-mem:  the same, but the local blob file and the cache data file stay in the page cache, so
- *              no case waits for the disk (measures our overhead).
+ *   warm-disk: before every measurement the file read (the erofs file), the files under it (the local
+ *              blob file; the FUSE blob file where it keeps a page cache, and the cache data file) are
+ *              evicted (posix_fadvise DONTNEED): everything comes from disk.
+ *   warm-mem:  the file read is evicted, the files under it are in the page cache: the second read of
+ *              a file whose own pages were reclaimed. No case waits for the disk. Without passthrough
+ *              the complete blob keeps a FUSE page cache (as the local blob file keeps its own), so only
+ *              `fuse-dio` (complete blob opened FOPEN_DIRECT_IO) measures the READ path here.
  *   Not drop_caches: on this VM, memory freed in bulk is handed back to the host (virtio-balloon free
  *   page reporting) and refilling it faults every page in again, which made single runs 5-20x slower
  *   at random; pages evicted right before a run are reused at once.
@@ -18,7 +20,7 @@
  * One unmeasured sequential read of every case first; then each case runs ROUNDS times interleaved,
  * the best run counts.
  * Cases (VARIANTS): local (file-backed erofs on the local files); fuse (the product's arrangement
- * without passthrough: blob files FOPEN_DIRECT_IO, erofs read_ahead_kb 4096, READs of present frames
+ * without passthrough: the complete blob opened cached, erofs read_ahead_kb left at 128, READs
  * answered on the FUSE reader thread, large ones spliced); fuse-pt (FUSE passthrough). Others, run
  * only when named in `cases`, vary one thing each for comparison.
  * Also printed: the round trip of a byte between two processes over pipes (bench/wakeup-floor.c, when
@@ -28,7 +30,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -63,6 +65,8 @@ interface Variant {
   maxPages?: number;
   /** Default true (the product's). */
   blobDirectIo?: boolean;
+  /** Default true (the product's): without passthrough the complete blob is opened cached. */
+  pageCacheComplete?: boolean;
   erofsDirectIo?: boolean;
   erofsReadAheadKb?: number;
 }
@@ -71,10 +75,10 @@ interface Variant {
 const VARIANTS: [string, Variant][] = [
   ['fuse', {}],
   ['fuse-pt', { passthrough: true }],
-  ['fuse-cached', { blobDirectIo: false, erofsReadAheadKb: 128 }], // before: FUSE page cache + readahead
-  ['fuse-erofsdio', { blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }], // the last arrangement
+  ['fuse-dio', { pageCacheComplete: false, erofsReadAheadKb: 1024 }], // the last arrangement: complete blobs FOPEN_DIRECT_IO too
+  ['fuse-cached', { blobDirectIo: false, pageCacheComplete: false, erofsReadAheadKb: 128 }], // before: FUSE page cache + readahead
+  ['fuse-erofsdio', { blobDirectIo: false, pageCacheComplete: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
   ['fuse-pt-erofsdio', { passthrough: true, blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
-  ['fuse-ra128k', { erofsReadAheadKb: 128 }],
   ['fuse-pt-ra1m', { passthrough: true, erofsReadAheadKb: 1024 }],
   ['fuse-ra512k', { erofsReadAheadKb: 512 }],
   ['fuse-ra1m', { erofsReadAheadKb: 1024 }],
@@ -165,15 +169,14 @@ async function evict(file: string): Promise<void> {
 }
 
 /**
- * Before each measurement: the file about to be read (and the FUSE blob file under it, if that has a
- * page cache) evicted; disk: the blob file and the cache data file evicted too; mem: those read in
- * (a no-op after the first time).
+ * Before each measurement: the file about to be read evicted; disk: the files under it evicted too;
+ * mem: those read in (a no-op after the first time).
  */
 async function prepare(mode: 'disk' | 'mem', file: Target, warmFiles: string[]): Promise<void> {
-  for (const f of [file.path, ...file.cachedUnder]) await evict(f);
-  for (const p of warmFiles) {
+  await evict(file.path);
+  for (const p of [...warmFiles, ...file.cachedUnder]) {
     if (mode === 'disk') await evict(p);
-    else execFileSync('sh', ['-c', `cat ${p} > /dev/null`]);
+    else await run('sh', ['-c', `cat ${p} > /dev/null`]);
   }
 }
 
@@ -197,7 +200,27 @@ async function randIops(file: Target, mode: 'disk' | 'mem', warmFiles: string[])
   return randReads / (Number(stdout) / 1000);
 }
 
+const PAGE_REPORTING_MIN_FREE_MS = '/sys/module/page_reporting/parameters/min_free_ms';
+
+/**
+ * On this VM free pages are handed back to the host as soon as they are free (page_reporting
+ * min_free_ms 0), so pages evicted between runs fault in again at random. Deferring that for the run
+ * made rounds far steadier (warm-mem `fuse` seq 3.3-6.2 GB/s instead of 0.25-5.0). Restored at the end.
+ */
+function deferFreePageReporting(): () => void {
+  let before: string;
+  try {
+    before = readFileSync(PAGE_REPORTING_MIN_FREE_MS, 'utf8').trim();
+    writeFileSync(PAGE_REPORTING_MIN_FREE_MS, '60000');
+  } catch {
+    return () => {};
+  }
+  process.stdout.write(`free page reporting deferred for the run (min_free_ms ${before} -> 60000)\n`);
+  return () => writeFileSync(PAGE_REPORTING_MIN_FREE_MS, before);
+}
+
 async function main(): Promise<void> {
+  const restoreReporting = deferFreePageReporting();
   const dir = mkdtempSync('/var/tmp/ondemand-bench-fuse-');
   const mounts: string[] = [];
   const cleanups: (() => Promise<void>)[] = [];
@@ -243,7 +266,7 @@ async function main(): Promise<void> {
       mounts.push(target, fuseDir);
       const m = await FuseBlobsMount.mount({
         target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough: v.passthrough ?? false,
-        blobDirectIo: v.blobDirectIo, erofsDirectIo: v.erofsDirectIo, erofsReadAheadKb: v.erofsReadAheadKb,
+        blobDirectIo: v.blobDirectIo, pageCacheComplete: v.pageCacheComplete, erofsDirectIo: v.erofsDirectIo, erofsReadAheadKb: v.erofsReadAheadKb,
         fuse: {
           readAheadKb, fastReads: v.fastReads ?? true, readerCopyThreads: v.readerCopyThreads,
           readerSpinMicros: v.readerSpinMicros, readerSpliceMinBytes: v.readerSpliceMinBytes, maxPages: v.maxPages,
@@ -255,7 +278,8 @@ async function main(): Promise<void> {
         await m.unmount({ lazy: true });
       });
       const blobFile = join(fuseDir, blob.blobId);
-      cases.push([name, { path: join(target, 'big'), cachedUnder: v.blobDirectIo === false && !v.passthrough ? [blobFile] : [] }]);
+      const fusePageCache = !v.passthrough && ((v.pageCacheComplete ?? true) || v.blobDirectIo === false);
+      cases.push([name, { path: join(target, 'big'), cachedUnder: fusePageCache ? [blobFile] : [] }]);
       process.stderr.write(`${name}: FUSE max_pages ${m.fuse.params?.maxPages}\n`);
     }
 
@@ -284,8 +308,8 @@ async function main(): Promise<void> {
       const base = best.get('local')!;
       process.stdout.write(`\nfuse-read warm-${mode}: ${sizeMiB} MiB file, ${randReads} random 4 KiB reads, best of ${rounds}, FUSE read_ahead_kb ${readAheadKb}\n`);
       process.stdout.write(mode === 'disk'
-        ? 'the file read, the blob file and the cache data file evicted before each run: read from disk\n'
-        : 'blob file and cache data file in the page cache; the file read (and a FUSE page cache under it) evicted before each run\n');
+        ? 'the file read and the files under it (blob files, cache data file) evicted before each run: read from disk\n'
+        : 'the file read evicted before each run, the files under it (blob files, cache data file) in the page cache\n');
       process.stdout.write(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       process.stdout.write('case       seq MiB/s  ratio   rand4k IOPS  ratio\n');
       for (const [name, v] of best) {
@@ -296,6 +320,7 @@ async function main(): Promise<void> {
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => process.stderr.write(`cleanup: ${String(e)}\n`));
     for (const m of mounts) umount2(m, MNT_DETACH);
     rmSync(dir, { recursive: true, force: true });
+    restoreReporting();
   }
 }
 

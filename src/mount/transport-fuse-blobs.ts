@@ -6,12 +6,13 @@
  * Arrangement (after src/transport/fuse-blobs/erofs-mount.ts, measured there on 6.18): file-backed
  * erofs; with passthrough negotiated the primary is the local bootstrap file (erofs refuses a primary
  * on a stacked fs) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
- * time. Blob files read through READs are opened FOPEN_DIRECT_IO: with a page cache of their own, the
- * kernel's readahead on them ran on past the file being read into its neighbours' frames, by how much
- * depending on timing (the reason a second mount of the same image used to fetch a frame the first did
- * not), and the data sat in two page caches. (erofs's own `directio` option did the same but also made
- * passthrough reads O_DIRECT on the cache file: disk reads every time.) erofs's readahead is raised
- * instead when a blob is read through READs, so sequential reads keep whole frames in flight.
+ * time. Blobs with holes are opened FOPEN_DIRECT_IO: with a page cache of their own, the kernel's
+ * readahead on them ran on past the file being read into its neighbours' frames, by how much depending
+ * on timing (the reason a second mount of the same image used to fetch a frame the first did not).
+ * (erofs's own `directio` option did the same but also made passthrough reads O_DIRECT on the cache
+ * file: disk reads every time.) erofs's readahead is raised instead when a blob has holes, so
+ * sequential reads keep whole frames in flight. Without passthrough, complete blobs are opened cached:
+ * nothing is left to fetch, and their FUSE page cache keeps warm reads in the kernel.
  * Loop devices instead for kernels without file-backed erofs, and for `--prefetch` mounts: their blob
  * files were opened before being complete, so when prefetch ends the read-only loops are switched to
  * the complete cache files (LOOP_CHANGE_FD) and reads no longer involve this process.
@@ -96,7 +97,7 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
     failPoint('before-erofs-mount');
     const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
     const devices = blobFiles.map((f) => `device=${f}`).join(',');
-    await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(passthrough, ctx.blobs),
+    await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
       () => ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices));
     return [];
   }

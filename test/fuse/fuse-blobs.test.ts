@@ -81,6 +81,23 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     await expectAllGone(m);
   });
 
+  it('without passthrough, blob complete: opened cached, so a second read after erofs drops its pages sends no READ', async () => {
+    const blob = new FileBlob(BLOB_ID, image.blob, true);
+    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], passthrough: false }));
+    await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+    await expectSameTree();
+    const first = m.stats().blobs;
+    expect(first.pageCacheOpens).toBe(1);
+    expect(first.cachedOpens).toBe(0);
+    expect(first.blobReads).toBeGreaterThan(0);
+    // Only erofs's pages go (as under memory pressure); the FUSE blob file keeps its page cache.
+    await run('sh', ['-c', `find ${target} -type f -exec dd if={} iflag=nocache count=0 status=none \\;`]);
+    await expectSameTree();
+    expect(m.stats().blobs.blobReads).toBe(first.blobReads);
+    current = undefined;
+    await expectAllGone(m);
+  });
+
   it('passthrough negotiated, blob complete: local bootstrap as primary, blob opened with passthrough, no READs', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, true);
     const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));

@@ -26,19 +26,20 @@ import { BOOTSTRAP_NAME } from './filesystem.js';
 export type ErofsArrangement = 'file' | 'loop';
 
 /**
- * read_ahead_kb of erofs mounted on FUSE blob files that are read through READs. Those files are
- * opened FOPEN_DIRECT_IO, so erofs's readahead is what the kernel asks the daemon for at once: with
- * the default 128 KiB a sequential read waits on one 128 KiB READ after another (warm 1 GiB read
+ * read_ahead_kb of erofs mounted on FUSE blob files with holes. Those files are opened
+ * FOPEN_DIRECT_IO, so erofs's readahead is what the kernel asks the daemon for at once: with the
+ * default 128 KiB a sequential read waits on one 128 KiB READ after another (warm 1 GiB read
  * 0.29-0.38x of local), with 1 MiB whole frames are in flight (1.02-1.35x; bench/RESULTS.md). Not
- * more: mmap faults read around by this much, and every byte of it is fetched on a cold start. Mounts whose
- * blobs are all opened with passthrough keep the kernel's default: with 1 MiB their reads of a cache
- * file that is not in the page cache ran at 0.5-0.9 GB/s instead of 4.3.
+ * more: mmap faults read around by this much, and every byte of it is fetched on a cold start. Mounts
+ * whose blobs are all complete keep the kernel's default: their blobs are read through a page cache
+ * (passthrough's or the FUSE file's), and with 1 MiB reads of them from disk ran several times slower
+ * (passthrough 0.5-0.9 GB/s instead of 4.3; cached FUSE file 0.4-0.7 instead of 0.6-3.0).
  */
 export const EROFS_READ_AHEAD_KB = 1024;
 
-/** The erofs read_ahead_kb for a mount: EROFS_READ_AHEAD_KB if any blob will be read through READs. */
-export function erofsReadAheadFor(passthrough: boolean, blobs: readonly { isComplete(): boolean }[]): number | undefined {
-  return !passthrough || blobs.some((b) => !b.isComplete()) ? EROFS_READ_AHEAD_KB : undefined;
+/** The erofs read_ahead_kb for a mount: EROFS_READ_AHEAD_KB if any blob has holes. */
+export function erofsReadAheadFor(blobs: readonly { isComplete(): boolean }[]): number | undefined {
+  return blobs.some((b) => !b.isComplete()) ? EROFS_READ_AHEAD_KB : undefined;
 }
 
 export interface ErofsOverFuseBlobsOptions {

@@ -30,11 +30,18 @@ export interface FuseBlobsOptions {
   /** For errors. */
   image?: string;
   /**
-   * Open blobs that are read through READs (not passthrough) with FOPEN_DIRECT_IO: no FUSE page cache,
-   * so the kernel reads exactly what erofs asks for (no readahead of its own into other frames, which
-   * made a second mount fetch what the first had not) and the bytes are not cached twice. Default true.
+   * Open blobs with holes with FOPEN_DIRECT_IO: no FUSE page cache, so the kernel reads exactly what
+   * erofs asks for (no readahead of its own into other frames, which made a second mount fetch what the
+   * first had not). Default true.
    */
   blobDirectIo?: boolean;
+  /**
+   * Without passthrough, open complete blobs cached (FOPEN_KEEP_CACHE): a complete blob is immutable
+   * and has nothing left to fetch, so the FUSE page cache keeps what the kernel read and warm reads
+   * never come to this process, as with passthrough (at the price of the bytes sitting in the page
+   * cache twice, the FUSE file's and the cache data file's). Default true.
+   */
+  pageCacheComplete?: boolean;
 }
 
 export interface FuseBlobsStats {
@@ -49,6 +56,8 @@ export interface FuseBlobsStats {
   passthroughRequested: number;
   /** Opens of a blob with holes (served by READ through the cache). */
   cachedOpens: number;
+  /** Opens of a complete blob without passthrough (the FUSE page cache keeps what READs brought). */
+  pageCacheOpens: number;
 }
 
 export class FuseBlobsFilesystem implements FuseFilesystem {
@@ -59,9 +68,10 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private readonly passthrough: boolean;
   private readonly image: string | undefined;
   private readonly blobDirectIo: boolean;
+  private readonly pageCacheComplete: boolean;
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
-  private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0 };
+  private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0, pageCacheOpens: 0 };
   /** Per fast-read source handed out: [0] READs, [1] bytes served by the reader thread. */
   private readonly fastServed = { bootstrap: [] as BigInt64Array[], blobs: [] as BigInt64Array[] };
 
@@ -72,6 +82,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     this.passthrough = options.passthrough ?? true;
     this.image = options.image;
     this.blobDirectIo = options.blobDirectIo ?? true;
+    this.pageCacheComplete = options.pageCacheComplete ?? true;
     this.byName.set(BOOTSTRAP_NAME, BOOTSTRAP_INO);
     options.blobs.forEach((b, i) => {
       if (!this.byName.has(b.blobId)) this.byName.set(b.blobId, FIRST_BLOB_INO + i);
@@ -144,6 +155,10 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     if (this.passthrough && blob.isComplete()) {
       this.counters.passthroughRequested++;
       return { keepCache: true, passthroughPath: blob.dataPath };
+    }
+    if (this.pageCacheComplete && blob.isComplete()) {
+      this.counters.pageCacheOpens++;
+      return { keepCache: true };
     }
     this.counters.cachedOpens++;
     return this.blobDirectIo ? { directIo: true } : { keepCache: true };

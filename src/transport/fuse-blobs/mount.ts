@@ -26,6 +26,8 @@ export interface FuseBlobsMountOptions {
   loopDirectIo?: boolean;
   /** See FuseBlobsOptions.blobDirectIo. */
   blobDirectIo?: boolean;
+  /** See FuseBlobsOptions.pageCacheComplete. */
+  pageCacheComplete?: boolean;
   /** Mount erofs with `directio` (file-backed: it reads the blob files with O_DIRECT). */
   erofsDirectIo?: boolean;
   /** read_ahead_kb of the erofs mount (file-backed arrangement); default erofsReadAheadFor(). */
@@ -50,6 +52,7 @@ export class FuseBlobsMount {
     const fs = new FuseBlobsFilesystem({
       bootstrapPath: o.bootstrapPath, blobs: o.blobs, passthrough: o.passthrough ?? true, image: o.image,
       blobDirectIo: o.blobDirectIo,
+      pageCacheComplete: o.pageCacheComplete,
     });
     let fuse: FuseMount | undefined;
     try {
@@ -63,7 +66,7 @@ export class FuseBlobsMount {
         arrangement: o.arrangement,
         loopDirectIo: o.loopDirectIo,
         directIo: o.erofsDirectIo,
-        readAheadKb: o.erofsReadAheadKb ?? erofsReadAheadFor(fuse.params?.passthrough ?? false, o.blobs),
+        readAheadKb: o.erofsReadAheadKb ?? erofsReadAheadFor(o.blobs),
       });
       logFor({ image: o.image, mountpoint: o.target }).info({ arrangement: erofs.arrangement, primary: erofs.primary, passthrough: fuse.params?.passthrough }, 'erofs mounted over fuse-blobs');
       return new FuseBlobsMount(fuse, fs, erofs);
