@@ -96,6 +96,8 @@ export class CachedBlobEntry implements CachedBlob {
   pins = 0;
   /** Reads, ensures and fetch jobs running: a busy blob is never evicted. */
   active = 0;
+  /** Prefetches running: not evicted either (see prefetch()). */
+  private prefetching = 0;
   private gate: Promise<void> | null = null;
   /** Set when close() starts: no new reads or fetches. */
   private closing = false;
@@ -302,6 +304,19 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   async prefetch(options: PrefetchOptions = {}): Promise<void> {
+    // Not into an eviction, and none while this runs (evictable() counts prefetches): its workers sit
+    // in the throttle between fetches, and an eviction there would drop frames already passed over or
+    // let a frame written before the truncate be marked after the clearAll (a bit naming a hole).
+    while (this.gate) await this.gate;
+    this.prefetching++;
+    try {
+      await this.prefetchFrames(options);
+    } finally {
+      this.prefetching--;
+    }
+  }
+
+  private async prefetchFrames(options: PrefetchOptions): Promise<void> {
     const throttle = options.bytesPerSecond ? new Throttle(options.bytesPerSecond) : this.host.prefetchThrottle;
     const order: [number, number][] = [];
     for (const r of options.ranges ?? []) {
@@ -714,7 +729,7 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** True when eviction may drop this blob's data now. */
   evictable(): boolean {
-    return this.pins === 0 && this.active === 0 && this.gate === null && !this.closing;
+    return this.pins === 0 && this.active === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
   }
 
   /**

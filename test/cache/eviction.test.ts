@@ -63,3 +63,49 @@ describe('eviction', () => {
     process.stderr.write(`eviction: max disk usage seen ${maxSeen} of ${maxSize} bytes\n`);
   });
 });
+
+describe('eviction and prefetch', () => {
+  it('a prefetch that meets an eviction fetches only after it, and every frame it marks is right', async () => {
+    const fx = makeBlobFixture({ size: 16 * 16384, frameSize: 16384, compression: 'none', seed: 300 });
+    const { cache } = await freshCache({ maxMergeBytes: 16384 });
+    let duringEviction = 0;
+    let blob: { gate?: Promise<void> | null } = {};
+    const spy = new CountingFetcher(fx.fetcher);
+    const fetcher = {
+      source: spy.source,
+      fetchRange: (digest: string, range: { offset: number; length: number }) => {
+        if (blob.gate) duringEviction++; // the entry's eviction gate, peeked at
+        return spy.fetchRange(digest, range);
+      },
+      fetchBlob: (digest: string) => spy.fetchBlob(digest),
+      close: async () => {},
+    };
+    const b = await cache.openBlob(fx.descriptor, { fetcher, toc: fx.toc });
+    blob = b as unknown as { gate?: Promise<void> | null };
+    expect((await b.read(0, 4 * 16384)).equals(fx.uncompressed.subarray(0, 4 * 16384))).toBe(true);
+    await b.idle?.();
+    // gc reaches the (unpinned, idle) blob's eviction without awaiting; the prefetch starts right then.
+    const gc = cache.gc({ maxSize: 0 });
+    const prefetch = b.prefetch();
+    const res = await gc;
+    await prefetch;
+    expect(res.evictedBlobs).toEqual([fx.toc.blobId]);
+    expect(duringEviction).toBe(0);
+    expect(b.isComplete()).toBe(true);
+    expect((await b.read(0, fx.uncompressed.length)).equals(fx.uncompressed)).toBe(true);
+  });
+
+  it('a blob being prefetched is not evicted while its prefetch waits in the throttle', async () => {
+    const fx = makeBlobFixture({ size: 8 * 16384, frameSize: 16384, compression: 'none', seed: 301 });
+    const { cache } = await freshCache({ maxMergeBytes: 16384 });
+    const b = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
+    const prefetch = b.prefetch({ bytesPerSecond: 16384 * 8 }); // 8 frames in about 1 s
+    for (let t = 0; t < 500 && b.stats().framesPresent === 0; t++) await new Promise((r) => setTimeout(r, 10));
+    expect(b.stats().framesPresent).toBeGreaterThan(0);
+    expect(b.isComplete()).toBe(false);
+    expect((await cache.gc({ maxSize: 0 })).evictedBlobs).toEqual([]);
+    await prefetch;
+    expect(b.isComplete()).toBe(true);
+    expect((await cache.gc({ maxSize: 0 })).evictedBlobs).toEqual([fx.toc.blobId]);
+  });
+});
