@@ -23,10 +23,13 @@ import { StatsCounter } from './stats.js';
 import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
 import { SharedPresence, type PresenceView } from './presence-view.js';
 
+/** Sequential reads of one blob followed at once (files read side by side). */
+const MAX_STREAMS = 8;
+
 export interface BlobTuning {
   /** Cap on the stored bytes of one merged range request. */
   maxMergeBytes: number;
-  /** Missing frames after a demand read's last frame fetched along with it. */
+  /** Missing frames after a sequential demand read's last frame fetched along with it. */
   readAheadFrames: number;
   hash: HashMode;
   prefetchConcurrency: number;
@@ -96,6 +99,8 @@ export class CachedBlobEntry implements CachedBlob {
   pins = 0;
   /** Reads, ensures and fetch jobs running: a busy blob is never evicted. */
   active = 0;
+  /** Where recent sequential reads will continue (see sequentialStream), oldest first. */
+  private readonly streams: number[] = [];
   /** Prefetches running: not evicted either (see prefetch()). */
   private prefetching = 0;
   private gate: Promise<void> | null = null;
@@ -462,8 +467,12 @@ export class CachedBlobEntry implements CachedBlob {
     }
     this.counters.misses++;
     let runStart = -1;
+    let started = false;
     const flush = (upTo: number): void => {
-      if (runStart >= 0) this.startRuns(runStart, upTo);
+      if (runStart >= 0) {
+        this.startRuns(runStart, upTo);
+        started = true;
+      }
       runStart = -1;
     };
     for (let i = first; i <= last; i++) {
@@ -479,15 +488,36 @@ export class CachedBlobEntry implements CachedBlob {
       }
       if (runStart < 0) runStart = i;
     }
-    // Widen: the missing, idle frames right after the request ride along in the same range request.
+    // Widen a read that continues a sequential one: the missing, idle frames right after it ride along
+    // in the same range request.
+    const fetching = started || runStart >= 0;
+    const stream = this.sequentialStream(first, last);
     let widenedEnd = last;
-    const limit = Math.min(this.frames.length - 1, last + this.host.tuning.readAheadFrames);
+    const limit = Math.min(this.frames.length - 1, last + (stream >= 0 ? this.host.tuning.readAheadFrames : 0));
     while (widenedEnd < limit && !this.bits.has(widenedEnd + 1) && !this.inflight.has(widenedEnd + 1)) widenedEnd++;
     if (runStart < 0 && widenedEnd > last) runStart = last + 1;
+    if (stream >= 0) this.streams[stream] = Math.max(this.streams[stream] as number, widenedEnd + 1);
+    else if (fetching) this.newStream(last + 1);
     flush(widenedEnd);
     const waits: (FrameWait | undefined)[] = [];
     for (let i = first; i <= last; i++) waits.push(this.bits.has(i) ? undefined : this.inflight.get(i));
     return waits;
+  }
+
+  /**
+   * The recent stream that frames first..last continue: they include the frame right after where an
+   * earlier fetching read (with its read-ahead) ended. -1 for an isolated read (a program's first
+   * pages, an mmap fault elsewhere, another read of a frame still in flight), which fetches only its
+   * own frames: widening every miss by 2 frames had `chroot /bin/true` on Debian minbase fetch 5.9 MB
+   * instead of 2.5.
+   */
+  private sequentialStream(first: number, last: number): number {
+    return this.streams.findIndex((next) => next >= first && next <= last);
+  }
+
+  private newStream(next: number): void {
+    this.streams.push(next);
+    if (this.streams.length > MAX_STREAMS) this.streams.shift();
   }
 
   /** Splits frames a..b into jobs at the merge cap and at gaps in the stored layout, and starts them. */

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { makeBlobFixture } from '../helpers/blob-fixture.js';
+import { CountingFetcher } from './fake-fetchers.js';
+import { freshCache, useCleanups } from './helpers.js';
+
+useCleanups();
+
+const FRAME = 16384;
+
+describe('read-ahead', () => {
+  it('widens only reads that continue a sequential one; isolated misses fetch just their frames', async () => {
+    const fx = makeBlobFixture({ size: 64 * FRAME, frameSize: FRAME, compression: 'none', seed: 400 });
+    const counting = new CountingFetcher(fx.fetcher);
+    const { cache } = await freshCache({ readAheadFrames: 2, maxMergeBytes: 1024 * 1024 });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: counting, toc: fx.toc });
+    const frames = (): [number, number][] => counting.ranges.map((r) => [r.offset / FRAME, (r.offset + r.length) / FRAME - 1]);
+    const read = async (frame: number, offsetInFrame = 0, length = 4096): Promise<void> => {
+      const at = frame * FRAME + offsetInFrame;
+      expect((await blob.read(at, length)).equals(fx.uncompressed.subarray(at, at + length))).toBe(true);
+    };
+
+    await read(10); // isolated: frame 10 only
+    await read(10, 8192); // a hit
+    await read(11); // continues: 11 and two more
+    await read(12);
+    await read(13, 12288);
+    await read(14); // continues again
+    await read(40); // isolated, elsewhere
+    await read(30, FRAME - 4096, 8192); // a read across frames 30-31: isolated too
+    await read(32); // continues that one
+    expect(frames()).toEqual([[10, 10], [11, 13], [14, 16], [40, 40], [30, 31], [32, 34]]);
+  });
+
+  it('two files read side by side each keep their read-ahead', async () => {
+    const fx = makeBlobFixture({ size: 64 * FRAME, frameSize: FRAME, compression: 'none', seed: 401 });
+    const counting = new CountingFetcher(fx.fetcher);
+    const { cache } = await freshCache({ readAheadFrames: 3, maxMergeBytes: 1024 * 1024 });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: counting, toc: fx.toc });
+    for (let i = 0; i < 8; i++) {
+      await blob.read(i * FRAME, FRAME);
+      await blob.read((32 + i) * FRAME, FRAME);
+    }
+    // 0, 1-4, 5-8 and 32, 33-36, 37-40: each stream is followed on its own.
+    expect(counting.requests).toBe(6);
+  });
+});
