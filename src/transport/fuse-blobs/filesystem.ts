@@ -54,7 +54,7 @@ export interface FuseBlobsStats {
    * READs if the kernel cannot take it; FuseSessionStats.passthroughOpens counts what it got).
    */
   passthroughRequested: number;
-  /** Opens of a blob with holes (served by READ through the cache). */
+  /** Opens served by READs through the cache (blobs with holes). */
   cachedOpens: number;
   /** Opens of a complete blob without passthrough (the FUSE page cache keeps what READs brought). */
   pageCacheOpens: number;
@@ -151,14 +151,17 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     }
     const blob = this.blob(ino);
     if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
-    // Only a complete blob may be read by the kernel directly: a hole would read as zeros.
-    if (this.passthrough && blob.isComplete()) {
-      this.counters.passthroughRequested++;
-      return { keepCache: true, passthroughPath: blob.dataPath };
-    }
-    if (this.pageCacheComplete && blob.isComplete()) {
-      this.counters.pageCacheOpens++;
-      return { keepCache: true };
+    // Only a complete blob may be read by the kernel directly, or kept in its page cache: a hole would
+    // read as zeros, and readahead into a hole would fetch frames nobody asked for.
+    if (blob.isComplete()) {
+      if (this.passthrough) {
+        this.counters.passthroughRequested++;
+        return { keepCache: true, passthroughPath: blob.dataPath };
+      }
+      if (this.pageCacheComplete) {
+        this.counters.pageCacheOpens++;
+        return { keepCache: true };
+      }
     }
     this.counters.cachedOpens++;
     return this.blobDirectIo ? { directIo: true } : { keepCache: true };
