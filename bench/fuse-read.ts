@@ -76,7 +76,6 @@ const VARIANTS: [string, Variant][] = [
   ['fuse', {}],
   ['fuse-pt', { passthrough: true }],
   ['fuse-dio', { pageCacheComplete: false, erofsReadAheadKb: 1024 }], // the last arrangement: complete blobs FOPEN_DIRECT_IO too
-  ['fuse-cached', { blobDirectIo: false, pageCacheComplete: false, erofsReadAheadKb: 128 }], // before: FUSE page cache + readahead
   ['fuse-erofsdio', { blobDirectIo: false, pageCacheComplete: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
   ['fuse-pt-erofsdio', { passthrough: true, blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
   ['fuse-pt-ra1m', { passthrough: true, erofsReadAheadKb: 1024 }],

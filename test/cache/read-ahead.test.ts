@@ -20,7 +20,7 @@ describe('read-ahead', () => {
     };
 
     await read(10); // isolated: frame 10 only
-    await read(10, 8192); // a hit
+    await read(10, 8192); // the same frame again (present, or still in flight): no read-ahead
     await read(11); // continues: 11 and two more
     await read(12);
     await read(13, 12288);
