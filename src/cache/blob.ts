@@ -26,6 +26,12 @@ import { SharedPresence, type PresenceView } from './presence-view.js';
 /** Sequential reads of one blob followed at once (files read side by side). */
 const MAX_STREAMS = 8;
 
+/** A sequential read followed: the frame it continues at, and the read-ahead it last got. */
+interface ReadStream {
+  next: number;
+  window: number;
+}
+
 export interface BlobTuning {
   /** Cap on the stored bytes of one merged range request. */
   maxMergeBytes: number;
@@ -99,8 +105,8 @@ export class CachedBlobEntry implements CachedBlob {
   pins = 0;
   /** Reads, ensures and fetch jobs running: a busy blob is never evicted. */
   active = 0;
-  /** Where recent sequential reads will continue (see sequentialStream), oldest first. */
-  private readonly streams: number[] = [];
+  /** Recent sequential reads, oldest first (see sequentialStream). */
+  private readonly streams: ReadStream[] = [];
   /** Prefetches running: not evicted either (see prefetch()). */
   private prefetching = 0;
   private gate: Promise<void> | null = null;
@@ -492,11 +498,12 @@ export class CachedBlobEntry implements CachedBlob {
     // in the same range request.
     const fetching = started || runStart >= 0;
     const stream = this.sequentialStream(first, last);
+    if (stream) stream.window = Math.min(this.host.tuning.readAheadFrames, Math.max(1, stream.window * 2));
     let widenedEnd = last;
-    const limit = Math.min(this.frames.length - 1, last + (stream >= 0 ? this.host.tuning.readAheadFrames : 0));
+    const limit = Math.min(this.frames.length - 1, last + (stream?.window ?? 0));
     while (widenedEnd < limit && !this.bits.has(widenedEnd + 1) && !this.inflight.has(widenedEnd + 1)) widenedEnd++;
     if (runStart < 0 && widenedEnd > last) runStart = last + 1;
-    if (stream >= 0) this.streams[stream] = Math.max(this.streams[stream] as number, widenedEnd + 1);
+    if (stream) stream.next = Math.max(stream.next, widenedEnd + 1);
     else if (fetching) this.newStream(last + 1);
     flush(widenedEnd);
     const waits: (FrameWait | undefined)[] = [];
@@ -506,17 +513,18 @@ export class CachedBlobEntry implements CachedBlob {
 
   /**
    * The recent stream that frames first..last continue: they include the frame right after where an
-   * earlier fetching read (with its read-ahead) ended. -1 for an isolated read (a program's first
-   * pages, an mmap fault elsewhere, another read of a frame still in flight), which fetches only its
-   * own frames: widening every miss by 2 frames had `chroot /bin/true` on Debian minbase fetch 5.9 MB
-   * instead of 2.5.
+   * earlier fetching read (with its read-ahead) ended. Undefined for an isolated read (a program's
+   * first pages, an mmap fault elsewhere, another read of a frame still in flight), which fetches only
+   * its own frames: widening every miss by 2 frames had `chroot /bin/true` on Debian minbase fetch 5.9
+   * MB instead of 2.5. A stream's read-ahead starts at 1 frame and doubles up to readAheadFrames, so a
+   * read of two frames costs no more than it did then.
    */
-  private sequentialStream(first: number, last: number): number {
-    return this.streams.findIndex((next) => next >= first && next <= last);
+  private sequentialStream(first: number, last: number): ReadStream | undefined {
+    return this.streams.find((st) => st.next >= first && st.next <= last);
   }
 
   private newStream(next: number): void {
-    this.streams.push(next);
+    this.streams.push({ next, window: 0 });
     if (this.streams.length > MAX_STREAMS) this.streams.shift();
   }
 

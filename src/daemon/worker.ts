@@ -75,11 +75,11 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
 }
 
 /**
- * Missing frames fetched in the same range request after a demand miss that continues a sequential
- * read. bench/RESULTS.md ("Cache backend throughput") measured 4 doubling cold sequential reads. Only
- * sequential misses are widened, but starting programs still has some: on the Debian minbase image
- * `chroot /bin/true` fetched 2.5 MB with 0, 3.6 MB with 2 and 4.5 MB with 4 (of a 97 MB image); 2
- * keeps lazy starts small. (When every miss was widened, 2 and 4 fetched 5.9 and 9.4 MB.)
+ * Most missing frames fetched in the same range request after a demand miss that continues a
+ * sequential read (the read-ahead starts at 1 frame and doubles up to this). bench/RESULTS.md ("Cache
+ * backend throughput") measured 4 doubling cold sequential reads. Starting programs has few sequential
+ * misses: on the Debian minbase image `chroot /bin/true` fetched 2.5 MB with 0 and 3.0 MB with 2 or 4
+ * (of a 97 MB image). (When every miss was widened, 2 and 4 fetched 5.9 and 9.4 MB.)
  */
 export const DAEMON_READ_AHEAD_FRAMES = 2;
 

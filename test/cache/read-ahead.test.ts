@@ -21,14 +21,14 @@ describe('read-ahead', () => {
 
     await read(10); // isolated: frame 10 only
     await read(10, 8192); // the same frame again (present, or still in flight): no read-ahead
-    await read(11); // continues: 11 and two more
+    await read(11); // continues: 11 and one more (the read-ahead starts at 1 frame)
     await read(12);
-    await read(13, 12288);
-    await read(14); // continues again
+    await read(13, 12288); // continues again: 13 and two more (doubled, up to readAheadFrames)
+    await read(14);
     await read(40); // isolated, elsewhere
     await read(30, FRAME - 4096, 8192); // a read across frames 30-31: isolated too
-    await read(32); // continues that one
-    expect(frames()).toEqual([[10, 10], [11, 13], [14, 16], [40, 40], [30, 31], [32, 34]]);
+    await read(32); // continues that one: 32 and one more
+    expect(frames()).toEqual([[10, 10], [11, 12], [13, 15], [40, 40], [30, 31], [32, 33]]);
   });
 
   it('two files read side by side each keep their read-ahead', async () => {
@@ -40,7 +40,7 @@ describe('read-ahead', () => {
       await blob.read(i * FRAME, FRAME);
       await blob.read((32 + i) * FRAME, FRAME);
     }
-    // 0, 1-4, 5-8 and 32, 33-36, 37-40: each stream is followed on its own.
-    expect(counting.requests).toBe(6);
+    // 0, 1-2, 3-5, 6-9 and 32, 33-34, 35-37, 38-41: each stream is followed on its own.
+    expect(counting.requests).toBe(8);
   });
 });
