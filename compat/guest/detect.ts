@@ -1,4 +1,4 @@
-/** Prints detectCachefilesOndemand() as JSON (compat scenarios; the daemon's `ondemand detect` calls the same function). */
-import { detectCachefilesOndemand } from '../../src/transport/fscache/detect.js';
+/** Prints the cachefiles on-demand probe as JSON (compat scenarios; `ondemand detect` runs the same probe). */
+import { detectCachefilesOndemand } from '../../src/transport/kernel-features.js';
 
 process.stdout.write(`${JSON.stringify(detectCachefilesOndemand())}\n`);

@@ -5,45 +5,17 @@
  * - The record file (supervisor → disk): what each mount made, so it can be undone after a crash.
  */
 
-export const MOUNT_MODES = ['auto', 'fscache', 'fuse-blobs', 'fuse-tree', 'fanotify'] as const;
-export type MountModeRequest = (typeof MOUNT_MODES)[number];
-export type MountMode = Exclude<MountModeRequest, 'auto'>;
+import type { KernelObject } from '../transport/kernel-broker.js';
+import type { MountRecord, MountRequest, MountResult, MountStatus } from '../mount/types.js';
 
 // ---- control socket ---------------------------------------------------------------------------
 
-export interface MountRequest {
-  op: 'mount';
-  image: string;
-  mountpoint: string;
-  mode: MountModeRequest;
-  prefetch: boolean;
-  insecure: boolean;
-  /** USER:PASS; kept in the worker's memory only, never written to the record file. */
-  creds?: string;
-  /** Blob files for a plain bootstrap path, in device-table order. */
-  blobs?: string[];
-}
 export interface UmountRequest { op: 'umount'; mountpoint: string }
 export interface StatusRequest { op: 'status' }
 export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
 export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest;
 
-export interface MountResult { mountpoint: string; image: string; mode: MountMode; reason: string }
-export interface MountStatus {
-  mountpoint: string;
-  image: string;
-  mode: MountMode;
-  /** Network bytes fetched for this mount's blobs since it was made. */
-  bytesFetched: number;
-  requests: number;
-  hits: number;
-  misses: number;
-  passthroughOpens?: number;
-  /** Blobs whose loop device now reads the complete cache file directly (no userspace on reads). */
-  blobsDirect?: number;
-  prefetch?: 'running' | 'done' | 'failed';
-}
 export interface CacheStatus {
   dir: string;
   hits: number;
@@ -73,28 +45,6 @@ export type ControlResponse =
 export type ControlEnvelope = ControlRequest & { id: number };
 
 // ---- records: what a mount made ---------------------------------------------------------------
-
-/** One kernel object a mount made. Undone in reverse order of creation. */
-export type KernelObject =
-  /** A private FUSE mount; `fd` is the supervisor's /dev/fuse fd; `params` what INIT negotiated. */
-  | { kind: 'fuse'; path: string; fd: number; params?: unknown }
-  | { kind: 'loop'; device: string }
-  | { kind: 'mount'; target: string; fstype: string }
-  /** A directory the daemon created (the FUSE mount's directory). */
-  | { kind: 'dir'; path: string };
-
-export interface MountRecord {
-  id: string;
-  mountpoint: string;
-  image: string;
-  mode: MountMode;
-  state: 'mounting' | 'mounted';
-  /** How to resolve the image again after a worker restart (no secrets). */
-  resolve: { insecure: boolean; blobs?: string[]; manifestDigest?: string };
-  prefetch: boolean;
-  createdAt: string;
-  objects: KernelObject[];
-}
 
 export interface RecordFile {
   supervisorPid: number;
@@ -131,7 +81,8 @@ export interface SupervisorResults {
   attachLoop: { device: string };
   swapLoop: null;
   mount: null;
-  mkdir: null;
+  /** `made`: the directory did not exist before (so it is the mount's to remove). */
+  mkdir: { made: boolean };
   /** `fresh`: bound by this request (false: a previous worker served it; adopt with restore). */
   openCachefiles: { fd: number; restoreSupported: boolean; fresh: boolean };
   unmake: null;

@@ -4,7 +4,8 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { MountRecord, RecordFile } from './protocol.js';
+import type { MountRecord } from '../mount/types.js';
+import type { RecordFile } from './protocol.js';
 import { systemCode } from '../util/errors.js';
 
 export function readRecordFile(path: string): RecordFile | null {

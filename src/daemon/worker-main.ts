@@ -1,6 +1,6 @@
 /** Entry point of the daemon's worker process (forked by the supervisor with its arguments as JSON). */
 import { runWorker } from './worker.js';
-import type { WorkerArgs } from './supervisor.js';
+import type { WorkerArgs } from './worker-process.js';
 import { log } from '../util/log.js';
 import { errorText } from '../util/errors.js';
 

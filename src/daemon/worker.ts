@@ -11,9 +11,10 @@ import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { listenControl } from './control-server.js';
 import { SupervisorClient } from './ipc-client.js';
-import { controlSocketPath } from './paths.js';
+import { SupervisorRecords } from './supervisor-records.js';
+import { controlSocketPath, fuseMountsDir } from './paths.js';
 import type { ControlRequest, StatusResult } from './protocol.js';
-import type { WorkerArgs } from './supervisor.js';
+import type { WorkerArgs } from './worker-process.js';
 
 export async function runWorker(args: WorkerArgs): Promise<void> {
   const supervisor = new SupervisorClient();
@@ -25,7 +26,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   });
   const cache = await openCache(cacheOptions(args.cacheDir));
-  const manager = new MountManager(cache, supervisor, args.supervisorPid, args.features, args.runDir);
+  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir));
 
   const listed = await supervisor.request({ op: 'list' });
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);

@@ -3,25 +3,21 @@
  * unmaking one, re-attaching to the supervisor's live mounts after a restart, and their statistics.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
 import type { ResolvedImage } from '../resolve/types.js';
-import type { SupervisorClient } from '../daemon/ipc-client.js';
-import type {
-  KernelObject, MountMode, MountRecord, MountRequest, MountResult, MountStatus, StatusResult,
-} from '../daemon/protocol.js';
-import { fuseMountsDir } from '../daemon/paths.js';
-import { pidfdGetfd, pidfdOpen } from '../native/process.js';
+import { reattachDone, transportFor } from '../transport/index.js';
+import { failPoint } from '../transport/fail-point.js';
+import type { Features } from '../transport/kernel-features.js';
+import type { ActiveTransport, MountMode, Transport, TransportContext } from '../transport/types.js';
 import { MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
 import { logFor, log } from '../util/log.js';
-import { chooseMode, modeUsable, type Features } from './detect.js';
+import { UndoStack } from '../util/undo-stack.js';
 import { resolveImageRef } from './image-source.js';
-import { failPoint } from './fail-point.js';
-import type { KernelBroker } from './kernel-broker.js';
+import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, waitUsable } from './mountpoint.js';
-import { reattachDone, transportFor, type ActiveTransport, type Transport, type TransportContext } from './transports.js';
-import { UndoStack } from './undo-stack.js';
+import type { MountRecord, MountRecordKeeper, MountRequest, MountResult, MountStatus } from './types.js';
 
 interface ActiveMount {
   id: string;
@@ -42,52 +38,13 @@ export class MountManager {
   /** Mountpoints being mounted or unmounted right now: a second request for one is refused. */
   private readonly busy = new Set<string>();
 
+  /** `privateRoot`: where each mount's private directory (its FUSE mount) is made. */
   constructor(
     private readonly cache: CacheBackend,
-    private readonly supervisor: SupervisorClient,
-    private readonly supervisorPid: number,
+    private readonly records: MountRecordKeeper,
     private readonly features: Features,
-    private readonly runDir: string,
+    private readonly privateRoot: string,
   ) {}
-
-  private broker(id: string, undo: UndoStack): KernelBroker {
-    const sup = this.supervisor;
-    const supervisorPid = this.supervisorPid;
-    const unmake = (object: KernelObject): Promise<void> => sup.request({ op: 'unmake', id, object }).then(() => undefined);
-    return {
-      undo,
-      async openFuse(path, fsname, options) {
-        const { fd } = await sup.request({ op: 'openFuse', id, path, fsname, options });
-        undo.push(`FUSE mount at ${path}`, () => unmake({ kind: 'fuse', path, fd }));
-        return adopt(supervisorPid, fd);
-      },
-      adoptFd: (fd) => adopt(supervisorPid, fd),
-      async saveFuseParams(path, params) {
-        await sup.request({ op: 'fuseParams', id, path, params });
-      },
-      async attachLoop(file) {
-        const { device } = await sup.request({ op: 'attachLoop', id, file });
-        undo.push(`loop device ${device}`, () => unmake({ kind: 'loop', device }));
-        return device;
-      },
-      async swapLoop(device, file) {
-        await sup.request({ op: 'swapLoop', id, device, file });
-      },
-      async mount(source, target, fstype, flags, data) {
-        await sup.request({ op: 'mount', id, source, target, fstype, flags, data });
-        undo.push(`${fstype} mount at ${target}`, () => unmake({ kind: 'mount', target, fstype }));
-      },
-      async openCachefiles() {
-        const r = await sup.request({ op: 'openCachefiles', id });
-        return { ...r, fd: adopt(supervisorPid, r.fd) };
-      },
-      async mkdir(path) {
-        await sup.request({ op: 'mkdir', id, path });
-        undo.push(`directory ${path}`, () => unmake({ kind: 'dir', path }));
-      },
-      unmake,
-    };
-  }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
     if (requested === 'auto') {
@@ -147,21 +104,17 @@ export class MountManager {
     try {
       const { resolved, bootstrapPath, blobs } = await this.prepare(req.image, req, undo);
       const baseline = blobs.map((b) => b.stats());
-      await this.supervisor.request({
-        op: 'begin',
-        record: {
-          id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, createdAt: new Date().toISOString(),
-          resolve: { insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), manifestDigest: resolved.image.manifestDigest },
-        },
-        ...(req.creds ? { creds: req.creds } : {}),
-      });
+      await this.records.begin({
+        id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, createdAt: new Date().toISOString(),
+        resolve: { insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), manifestDigest: resolved.image.manifestDigest },
+      }, req.creds);
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
-      undo.push(`record of ${mountpoint}`, () => this.supervisor.request({ op: 'end', id }).then(() => undefined));
+      undo.push(`record of ${mountpoint}`, () => this.records.end(id));
       const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, req.prefetch);
       const active = await transport.mount(ctx);
       failPoint('before-usable');
       await waitUsable(mountpoint);
-      await this.supervisor.request({ op: 'mounted', id, manifestDigest: resolved.image.manifestDigest });
+      await this.records.mounted(id, resolved.image.manifestDigest);
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, baseline, transport: active, undo };
       this.mounts.set(mountpoint, m);
       if (req.prefetch) this.startPrefetch(m);
@@ -180,9 +133,9 @@ export class MountManager {
   private context(id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack, prefetch: boolean): TransportContext {
     return {
       id, mountpoint, image, bootstrapPath, blobs,
-      kernel: this.broker(id, undo),
+      kernel: this.records.broker(id, undo),
       features: this.features,
-      privateDir: join(fuseMountsDir(this.runDir), id),
+      privateDir: join(this.privateRoot, id),
       prefetch,
     };
   }
@@ -244,7 +197,7 @@ export class MountManager {
       const rlog = logFor({ mountpoint: r.mountpoint, image: r.image });
       if (r.state !== 'mounted') {
         rlog.warn('undoing a mount the previous worker left half-made');
-        await this.supervisor.request({ op: 'end', id: r.id }).catch((err: unknown) => rlog.error({ err: errorText(err) }, 'undo failed'));
+        await this.records.end(r.id).catch((err: unknown) => rlog.error({ err: errorText(err) }, 'undo failed'));
         continue;
       }
       const undo = new UndoStack();
@@ -253,9 +206,9 @@ export class MountManager {
         if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
         const { bootstrapPath, blobs } = await this.prepare(r.image, { insecure: r.resolve.insecure, ...(r.creds ? { creds: r.creds } : {}), ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}) }, undo);
         const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, r.prefetch);
-        const active = await transport.reattach(ctx, r);
+        const active = await transport.reattach(ctx, r.objects);
         // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).
-        undo.push(`record of ${r.mountpoint}`, () => this.supervisor.request({ op: 'end', id: r.id }).then(() => undefined));
+        undo.push(`record of ${r.mountpoint}`, () => this.records.end(r.id));
         const m: ActiveMount = { id: r.id, mountpoint: r.mountpoint, image: r.image, mode: r.mode, blobs, baseline: blobs.map(() => ZERO), transport: active, undo };
         this.mounts.set(r.mountpoint, m);
         if (r.prefetch) this.startPrefetch(m);
@@ -263,13 +216,13 @@ export class MountManager {
       } catch (err) {
         rlog.error({ err: errorText(err) }, 'cannot re-attach: tearing the mount down');
         await undo.unwind();
-        await this.supervisor.request({ op: 'end', id: r.id }).catch(() => undefined);
+        await this.records.end(r.id).catch(() => undefined);
       }
     }
     reattachDone();
   }
 
-  status(): Pick<StatusResult, 'mounts'> {
+  status(): { mounts: MountStatus[] } {
     const mounts: MountStatus[] = [];
     for (const m of this.mounts.values()) {
       const s = { bytesFetched: 0, requests: 0, hits: 0, misses: 0 };
@@ -313,15 +266,5 @@ export async function settleFetches(blobs: readonly CachedBlob[], image: string,
     }
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** This process's duplicate of the supervisor's fd `fd`. */
-function adopt(supervisorPid: number, fd: number): number {
-  const pidfd = pidfdOpen(supervisorPid);
-  try {
-    return pidfdGetfd(pidfd, fd);
-  } finally {
-    closeSync(pidfd);
   }
 }

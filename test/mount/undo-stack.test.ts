@@ -1,6 +1,6 @@
 /** The undo stack runs newest first, keeps going past a failing step, and reports the failures. */
 import { describe, expect, it } from 'vitest';
-import { UndoStack } from '../../src/mount/undo-stack.js';
+import { UndoStack } from '../../src/util/undo-stack.js';
 import { fromWire, toWire } from '../../src/daemon/wire-errors.js';
 import { MountError, NotFoundError } from '../../src/util/errors.js';
 

@@ -1,5 +1,6 @@
 import { defineCommand, out, outJson } from '../command.js';
-import { FEATURE_NAMES, detect } from '../../mount/detect.js';
+import { detect } from '../../mount/mode-choice.js';
+import { FEATURE_NAMES } from '../../transport/kernel-features.js';
 
 const LABELS: Record<(typeof FEATURE_NAMES)[number], string> = {
   cachefilesOndemand: 'cachefiles on-demand',

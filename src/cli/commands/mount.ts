@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { defineCommand, out } from '../command.js';
 import { resolveCacheDir } from '../../cache/dir.js';
 import { ensureDaemon, requestDaemon } from '../../daemon/client.js';
-import { MOUNT_MODES } from '../../daemon/protocol.js';
+import { MOUNT_MODE_REQUESTS } from '../../mount/types.js';
 import { checkMountpoint } from '../../mount/mountpoint.js';
 import { MountError } from '../../util/errors.js';
 
@@ -13,7 +13,7 @@ export const mountCommand = defineCommand({
     y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An existing, empty directory' })
       .option('image', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG], HOST[:PORT]/REPO[:TAG][@DIGEST], or a bootstrap file' })
-      .option('mode', { choices: MOUNT_MODES, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
+      .option('mode', { choices: MOUNT_MODE_REQUESTS, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
       .option('prefetch', { type: 'boolean', default: false, describe: 'Fetch every blob in the background after mounting' })
       .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
       .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to the registry' })

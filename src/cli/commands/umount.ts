@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineCommand, out } from '../command.js';
 import { DaemonNotRunning, requestDaemon } from '../../daemon/client.js';
-import { cleanupFromRecord } from '../../mount/cleanup.js';
+import { cleanupFromRecord } from '../../daemon/record-cleanup.js';
 import { MountError } from '../../util/errors.js';
 
 export const umountCommand = defineCommand({

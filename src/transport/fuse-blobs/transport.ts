@@ -3,7 +3,7 @@
  * supervisor owns (this worker serves a pidfd_getfd duplicate) showing src/transport/fuse-blobs'
  * filesystem (`bootstrap` and one file per blob), erofs mounted read-only on top by the supervisor.
  *
- * Arrangement (after src/transport/fuse-blobs/erofs-mount.ts, measured there on 6.18): file-backed
+ * Arrangement (measured on 6.18): file-backed
  * erofs; with passthrough negotiated the primary is the local bootstrap file (erofs refuses a primary
  * on a stacked fs) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
  * time. Blobs with holes are opened FOPEN_DIRECT_IO: with a page cache of their own, the kernel's
@@ -19,17 +19,17 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { FuseSession } from '../fuse/session.js';
-import { mountDevice, setReadAhead } from '../fuse/mount.js';
-import type { FuseConnectionParams } from '../fuse/types.js';
-import { MS_NODEV, MS_RDONLY } from '../native/libc.js';
-import { MountError, errorText } from '../util/errors.js';
-import { log } from '../util/log.js';
-import type { MountRecord } from '../daemon/protocol.js';
-import { failPoint } from './fail-point.js';
-import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from '../transport/fuse-blobs/index.js';
-import { erofsReadAheadFor, withErofsReadAhead } from '../transport/fuse-blobs/erofs-mount.js';
-import type { ActiveTransport, Transport, TransportContext } from './transports.js';
+import { FuseSession } from '../../fuse/session.js';
+import { mountDevice, setReadAhead } from '../../fuse/mount.js';
+import type { FuseConnectionParams } from '../../fuse/types.js';
+import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
+import { MountError, errorText } from '../../util/errors.js';
+import { log } from '../../util/log.js';
+import { failPoint } from '../fail-point.js';
+import type { KernelObject } from '../kernel-broker.js';
+import type { ActiveTransport, Transport, TransportContext } from '../types.js';
+import { erofsReadAheadFor, withErofsReadAhead } from './erofs-mount.js';
+import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from './filesystem.js';
 
 const INIT_TIMEOUT_MS = 10_000;
 const FUSE_NOTIFY_RESEND = 7;
@@ -128,9 +128,9 @@ export const fuseBlobsTransport: Transport = {
     return served;
   },
 
-  async reattach(ctx: TransportContext, record: MountRecord): Promise<ActiveTransport> {
-    const fuse = record.objects.find((o) => o.kind === 'fuse');
-    if (!fuse || fuse.kind !== 'fuse' || !isParams(fuse.params)) throw new MountError(`no live FUSE connection recorded for ${record.mountpoint}`);
+  async reattach(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveTransport> {
+    const fuse = objects.find((o) => o.kind === 'fuse');
+    if (!fuse || fuse.kind !== 'fuse' || !isParams(fuse.params)) throw new MountError(`no live FUSE connection recorded for ${ctx.mountpoint}`, { mountpoint: ctx.mountpoint });
     const passthrough = fuse.params.passthrough;
     const fs = new FuseBlobsFilesystem({ bootstrapPath: ctx.bootstrapPath, blobs: ctx.blobs, passthrough, image: ctx.image });
     const slot = holder(ctx);
@@ -138,7 +138,7 @@ export const fuseBlobsTransport: Transport = {
     const session = FuseSession.fromFd(fd, fs, fuse.params, { name: fuse.path, passthrough });
     const served = new ServedBlobs(ctx, session, fs, fd);
     // Loops were made bootstrap first, then one per blob (see mountErofs).
-    served.blobLoops = record.objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : [])).slice(1);
+    served.blobLoops = objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : [])).slice(1);
     slot.set(served);
     // Requests the dead worker had read but not answered sit in the kernel's processing queue:
     // FUSE_NOTIFY_RESEND (kernel >= 6.9) puts them back on the pending queue for us.
@@ -148,7 +148,7 @@ export const fuseBlobsTransport: Transport = {
       hdr.writeInt32LE(FUSE_NOTIFY_RESEND, 4);
       writeSync(fd, hdr);
     } catch (err) {
-      log.warn({ mountpoint: record.mountpoint, err: errorText(err) }, 'FUSE_NOTIFY_RESEND failed: requests read by the dead worker stay unanswered');
+      log.warn({ mountpoint: ctx.mountpoint, err: errorText(err) }, 'FUSE_NOTIFY_RESEND failed: requests read by the dead worker stay unanswered');
     }
     return served;
   },

@@ -1,31 +1,32 @@
 /**
- * What this kernel supports, probed for real where that is cheap and safe, and which mount mode
- * `auto` picks: fscache > fanotify > fuse-blobs > fuse-tree, skipping modes not implemented yet.
+ * What this kernel supports, probed for real where that is cheap and safe: the one place ondemand
+ * asks the kernel what it can do (mount/mode-choice.ts decides from the answers).
+ *
+ * cachefiles on-demand is two independent probes, both side-effect free for the system:
+ *  1. erofs side: fsopen("erofs") + fsconfig(fsid=probe). Without CONFIG_EROFS_FS_ONDEMAND the kernel
+ *     accepts the option but logs "fsid option not supported" into the fs_context log; EINVAL means a
+ *     kernel older than 5.19.
+ *  2. cachefiles side: open /dev/cachefiles, `dir <scratch>`, `bind ondemand`. EINVAL is the kernel
+ *     refusing the "ondemand" argument (no CONFIG_CACHEFILES_ONDEMAND). Any other outcome means the
+ *     argument was accepted: success, or EOPNOTSUPP when the scratch dir's fs cannot hold a cache (tmpfs).
+ *     Closing the fd tears the probe cache down again. EBUSY means another daemon owns the device.
  */
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { constants as osConstants, release } from 'node:os';
+import { constants as osConstants, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, koffi, mount, umount2 } from '../native/libc.js';
 import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark } from '../native/fanotify.js';
-import { errorText } from '../util/errors.js';
-import type { MountMode } from '../daemon/protocol.js';
-import { implementedModes } from './transports.js';
-import { detectCachefilesOndemand } from '../transport/fscache/detect.js';
+import {
+  FSCONFIG_SET_STRING, FSOPEN_CLOEXEC, SYS_fsconfig, SYS_fsopen, lastErrno, syscallFsconfig, syscallFsopen,
+} from '../native/cachefiles.js';
+import { errorText, systemCode } from '../util/errors.js';
+import { CACHEFILES_DEVICE, deviceCommand, openDevice } from './fscache/device.js';
 
 export interface Feature { supported: boolean; reason: string }
 export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 export type Features = Record<FeatureName, Feature>;
-
-export interface DetectReport {
-  features: Features;
-  /** The mode `--mode auto` picks, or null when nothing can work. */
-  mode: MountMode | null;
-  reason: string;
-  /** Why each better mode was passed over, best first. */
-  skipped: string[];
-}
 
 const isRoot = process.getuid?.() === 0;
 const errnoName = (e: number): string => Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
@@ -186,49 +187,87 @@ export function probeFeatures(): Features {
   };
 }
 
-/** Whether `mode` can work with these features, and why not. */
-export function modeUsable(mode: MountMode, f: Features): { ok: boolean; reason: string } {
-  const implemented = implementedModes().includes(mode);
-  const need = (ok: boolean, reason: string): { ok: boolean; reason: string } => ({ ok, reason });
-  let kernel: { ok: boolean; reason: string };
-  switch (mode) {
-    case 'fscache':
-      kernel = !f.erofs.supported ? need(false, 'no erofs')
-        : !f.cachefilesOndemand.supported ? need(false, `no cachefiles on-demand mode: ${f.cachefilesOndemand.reason}`)
-          : need(true, 'cachefiles on-demand mode and erofs are available (cache hits never leave the kernel)');
-      break;
-    case 'fanotify':
-      kernel = !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
-        : !f.fanotifyPreContent.supported ? need(false, `no fanotify pre-content events: ${f.fanotifyPreContent.reason}`)
-          : need(true, 'fanotify pre-content events and erofs file-backed mounts are available');
-      break;
-    case 'fuse-blobs':
-      kernel = !f.fuse.supported ? need(false, 'no FUSE')
-        : !f.erofs.supported ? need(false, 'no erofs')
-          : !f.erofsFileBacked.supported && !f.loop.supported ? need(false, 'erofs can neither mount files nor loop devices')
-            : need(true, `FUSE and erofs are available (erofs over ${f.erofsFileBacked.supported ? 'FUSE files' : 'loop devices'}${f.fusePassthrough.supported ? ', passthrough for complete blobs' : ''})`);
-      break;
-    case 'fuse-tree':
-      kernel = f.fuse.supported ? need(true, 'FUSE is available') : need(false, 'no FUSE');
-      break;
+export function detectCachefilesOndemand(opts: { scratchParent?: string } = {}): Feature {
+  let filesystems = '';
+  try {
+    filesystems = readFileSync('/proc/filesystems', 'utf8');
+  } catch {
+    // no /proc: the probes below still tell
   }
-  if (kernel.ok && !implemented) return { ok: false, reason: `the kernel supports it, but ondemand does not implement the ${mode} transport yet` };
-  return kernel;
+  if (filesystems !== '' && !/\serofs$/m.test(filesystems)) {
+    return { supported: false, reason: 'erofs is not in /proc/filesystems (no CONFIG_EROFS_FS or module not loaded)' };
+  }
+  const erofs = probeErofsFsid();
+  if (!erofs.supported) return erofs;
+  const cf = probeCachefilesBind(opts.scratchParent ?? tmpdir());
+  if (!cf.supported) return cf;
+  return { supported: true, reason: `${erofs.reason}; ${cf.reason}` };
 }
 
-export const MODE_PREFERENCE: readonly MountMode[] = ['fscache', 'fanotify', 'fuse-blobs', 'fuse-tree'];
-
-export function chooseMode(features: Features): { mode: MountMode | null; reason: string; skipped: string[] } {
-  const skipped: string[] = [];
-  for (const mode of MODE_PREFERENCE) {
-    const u = modeUsable(mode, features);
-    if (u.ok) return { mode, reason: skipped.length ? `${u.reason}; passed over: ${skipped.join('; ')}` : u.reason, skipped };
-    skipped.push(`${mode}: ${u.reason}`);
+/** fsopen/fsconfig probe of erofs's fsid option. */
+export function probeErofsFsid(): Feature {
+  const fd = syscallFsopen(SYS_fsopen, 'erofs', FSOPEN_CLOEXEC);
+  if (fd < 0) {
+    const e = lastErrno();
+    if (e === 19) return { supported: false, reason: 'fsopen("erofs") failed with ENODEV: no erofs in this kernel' };
+    if (e === 1) return { supported: false, reason: 'fsopen needs CAP_SYS_ADMIN (run as root)' };
+    return { supported: false, reason: `fsopen("erofs") failed: errno ${e}` };
   }
-  return { mode: null, reason: `no mode can work here: ${skipped.join('; ')}`, skipped };
+  try {
+    const rc = syscallFsconfig(SYS_fsconfig, fd, FSCONFIG_SET_STRING, 'fsid', 'ondemand-probe', 0);
+    if (rc < 0) {
+      const e = lastErrno();
+      return { supported: false, reason: e === 22 ? 'erofs does not know fsid= (kernel older than 5.19)' : `fsconfig(fsid) failed: errno ${e}` };
+    }
+    const log = readFsContextLog(fd);
+    if (/fsid option not supported/.test(log)) {
+      return { supported: false, reason: 'erofs says "fsid option not supported": kernel built without CONFIG_EROFS_FS_ONDEMAND' };
+    }
+    return { supported: true, reason: 'erofs accepts fsid= (EROFS_FS_ONDEMAND)' };
+  } finally {
+    closeSync(fd);
+  }
 }
 
-export function detect(): DetectReport {
-  const features = probeFeatures();
-  return { features, ...chooseMode(features) };
+function readFsContextLog(fd: number): string {
+  const buf = Buffer.alloc(1024);
+  const lines: string[] = [];
+  for (let i = 0; i < 16; i++) {
+    let n = 0;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch {
+      break; // ENODATA: log empty
+    }
+    if (n <= 0) break;
+    lines.push(buf.toString('utf8', 0, n));
+  }
+  return lines.join('\n');
+}
+
+/** `bind ondemand` probe on a scratch dir. */
+export function probeCachefilesBind(scratchParent: string): Feature {
+  let fd: number;
+  try {
+    fd = openDevice(CACHEFILES_DEVICE);
+  } catch (err) {
+    return { supported: false, reason: errorText(err) };
+  }
+  const dir = mkdtempSync(join(scratchParent, 'ondemand-detect-'));
+  try {
+    deviceCommand(fd, `dir ${dir}`);
+    try {
+      deviceCommand(fd, 'bind ondemand');
+      return { supported: true, reason: 'cachefiles accepts "bind ondemand" (CACHEFILES_ONDEMAND)' };
+    } catch (err) {
+      const code = systemCode(err);
+      if (code === 'EINVAL') return { supported: false, reason: 'cachefiles refuses "bind ondemand" with EINVAL: kernel built without CONFIG_CACHEFILES_ONDEMAND' };
+      return { supported: true, reason: `cachefiles accepts the "ondemand" bind argument (the scratch bind itself failed with ${String(code)}, as on tmpfs)` };
+    }
+  } catch (err) {
+    return { supported: false, reason: `cachefiles probe failed: ${errorText(err)}` };
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

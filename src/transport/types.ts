@@ -1,13 +1,14 @@
 /**
- * The seam between orchestration and the transports: what a transport gets to mount an image, what
- * it gives back, and which transports exist. Orchestration never knows how a transport talks to the kernel.
+ * The seam between orchestration and the transports: what a transport gets to mount an image and what
+ * it gives back. Orchestration never knows how a transport talks to the kernel.
  */
 import type { CachedBlob } from '../cache/types.js';
-import type { MountMode, MountRecord } from '../daemon/protocol.js';
-import type { Features } from './detect.js';
-import type { KernelBroker } from './kernel-broker.js';
-import { fuseBlobsTransport } from './transport-fuse-blobs.js';
-import { fscacheTransport } from './transport-fscache.js';
+import type { Features } from './kernel-features.js';
+import type { KernelBroker, KernelObject } from './kernel-broker.js';
+
+/** The ways an image can be served; `auto` (a request, not a mode) picks one of them. */
+export const MOUNT_MODES = ['fscache', 'fanotify', 'fuse-blobs', 'fuse-tree'] as const;
+export type MountMode = (typeof MOUNT_MODES)[number];
 
 export interface TransportContext {
   /** Mount id: unique per mount, used for private paths (FUSE dir, fsid). */
@@ -20,7 +21,7 @@ export interface TransportContext {
   blobs: CachedBlob[];
   kernel: KernelBroker;
   features: Features;
-  /** Directory under the run dir for this mount's private FUSE mount. */
+  /** Directory for this mount's private FUSE mount (made by the transport through `kernel`). */
   privateDir: string;
   /** The mount will prefetch every blob (a transport may prepare to hand complete blobs to the kernel). */
   prefetch: boolean;
@@ -44,23 +45,8 @@ export interface Transport {
   readonly mode: MountMode;
   /** Makes the mount at ctx.mountpoint; every kernel object goes through ctx.kernel (undo steps included). */
   mount(ctx: TransportContext): Promise<ActiveTransport>;
-  /** Serves an existing mount again after a worker restart, from the supervisor's record. */
-  reattach?(ctx: TransportContext, record: MountRecord): Promise<ActiveTransport>;
+  /** Serves an existing mount again after a worker restart, from the kernel objects recorded for it. */
+  reattach?(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveTransport>;
   /** Every recorded mount has been re-attached (or torn down): start serving what reattach held back. */
   reattachDone?(): void;
-}
-
-const transports: Transport[] = [fscacheTransport, fuseBlobsTransport].filter((t): t is Transport => t !== null);
-
-export function transportFor(mode: MountMode): Transport | undefined {
-  return transports.find((t) => t.mode === mode);
-}
-
-/** Tells every transport that re-attaching after a worker restart is over. */
-export function reattachDone(): void {
-  for (const t of transports) t.reattachDone?.();
-}
-
-export function implementedModes(): MountMode[] {
-  return transports.map((t) => t.mode);
 }

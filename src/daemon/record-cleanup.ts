@@ -4,12 +4,12 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { livePid } from '../daemon/client.js';
-import { recordFilePath, runDir } from '../daemon/paths.js';
-import { dropRecord, readRecordFile } from '../daemon/records.js';
-import type { MountRecord } from '../daemon/protocol.js';
+import { livePid } from './client.js';
+import { recordFilePath, runDir } from './paths.js';
+import { dropRecord, readRecordFile } from './records.js';
+import type { MountRecord } from '../mount/types.js';
 import { MountError, errorText } from '../util/errors.js';
-import { describeObject, unmakeObject } from './kernel-objects.js';
+import { describeObject, unmakeObject } from '../transport/kernel-objects.js';
 
 function canonical(path: string): string {
   try {

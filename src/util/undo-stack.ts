@@ -2,8 +2,8 @@
  * Undo steps for a half-made mount: each step that makes something pushes how to unmake it;
  * a failure (or umount) runs them newest first. A failing step is logged and the rest still run.
  */
-import { log } from '../util/log.js';
-import { errorText } from '../util/errors.js';
+import { log } from './log.js';
+import { errorText } from './errors.js';
 
 export interface UndoStep {
   what: string;

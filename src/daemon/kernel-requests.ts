@@ -1,0 +1,160 @@
+/**
+ * The supervisor's half of the worker's requests: it keeps every mount's record (and the record file)
+ * and makes, holds and unmakes the mount's kernel objects with transport/kernel-objects.ts. What it
+ * holds survives the worker: a restarted worker gets the records back with `list`.
+ */
+import type { MountRecord } from '../mount/types.js';
+import type { KernelObject } from '../transport/kernel-broker.js';
+import {
+  attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, openFuseMount, releaseObject, sameObject, swapLoop, unmakeObject,
+} from '../transport/kernel-objects.js';
+import { MountError, errorText } from '../util/errors.js';
+import { log } from '../util/log.js';
+import type { SupervisorRequest, SupervisorResults } from './protocol.js';
+import { readRecordFile, writeRecordFile } from './records.js';
+
+/** Requests about kernel objects and records; the lifecycle ones (ready, shutdown) are the supervisor's. */
+export type KernelRequest = Exclude<SupervisorRequest, { op: 'ready' } | { op: 'shutdown' } | { op: 'list' }>;
+
+export class KernelRequests {
+  private readonly records = new Map<string, MountRecord>();
+  /** Registry credentials per mount: memory only, handed to a restarted worker over IPC. */
+  private readonly secrets = new Map<string, string>();
+  /** /dev/cachefiles, bound on the first fscache mount; outlives worker crashes (restore). */
+  private cachefiles: { fd: number; restoreSupported: boolean } | null = null;
+
+  constructor(private readonly recordFile: string, private readonly cacheDir: string) {}
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo them. */
+  async undoStale(): Promise<void> {
+    const stale = readRecordFile(this.recordFile);
+    for (const m of stale?.mounts ?? []) {
+      log.warn({ mountpoint: m.mountpoint, image: m.image }, 'undoing a mount left by a daemon that died');
+      for (const o of [...m.objects].reverse()) {
+        await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));
+      }
+    }
+  }
+
+  persist(): void {
+    writeRecordFile(this.recordFile, { supervisorPid: process.pid, cacheDir: this.cacheDir, mounts: [...this.records.values()] });
+  }
+
+  private record(id: string): MountRecord {
+    const r = this.records.get(id);
+    if (!r) throw new MountError(`no mount record ${id}`);
+    return r;
+  }
+
+  private add(id: string, object: KernelObject): void {
+    this.record(id).objects.push(object);
+    this.persist();
+  }
+
+  async handle<K extends KernelRequest['op']>(req: KernelRequest & { op: K }): Promise<SupervisorResults[K]>;
+  async handle(req: KernelRequest): Promise<SupervisorResults[keyof SupervisorResults]> {
+    switch (req.op) {
+      case 'begin':
+        this.records.set(req.record.id, { ...req.record, state: 'mounting', objects: [] });
+        if (req.creds) this.secrets.set(req.record.id, req.creds);
+        this.persist();
+        return null;
+      case 'openFuse': {
+        this.record(req.id);
+        const fd = await openFuseMount(req.path, req.fsname, req.options);
+        this.add(req.id, { kind: 'fuse', path: req.path, fd });
+        return { fd, supervisorPid: process.pid };
+      }
+      case 'fuseParams': {
+        const o = this.record(req.id).objects.find((x) => x.kind === 'fuse' && x.path === req.path);
+        if (o?.kind === 'fuse') o.params = req.params;
+        this.persist();
+        return null;
+      }
+      case 'attachLoop': {
+        this.record(req.id);
+        const device = await attachLoop(req.file);
+        this.add(req.id, { kind: 'loop', device });
+        return { device };
+      }
+      case 'swapLoop':
+        this.record(req.id);
+        swapLoop(req.device, req.file);
+        return null;
+      case 'mount':
+        this.record(req.id);
+        await mountFilesystem(req.source, req.target, req.fstype, req.flags, req.data);
+        this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype });
+        return null;
+      case 'mkdir': {
+        this.record(req.id);
+        const made = await makeDir(req.path);
+        if (made) this.add(req.id, { kind: 'dir', path: req.path });
+        return { made };
+      }
+      case 'openCachefiles':
+        this.record(req.id);
+        if (this.cachefiles) return { ...this.cachefiles, fresh: false };
+        this.cachefiles = bindCachefiles(this.cacheDir);
+        return { ...this.cachefiles, fresh: true };
+      case 'unmake':
+        await this.unmake(this.record(req.id), req.object);
+        return null;
+      case 'mounted': {
+        const r = this.record(req.id);
+        r.state = 'mounted';
+        if (req.manifestDigest) r.resolve.manifestDigest = req.manifestDigest;
+        this.persist();
+        return null;
+      }
+      case 'end':
+        await this.end(req.id);
+        return null;
+    }
+  }
+
+  /** Every mount, with its credentials, for a restarted worker. */
+  list(): Omit<SupervisorResults['list'], 'restarts'> {
+    return {
+      mounts: [...this.records.values()].map((r) => ({ ...r, ...(this.secrets.has(r.id) ? { creds: this.secrets.get(r.id) } : {}) })),
+      cacheDir: this.cacheDir,
+    };
+  }
+
+  /** Undoes every object of mount `id` that is left, newest first, then forgets the mount. */
+  private async end(id: string): Promise<void> {
+    const r = this.records.get(id);
+    if (!r) return;
+    const failures: string[] = [];
+    for (const o of [...r.objects].reverse()) {
+      await this.unmake(r, o).catch((err: unknown) => failures.push(`${describeObject(o)}: ${errorText(err)}`));
+    }
+    if (failures.length > 0) {
+      throw new MountError(`could not undo everything for ${r.mountpoint}: ${failures.join('; ')}`, { mountpoint: r.mountpoint });
+    }
+    this.records.delete(id);
+    this.secrets.delete(id);
+    this.persist();
+  }
+
+  private async unmake(r: MountRecord, object: KernelObject): Promise<void> {
+    const index = r.objects.findIndex((o) => sameObject(o, object));
+    if (index < 0) return;
+    await releaseObject(r.objects[index]!);
+    r.objects.splice(index, 1);
+    this.persist();
+  }
+
+  /** At shutdown, after the worker is gone: undo whatever is left, best effort. */
+  async undoAll(): Promise<void> {
+    for (const r of [...this.records.values()]) {
+      for (const o of [...r.objects].reverse()) await this.unmake(r, o).catch(() => undefined);
+      this.records.delete(r.id);
+    }
+    this.persist();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The worker as a child process of the supervisor: started with its arguments, restarted whenever it
+ * dies (with a growing delay when it dies right after starting, never given up on: giving up would
+ * leave every kernel connection with nobody answering), stopped at shutdown.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Features } from '../transport/kernel-features.js';
+import { log } from '../util/log.js';
+import type { IpcFromSupervisor, IpcToSupervisor } from './protocol.js';
+
+/** Arguments the worker gets (as JSON in argv[2]). */
+export interface WorkerArgs {
+  cacheDir: string;
+  restarts: number;
+  supervisorPid: number;
+  runDir: string;
+  /** Probed once by the supervisor: a restarted worker must come back fast (reads wait for it). */
+  features: Features;
+}
+
+const RESTART_DELAY_MS = 200;
+const MAX_RESTART_DELAY_MS = 5_000;
+const STOP_GRACE_MS = 20_000;
+
+export interface WorkerEvents {
+  /** A request from the (current) worker; the answer goes back to it. */
+  request(msg: IpcToSupervisor): Promise<IpcFromSupervisor>;
+  /** The worker died. Return false to not restart it (the daemon gives up). */
+  died(code: number | null, signal: NodeJS.Signals | null, restarts: number): boolean;
+}
+
+export class WorkerProcess {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private lastStart = 0;
+  restarts = 0;
+
+  constructor(private readonly args: Omit<WorkerArgs, 'restarts'>, private readonly events: WorkerEvents) {}
+
+  start(): void {
+    const entry = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+    const args: WorkerArgs = { ...this.args, restarts: this.restarts };
+    this.lastStart = Date.now();
+    const child = fork(entry, [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    this.child = child;
+    log.info({ workerPid: child.pid, restarts: this.restarts }, 'worker started');
+    child.on('message', (msg: IpcToSupervisor) => {
+      void this.events.request(msg).then((reply) => { if (child.connected) child.send(reply); });
+    });
+    child.on('exit', (code, signal) => {
+      if (this.child === child) this.child = null;
+      if (this.stopping) return;
+      if (!this.events.died(code, signal, this.restarts)) return;
+      this.restarts += 1;
+      const quick = Date.now() - this.lastStart < 2_000;
+      const delay = quick ? Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** Math.min(this.restarts, 5)) : 0;
+      log.warn({ code, signal, restarts: this.restarts, delay }, 'worker died; restarting it');
+      setTimeout(() => this.start(), delay);
+    });
+  }
+
+  /** SIGTERM (the worker unmounts everything), SIGKILL if it takes too long; resolves once it exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const w = this.child;
+    if (!w || w.exitCode !== null) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.kill('SIGTERM');
+    const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,62 @@
+/** What a mount is: the request that makes one, what it reports, and the record of what it made. */
+import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
+import type { UndoStack } from '../util/undo-stack.js';
+import type { MountMode } from '../transport/types.js';
+
+export const MOUNT_MODE_REQUESTS = ['auto', 'fscache', 'fuse-blobs', 'fuse-tree', 'fanotify'] as const;
+export type MountModeRequest = (typeof MOUNT_MODE_REQUESTS)[number];
+
+export interface MountRequest {
+  op: 'mount';
+  image: string;
+  mountpoint: string;
+  mode: MountModeRequest;
+  prefetch: boolean;
+  insecure: boolean;
+  /** USER:PASS; kept in the worker's memory only, never written to the record file. */
+  creds?: string;
+  /** Blob files for a plain bootstrap path, in device-table order. */
+  blobs?: string[];
+}
+export interface MountResult { mountpoint: string; image: string; mode: MountMode; reason: string }
+export interface MountStatus {
+  mountpoint: string;
+  image: string;
+  mode: MountMode;
+  /** Network bytes fetched for this mount's blobs since it was made. */
+  bytesFetched: number;
+  requests: number;
+  hits: number;
+  misses: number;
+  passthroughOpens?: number;
+  /** Blobs whose loop device now reads the complete cache file directly (no userspace on reads). */
+  blobsDirect?: number;
+  prefetch?: 'running' | 'done' | 'failed';
+}
+export interface MountRecord {
+  id: string;
+  mountpoint: string;
+  image: string;
+  mode: MountMode;
+  state: 'mounting' | 'mounted';
+  /** How to resolve the image again after a worker restart (no secrets). */
+  resolve: { insecure: boolean; blobs?: string[]; manifestDigest?: string };
+  prefetch: boolean;
+  createdAt: string;
+  objects: KernelObject[];
+}
+
+
+/**
+ * Who keeps each mount's record and makes its kernel objects (the daemon's supervisor), so that a
+ * worker that dies leaves nothing behind that cannot be served again or undone.
+ */
+export interface MountRecordKeeper {
+  begin(record: Omit<MountRecord, 'objects' | 'state'>, creds?: string): Promise<void>;
+  /** Every object is made and the mount is usable. */
+  mounted(id: string, manifestDigest?: string): Promise<void>;
+  /** Undoes every object of the mount that is left, then forgets it. */
+  end(id: string): Promise<void>;
+  /** The broker that makes mount `id`'s kernel objects, each recorded under it. */
+  broker(id: string, undo: UndoStack): KernelBroker;
+}

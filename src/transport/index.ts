@@ -1,0 +1,19 @@
+/** The transports ondemand implements: the one list orchestration picks from. */
+import { fscacheTransport } from './fscache/transport.js';
+import { fuseBlobsTransport } from './fuse-blobs/transport.js';
+import type { MountMode, Transport } from './types.js';
+
+const transports: readonly Transport[] = [fscacheTransport, fuseBlobsTransport];
+
+export function transportFor(mode: MountMode): Transport | undefined {
+  return transports.find((t) => t.mode === mode);
+}
+
+/** Tells every transport that re-attaching after a worker restart is over. */
+export function reattachDone(): void {
+  for (const t of transports) t.reattachDone?.();
+}
+
+export function implementedModes(): MountMode[] {
+  return transports.map((t) => t.mode);
+}

@@ -1,0 +1,92 @@
+/**
+ * The one way a transport makes kernel objects. In the daemon every object is made by the supervisor
+ * (which owns the fds and the record file, so a worker crash loses nothing); tests, benchmarks and the
+ * compat guest use the in-process broker. Both make objects with the functions of kernel-objects.ts.
+ */
+import type { UndoStack } from '../util/undo-stack.js';
+
+/** One kernel object a mount made. Undone in reverse order of creation. */
+export type KernelObject =
+  /** A private FUSE mount; `fd` is the owner's /dev/fuse fd; `params` what INIT negotiated. */
+  | { kind: 'fuse'; path: string; fd: number; params?: unknown }
+  | { kind: 'loop'; device: string }
+  | { kind: 'mount'; target: string; fstype: string }
+  /** A directory the mount created (the FUSE mount's directory). */
+  | { kind: 'dir'; path: string };
+
+export interface CachefilesDevice {
+  /** This process's fd of /dev/cachefiles, bound in on-demand mode. */
+  fd: number;
+  restoreSupported: boolean;
+  /** Bound by this request (false: a previous worker served it; adopt with restore). */
+  fresh: boolean;
+}
+
+export interface KernelBroker {
+  /** Opens /dev/fuse and mounts it at `path`; returns this process's fd of the connection. */
+  openFuse(path: string, fsname: string, options: string): Promise<number>;
+  /** This process's duplicate of a /dev/fuse fd the broker's owner already holds (worker restart). */
+  adoptFd(ownerFd: number): number;
+  /** Saves what INIT negotiated, so a restarted worker can resume the connection without INIT. */
+  saveFuseParams(path: string, params: unknown): Promise<void>;
+  attachLoop(file: string): Promise<string>;
+  /** Points a read-only loop device at another file of the same size (a complete blob's cache file). */
+  swapLoop(device: string, file: string): Promise<void>;
+  /** mount(2) off the caller's thread (the kernel may read through our own FUSE meanwhile). */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  /** /dev/cachefiles bound `ondemand`, one per host, held by the broker's owner for its lifetime. */
+  openCachefiles(): Promise<CachefilesDevice>;
+  unmake(object: KernelObject): Promise<void>;
+  readonly undo: UndoStack;
+}
+
+/**
+ * Whoever holds the kernel objects: the daemon's supervisor (over IPC, for its worker) or this process
+ * (tests, benchmarks, the compat guest). `openFuse` and `openCachefiles` return the owner's fds.
+ */
+export interface KernelObjectOwner {
+  openFuse(path: string, fsname: string, options: string): Promise<number>;
+  adoptFd(ownerFd: number): number;
+  saveFuseParams(path: string, params: unknown): Promise<void>;
+  attachLoop(file: string): Promise<string>;
+  swapLoop(device: string, file: string): Promise<void>;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  /** True when the directory was made (so it is the mount's to remove). */
+  mkdir(path: string): Promise<boolean>;
+  openCachefiles(): Promise<CachefilesDevice>;
+  unmake(object: KernelObject): Promise<void>;
+}
+
+/** A broker over `owner` that pushes the undo step of every object it makes onto `undo`. */
+export function brokerOver(owner: KernelObjectOwner, undo: UndoStack): KernelBroker {
+  const unmake = (object: KernelObject): Promise<void> => owner.unmake(object);
+  return {
+    undo,
+    async openFuse(path, fsname, options) {
+      const fd = await owner.openFuse(path, fsname, options);
+      undo.push(`FUSE mount at ${path}`, () => unmake({ kind: 'fuse', path, fd }));
+      return owner.adoptFd(fd);
+    },
+    adoptFd: (fd) => owner.adoptFd(fd),
+    saveFuseParams: (path, params) => owner.saveFuseParams(path, params),
+    async attachLoop(file) {
+      const device = await owner.attachLoop(file);
+      undo.push(`loop device ${device}`, () => unmake({ kind: 'loop', device }));
+      return device;
+    },
+    swapLoop: (device, file) => owner.swapLoop(device, file),
+    async mount(source, target, fstype, flags, data) {
+      await owner.mount(source, target, fstype, flags, data);
+      undo.push(`${fstype} mount at ${target}`, () => unmake({ kind: 'mount', target, fstype }));
+    },
+    async mkdir(path) {
+      if (await owner.mkdir(path)) undo.push(`directory ${path}`, () => unmake({ kind: 'dir', path }));
+    },
+    async openCachefiles() {
+      const device = await owner.openCachefiles();
+      return { ...device, fd: owner.adoptFd(device.fd) };
+    },
+    unmake,
+  };
+}

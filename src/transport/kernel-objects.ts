@@ -1,0 +1,152 @@
+/**
+ * Making and unmaking the kernel objects a mount consists of (FUSE mounts, loop devices, mounts,
+ * directories, the cachefiles device). The only code that does: the daemon's supervisor calls it for
+ * its worker, the in-process broker for tests, benchmarks and the compat guest, and the CLI to clean
+ * up after a daemon that is gone.
+ */
+import { execFile } from 'node:child_process';
+import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { mkdir, rmdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../native/libc.js';
+import { loopChangeFd } from '../native/loop.js';
+import { mountAsync, umountAsync } from '../native/mount-async.js';
+import { MountError, errorText, systemCode } from '../util/errors.js';
+import { bindOndemand, openDevice } from './fscache/device.js';
+import type { KernelObject } from './kernel-broker.js';
+
+const run = promisify(execFile);
+
+/** A read-only loop device over `file` (util-linux uses LOOP_CONFIGURE); returns /dev/loopN. */
+export async function attachLoop(file: string): Promise<string> {
+  try {
+    const { stdout } = await run('losetup', ['--find', '--show', '--read-only', file]);
+    return stdout.trim();
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    throw new MountError(`cannot attach a loop device to ${file}: ${stderr ?? String(err)}`, { path: file }, { cause: err });
+  }
+}
+
+/** Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). */
+export async function openFuseMount(path: string, fsname: string, options: string): Promise<number> {
+  const fd = openSync('/dev/fuse', constants.O_RDWR);
+  try {
+    const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0${options ? ',' + options : ''}`;
+    await mountAsync(fsname, path, `fuse.${fsname}`, MS_RDONLY | MS_NOSUID | MS_NODEV, data);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw new MountError(`cannot mount FUSE at ${path}: ${systemCode(err) ?? errorText(err)}`, { path }, { cause: err });
+  }
+}
+
+/** Switches a read-only loop device to `file` (same size): reads no longer go through what it had. */
+export function swapLoop(device: string, file: string): void {
+  const loopFd = openSync(device, constants.O_RDONLY);
+  try {
+    const fileFd = openSync(file, constants.O_RDONLY);
+    try {
+      loopChangeFd(loopFd, fileFd, device);
+    } finally {
+      closeSync(fileFd);
+    }
+  } finally {
+    closeSync(loopFd);
+  }
+}
+
+/** mount(2) on the thread pool, with the mount named in the error. */
+export async function mountFilesystem(source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
+  try {
+    await mountAsync(source, target, fstype, flags, data);
+  } catch (err) {
+    throw new MountError(`mount -t ${fstype} at ${target} failed: ${systemCode(err) ?? errorText(err)}`, { mountpoint: target }, { cause: err });
+  }
+}
+
+/** Makes `path` (and parents); true when it did not exist before (so it is ours to remove). */
+export async function makeDir(path: string): Promise<boolean> {
+  return (await mkdir(path, { recursive: true })) !== undefined;
+}
+
+/**
+ * Opens /dev/cachefiles and binds it in on-demand mode over `<cacheDir>/fscache` (cachefiles needs a
+ * dir on ext4/xfs). One per host: the fd must be held for as long as fscache mounts are served.
+ */
+export function bindCachefiles(cacheDir: string): { fd: number; restoreSupported: boolean } {
+  const dir = `${cacheDir}/fscache`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const fd = openDevice();
+  try {
+    return { fd, ...bindOndemand(fd, dir, 'ondemand') };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+async function detachLoop(device: string): Promise<void> {
+  try {
+    await run('losetup', ['--detach', device]);
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? '';
+    // Already gone (autoclear after the last user closed it) is fine.
+    if (/No such device|No such device or address|not a block device|No such file/i.test(stderr)) return;
+    throw new MountError(`cannot detach ${device}: ${stderr.trim()}`, { path: device }, { cause: err });
+  }
+}
+
+async function lazyUmount(target: string): Promise<void> {
+  try {
+    await umountAsync(target, MNT_DETACH);
+  } catch (err) {
+    const code = systemCode(err);
+    if (code === 'EINVAL' || code === 'ENOENT') return; // not (or no longer) a mount point
+    throw err;
+  }
+}
+
+/** Undoes one object. Mounts are detached lazily so a busy mount never blocks the cleanup. */
+export async function unmakeObject(object: KernelObject): Promise<void> {
+  switch (object.kind) {
+    case 'mount':
+      return lazyUmount(object.target);
+    case 'fuse':
+      return lazyUmount(object.path);
+    case 'loop':
+      return detachLoop(object.device);
+    case 'dir':
+      try {
+        await rmdir(object.path);
+      } catch (err) {
+        if (systemCode(err) !== 'ENOENT') throw err;
+      }
+      return;
+  }
+}
+
+/** Same object (kind and identity), whatever else the records say about it. */
+export function sameObject(a: KernelObject, b: KernelObject): boolean {
+  switch (a.kind) {
+    case 'fuse': return b.kind === 'fuse' && a.path === b.path;
+    case 'loop': return b.kind === 'loop' && a.device === b.device;
+    case 'mount': return b.kind === 'mount' && a.target === b.target;
+    case 'dir': return b.kind === 'dir' && a.path === b.path;
+  }
+}
+
+/** Undoes an object its owner holds: a FUSE connection also ends (its last fd is closed). */
+export async function releaseObject(object: KernelObject): Promise<void> {
+  await unmakeObject(object);
+  if (object.kind === 'fuse') closeSync(object.fd);
+}
+
+export function describeObject(object: KernelObject): string {
+  switch (object.kind) {
+    case 'mount': return `${object.fstype} mount at ${object.target}`;
+    case 'fuse': return `FUSE mount at ${object.path}`;
+    case 'loop': return `loop device ${object.device}`;
+    case 'dir': return `directory ${object.path}`;
+  }
+}
