@@ -97,5 +97,7 @@ export type IpcToSupervisor = { rid: number; req: SupervisorRequest };
 export type IpcFromSupervisor =
   | { rid: number; ok: true; result: unknown }
   | { rid: number; ok: false; error: WireError }
+  /** Unmount everything and exit: the daemon is shutting down (a signal to the worker is a crash). */
+  | { stop: true }
   /** Sent with the control socket's server handle when the worker starts. */
   | { hello: { cacheDir: string; restarts: number; supervisorPid: number } };

@@ -5,27 +5,19 @@
  * therefore never closes a kernel connection: the kernel queues requests until the new worker adopts
  * the fd.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { detect } from '../mount/mode-choice.js';
-import { MountError, OndemandError, errorText, systemCode } from '../util/errors.js';
+import { LOCK_EX, tryFlock } from '../native/flock.js';
+import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { KernelRequests } from './kernel-requests.js';
-import { controlSocketPath, pidFilePath, recordFilePath, runDir } from './paths.js';
+import { controlSocketPath, daemonLockPath, pidFilePath, recordFilePath, runDir } from './paths.js';
 import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './protocol.js';
 import { toWire } from './wire-errors.js';
 import { WorkerProcess } from './worker-process.js';
 
 export interface SupervisorOptions {
   cacheDir: string;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return systemCode(err) === 'EPERM';
-  }
 }
 
 export class Supervisor {
@@ -45,7 +37,7 @@ export class Supervisor {
   /** Runs until shut down. Throws when another daemon owns the run dir. */
   async run(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.takePidFile();
+    this.takeRunDir();
     await this.kernel.undoStale();
     this.kernel.persist();
     const report = detect();
@@ -70,17 +62,18 @@ export class Supervisor {
     await done;
   }
 
-  private takePidFile(): void {
-    const path = pidFilePath(this.dir);
-    try {
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      if (pid > 0 && pid !== process.pid && pidAlive(pid)) {
-        throw new MountError(`a daemon is already running for ${this.dir} (pid ${pid})`, { path: this.dir });
-      }
-    } catch (err) {
-      if (err instanceof OndemandError) throw err;
+  /**
+   * One daemon per run dir: the one holding an exclusive flock on its lock file, for its whole life
+   * (the kernel drops it when the process dies, so a crashed daemon never blocks the next). Only the
+   * holder writes the pid file or touches socket and records.
+   */
+  private takeRunDir(): void {
+    const fd = openSync(daemonLockPath(this.dir), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    if (!tryFlock(fd, LOCK_EX)) {
+      throw new MountError(`a daemon is already running for ${this.dir} (it holds ${daemonLockPath(this.dir)})`, { path: this.dir });
     }
-    writeFileSync(path, `${process.pid}\n`);
+    // Never closed: the lock lives as long as this process.
+    writeFileSync(pidFilePath(this.dir), `${process.pid}\n`);
   }
 
   private async onRequest(msg: IpcToSupervisor): Promise<IpcFromSupervisor> {

@@ -60,13 +60,15 @@ export class WorkerProcess {
     });
   }
 
-  /** SIGTERM (the worker unmounts everything), SIGKILL if it takes too long; resolves once it exited. */
+  /** Asks the worker to unmount everything and exit, SIGKILL if it takes too long; resolves once it exited. */
   async stop(): Promise<void> {
     this.stopping = true;
     const w = this.child;
     if (!w || w.exitCode !== null) return;
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
-    w.kill('SIGTERM');
+    const stop: IpcFromSupervisor = { stop: true };
+    if (w.connected) w.send(stop);
+    else w.kill('SIGKILL');
     const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);

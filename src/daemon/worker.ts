@@ -13,7 +13,7 @@ import { listenControl } from './control-server.js';
 import { SupervisorClient } from './ipc-client.js';
 import { SupervisorRecords } from './supervisor-records.js';
 import { controlSocketPath, fuseMountsDir } from './paths.js';
-import type { ControlRequest, StatusResult } from './protocol.js';
+import type { ControlRequest, IpcFromSupervisor, StatusResult } from './protocol.js';
 import type { WorkerArgs } from './worker-process.js';
 
 export async function runWorker(args: WorkerArgs): Promise<void> {
@@ -42,7 +42,8 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     await cache.close().catch(() => undefined);
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Only the supervisor stops a worker for good; a signal (SIGTERM included) is a crash it restarts from.
+  process.on('message', (msg: IpcFromSupervisor) => { if ('stop' in msg) void stop('daemon shutting down'); });
 
   const handle = async (req: ControlRequest): Promise<unknown> => {
     switch (req.op) {

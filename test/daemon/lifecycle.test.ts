@@ -1,0 +1,91 @@
+/**
+ * The daemon is one, and a signal to its worker is a crash: two daemons started at once for one run
+ * dir leave exactly one, untouched; SIGTERM to the worker restarts it without unmounting anything.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { cliBuilt, cliPath, makeHarness, type Harness } from '../mount/harness.js';
+import { buildImage, compareTrees, makeTree, type TestImage } from '../mount/images.js';
+
+interface StatusJson { daemon: { pid: number; workerPid: number; workerRestarts: number } | null; mounts: { mountpoint: string }[] }
+
+function runDaemon(h: Harness): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cliPath, 'daemon'], { env: h.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+async function waitFor(what: string, check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.skipIf(!needs('daemon lifecycle', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']))('daemon lifecycle', () => {
+  let h: Harness;
+  let src: { dir: string; remove: () => void };
+  let image: TestImage;
+  beforeAll(async () => {
+    h = makeHarness('lifecycle');
+    src = makeTempDir('lifecycle-src');
+    makeTree(join(src.dir, 'tree'), { seed: 'l' });
+    image = await buildImage(h, join(src.dir, 'tree'), join(src.dir, 'layout'));
+  });
+  afterAll(async () => {
+    await h.cleanup();
+    src.remove();
+  });
+
+  it('of two daemons started at once for one run dir, one runs and the other leaves its files alone', async () => {
+    const first = runDaemon(h);
+    const second = runDaemon(h);
+    const loser = await Promise.race([first, second]);
+    expect(loser.code).toBe(1);
+    expect(loser.stderr).toMatch(/a daemon is already running for/);
+    await waitFor('the control socket', () => existsSync(join(h.runDir, 'control.sock')));
+    const pid = h.daemonPid();
+    expect(pid).not.toBeNull();
+    const s = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    expect(s.daemon!.pid).toBe(pid);
+    expect(existsSync(join(h.runDir, 'mounts.json'))).toBe(true);
+    expect(Number(readFileSync(join(h.runDir, 'daemon.pid'), 'utf8'))).toBe(pid);
+  });
+
+  it('restarts a worker that got SIGTERM, and its mounts keep serving', async () => {
+    const mp = h.mountpoint();
+    await h.ok('mount', ...image.args, mp);
+    const before = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    process.kill(before.daemon!.workerPid, 'SIGTERM');
+    await waitFor('a new worker', () => {
+      try {
+        process.kill(before.daemon!.workerPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    const after = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    expect(after.daemon!.pid).toBe(before.daemon!.pid);
+    expect(after.daemon!.workerPid).not.toBe(before.daemon!.workerPid);
+    expect(after.mounts.map((m) => m.mountpoint)).toEqual([mp]);
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+    await h.ok('umount', mp);
+  });
+
+  it('SIGTERM to the daemon unmounts everything and stops', async () => {
+    const mp = h.mountpoint();
+    await h.ok('mount', ...image.args, mp);
+    const pid = h.daemonPid()!;
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the daemon to stop', () => h.daemonPid() === null);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${mp} `);
+  });
+});
