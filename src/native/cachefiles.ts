@@ -5,13 +5,7 @@
  * Raw results only: -1 plus errno, as in libc.ts. Async variants run on the libuv pool; koffi restores
  * errno on the main thread before the callback runs, so `koffi.errno()` is valid there.
  */
-import { koffi } from './libc.js';
-
-const libc = koffi.load('libc.so.6');
-
-type AsyncFn<A extends unknown[], R> = ((...args: A) => R) & {
-  async: (...args: [...A, (err: unknown, result: R) => void]) => void;
-};
+import { koffi, libc, mount, umount2, type WithAsync } from './libc.js';
 
 export const epollCreate1 = libc.func('int epoll_create1(int flags)') as (flags: number) => number;
 /** `event` is a packed struct epoll_event (12 bytes on x86-64: u32 events, u64 data). */
@@ -19,7 +13,7 @@ export const epollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, uint8
   epfd: number, op: number, fd: number, event: Buffer | null,
 ) => number;
 /** `events` is native memory (an AlignedBuffer's `ptr`), so the async call never touches a JS object. */
-export const epollWait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as AsyncFn<
+export const epollWait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as WithAsync<
   [epfd: number, events: unknown, maxevents: number, timeoutMs: number], number
 >;
 
@@ -86,10 +80,8 @@ export const syscallFsconfig = libc.func('long syscall(long nr, int fd, unsigned
 ) => number;
 
 /** mount(2)/umount2(2) with an `.async` member: an erofs fscache mount blocks until the daemon answers. */
-export const mountCall = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as AsyncFn<
-  [source: string, target: string, fstype: string, flags: number, data: string], number
->;
-export const umount2Call = libc.func('int umount2(const char *target, int flags)') as AsyncFn<[target: string, flags: number], number>;
+export const mountCall = mount;
+export const umount2Call = umount2;
 
 export function lastErrno(): number {
   return koffi.errno() as number;

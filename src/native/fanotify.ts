@@ -1,7 +1,5 @@
 /** fanotify_init/fanotify_mark, enough to probe for pre-content events (FAN_PRE_ACCESS, kernel >= 6.14). */
-import { koffi } from './libc.js';
-
-const libc = koffi.load('libc.so.6');
+import { libc } from './libc.js';
 
 export const fanotifyInit = libc.func('int fanotify_init(unsigned int flags, unsigned int event_f_flags)') as (flags: number, eventFlags: number) => number;
 export const fanotifyMark = libc.func('int fanotify_mark(int fd, unsigned int flags, uint64_t mask, int dirfd, const char *path)') as (

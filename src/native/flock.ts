@@ -1,7 +1,5 @@
 /** flock(2) through koffi: an advisory whole-file lock that the kernel drops when the process dies. */
-import { errno, koffi } from './libc.js';
-
-const libc = koffi.load('libc.so.6');
+import { errno, libc } from './libc.js';
 const flockRaw = libc.func('int flock(int fd, int operation)') as (fd: number, operation: number) => number;
 
 export const LOCK_SH = 1;

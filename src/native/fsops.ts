@@ -2,10 +2,8 @@
  * File-system calls Node lacks: mknod, lseek with SEEK_DATA/SEEK_HOLE, and utimensat with
  * nanoseconds on symlinks. Failures throw Node-style system errors (see sysError).
  */
-import { koffi } from './libc.js';
-import { cPath, sysError, type RawPath } from './xattr.js';
-
-const libc = koffi.load('libc.so.6');
+import { koffi, libc, sysError } from './libc.js';
+import { cPath, pathError, type RawPath } from './xattr.js';
 
 const mknodRaw = libc.func('int mknod(const uint8_t *path, uint32_t mode, uint64_t dev)') as (path: Buffer, mode: number, dev: bigint) => number;
 const lseekRaw = libc.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: number, whence: number) => number | bigint;
@@ -40,7 +38,7 @@ export function splitDev(rdev: number | bigint): { major: number; minor: number 
 
 /** Creates a device node, fifo or socket. `mode` includes the S_IF* type bits. */
 export function mknod(path: RawPath, mode: number, major = 0, minor = 0): void {
-  if (mknodRaw(cPath(path), mode, makeDev(major, minor)) !== 0) throw sysError('mknod', path, koffi.errno());
+  if (mknodRaw(cPath(path), mode, makeDev(major, minor)) !== 0) throw pathError('mknod', path, koffi.errno());
 }
 
 /**
@@ -71,5 +69,5 @@ export function setTimesNoFollow(path: RawPath, sec: bigint, nsec: number): void
   times.writeBigInt64LE(BigInt(nsec), 8);
   times.writeBigInt64LE(sec, 16);
   times.writeBigInt64LE(BigInt(nsec), 24);
-  if (utimensatRaw(AT_FDCWD, cPath(path), times, AT_SYMLINK_NOFOLLOW) !== 0) throw sysError('utimensat', path, koffi.errno());
+  if (utimensatRaw(AT_FDCWD, cPath(path), times, AT_SYMLINK_NOFOLLOW) !== 0) throw pathError('utimensat', path, koffi.errno());
 }

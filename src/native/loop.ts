@@ -1,6 +1,5 @@
 /** Loop-device ioctls the fuse helper's set (src/native/fuse.ts) lacks. */
-import { ioctlInt, koffi } from './libc.js';
-import { sysError } from './xattr.js';
+import { ioctlInt, koffi, sysError } from './libc.js';
 
 const LOOP_CHANGE_FD = 0x4c06;
 

@@ -3,8 +3,7 @@
  * that its supervisor owns, so a worker crash never closes them.
  */
 import { closeSync } from 'node:fs';
-import { koffi, syscall3, SYS_pidfd_getfd, SYS_pidfd_open } from './libc.js';
-import { sysError } from './xattr.js';
+import { koffi, syscall3, sysError, SYS_pidfd_getfd, SYS_pidfd_open } from './libc.js';
 
 /** A pidfd for a live process (needs no privilege for one's own parent). */
 export function pidfdOpen(pid: number): number {

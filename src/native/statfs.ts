@@ -2,9 +2,7 @@
  * statfs(2) through koffi: the filesystem type (f_type magic) under a path, so the cache can refuse
  * filesystems without real holes or with copy-up semantics (tmpfs, ramfs, overlayfs).
  */
-import { errno, koffi } from './libc.js';
-
-const libc = koffi.load('libc.so.6');
+import { errno, libc } from './libc.js';
 const statfsRaw = libc.func('int statfs(const char *path, _Out_ uint8_t *buf)') as (path: string, buf: Buffer) => number;
 
 /** struct statfs is 120 bytes on 64-bit Linux; f_type (a long) is its first field. */

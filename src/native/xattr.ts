@@ -2,10 +2,7 @@
  * Extended attributes through libc (Node has no xattr API). The `l*` variants never follow symlinks.
  * Errors become Node-style system errors (with `code`) so callers handle them like fs errors.
  */
-import { koffi } from './libc.js';
-import os from 'node:os';
-
-const libc = koffi.load('libc.so.6');
+import { koffi, libc, sysError } from './libc.js';
 
 const llistxattrRaw = libc.func('long llistxattr(const uint8_t *path, _Out_ uint8_t *list, size_t size)') as (
   path: Buffer, list: Buffer | null, size: number,
@@ -30,15 +27,9 @@ function shown(path: RawPath): string {
   return typeof path === 'string' ? path : path.toString('latin1');
 }
 
-/** A Node-like system error for errno `code`, naming the call and path. */
-export function sysError(call: string, path: RawPath, errnoValue: number): NodeJS.ErrnoException {
-  const name = Object.entries(os.constants.errno).find(([, v]) => v === errnoValue)?.[0] ?? `errno ${errnoValue}`;
-  const err = new Error(`${call} ${shown(path)}: ${name}`) as NodeJS.ErrnoException;
-  err.code = name;
-  err.errno = errnoValue;
-  err.syscall = call;
-  err.path = shown(path);
-  return err;
+/** A Node-like system error for errno `errnoValue`, naming the call and the path. */
+export function pathError(call: string, path: RawPath, errnoValue: number): NodeJS.ErrnoException {
+  return sysError(call, shown(path), errnoValue);
 }
 
 /** Names of all xattrs of `path` (the symlink itself when it is one). Retries when the list grows meanwhile. */
@@ -46,14 +37,14 @@ export function listXattrs(path: RawPath): string[] {
   const p = cPath(path);
   for (;;) {
     const size = llistxattrRaw(p, null, 0);
-    if (size < 0) throw sysError('llistxattr', path, koffi.errno());
+    if (size < 0) throw pathError('llistxattr', path, koffi.errno());
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
     const got = llistxattrRaw(p, buf, size);
     if (got < 0) {
       const e = koffi.errno();
       if (e === ERANGE) continue;
-      throw sysError('llistxattr', path, e);
+      throw pathError('llistxattr', path, e);
     }
     return buf.subarray(0, got).toString('latin1').split('\0').filter((n) => n.length > 0);
   }
@@ -64,13 +55,13 @@ export function getXattr(path: RawPath, name: string): Buffer {
   const p = cPath(path);
   for (;;) {
     const size = lgetxattrRaw(p, name, null, 0);
-    if (size < 0) throw sysError('lgetxattr', path, koffi.errno());
+    if (size < 0) throw pathError('lgetxattr', path, koffi.errno());
     const buf = Buffer.alloc(Math.max(size, 1));
     const got = lgetxattrRaw(p, name, buf, size);
     if (got < 0) {
       const e = koffi.errno();
       if (e === ERANGE) continue;
-      throw sysError('lgetxattr', path, e);
+      throw pathError('lgetxattr', path, e);
     }
     return buf.subarray(0, got);
   }
@@ -82,5 +73,5 @@ export function readXattrs(path: RawPath): { name: string; value: Buffer }[] {
 }
 
 export function setXattr(path: RawPath, name: string, value: Buffer): void {
-  if (lsetxattrRaw(cPath(path), name, value, value.length, 0) !== 0) throw sysError('lsetxattr', path, koffi.errno());
+  if (lsetxattrRaw(cPath(path), name, value, value.length, 0) !== 0) throw pathError('lsetxattr', path, koffi.errno());
 }
