@@ -28,6 +28,8 @@ export interface RegistryConnectionOptions {
   /** Longest time one operation (a manifest, a range, a blob upload) may take, ms (default 10 min). */
   deadlineMs?: number;
   connectionsPerOrigin?: number;
+  /** The clock token lifetimes are measured by, ms (default Date.now): tests move it instead of waiting. */
+  now?: () => number;
 }
 
 export interface OperationOptions {
@@ -103,13 +105,14 @@ export class RegistryConnection {
     this.transport = new HttpTransport({ ...DEFAULT_TIMEOUTS, ...options.timeouts }, options.connectionsPerOrigin ?? 64);
     this.log = logFor({ registry: options.registry });
     const credentialOptions = options.credentials ?? {};
+    const now = options.now ?? Date.now;
     const endpoint = (hostOrUrl: string, mirror: boolean): Endpoint => {
       const base = baseUrl(hostOrUrl, this.insecure);
       if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`registry address "${hostOrUrl}" is not HTTP(S)`);
       let creds: Promise<Credentials | undefined> | undefined;
       const lookup = (): Promise<Credentials | undefined> => (creds ??= findCredentials(mirror ? base.host : this.registry, mirror ? { ...credentialOptions, creds: undefined } : credentialOptions));
       const allowHttpRealm = this.insecure || base.protocol === 'http:';
-      return { host: base.host, base, mirror, auth: new Authenticator(base.host, this.transport, lookup, allowHttpRealm), downUntil: 0 };
+      return { host: base.host, base, mirror, auth: new Authenticator(base.host, this.transport, lookup, allowHttpRealm, now), downUntil: 0 };
     };
     this.origin = endpoint(registryEndpoint(options.registry), false);
     this.mirrors = (options.mirrors ?? []).map((m) => endpoint(m, true));
