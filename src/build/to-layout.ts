@@ -9,11 +9,11 @@ import { gzip as gzipCb } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
 import { makeManifest, manifestBytes } from '../format/image/manifest.js';
-import { initLayout, putBlobBytes, putBlobFile, tagManifest } from '../format/image/oci-layout.js';
 import type { BootstrapDescriptor } from '../format/image/types.js';
 import { hostPlatform } from '../resolve/oci.js';
 import { buildImage, type BuildOptions, type BuildResult, type BuildStats } from './builder.js';
 import { scanDirectory } from './scan-dir.js';
+import { initLayout, putBlobBytes, putBlobFile, tagManifest } from './write-layout.js';
 
 const gzip = promisify(gzipCb);
 

@@ -6,11 +6,12 @@
 import { createReadStream } from 'node:fs';
 import { copyFile, rename, rm } from 'node:fs/promises';
 import { FormatError, systemCode } from '../util/errors.js';
-import { clientForReference } from '../registry/resolve.js';
+import { clientForReference } from '../resolve/registry.js';
 import type { RegistryClient } from '../registry/client.js';
 import { pushBlob } from '../registry/upload.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
-import { blobPath, initLayout, parseOciRef, putBlobBytes, putBlobFile, tagManifest } from '../format/image/oci-layout.js';
+import { blobPath, parseOciRef } from '../format/image/oci-layout.js';
+import { initLayout, putBlobBytes, putBlobFile, tagManifest } from '../build/write-layout.js';
 import { isOciRef, type SourceOptions } from './image-source.js';
 import type { OciDescriptor } from './ondemand-manifest.js';
 

@@ -35,6 +35,8 @@ export class Authenticator {
     /** Looked up lazily: anonymous registries never read config files or run helpers. */
     private readonly credentials: () => Promise<Credentials | undefined>,
     private readonly allowInsecureRealm: boolean,
+    /** The clock `renewAt` is compared with. */
+    private readonly now: () => number = Date.now,
   ) {
     this.log = logFor({ registry: host });
   }
@@ -119,7 +121,7 @@ export class Authenticator {
     if (cached !== undefined) {
       return cached.then(
         (t) => {
-          if (Date.now() < t.renewAt) return t;
+          if (this.now() < t.renewAt) return t;
           if (this.tokens.get(key) === cached) this.tokens.delete(key);
           return this.token(scopes, budget);
         },
@@ -197,8 +199,9 @@ export class Authenticator {
       }
       const value = typeof parsed.token === 'string' ? parsed.token : typeof parsed.access_token === 'string' ? parsed.access_token : undefined;
       if (value === undefined || value === '') throw new AuthError(`token server for registry ${this.host} returned no token`);
-      const renewAt = renewTime(parsed.expires_in, parsed.issued_at);
-      this.log.debug({ scopes, renewInMs: renewAt - Date.now() }, 'registry token issued');
+      const issued = this.now();
+      const renewAt = renewTime(parsed.expires_in, parsed.issued_at, issued);
+      this.log.debug({ scopes, renewInMs: renewAt - issued }, 'registry token issued');
       return { value, renewAt };
     }
   }

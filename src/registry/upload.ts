@@ -6,7 +6,8 @@
 import type { Readable } from 'node:stream';
 import { FetchError, OndemandError, errorText as errText } from '../util/errors.js';
 import { networkReason, repositoryScope } from './auth.js';
-import { safeUrl, type OperationOptions, type RegistryClient, type SendResult } from './client.js';
+import type { RegistryClient } from './client.js';
+import { safeUrl, type OperationOptions, type SendResult } from './send.js';
 import { statusError } from './errors.js';
 import { discardBody, header, type RequestBody } from './http.js';
 import type { RetryBudget } from './retry.js';

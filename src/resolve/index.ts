@@ -1,6 +1,6 @@
 /**
  * REF → ResolvedImage. Forms: `oci:PATH[:TAG]`; a plain bootstrap file (+ `blobs`); anything else is a
- * registry reference, handled by src/registry/resolve.ts (`resolveRegistryImage`), loaded on demand.
+ * registry reference, handled by ./registry.ts (`resolveRegistryImage`), loaded on demand.
  * Other modules may register extra forms with `registerResolver`.
  */
 import { statSync } from 'node:fs';
@@ -40,7 +40,7 @@ interface RegistryModule {
 
 /** Loaded on first use: local images never pay for the registry client. */
 async function loadRegistryModule(): Promise<RegistryModule> {
-  return import('../registry/resolve.js');
+  return import('./registry.js');
 }
 
 export async function resolveImage(ref: string, options: ResolveOptions = {}): Promise<ResolvedImage> {

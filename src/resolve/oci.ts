@@ -7,9 +7,10 @@ import { LocalBlobFetcher } from '../fetch/local.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import { MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from '../format/image/media-types.js';
 import { parseJsonObject, parseManifest, type OciDescriptor } from '../format/image/manifest.js';
-import { parseIndexObject, parseOciRef, readIndex, selectManifest } from '../format/image/oci-layout.js';
-import { loadToc } from '../format/image/toc-fetch.js';
+import { parseIndexObject, parseOciRef, selectManifest } from '../format/image/oci-layout.js';
 import type { OndemandImage } from '../format/image/types.js';
+import { loadToc } from './load-toc.js';
+import { readIndex } from './read-layout.js';
 import type { ResolvedImage, ResolveOptions } from './types.js';
 
 const gunzip = promisify(gunzipCb);

@@ -1,7 +1,7 @@
 /**
  * Turning what the user typed (REF) into an image and a fetcher:
  * - `oci:PATH[:TAG]` — an OCI image layout directory;
- * - `HOST[:PORT]/REPO[:TAG][@DIGEST]` — a registry (src/registry);
+ * - `HOST[:PORT]/REPO[:TAG][@DIGEST]` — a registry (./registry.ts, over src/registry's client);
  * - a plain path to an erofs bootstrap, with `blobs` for its extra devices (e.g. made by mkfs.erofs).
  */
 import type { BlobFetcher } from '../fetch/types.js';

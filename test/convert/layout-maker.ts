@@ -1,6 +1,6 @@
 /** Test helper: an ordinary (source) OCI image layout from layer blobs made in the test. */
 import { gzipSync } from 'node:zlib';
-import { initLayout, putBlobBytes, tagManifest } from '../../src/format/image/oci-layout.js';
+import { initLayout, putBlobBytes, tagManifest } from '../../src/build/write-layout.js';
 
 export interface SourceLayer {
   /** The stored layer bytes (tar, gzip'd tar...). */

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { decodeFrame } from '../../src/format/image/frames.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
-import { blobPath, readIndex, selectManifest } from '../../src/format/image/oci-layout.js';
+import { blobPath, selectManifest } from '../../src/format/image/oci-layout.js';
+import { readIndex } from '../../src/resolve/read-layout.js';
 import { decodeToc } from '../../src/format/image/toc.js';
 import type { OndemandImage } from '../../src/format/image/types.js';
 

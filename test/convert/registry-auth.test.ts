@@ -16,7 +16,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
 import { errorText } from '../../src/util/errors.js';
 import { resolveImage } from '../../src/resolve/index.js';
-import { openImage } from '../../src/format/image/image-reader.js';
+import { openImage } from '../../src/reader/open-image.js';
 import { openCache } from '../../src/cache/index.js';
 import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type RegistryAuth, type TestRegistry } from '../helpers/registry.js';

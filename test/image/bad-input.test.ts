@@ -12,10 +12,11 @@ import { bufferContent, type SourceDir, type SourceNode } from '../../src/build/
 import { buildImage } from '../../src/build/builder.js';
 import { storeInLayout } from '../../src/build/to-layout.js';
 import { resolveImage } from '../../src/resolve/index.js';
-import { checkImage } from '../../src/format/image/check.js';
+import { checkImage } from '../../src/reader/check.js';
 import { decodeToc, encodeToc } from '../../src/format/image/toc.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
-import { blobPath, readIndex } from '../../src/format/image/oci-layout.js';
+import { blobPath } from '../../src/format/image/oci-layout.js';
+import { readIndex } from '../../src/resolve/read-layout.js';
 import { materializeImage, type LocalImageFiles } from './mounts.js';
 import { ondemand } from './cli.js';
 

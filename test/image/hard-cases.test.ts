@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { makeHardCaseTree, GIB } from '../helpers/trees.js';
 import type { ResolvedImage } from '../../src/resolve/index.js';
-import { openImage } from '../../src/format/image/image-reader.js';
+import { openImage } from '../../src/reader/open-image.js';
 import { fsckErofs, mountFileBacked, mountLoop, type LocalImageFiles } from './mounts.js';
 import { ondemand } from './cli.js';
 import { buildImage, expectExportEqualsSource, expectMountEqualsSource } from './round-trip.js';

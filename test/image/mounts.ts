@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errno, mount, umount2, MNT_DETACH, MS_RDONLY } from '../../src/native/libc.js';
-import { materializeBlob } from '../../src/format/image/frames.js';
+import { materializeBlob } from '../../src/reader/blob-view.js';
 import type { ResolvedImage } from '../../src/resolve/types.js';
 
 export interface LocalImageFiles {

@@ -11,7 +11,7 @@ import { bufferContent, type SourceDir, type SourceNode } from '../../src/build/
 import { buildImage } from '../../src/build/builder.js';
 import { storeInLayout } from '../../src/build/to-layout.js';
 import { resolveImage, type ResolvedImage } from '../../src/resolve/index.js';
-import { openImage } from '../../src/format/image/image-reader.js';
+import { openImage } from '../../src/reader/open-image.js';
 import { LocalBlobFetcher } from '../../src/fetch/local.js';
 import { FetchError, IntegrityError, NotFoundError } from '../../src/util/errors.js';
 import { materializeImage, mountFileBacked, type LocalImageFiles } from './mounts.js';

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCache, type CacheBackend, type CachedBlob } from '../../src/cache/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { resolveRegistryImage } from '../../src/registry/resolve.js';
+import { resolveRegistryImage } from '../../src/resolve/registry.js';
 import { RegistryFetcher } from '../../src/fetch/registry.js';
 import { OndemandError, errorText } from '../../src/util/errors.js';
 import type { ResolvedImage } from '../../src/resolve/types.js';

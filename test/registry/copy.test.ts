@@ -6,9 +6,10 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initLayout, putBlobBytes, readIndex, tagManifest } from '../../src/format/image/oci-layout.js';
+import { readIndex } from '../../src/resolve/read-layout.js';
+import { initLayout, putBlobBytes, tagManifest } from '../../src/build/write-layout.js';
 import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from '../../src/format/image/media-types.js';
-import { pullToLayout, pushLayoutImage, type CopyEvent } from '../../src/registry/copy.js';
+import { pullToLayout, pushLayoutImage, type CopyEvent } from '../../src/copy/index.js';
 import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeImage, sha256, type FixtureImage } from './fixtures.js';

@@ -6,7 +6,8 @@ import { byterangesBoundary, parseByteranges, parseContentRange } from '../../sr
 import { hostPlatform, parsePlatform, selectPlatform } from '../../src/registry/platform.js';
 import { backoffDelay, parseRetryAfter, DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { renewTime } from '../../src/registry/auth.js';
-import { isLoopbackHost, mergeSpans } from '../../src/registry/client.js';
+import { mergeSpans } from '../../src/registry/ranges.js';
+import { isLoopbackHost } from '../../src/registry/send.js';
 import { FetchError, NotFoundError, UsageError } from '../../src/util/errors.js';
 
 const D = 'sha256:' + 'ab'.repeat(32);

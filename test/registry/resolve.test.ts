@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
-import { resolveRegistryImage, unpackBootstrap } from '../../src/registry/resolve.js';
+import { resolveRegistryImage, unpackBootstrap } from '../../src/resolve/registry.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushBlob } from '../../src/registry/upload.js';
 import { FormatError, IntegrityError, NotFoundError, errorText } from '../../src/util/errors.js';

@@ -2,7 +2,7 @@
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize } from '../../cache/size.js';
 import { imageRefOptions, withImageFromArgv } from '../image-ref.js';
-import { checkImage } from '../../format/image/check.js';
+import { checkImage } from '../../reader/check.js';
 
 export const checkCommand = defineCommand({
   command: 'check <ref>',

@@ -1,5 +1,5 @@
 /** Progress of `ondemand push`/`pull` on stderr: one rewritten line on a terminal, plain lines otherwise. */
-import type { CopyEvent } from '../../registry/copy.js';
+import type { CopyEvent } from '../../copy/index.js';
 
 function mib(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;

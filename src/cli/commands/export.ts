@@ -2,7 +2,7 @@
 import { defineCommand, out } from '../command.js';
 import { formatSize } from '../../cache/size.js';
 import { imageRefOptions, withImageFromArgv } from '../image-ref.js';
-import { openImage } from '../../format/image/image-reader.js';
+import { openImage } from '../../reader/open-image.js';
 import { exportTree } from '../../build/export.js';
 
 export const exportCommand = defineCommand({

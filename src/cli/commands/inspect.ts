@@ -2,7 +2,7 @@
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize } from '../../cache/size.js';
 import { imageRefOptions, withImageFromArgv } from '../image-ref.js';
-import { countTree, openImage } from '../../format/image/image-reader.js';
+import { countTree, openImage } from '../../reader/open-image.js';
 
 export const inspectCommand = defineCommand({
   command: 'inspect <ref>',

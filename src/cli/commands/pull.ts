@@ -1,6 +1,6 @@
 /** `ondemand pull REF oci:LAYOUT[:TAG]`: copy an image from a registry into an OCI layout, byte for byte. */
 import { defineCommand, out, outJson } from '../command.js';
-import { pullToLayout } from '../../registry/copy.js';
+import { pullToLayout } from '../../copy/index.js';
 import { UsageError } from '../../util/errors.js';
 import { copyProgress } from './copy-progress.js';
 

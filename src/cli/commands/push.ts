@@ -1,6 +1,6 @@
 /** `ondemand push oci:LAYOUT[:TAG] REF`: copy an image from an OCI layout to a registry, byte for byte. */
 import { defineCommand, out, outJson } from '../command.js';
-import { pushLayoutImage } from '../../registry/copy.js';
+import { pushLayoutImage } from '../../copy/index.js';
 import { UsageError } from '../../util/errors.js';
 import { copyProgress } from './copy-progress.js';
 

@@ -1,13 +1,13 @@
 /**
  * From a reference to one image manifest: fetch it, and when it is an index (or Docker manifest
- * list) pick the entry for the wanted platform and fetch that. Used by resolve (ondemand images)
- * and by convert (ordinary source images).
+ * list) pick the entry for the wanted platform and fetch that.
  */
 import { FormatError } from '../util/errors.js';
-import type { RegistryClient, OperationOptions } from './client.js';
-import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type FetchedManifest, type ImageManifest } from './manifest.js';
-import { hostPlatform, parsePlatform, selectPlatform, type Platform } from './platform.js';
-import { formatReference, manifestReference, type ImageReference } from './reference.js';
+import type { RegistryClient } from '../registry/client.js';
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type FetchedManifest, type ImageManifest } from '../registry/manifest.js';
+import { hostPlatform, parsePlatform, selectPlatform, type Platform } from '../registry/platform.js';
+import { formatReference, manifestReference, type ImageReference } from '../registry/reference.js';
+import type { OperationOptions } from '../registry/send.js';
 
 export interface RegistryImageManifest {
   manifest: ImageManifest;

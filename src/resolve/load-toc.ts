@@ -1,9 +1,9 @@
 /** Fetches a blob's TOC with one range request and checks it against the digest the manifest anchors. */
 import { createHash } from 'node:crypto';
-import { IntegrityError } from '../../util/errors.js';
-import type { BlobFetcher, FetchOptions } from '../../fetch/types.js';
-import { decodeToc } from './toc.js';
-import type { BlobDescriptor, BlobToc } from './types.js';
+import { IntegrityError } from '../util/errors.js';
+import type { BlobFetcher, FetchOptions } from '../fetch/types.js';
+import { decodeToc } from '../format/image/toc.js';
+import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
 
 export async function loadToc(fetcher: BlobFetcher, blob: BlobDescriptor, options: FetchOptions = {}): Promise<BlobToc> {
   const bytes = await fetcher.fetchRange(blob.digest, { offset: blob.tocOffset, length: blob.tocSize }, options);

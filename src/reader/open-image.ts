@@ -2,11 +2,11 @@
  * A resolved image opened for user-space reading: the erofs reader over the verified bootstrap, and
  * a DeviceReader that serves blob devices 1..N through verified frames (BlobView).
  */
-import { ErofsReader, fromBuffer, type DeviceReader } from '../erofs/reader.js';
-import { FormatError, IntegrityError } from '../../util/errors.js';
-import type { ResolvedImage } from '../../resolve/types.js';
-import { BlobView } from './frames.js';
-import type { BlobToc } from './types.js';
+import { FormatError, IntegrityError } from '../util/errors.js';
+import { ErofsReader, fromBuffer, type DeviceReader } from '../format/erofs/reader.js';
+import type { BlobToc } from '../format/image/types.js';
+import type { ResolvedImage } from '../resolve/types.js';
+import { BlobView } from './blob-view.js';
 
 export interface OpenedImage {
   reader: ErofsReader;

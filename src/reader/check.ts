@@ -3,10 +3,10 @@
  * decompressed, hashed), each blob's stored digest and blob id — then a walk reading every file.
  */
 import { createHash } from 'node:crypto';
-import { IntegrityError } from '../../util/errors.js';
-import type { ResolvedImage } from '../../resolve/types.js';
-import { decodeFrame } from './frames.js';
-import { countTree, openImage, type TreeCounts } from './image-reader.js';
+import { IntegrityError } from '../util/errors.js';
+import { decodeFrame } from '../format/image/frames.js';
+import type { ResolvedImage } from '../resolve/types.js';
+import { countTree, openImage, type TreeCounts } from './open-image.js';
 
 export interface CheckReport {
   frames: number;

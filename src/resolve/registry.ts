@@ -6,14 +6,14 @@ import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { FormatError, IntegrityError } from '../util/errors.js';
 import { RegistryFetcher } from '../fetch/registry.js';
-import { loadToc } from '../format/image/toc-fetch.js';
-import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
-import { RegistryClient } from './client.js';
-import { fetchImageManifest } from './image.js';
 import { parseManifest } from '../format/image/manifest.js';
 import { MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
-import type { ImageManifest } from './manifest.js';
-import { formatReference, parseReference } from './reference.js';
+import { RegistryClient } from '../registry/client.js';
+import type { ImageManifest } from '../registry/manifest.js';
+import { formatReference, parseReference } from '../registry/reference.js';
+import { loadToc } from './load-toc.js';
+import { fetchImageManifest } from './registry-manifest.js';
+import type { ResolveOptions, ResolvedImage } from './types.js';
 
 /** Mirrors from options, else $ONDEMAND_REGISTRY_MIRRORS (comma-separated). */
 export function mirrorsFrom(options: ResolveOptions, env: NodeJS.ProcessEnv = process.env): string[] {

@@ -9,14 +9,16 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FormatError, IntegrityError, NotFoundError, UsageError, systemCode } from '../util/errors.js';
-import { blobPath, initLayout, parseOciRef, putBlobBytes, putBlobFile, readIndex, selectManifest, tagManifest } from '../format/image/oci-layout.js';
+import { blobPath, parseOciRef, selectManifest } from '../format/image/oci-layout.js';
+import { initLayout, putBlobBytes, putBlobFile, tagManifest } from '../build/write-layout.js';
+import type { RegistryClient } from '../registry/client.js';
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type Descriptor, type FetchedManifest } from '../registry/manifest.js';
+import { hostPlatform, parsePlatform, selectPlatform } from '../registry/platform.js';
+import { formatReference, manifestReference, parseReference } from '../registry/reference.js';
+import { pushBlob, type BlobSource } from '../registry/upload.js';
+import { readIndex } from '../resolve/read-layout.js';
+import { clientForReference } from '../resolve/registry.js';
 import type { ResolveOptions } from '../resolve/types.js';
-import type { RegistryClient } from './client.js';
-import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type Descriptor, type FetchedManifest } from './manifest.js';
-import { hostPlatform, parsePlatform, selectPlatform } from './platform.js';
-import { formatReference, manifestReference, parseReference } from './reference.js';
-import { clientForReference } from './resolve.js';
-import { pushBlob, type BlobSource } from './upload.js';
 
 export type CopyEvent =
   | { kind: 'blob'; digest: string; size: number; outcome: 'uploaded' | 'exists' | 'mounted' | 'downloaded' | 'present' }
