@@ -70,13 +70,14 @@ export class MountManager {
     return blobs;
   }
 
-  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[] }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
+  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[]; manifestDigest?: string }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
     let resolved: ResolvedImage;
     try {
       resolved = await resolveImageRef(ref, {
         insecure: options.insecure,
         ...(options.creds ? { creds: options.creds } : {}),
         ...(options.blobs && options.blobs.length > 0 ? { blobs: options.blobs } : {}),
+        ...(options.manifestDigest ? { manifestDigest: options.manifestDigest } : {}),
       });
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof UnsupportedError) throw err;
@@ -204,7 +205,13 @@ export class MountManager {
       try {
         const transport = transportFor(r.mode);
         if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
-        const { bootstrapPath, blobs } = await this.prepare(r.image, { insecure: r.resolve.insecure, ...(r.creds ? { creds: r.creds } : {}), ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}) }, undo);
+        // Pinned to the manifest it mounted: its tag may name another image by now.
+        const { bootstrapPath, blobs } = await this.prepare(r.image, {
+          insecure: r.resolve.insecure,
+          ...(r.creds ? { creds: r.creds } : {}),
+          ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}),
+          ...(r.resolve.manifestDigest ? { manifestDigest: r.resolve.manifestDigest } : {}),
+        }, undo);
         const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, r.prefetch);
         const active = await transport.reattach(ctx, r.objects);
         // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).

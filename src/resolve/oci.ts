@@ -21,6 +21,7 @@ export async function resolveOciLayout(ref: string, options: ResolveOptions): Pr
   const index = await readIndex(path);
   const fetcher = LocalBlobFetcher.forOciLayout(path);
   try {
+    if (options.manifestDigest) return resolvedFrom(await pinnedManifest(fetcher, options.manifestDigest, ref), fetcher);
     let desc = selectManifest(index, tag, ref);
     if (desc.mediaType === MEDIA_TYPE_OCI_INDEX || desc.mediaType === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
       desc = await selectPlatform(fetcher, desc, options.platform, ref);
@@ -40,6 +41,15 @@ async function fetchManifestBytes(fetcher: BlobFetcher, desc: OciDescriptor, ref
   const bytes = await fetcher.fetchBlob(desc.digest);
   if (bytes.length !== desc.size) throw new IntegrityError(`manifest is ${bytes.length} bytes, its descriptor says ${desc.size}`, { image: ref });
   return bytes;
+}
+
+/** The layout's manifest with this digest, whatever its tags name now. */
+async function pinnedManifest(fetcher: BlobFetcher, digest: string, ref: string): Promise<OndemandImage> {
+  const bytes = await fetcher.fetchBlob(digest);
+  if (bytes.length > MAX_MANIFEST) throw new FormatError(`manifest of ${bytes.length} bytes is too large`, { image: ref });
+  const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  if (actual !== digest) throw new IntegrityError(`manifest ${digest} of ${ref} has digest ${actual}`, { image: ref });
+  return parseManifest(bytes, { ref, manifestDigest: digest });
 }
 
 /** The host's platform in OCI terms. */

@@ -54,8 +54,9 @@ function requireOndemandImage(manifest: ImageManifest, name: string): void {
 }
 
 export async function resolveRegistryImage(refText: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
-  const ref = parseReference(refText);
-  const name = formatReference(ref);
+  const named = parseReference(refText);
+  const name = formatReference(named);
+  const ref = options.manifestDigest ? { ...named, tag: undefined, digest: options.manifestDigest } : named;
   const client = clientForReference(ref.registry, options);
   try {
     const found = await fetchImageManifest(client, ref, options.platform !== undefined ? { platform: options.platform } : {});

@@ -18,6 +18,11 @@ export interface ResolveOptions {
   creds?: string;
   /** Registry pull-through mirrors (`host[:port]` or URL), tried in order before the registry. */
   mirrors?: string[];
+  /**
+   * The manifest the image must be (`sha256:...`): a mount re-attached after a worker restart serves
+   * exactly what it mounted, whatever its tag points to now.
+   */
+  manifestDigest?: string;
 }
 
 export interface ResolvedImage {

@@ -80,6 +80,23 @@ describe.skipIf(!needs('daemon lifecycle', [isRoot, 'root'], [cliBuilt(), 'a cur
     await h.ok('umount', mp);
   });
 
+  it('a restarted worker serves the manifest a mount was made from, not what its tag names now', async () => {
+    const layout = join(src.dir, 'moving');
+    const first = await buildImage(h, join(src.dir, 'tree'), layout, 'moving');
+    const mp = h.mountpoint();
+    await h.ok('mount', ...first.args, mp);
+    // The tag now names another image (same paths, other bytes) before the worker dies.
+    makeTree(join(src.dir, 'other'), { seed: 'o' });
+    await buildImage(h, join(src.dir, 'other'), layout, 'moving');
+    const before = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    process.kill(before.daemon!.workerPid, 'SIGKILL');
+    // Cold reads after the restart: every byte must be the mounted image's.
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+    const after = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    expect(after.daemon!.workerPid).not.toBe(before.daemon!.workerPid);
+    await h.ok('umount', mp);
+  });
+
   it('SIGTERM to the daemon unmounts everything and stops', async () => {
     const mp = h.mountpoint();
     await h.ok('mount', ...image.args, mp);
