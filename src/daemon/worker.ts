@@ -6,7 +6,7 @@
 import type { Server } from 'node:net';
 import { openCache, type CacheOptions } from '../cache/backend.js';
 import { parseSize } from '../cache/size.js';
-import { MountManager } from '../mount/manager.js';
+import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { listenControl } from './control-server.js';
@@ -26,7 +26,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   });
   const cache = await openCache(cacheOptions(args.cacheDir));
-  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir));
+  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir), fetchDeadlineMs());
 
   const listed = await supervisor.request({ op: 'list' });
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
@@ -74,6 +74,15 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   server = await listenControl(controlSocketPath(args.runDir), handle);
   await supervisor.request({ op: 'ready' });
   log.info({ socket: controlSocketPath(args.runDir), restarts: args.restarts }, 'worker listening');
+}
+
+/** $ONDEMAND_FETCH_TIMEOUT (seconds): how long a read waits for a registry that does not answer. */
+export function fetchDeadlineMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.ONDEMAND_FETCH_TIMEOUT?.trim();
+  if (!text) return DEFAULT_FETCH_DEADLINE_MS;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`bad ONDEMAND_FETCH_TIMEOUT "${text}": need a number of seconds > 0`);
+  return seconds * 1000;
 }
 
 /**

@@ -31,6 +31,12 @@ interface ActiveMount {
   prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController };
 }
 
+/**
+ * A registry that stops answering fails the reads waiting on it after this long (EIO), instead of
+ * holding them for the registry client's own 10-minute operation deadline.
+ */
+export const DEFAULT_FETCH_DEADLINE_MS = 30_000;
+
 const ZERO: BlobStats = { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0 };
 
 export class MountManager {
@@ -38,12 +44,16 @@ export class MountManager {
   /** Mountpoints being mounted or unmounted right now: a second request for one is refused. */
   private readonly busy = new Set<string>();
 
-  /** `privateRoot`: where each mount's private directory (its FUSE mount) is made. */
+  /**
+   * `privateRoot`: where each mount's private directory (its FUSE mount) is made.
+   * `fetchDeadlineMs`: longest one fetch of image data may take before the read that needs it fails.
+   */
   constructor(
     private readonly cache: CacheBackend,
     private readonly records: MountRecordKeeper,
     private readonly features: Features,
     private readonly privateRoot: string,
+    private readonly fetchDeadlineMs = DEFAULT_FETCH_DEADLINE_MS,
   ) {}
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
@@ -78,6 +88,7 @@ export class MountManager {
         ...(options.creds ? { creds: options.creds } : {}),
         ...(options.blobs && options.blobs.length > 0 ? { blobs: options.blobs } : {}),
         ...(options.manifestDigest ? { manifestDigest: options.manifestDigest } : {}),
+        fetchDeadlineMs: this.fetchDeadlineMs,
       });
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof UnsupportedError) throw err;

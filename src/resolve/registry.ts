@@ -62,7 +62,7 @@ export async function resolveRegistryImage(refText: string, options: ResolveOpti
     const found = await fetchImageManifest(client, ref, options.platform !== undefined ? { platform: options.platform } : {});
     requireOndemandImage(found.manifest, name);
     const image = parseManifest(found.fetched.bytes, { ref: name, manifestDigest: found.fetched.digest });
-    const fetcher = new RegistryFetcher(client, ref.repository, { closeClient: true });
+    const fetcher = new RegistryFetcher(client, ref.repository, { closeClient: true, ...(options.fetchDeadlineMs !== undefined ? { deadlineMs: options.fetchDeadlineMs } : {}) });
     return {
       image,
       fetcher,

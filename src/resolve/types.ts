@@ -23,6 +23,8 @@ export interface ResolveOptions {
    * exactly what it mounted, whatever its tag points to now.
    */
   manifestDigest?: string;
+  /** Longest one fetch of the image's data may take, retries included (ms; the registry client's default otherwise). */
+  fetchDeadlineMs?: number;
 }
 
 export interface ResolvedImage {

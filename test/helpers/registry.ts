@@ -58,6 +58,8 @@ export interface TestRegistry {
   logFile: string;
   token?: TokenServerInfo;
   stop(): Promise<void>;
+  /** Sends the registry process a signal (SIGSTOP: it hangs, connections accepted and never answered; SIGCONT). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 const REGISTRY_BIN = process.env.ONDEMAND_REGISTRY_BIN ?? '/usr/bin/docker-registry';
@@ -333,7 +335,7 @@ async function startOnce(options: StartRegistryOptions): Promise<TestRegistry> {
       }
       rmSync(dir, { recursive: true, force: true });
     };
-    const result: TestRegistry = { host: `127.0.0.1:${port}`, url, auth, dir, logFile, stop };
+    const result: TestRegistry = { host: `127.0.0.1:${port}`, url, auth, dir, logFile, stop, signal: (sig) => { child.kill(sig); } };
     if (user !== undefined) result.user = user;
     if (password !== undefined) result.password = password;
     if (tokenServer) result.token = tokenServer.info;

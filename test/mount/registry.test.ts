@@ -1,7 +1,7 @@
 /**
  * Mounting from a real registry (Debian docker-registry on 127.0.0.1): lazy reads over HTTP range
- * requests, and the registry stopped mid-use — reads of data not yet cached fail with EIO after the
- * fetch deadline; they never hang forever and never return zeros.
+ * requests, and the registry hung or stopped mid-use — reads of data not yet cached fail with EIO
+ * within the fetch deadline ($ONDEMAND_FETCH_TIMEOUT); they never hang and never return zeros.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
@@ -25,6 +25,8 @@ function readWithin(path: string, timeoutMs: number): Promise<{ sha?: string; er
   });
 }
 
+const FETCH_TIMEOUT_S = 6;
+
 describe.skipIf(!ready)('mount from a registry', () => {
   let h: Harness;
   let reg: TestRegistry;
@@ -34,7 +36,7 @@ describe.skipIf(!ready)('mount from a registry', () => {
   let mp: string;
 
   beforeAll(async () => {
-    h = makeHarness('registry');
+    h = makeHarness('registry', { ONDEMAND_FETCH_TIMEOUT: String(FETCH_TIMEOUT_S) });
     src = makeTempDir('registry-src');
     reg = await startRegistry();
     makeTree(join(src.dir, 'tree'), { seed: 'r' });
@@ -56,6 +58,22 @@ describe.skipIf(!ready)('mount from a registry', () => {
     process.stderr.write(`registry: one 200 KiB file fetched ${s.bytesFetched} of ${image.bytes} bytes in ${s.requests} requests\n`);
     expect(s.bytesFetched).toBeGreaterThan(0);
     expect(s.bytesFetched).toBeLessThan(image.bytes / 4);
+  });
+
+  it('registry hung (SIGSTOP): a read of data not cached fails with EIO within the fetch deadline', async () => {
+    reg.signal('SIGSTOP');
+    try {
+      const r = await readWithin(join(mp, 'data', 'one-mib-plus-one.bin'), 120_000);
+      process.stderr.write(`read with the registry hung: ${r.error ?? r.sha} after ${r.ms} ms (deadline ${FETCH_TIMEOUT_S} s)\n`);
+      expect(r.timedOut).toBe(false);
+      expect(r.sha).toBeUndefined();
+      expect(r.error).toMatch(/Input\/output error/);
+      expect(r.ms).toBeLessThan((FETCH_TIMEOUT_S + 10) * 1000);
+    } finally {
+      reg.signal('SIGCONT');
+    }
+    // The registry back: the same file reads right (nothing wrong was kept).
+    expect(sha(join(mp, 'data', 'one-mib-plus-one.bin'))).toBe(sha(join(src.dir, 'tree', 'data', 'one-mib-plus-one.bin')));
   });
 
   it('registry stopped: cached data still reads, missing data fails with EIO after the deadline (never zeros, never a hang)', async () => {
