@@ -4,13 +4,10 @@
  * Imported only by reader-thread modules.
  */
 import koffi from 'koffi';
+import { EINTR } from './errno.js';
 
 const libc = koffi.load('libc.so.6');
 
-export const EAGAIN = 11;
-export const EINTR = 4;
-export const ENOENT = 2;
-export const ENODEV = 19;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const F_SETPIPE_SZ = 1031;
@@ -46,4 +43,22 @@ const errnoLocation = libc.func('int *__errno_location()');
 /** errno of this thread's last failed call. */
 export function errno(): number {
   return koffi.decode(errnoLocation(), 'int') as number;
+}
+
+/**
+ * Repeats a partial transfer until len bytes are moved: step(done) makes one call and returns its
+ * result. EINTR is retried; false on any other error or on end of file.
+ */
+export function transferAll(len: number, step: (done: number) => number): boolean {
+  let got = 0;
+  while (got < len) {
+    const r = step(got);
+    if (r > 0) {
+      got += r;
+      continue;
+    }
+    if (r < 0 && errno() === EINTR) continue;
+    return false;
+  }
+  return true;
 }

@@ -7,7 +7,8 @@
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { EPOCH, viewCovers, type PresenceView } from '../cache/presence-view.js';
 import { IN_HEADER_SIZE, InHeaderOffset, OUT_HEADER_SIZE, Opcode, READ_IN_COMPAT_SIZE, ReadInOffset, writeOutHeader } from './layout.js';
-import { EINTR, ENODEV, ENOENT, O_CLOEXEC, close, errno, open, pread, write } from './reader-libc.js';
+import { ENODEV, ENOENT } from './errno.js';
+import { O_CLOEXEC, close, errno, open, pread, transferAll, write } from './reader-libc.js';
 import type { ControlMessage, ThreadData } from './reader-protocol.js';
 import { Splicer } from './reader-splice.js';
 import type { FastReadSource } from './types.js';
@@ -134,17 +135,8 @@ export class FastReads {
   }
 
   private preadAll(fd: number, offset: number, len: number): boolean {
-    let got = 0;
-    while (got < len) {
-      const r = pread(fd, got === 0 ? this.replyData : this.replyData.subarray(got), len - got, offset + got);
-      if (r > 0) {
-        got += r;
-        continue;
-      }
-      if (r < 0 && errno() === EINTR) continue;
-      return false;
-    }
-    return true;
+    const data = this.replyData;
+    return transferAll(len, (done) => pread(fd, done === 0 ? data : data.subarray(done), len - done, offset + done));
   }
 
   private spliceReply(src: Source, epoch: number, offset: number, len: number): boolean {

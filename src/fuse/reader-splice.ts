@@ -5,7 +5,8 @@
  * only with CAP_SYS_RESOURCE, so without it the largest READs use pread + write instead.
  */
 import { PAGE_SIZE } from './layout.js';
-import { EINTR, ENODEV, ENOENT, F_SETPIPE_SZ, O_CLOEXEC, close, errno, fcntl, pipe2, splice, write } from './reader-libc.js';
+import { EINTR, ENODEV, ENOENT } from './errno.js';
+import { F_SETPIPE_SZ, O_CLOEXEC, close, errno, fcntl, pipe2, splice, transferAll, write } from './reader-libc.js';
 
 interface Pipe {
   r: number;
@@ -36,18 +37,10 @@ export class Splicer {
   fill(header: Buffer, headerLen: number, srcFd: number, offset: number, len: number): boolean {
     const pipe = this.pipe!;
     if (write(pipe.w, header, headerLen) !== headerLen) return false;
-    let got = 0;
-    while (got < len) {
-      this.fileOffset.writeBigInt64LE(BigInt(offset + got));
-      const r = splice(srcFd, this.fileOffset, pipe.w, null, len - got, 0);
-      if (r > 0) {
-        got += r;
-        continue;
-      }
-      if (r < 0 && errno() === EINTR) continue;
-      return false;
-    }
-    return true;
+    return transferAll(len, (done) => {
+      this.fileOffset.writeBigInt64LE(BigInt(offset + done));
+      return splice(srcFd, this.fileOffset, pipe.w, null, len - done, 0);
+    });
   }
 
   /**

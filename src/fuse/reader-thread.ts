@@ -10,7 +10,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { IN_HEADER_SIZE, InHeaderOffset, Opcode, ReadInOffset } from './layout.js';
-import { EAGAIN, EINTR, ENODEV, ENOENT, F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from './reader-libc.js';
+import { EAGAIN, EINTR, ENODEV, ENOENT } from './errno.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from './reader-libc.js';
 import {
   CopierState, JOB_BYTES, stopCopiers, type CopierThreadData, type CopyShared, type ReaderThreadData, type ThreadData,
   type ThreadMessage,

@@ -9,13 +9,13 @@
  * written by the main thread (writes to /dev/fuse never block).
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { existsSync, statSync, writeSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { writeSync } from 'node:fs';
 import { pipe2, closeQuietly } from '../native/fuse.js';
 import { OndemandError } from '../util/errors.js';
 import {
   newCopyShared, stopCopiers, type ControlMessage, type CopierThreadData, type ReaderThreadData, type ThreadMessage,
 } from './reader-protocol.js';
+import { readerThreadUrl } from './reader-thread-url.js';
 import type { FastReadSource } from './types.js';
 
 export interface ReaderHandlers {
@@ -47,31 +47,6 @@ export interface ReaderOptions {
 /** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
 export const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
 
-/** The thread's modules, for the staleness check below (src/ paths, built to dist/ by tsc). */
-const THREAD_SOURCES = [
-  'fuse/reader-thread', 'fuse/reader-serve', 'fuse/reader-splice', 'fuse/reader-libc', 'fuse/reader-protocol', 'fuse/layout',
-  'cache/presence-view',
-];
-
-/**
- * The compiled thread module: next to this file in tsc's output. Under vitest this file is the .ts
- * source and a Worker cannot run TypeScript, so the thread runs from the build in dist/ (tsconfig:
- * rootDir ".", outDir "dist"), which must exist and be newer than the thread's sources.
- */
-function threadUrl(): URL {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./reader-thread.js', import.meta.url);
-  const src = new URL('../', import.meta.url);
-  const dist = new URL('../../dist/src/', import.meta.url);
-  for (const m of THREAD_SOURCES) {
-    const built = fileURLToPath(new URL(`${m}.js`, dist));
-    if (!existsSync(built)) throw new OndemandError('EFUSE', `${built} is missing: run make build (the FUSE reader thread runs compiled code)`);
-    if (statSync(fileURLToPath(new URL(`${m}.ts`, src))).mtimeMs > statSync(built).mtimeMs) {
-      throw new OndemandError('EFUSE', `${built} is older than src/${m}.ts: run make build (the FUSE reader thread runs compiled code)`);
-    }
-  }
-  return new URL('fuse/reader-thread.js', dist);
-}
-
 /** A running reader thread on one /dev/fuse fd. */
 export class FuseReader {
   private readonly worker: Worker;
@@ -86,7 +61,7 @@ export class FuseReader {
   private readonly done: Promise<void>;
 
   constructor(fd: number, options: ReaderOptions, handlers: ReaderHandlers) {
-    const url = threadUrl();
+    const url = readerThreadUrl();
     const pipe = pipe2();
     if (typeof pipe === 'number') throw new OndemandError('EFUSE', `pipe2 failed: errno ${-pipe}`, {}, { errno: -pipe });
     [this.wakeRead, this.wakeWrite] = pipe;
