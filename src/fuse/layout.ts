@@ -106,6 +106,8 @@ export const INIT_OUT_SIZE = 64;
 export const KSTATFS_SIZE = 80;
 export const GETXATTR_OUT_SIZE = 8;
 export const DIRENT_HEADER_SIZE = 24;
+/** The unit of max_pages (x86-64 and arm64 hosts with 4 KiB pages). */
+export const PAGE_SIZE = 4096;
 /** The kernel refuses reads of /dev/fuse into buffers smaller than this or than max_write + headers. */
 export const FUSE_MIN_READ_BUFFER = 8192;
 /** fuse_in_header + fuse_write_in: what the read buffer needs on top of max_write. */
@@ -123,23 +125,31 @@ export interface InHeader {
   pid: number;
 }
 
+/** Field offsets of fuse_in_header. */
+export const InHeaderOffset = { LEN: 0, OPCODE: 4, UNIQUE: 8, NODEID: 16, UID: 24, GID: 28, PID: 32 } as const;
+
 export function decodeInHeader(buf: Buffer): InHeader {
   return {
-    len: buf.readUInt32LE(0),
-    opcode: buf.readUInt32LE(4),
-    unique: buf.readBigUInt64LE(8),
-    nodeid: Number(buf.readBigUInt64LE(16)),
-    uid: buf.readUInt32LE(24),
-    gid: buf.readUInt32LE(28),
-    pid: buf.readUInt32LE(32),
+    len: buf.readUInt32LE(InHeaderOffset.LEN),
+    opcode: buf.readUInt32LE(InHeaderOffset.OPCODE),
+    unique: buf.readBigUInt64LE(InHeaderOffset.UNIQUE),
+    nodeid: Number(buf.readBigUInt64LE(InHeaderOffset.NODEID)),
+    uid: buf.readUInt32LE(InHeaderOffset.UID),
+    gid: buf.readUInt32LE(InHeaderOffset.GID),
+    pid: buf.readUInt32LE(InHeaderOffset.PID),
   };
+}
+
+/** fuse_out_header into b[0, OUT_HEADER_SIZE) (the reader thread reuses one reply buffer). */
+export function writeOutHeader(b: Buffer, len: number, error: number, unique: bigint): void {
+  b.writeUInt32LE(len, 0);
+  b.writeInt32LE(error, 4);
+  b.writeBigUInt64LE(unique, 8);
 }
 
 export function encodeOutHeader(len: number, error: number, unique: bigint): Buffer {
   const b = Buffer.allocUnsafe(OUT_HEADER_SIZE);
-  b.writeUInt32LE(len, 0);
-  b.writeInt32LE(error, 4);
-  b.writeBigUInt64LE(unique, 8);
+  writeOutHeader(b, len, error, unique);
   return b;
 }
 
@@ -203,8 +213,17 @@ export interface ReadIn {
   size: number;
 }
 
+/** Field offsets of fuse_read_in, relative to the body. */
+export const ReadInOffset = { FH: 0, OFFSET: 8, SIZE: 16 } as const;
+/** FUSE_COMPAT_READ_IN_SIZE (fh, offset, size, padding): every READ body holds at least this. */
+export const READ_IN_COMPAT_SIZE = 24;
+
 export function decodeReadIn(body: Buffer): ReadIn {
-  return { fh: body.readBigUInt64LE(0), offset: Number(body.readBigUInt64LE(8)), size: body.readUInt32LE(16) };
+  return {
+    fh: body.readBigUInt64LE(ReadInOffset.FH),
+    offset: Number(body.readBigUInt64LE(ReadInOffset.OFFSET)),
+    size: body.readUInt32LE(ReadInOffset.SIZE),
+  };
 }
 
 /** fuse_open_in.flags (OPEN, OPENDIR). */

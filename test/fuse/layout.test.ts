@@ -2,9 +2,9 @@
 import { describe, it, expect } from 'vitest';
 import {
   ATTR_OUT_SIZE, ENTRY_OUT_SIZE, FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, FUSE_DEV_IOC_CLONE,
-  INIT_OUT_SIZE, InitFlag, InitFlag2, KSTATFS_SIZE, S_IFDIR, S_IFREG, decodeBatchForgetIn, decodeInHeader,
-  decodeInitIn, decodeReadIn, direntSize, direntType, encodeAttrOut, encodeEntryOut, encodeInitOut, encodeOpenOut,
-  encodeOutHeader, encodeStatfsOut, writeDirent,
+  IN_HEADER_SIZE, INIT_OUT_SIZE, InHeaderOffset, InitFlag, InitFlag2, KSTATFS_SIZE, OUT_HEADER_SIZE, Opcode, READ_IN_COMPAT_SIZE,
+  ReadInOffset, S_IFDIR, S_IFREG, decodeBatchForgetIn, decodeInHeader, decodeInitIn, decodeReadIn, direntSize, direntType,
+  encodeAttrOut, encodeEntryOut, encodeInitOut, encodeOpenOut, encodeOutHeader, encodeStatfsOut, writeDirent, writeOutHeader,
 } from '../../src/fuse/layout.js';
 
 /** _IOC(dir, type, nr, size) as the kernel computes it. */
@@ -31,6 +31,13 @@ describe('FUSE layout', () => {
     b.writeUInt32LE(131072, 56);
     expect(decodeInHeader(b)).toEqual({ len: 80, opcode: 15, unique: 0x1234567890n, nodeid: 7, uid: 1000, gid: 100, pid: 4242 });
     expect(decodeReadIn(b.subarray(40))).toEqual({ fh: 9n, offset: 2 ** 40, size: 131072 });
+    // The offsets the reader thread reads a READ with, without decoding it.
+    expect(b.readUInt32LE(InHeaderOffset.OPCODE)).toBe(Opcode.READ);
+    expect(b.readBigUInt64LE(InHeaderOffset.UNIQUE)).toBe(0x1234567890n);
+    expect(b.readBigUInt64LE(InHeaderOffset.NODEID)).toBe(7n);
+    expect(b.readBigUInt64LE(IN_HEADER_SIZE + ReadInOffset.OFFSET)).toBe(1n << 40n);
+    expect(b.readUInt32LE(IN_HEADER_SIZE + ReadInOffset.SIZE)).toBe(131072);
+    expect(ReadInOffset.SIZE + 4).toBeLessThanOrEqual(READ_IN_COMPAT_SIZE);
 
     const init = Buffer.alloc(64);
     init.writeUInt32LE(7, 0);
@@ -54,6 +61,9 @@ describe('FUSE layout', () => {
   it('encodes replies at the kernel offsets', () => {
     const h = encodeOutHeader(16, -2, 77n);
     expect([h.readUInt32LE(0), h.readInt32LE(4), h.readBigUInt64LE(8)]).toEqual([16, -2, 77n]);
+    const reply = Buffer.alloc(OUT_HEADER_SIZE + 8, 0xff);
+    writeOutHeader(reply, 24, 0, 78n);
+    expect([reply.readUInt32LE(0), reply.readInt32LE(4), reply.readBigUInt64LE(8), reply.readUInt32LE(16)]).toEqual([24, 0, 78n, 0xffffffff]);
 
     const attr = { ino: 9, size: 5000, mode: S_IFREG | 0o644, nlink: 1, uid: 3, gid: 4, mtime: 10.25 };
     const e = encodeEntryOut(9, 0, 86400.5, 60, attr);

@@ -1,0 +1,130 @@
+/**
+ * The entry of a FuseReader thread (started by reader.ts with workerData: ThreadData).
+ *
+ * reader: sets the /dev/fuse fd non-blocking, drains every queued request, answers the READs it can
+ *   itself (reader-serve.ts) or hands large ones to an idle copier, posts the rest to the main thread
+ *   as one batch (ArrayBuffers transferred, no copy), then sleeps in poll(2) on the device and the
+ *   wake-up pipe — after spinning a moment, as the next request of a stream usually follows at once.
+ * copier: waits for a job in its mailbox (reader-protocol.ts) and answers it like the reader would.
+ * Both reply on the same fd: the kernel matches replies by unique, not by thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { IN_HEADER_SIZE, InHeaderOffset, Opcode, ReadInOffset } from './layout.js';
+import { EAGAIN, EINTR, ENODEV, ENOENT } from './errno.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from './reader-libc.js';
+import {
+  CopierState, JOB_BYTES, stopCopiers, type CopierThreadData, type CopyShared, type ReaderThreadData, type ThreadData,
+  type ThreadMessage,
+} from './reader-protocol.js';
+import { FastReads } from './reader-serve.js';
+
+/** Requests posted to the main thread in one message at most. */
+const MAX_BATCH = 64;
+/** struct pollfd { int fd; short events; short revents; } */
+const POLLFD_SIZE = 8;
+
+if (parentPort === null) throw new Error('reader-thread.ts runs only as a worker thread (see reader.ts)');
+const port = parentPort;
+const data = workerData as ThreadData;
+const fast = new FastReads(data);
+
+function post(msg: ThreadMessage, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+/** A copy of req[0, n) the main thread can own. */
+function detach(req: Buffer, n: number): ArrayBuffer {
+  const ab = new ArrayBuffer(n);
+  new Uint8Array(ab).set(req.subarray(0, n));
+  return ab;
+}
+
+/** Gives the READ in req[0, n) to an idle copier; false = none idle, or not worth one. */
+function handOff(copy: CopyShared | undefined, req: Buffer, n: number): boolean {
+  if (copy === undefined || n > JOB_BYTES || req.readUInt32LE(InHeaderOffset.OPCODE) !== Opcode.READ) return false;
+  if (req.readUInt32LE(IN_HEADER_SIZE + ReadInOffset.SIZE) < copy.minBytes) return false;
+  if (!fast.has(Number(req.readBigUInt64LE(InHeaderOffset.NODEID)))) return false;
+  for (let i = 0; i < copy.count; i++) {
+    if (Atomics.load(copy.state, 1 + i) !== CopierState.IDLE) continue;
+    copy.jobs.set(req.subarray(0, n), i * JOB_BYTES);
+    copy.lengths[i] = n;
+    Atomics.store(copy.state, 1 + i, CopierState.JOB);
+    Atomics.notify(copy.state, 1 + i);
+    return true;
+  }
+  return false;
+}
+
+function finish(copy: CopyShared | undefined, endErrno: number): never {
+  fast.close();
+  if (copy !== undefined) stopCopiers(copy);
+  post({ kind: 'end', errno: endErrno });
+  process.exit(0);
+}
+
+function runReader(d: ReaderThreadData): never {
+  const { fd, copy, spinMicros, bufferSize } = d;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  const req = Buffer.alloc(bufferSize);
+  const pfds = Buffer.alloc(2 * POLLFD_SIZE);
+  pfds.writeInt32LE(fd, 0);
+  pfds.writeInt16LE(POLLIN, 4);
+  pfds.writeInt32LE(d.wakeFd, POLLFD_SIZE);
+  pfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+  let lastRequest = 0;
+  for (;;) {
+    const batch: ArrayBuffer[] = [];
+    for (;;) {
+      const n = read(fd, req, bufferSize);
+      if (n > 0) {
+        if (spinMicros > 0) lastRequest = performance.now();
+        if (handOff(copy, req, n) || fast.tryServe(req, n)) continue;
+        batch.push(detach(req, n));
+        if (batch.length >= MAX_BATCH) break;
+        continue;
+      }
+      const e = n < 0 ? errno() : ENODEV;
+      if (e === EINTR || e === ENOENT) continue;
+      if (e === EAGAIN) break;
+      if (batch.length > 0) post({ kind: 'requests', batch }, batch);
+      finish(copy, e);
+    }
+    if (batch.length > 0) {
+      post({ kind: 'requests', batch }, batch);
+      continue;
+    }
+    // Busy-poll a moment after a request: a thread woken from poll costs far more than the wait.
+    if (spinMicros > 0 && (performance.now() - lastRequest) * 1000 < spinMicros) continue;
+    fast.drainControl();
+    pfds.writeInt16LE(0, 6);
+    pfds.writeInt16LE(0, POLLFD_SIZE + 6);
+    const r = poll(pfds, 2, -1);
+    if (r < 0 && errno() !== EINTR) finish(copy, errno());
+    if (pfds.readInt16LE(POLLFD_SIZE + 6) !== 0) finish(copy, 0);
+  }
+}
+
+function runCopier(d: CopierThreadData): never {
+  const { copy, index } = d;
+  const slot = 1 + index;
+  const req = Buffer.alloc(JOB_BYTES);
+  for (;;) {
+    Atomics.wait(copy.state, slot, CopierState.IDLE);
+    const v = Atomics.load(copy.state, slot);
+    if (v === CopierState.STOP) {
+      fast.close();
+      process.exit(0);
+    }
+    if (v !== CopierState.JOB) continue;
+    const n = copy.lengths[index]!;
+    req.set(copy.jobs.subarray(index * JOB_BYTES, index * JOB_BYTES + n));
+    if (!fast.tryServe(req, n)) {
+      const ab = detach(req, n);
+      post({ kind: 'requests', batch: [ab] }, [ab]);
+    }
+    Atomics.compareExchange(copy.state, slot, CopierState.JOB, CopierState.IDLE); // unless told to stop meanwhile
+  }
+}
+
+if (data.role === 'reader') runReader(data);
+else runCopier(data);
