@@ -29,8 +29,10 @@ $(BUILD_STAMP): $(NPM_STAMP) $(TS_FILES) $(TS_DIRS) tsconfig.json tsconfig.test.
 	$(BIN)/tsc -p tsconfig.test.json
 	@touch $@
 
-# Static checks (part of `make test`): import cycles and folder layering of src/, then ESLint.
-check: depcheck lint
+# Static checks (part of `make test`): import cycles and folder layering of src/, then ESLint. Both
+# run (and print) even when the first fails.
+check: $(NPM_STAMP)
+	@status=0; $(MAKE) --no-print-directory depcheck || status=1; $(MAKE) --no-print-directory lint || status=1; exit $$status
 
 # Cycles between files of src/ and the one-way folder layering, both in .dependency-cruiser.cjs.
 depcheck: $(NPM_STAMP)
