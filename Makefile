@@ -1,24 +1,66 @@
 # Everything a fresh machine needs is installed from here: Debian packages, npm packages, the build.
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
+BIN := node_modules/.bin
 
-.PHONY: all deps build test demo install compat bench clean lint
+# `make build` redoes nothing when no TypeScript file, folder (a file added, renamed or removed) or
+# config changed: the stamp lives in dist/ (removing dist/ rebuilds), and tsc itself is incremental
+# (dist/*.tsbuildinfo) for when something did change.
+BUILD_STAMP := dist/.build-stamp
+# (Folders as `dir/.`: `test`, `bench` and `compat` are also targets here.)
+TS_DIRS := $(addsuffix /.,$(shell find src test bench compat -type d -not -path '*/node_modules*' 2>/dev/null))
+TS_FILES := $(shell find src test bench compat \( -name '*.ts' -o -name '*.mts' \) -not -path '*/node_modules/*' 2>/dev/null)
+
+.PHONY: all deps build check depcheck lint test test-unit test-host test-registry test-compat demo install compat bench clean
 
 all: build
 
 deps: $(NPM_STAMP)
 	@bash scripts/install-deps.sh
 
-$(NPM_STAMP): package.json
+$(NPM_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
-build: deps
-	npx tsc -p tsconfig.json
-	npx tsc -p tsconfig.test.json
+build: deps $(BUILD_STAMP)
 
-test: build
-	npx vitest run
+$(BUILD_STAMP): $(NPM_STAMP) $(TS_FILES) $(TS_DIRS) tsconfig.json tsconfig.test.json vitest.config.ts
+	$(BIN)/tsc -p tsconfig.json
+	$(BIN)/tsc -p tsconfig.test.json
+	@touch $@
+
+# Static checks (part of `make test`): import cycles and folder layering of src/, then ESLint. Both
+# run (and print) even when the first fails.
+check: $(NPM_STAMP)
+	@status=0; $(MAKE) --no-print-directory depcheck || status=1; $(MAKE) --no-print-directory lint || status=1; exit $$status
+
+# Cycles between files of src/ and the one-way folder layering, both in .dependency-cruiser.cjs.
+depcheck: $(NPM_STAMP)
+	@echo "depcheck: import cycles and layering of src/ (.dependency-cruiser.cjs)"
+	@$(BIN)/depcruise --config .dependency-cruiser.cjs --output-type err-long src
+
+# typescript-eslint with type information (eslint.config.js) over src/, test/, bench/, compat/.
+lint: $(NPM_STAMP)
+	@echo "lint: eslint (eslint.config.js)"
+	@$(BIN)/eslint --max-warnings 0 .
+
+# Every tier (vitest projects in vitest.config.ts), after the static checks.
+test: build check
+	$(BIN)/vitest run
+
+# One tier each, without the static checks: unit (no root), host (real mounts), registry
+# (docker-registry), compat (QEMU).
+test-unit: build
+	$(BIN)/vitest run --project unit
+
+test-host: build
+	$(BIN)/vitest run --project host
+
+test-registry: build
+	$(BIN)/vitest run --project registry
+
+test-compat: build
+	$(BIN)/vitest run --project compat
 
 compat: build
 	node dist/compat/cli.js

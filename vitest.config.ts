@@ -1,13 +1,68 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tiers (vitest projects), by what a test file needs from the machine (read from its imports and its
+ * `needs(...)` in test/helpers/env.ts). `make test` runs all four; `make test-unit` etc. run one.
+ * - host: root on this host — real mounts (FUSE, erofs, loop, ext4/tmpfs/overlay), mknod/chown, the daemon;
+ * - registry: a real docker-registry (started by test/helpers/registry.ts), often with mounts too;
+ * - compat: real kernels under QEMU;
+ * - unit: everything else (no root, no mount, no registry, no VM). It may run the built CLI or tools
+ *   such as mkfs.erofs and zstd. A new test file lands here unless it is listed below.
+ */
+const host = [
+  'test/cache/disk.test.ts',
+  'test/convert/tar.test.ts',
+  'test/convert/whiteout.test.ts',
+  'test/daemon/**/*.test.ts',
+  'test/erofs/kernel.test.ts',
+  'test/erofs/mkfs-interop.test.ts',
+  'test/fuse/fast-read.test.ts',
+  'test/fuse/fuse-blobs-cache.test.ts',
+  'test/fuse/fuse-blobs.test.ts',
+  'test/fuse/protocol.test.ts',
+  'test/image/debian.test.ts',
+  'test/image/hard-cases.test.ts',
+  'test/image/multi-blob.test.ts',
+  'test/mount/detect.test.ts',
+  'test/mount/faults.test.ts',
+  'test/mount/local-layout.test.ts',
+  'test/mount/many.test.ts',
+  'test/mount/prefetch.test.ts',
+  'test/mount/unwind.test.ts',
+];
+
+const registry = [
+  // All of test/registry/ but its pure parsing tests (an extglob: a new file there needs a registry).
+  'test/registry/!(parsing).test.ts',
+  'test/convert/oracle.test.ts',
+  'test/convert/registry-auth.test.ts',
+  'test/image/skopeo.test.ts',
+  'test/mount/debian.test.ts',
+  'test/mount/registry.test.ts',
+  'test/mount/resend.test.ts',
+];
+const compat = ['compat/**/*.test.ts'];
+
+const all = ['src/**/*.test.ts', 'test/**/*.test.ts', 'compat/**/*.test.ts'];
+const defaultExclude = ['**/node_modules/**', '**/dist/**'];
+
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'compat/**/*.test.ts'],
+    // No include here: projects that `extends: true` would add it to their own (arrays are merged).
     testTimeout: 120_000,
     hookTimeout: 300_000,
     // Mount, registry and VM tests share the host's kernel and its 2 cores: keep files in a small pool.
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: all, exclude: [...defaultExclude, ...host, ...registry, ...compat] },
+      },
+      { extends: true, test: { name: 'host', include: host, exclude: defaultExclude } },
+      { extends: true, test: { name: 'registry', include: registry, exclude: defaultExclude } },
+      { extends: true, test: { name: 'compat', include: compat, exclude: defaultExclude } },
+    ],
   },
 });
