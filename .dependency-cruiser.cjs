@@ -3,15 +3,15 @@
 // 1. No import cycles between files of src/ — type-only imports count (tsPreCompilationDeps).
 // 2. Layering: a folder of src/ may only import itself and the folders listed BELOW it here.
 //    Read top to bottom: cli → daemon → mount → transport → fuse → cache → fetch → registry, with
-//    resolve used by mount and sitting above cache/fetch/registry; convert and build used only by cli
-//    (they may use registry, fetch, format, util); format, native and util underneath everything.
+//    resolve used by mount and sitting above cache/fetch/registry; convert, copy, reader and build
+//    used only by cli; format, native and util underneath everything.
 //    A new folder of src/ must be placed here (rule `layer-unknown-folder`).
 // 3. src/ never imports tests, benchmarks or the compat harness.
 'use strict';
 
 /** folder → the folders it may import (besides itself). */
 const layers = {
-  cli: ['daemon', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'convert', 'build', 'format', 'native', 'util'],
+  cli: ['daemon', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'convert', 'copy', 'reader', 'build', 'format', 'native', 'util'],
   daemon: ['mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'format', 'native', 'util'],
   mount: ['transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'format', 'native', 'util'],
   transport: ['fuse', 'cache', 'fetch', 'registry', 'format', 'native', 'util'],
@@ -20,8 +20,12 @@ const layers = {
   cache: ['fetch', 'registry', 'format', 'native', 'util'],
   fetch: ['registry', 'format', 'native', 'util'],
   registry: ['format', 'native', 'util'],
-  convert: ['registry', 'fetch', 'format', 'util'],
-  build: ['registry', 'fetch', 'format', 'util'],
+  // Commands' own work, used only by cli: convert builds (build), copy reads what build writes,
+  // reader (check/inspect/export) reads resolved images.
+  convert: ['build', 'resolve', 'registry', 'fetch', 'format', 'native', 'util'],
+  copy: ['build', 'resolve', 'registry', 'fetch', 'format', 'native', 'util'],
+  reader: ['resolve', 'fetch', 'registry', 'format', 'native', 'util'],
+  build: ['registry', 'fetch', 'format', 'native', 'util'],
   format: ['util'],
   native: ['util'],
   util: [],

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
 import { makeManifest, manifestBytes } from '../format/image/manifest.js';
 import type { BootstrapDescriptor } from '../format/image/types.js';
-import { hostPlatform } from '../resolve/oci.js';
+import { hostPlatform } from '../registry/platform.js';
 import { buildImage, type BuildOptions, type BuildResult, type BuildStats } from './builder.js';
 import { scanDirectory } from './scan-dir.js';
 import { initLayout, putBlobBytes, putBlobFile, tagManifest } from './write-layout.js';
@@ -36,7 +36,7 @@ export interface StoreOptions {
 
 /** A minimal valid OCI image config: rootfs.diff_ids = the uncompressed digest of each layer. */
 export function minimalConfig(diffIds: string[]): Buffer {
-  const [os, architecture] = hostPlatform().split('/');
+  const { os, architecture } = hostPlatform();
   return Buffer.from(JSON.stringify({ architecture, os, config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
 }
 

@@ -6,7 +6,7 @@ import { systemCode } from '../util/errors.js';
 import { MEDIA_TYPE_OCI_INDEX } from '../format/image/media-types.js';
 import type { OciDescriptor } from '../format/image/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION, blobPath, type OciIndex } from '../format/image/oci-layout.js';
-import { readIndex } from '../resolve/read-layout.js';
+import { readIndex } from '../fetch/read-layout.js';
 
 /** Creates the layout skeleton if missing (keeps an existing index.json). */
 export async function initLayout(dir: string): Promise<void> {

@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FormatError, IntegrityError, NotFoundError, systemCode } from '../util/errors.js';
 import { blobPath, parseOciRef, selectManifest } from '../format/image/oci-layout.js';
-import { readIndex } from '../resolve/read-layout.js';
+import { readIndex } from '../fetch/read-layout.js';
 import { clientForReference } from '../resolve/registry.js';
 import type { RegistryClient } from '../registry/client.js';
 import { MAX_MANIFEST_BYTES, manifestMediaType, type FetchedManifest } from '../registry/manifest.js';

@@ -16,7 +16,7 @@ import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageMan
 import { hostPlatform, parsePlatform, selectPlatform } from '../registry/platform.js';
 import { formatReference, manifestReference, parseReference } from '../registry/reference.js';
 import { pushBlob, type BlobSource } from '../registry/upload.js';
-import { readIndex } from '../resolve/read-layout.js';
+import { readIndex } from '../fetch/read-layout.js';
 import { clientForReference } from '../resolve/registry.js';
 import type { ResolveOptions } from '../resolve/types.js';
 

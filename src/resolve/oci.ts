@@ -10,7 +10,7 @@ import { parseJsonObject, parseManifest, type OciDescriptor } from '../format/im
 import { parseIndexObject, parseOciRef, selectManifest } from '../format/image/oci-layout.js';
 import type { OndemandImage } from '../format/image/types.js';
 import { loadToc } from './load-toc.js';
-import { readIndex } from './read-layout.js';
+import { readIndex } from '../fetch/read-layout.js';
 import type { ResolvedImage, ResolveOptions } from './types.js';
 
 const gunzip = promisify(gunzipCb);
@@ -53,7 +53,7 @@ async function pinnedManifest(fetcher: BlobFetcher, digest: string, ref: string)
 }
 
 /** The host's platform in OCI terms. */
-export function hostPlatform(): string {
+function hostPlatform(): string {
   const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
   return `linux/${arch}`;
 }

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobPath } from '../../src/format/image/oci-layout.js';
-import { readIndex } from '../../src/resolve/read-layout.js';
+import { readIndex } from '../../src/fetch/read-layout.js';
 import { convertImage } from '../../src/convert/index.js';
 import { OndemandError, errorText } from '../../src/util/errors.js';
 import { makeTempDir } from '../helpers/env.js';

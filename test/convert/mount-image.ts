@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { decodeFrame } from '../../src/format/image/frames.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
 import { blobPath, selectManifest } from '../../src/format/image/oci-layout.js';
-import { readIndex } from '../../src/resolve/read-layout.js';
+import { readIndex } from '../../src/fetch/read-layout.js';
 import { decodeToc } from '../../src/format/image/toc.js';
 import type { OndemandImage } from '../../src/format/image/types.js';
 

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
 import { blobPath, selectManifest } from '../../src/format/image/oci-layout.js';
-import { readIndex } from '../../src/resolve/read-layout.js';
+import { readIndex } from '../../src/fetch/read-layout.js';
 import { initLayout, putBlobBytes, tagManifest } from '../../src/build/write-layout.js';
 import { haveCommand, makeTempDir, needs } from '../helpers/env.js';
 import { gzLayer } from './layout-maker.js';

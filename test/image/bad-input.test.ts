@@ -16,7 +16,7 @@ import { checkImage } from '../../src/reader/check.js';
 import { decodeToc, encodeToc } from '../../src/format/image/toc.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
 import { blobPath } from '../../src/format/image/oci-layout.js';
-import { readIndex } from '../../src/resolve/read-layout.js';
+import { readIndex } from '../../src/fetch/read-layout.js';
 import { materializeImage, type LocalImageFiles } from './mounts.js';
 import { ondemand } from './cli.js';
 

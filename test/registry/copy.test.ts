@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readIndex } from '../../src/resolve/read-layout.js';
+import { readIndex } from '../../src/fetch/read-layout.js';
 import { initLayout, putBlobBytes, tagManifest } from '../../src/build/write-layout.js';
 import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from '../../src/format/image/media-types.js';
 import { pullToLayout, pushLayoutImage, type CopyEvent } from '../../src/copy/index.js';

@@ -1,7 +1,7 @@
 /**
  * A standard OCI image layout directory (image-spec image-layout.md): `oci-layout`, `index.json`,
  * `blobs/sha256/<hex>`. Names, references and index checks; reading and writing the directory live
- * in src/resolve/read-layout.ts and src/build/write-layout.ts.
+ * in src/fetch/read-layout.ts and src/build/write-layout.ts.
  */
 import { join } from 'node:path';
 import { FormatError, NotFoundError } from '../../util/errors.js';
