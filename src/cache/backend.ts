@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import type { BlobDescriptor } from '../format/image/types.js';
 import { CacheError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { CachedBlobEntry, type BlobHost, type BlobTuning } from './blob.js';
+import { CachedBlobEntry } from './blob.js';
+import type { BlobHost, BlobTuning } from './blob-host.js';
 import { BootstrapStore } from './bootstrap-store.js';
+import { systemClock, type CacheClock } from './clock.js';
 import { blobPaths, prepareCacheDir, resolveCacheDir, type CacheLayout } from './dir.js';
 import { readMapSummary } from './inventory.js';
 import { acquireCacheLock, type CacheLock } from './lock.js';
@@ -37,6 +39,8 @@ export interface CacheOptions extends Partial<BlobTuning> {
    * Default 10 s; 0 keeps blobs open until close().
    */
   idleCloseMs?: number;
+  /** Time and timers (default: the system's); tests pass one they move themselves. */
+  clock?: CacheClock;
 }
 
 export const DEFAULT_TUNING: BlobTuning = {
@@ -60,6 +64,7 @@ export class Cache implements CacheBackend, BlobHost {
   readonly tuning: BlobTuning;
   readonly prefetchThrottle: Throttle | undefined;
   readonly maxSize: number | undefined;
+  readonly clock: CacheClock;
   private readonly high: number;
   private readonly low: number;
   private readonly open = new Map<string, Promise<CachedBlobEntry>>();
@@ -71,9 +76,8 @@ export class Cache implements CacheBackend, BlobHost {
   /** Bytes about to be written (reserved, not yet in any blob's allocatedBytes). */
   private reserved = 0;
   private closed = false;
-  private readonly timer: NodeJS.Timeout;
+  private readonly stopTimers: (() => void)[] = [];
   private readonly idleCloseMs: number;
-  private readonly idleTimer: NodeJS.Timeout | undefined;
   /** When each open blob was last handed out by openBlob. */
   private readonly lastOpened = new Map<string, number>();
   /** Blobs being closed for idleness: a new openBlob of one waits for its close. */
@@ -84,8 +88,9 @@ export class Cache implements CacheBackend, BlobHost {
   private constructor(private readonly layout: CacheLayout, private readonly lock: CacheLock, options: CacheOptions) {
     this.dir = layout.dir;
     this.tuning = { ...DEFAULT_TUNING, ...definedOnly(options) };
+    this.clock = options.clock ?? systemClock;
     this.slots = new FetchSlots(options.maxConcurrentFetches ?? 8);
-    this.prefetchThrottle = this.tuning.prefetchBytesPerSecond > 0 ? new Throttle(this.tuning.prefetchBytesPerSecond) : undefined;
+    this.prefetchThrottle = this.tuning.prefetchBytesPerSecond > 0 ? new Throttle(this.tuning.prefetchBytesPerSecond, this.clock) : undefined;
     this.maxSize = options.maxSize;
     this.high = options.highWatermark ?? 0.95;
     this.low = options.lowWatermark ?? 0.8;
@@ -94,13 +99,9 @@ export class Cache implements CacheBackend, BlobHost {
     }
     this.bootstraps = new BootstrapStore(layout);
     // Last-use times are persisted lazily: once a minute, and on close.
-    this.timer = setInterval(() => void this.persistLastUsed(), 60_000);
-    this.timer.unref();
+    this.stopTimers.push(this.clock.every(60_000, () => this.persistLastUsed()));
     this.idleCloseMs = options.idleCloseMs ?? 10_000;
-    if (this.idleCloseMs > 0) {
-      this.idleTimer = setInterval(() => this.closeIdle(), Math.max(500, this.idleCloseMs / 2));
-      this.idleTimer.unref();
-    }
+    if (this.idleCloseMs > 0) this.stopTimers.push(this.clock.every(Math.max(500, this.idleCloseMs / 2), () => this.closeIdle()));
   }
 
   static async open(options: CacheOptions = {}): Promise<Cache> {
@@ -136,7 +137,7 @@ export class Cache implements CacheBackend, BlobHost {
   openBlob(descriptor: BlobDescriptor, options: OpenBlobOptions): Promise<CachedBlob> {
     if (this.closed) return Promise.reject(new CacheError('cache is closed', { path: this.dir }));
     const id = options.toc.blobId;
-    this.lastOpened.set(id, Date.now());
+    this.lastOpened.set(id, this.clock.now());
     let p = this.open.get(id);
     if (!p) {
       const closing = this.closing.get(id) ?? Promise.resolve();
@@ -174,11 +175,13 @@ export class Cache implements CacheBackend, BlobHost {
   /**
    * Closes blobs that are unpinned, idle and neither opened nor read for idleCloseMs. The check and the
    * removal from the maps are synchronous, so an openBlob either gets the entry before (and pins it in
-   * the same tick, as mounts do) or opens it afresh after the close finished.
+   * the same tick, as mounts do) or opens it afresh after the close finished. Resolves when those
+   * closes are done.
    */
-  private closeIdle(): void {
-    if (this.closed) return;
-    const now = Date.now();
+  private closeIdle(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const now = this.clock.now();
+    const closes: Promise<void>[] = [];
     for (const [id, entry] of this.blobs) {
       const last = Math.max(entry.lastUsed, this.lastOpened.get(id) ?? 0);
       if (!entry.evictable() || now - last < this.idleCloseMs) continue;
@@ -194,8 +197,10 @@ export class Cache implements CacheBackend, BlobHost {
           this.disk.set(id, { bytes: entry.allocatedBytes, lastUsed: entry.lastUsed });
         });
       this.closing.set(id, done);
+      closes.push(done);
       log.debug({ blob: id.slice(0, 12) }, 'closed idle blob');
     }
+    return Promise.all(closes).then(() => {});
   }
 
   /** Per-blob statistics of the blobs this process has open. */
@@ -223,7 +228,7 @@ export class Cache implements CacheBackend, BlobHost {
   }
 
   /** BlobHost: keeps the directory under its limit before `bytes` more are written. */
-  async reserve(_blob: CachedBlobEntry, bytes: number): Promise<void> {
+  async reserve(bytes: number): Promise<void> {
     this.reserved += bytes;
     if (this.maxSize !== undefined && this.usage() > this.maxSize * this.high) {
       await this.evictDownTo(this.maxSize * this.low);
@@ -289,8 +294,7 @@ export class Cache implements CacheBackend, BlobHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.timer);
-    if (this.idleTimer) clearInterval(this.idleTimer);
+    for (const stop of this.stopTimers) stop();
     await Promise.allSettled([...this.closing.values()]);
     const opening = [...this.open.values()];
     for (const r of await Promise.allSettled(opening)) if (r.status === 'fulfilled') await r.value.close();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { IntegrityError, OndemandError, systemCode } from '../util/errors.js';
-import { cacheIoError } from './blob.js';
+import { cacheIoError } from './file-io.js';
 import type { CacheLayout } from './dir.js';
 
 const gunzipAsync = promisify(gunzip);

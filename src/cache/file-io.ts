@@ -1,8 +1,9 @@
 /**
  * Callback-style fs calls wrapped in bare promises: the cache's hot paths (one pread per warm read)
- * avoid FileHandle's extra layers. Plus group commit for fdatasync.
+ * avoid FileHandle's extra layers. Plus group commit for fdatasync, and the cache's I/O errors.
  */
-import { fdatasync, read, writev } from 'node:fs';
+import { fdatasync, fstatSync, ftruncate, read, readSync, writev } from 'node:fs';
+import { CacheError, errorText, systemCode } from '../util/errors.js';
 
 /** Reads exactly `length` bytes at `position` into a new buffer (short only at end of file). */
 export function pread(fd: number, length: number, position: number): Promise<Buffer> {
@@ -57,6 +58,13 @@ export function pwritev(fd: number, buffers: Buffer[], position: number): Promis
   });
 }
 
+/** Bytes a write of `n` bytes allocates: whole 4 KiB blocks. */
+export const roundUpToBlock = (n: number): number => Math.ceil(n / 4096) * 4096;
+
+export function ftruncateAsync(fd: number, len: number): Promise<void> {
+  return new Promise((resolve, reject) => ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
+}
+
 export function fdatasyncAsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
@@ -95,4 +103,29 @@ export class GroupSync {
     p.then(clear, clear);
     return p;
   }
+}
+
+/** The whole file behind `fd`, read with pread (stops early if it shrank). */
+export function readWhole(fd: number): Buffer {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(size);
+  let done = 0;
+  while (done < size) {
+    const n = readSync(fd, buf, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return buf.subarray(0, done);
+}
+
+/** A CacheError for a failed file operation, naming ENOSPC/EIO plainly. */
+export function cacheIoError(err: unknown, what: string, ctx: { blob?: string; path?: string }): CacheError {
+  const code = systemCode(err);
+  if (code === 'ENOSPC') {
+    return new CacheError(`cache disk full (ENOSPC): cannot ${what} in ${ctx.path ?? 'the cache directory'}`, ctx, { cause: err, errno: 28 });
+  }
+  if (code === 'EDQUOT') {
+    return new CacheError(`cache disk quota exceeded (EDQUOT): cannot ${what}`, ctx, { cause: err, errno: 122 });
+  }
+  return new CacheError(`cannot ${what}: ${errorText(err)}${code ? ` (${code})` : ''}`, ctx, { cause: err });
 }

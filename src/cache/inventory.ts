@@ -6,7 +6,7 @@ import { closeSync, openSync, readdirSync, statSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheLayout } from './dir.js';
 import { decodeMapAny } from './presence-map.js';
-import { readWhole } from './blob.js';
+import { readWhole } from './file-io.js';
 
 export interface MapSummary {
   size: number;

@@ -3,6 +3,8 @@
  * out demand-first so on-demand reads always overtake prefetch; and a token bucket for the
  * prefetch bandwidth cap.
  */
+import type { CacheClock } from './clock.js';
+
 export type Priority = 'demand' | 'prefetch';
 
 interface Waiter {
@@ -52,17 +54,18 @@ export class FetchSlots {
 export class Throttle {
   private readonly capacity: number;
   private tokens: number;
-  private last = performance.now();
+  private last: number;
 
-  constructor(private readonly bytesPerSecond: number) {
+  constructor(private readonly bytesPerSecond: number, private readonly clock: CacheClock) {
     this.capacity = Math.max(1, bytesPerSecond / 10);
     this.tokens = this.capacity;
+    this.last = clock.monotonic();
   }
 
   async take(bytes: number, signal?: AbortSignal): Promise<void> {
     for (;;) {
       signal?.throwIfAborted();
-      const now = performance.now();
+      const now = this.clock.monotonic();
       this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond);
       this.last = now;
       const need = Math.min(bytes, this.capacity);
@@ -70,7 +73,7 @@ export class Throttle {
         this.tokens -= bytes; // may go negative: the debt delays the next request
         return;
       }
-      await new Promise((r) => setTimeout(r, Math.max(1, ((need - this.tokens) / this.bytesPerSecond) * 1000)));
+      await this.clock.sleep(Math.max(1, ((need - this.tokens) / this.bytesPerSecond) * 1000));
     }
   }
 }

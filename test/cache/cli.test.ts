@@ -6,6 +6,7 @@ import { openCache, parseSize, resolveCacheDir, formatSize } from '../../src/cac
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { ensureBuilt, repoRoot } from './dist-build.js';
 import { tempDir, useCleanups } from './helpers.js';
+import { ManualClock } from './manual-clock.js';
 
 useCleanups();
 const run = promisify(execFile);
@@ -19,11 +20,12 @@ describe('ondemand cache ls|gc', () => {
   it('lists blobs with size, present % and last use; gc --max-size evicts the least recently used', async () => {
     const dir = tempDir();
     const fxs = [1, 2, 3].map((seed) => makeBlobFixture({ size: 128 * 1024, frameSize: 16384, compression: 'none', seed }));
-    const cache = await openCache({ dir });
+    const clock = new ManualClock();
+    const cache = await openCache({ dir, clock });
     for (const [k, fx] of fxs.entries()) {
       const b = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
       await b.ensure(0, k === 0 ? 64 * 1024 : 128 * 1024);
-      await new Promise((r) => setTimeout(r, 20));
+      await clock.advance(20); // each blob last used later than the one before
     }
     await cache.close();
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { CountingFetcher } from './fake-fetchers.js';
 import { freshCache, useCleanups } from './helpers.js';
+import { ManualClock } from './manual-clock.js';
 import { listCache } from '../../src/cache/index.js';
 
 useCleanups();
@@ -94,14 +95,18 @@ describe('eviction and prefetch', () => {
 
   it('a blob being prefetched is not evicted while its prefetch waits in the throttle', async () => {
     const fx = makeBlobFixture({ size: 8 * 16384, frameSize: 16384, compression: 'none', seed: 301 });
-    const { cache } = await freshCache({ maxMergeBytes: 16384 });
-    const b = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
-    const prefetch = b.prefetch({ bytesPerSecond: 16384 * 8 }); // 8 frames in about 1 s
-    for (let t = 0; t < 500 && b.stats().framesPresent === 0; t++) await new Promise((r) => setTimeout(r, 10));
+    const clock = new ManualClock();
+    const { cache } = await freshCache({ maxMergeBytes: 16384, clock });
+    const counting = new CountingFetcher(fx.fetcher);
+    const b = await cache.openBlob(fx.descriptor, { fetcher: counting, toc: fx.toc });
+    const prefetch = b.prefetch({ bytesPerSecond: 16384 * 8 }); // 8 frames in about 1 s of the clock
+    // The first frame goes at once; the rest waits in the throttle until the clock moves.
+    await counting.started(1);
+    await b.idle?.();
     expect(b.stats().framesPresent).toBeGreaterThan(0);
     expect(b.isComplete()).toBe(false);
     expect((await cache.gc({ maxSize: 0 })).evictedBlobs).toEqual([]);
-    await prefetch;
+    await clock.drive(prefetch);
     expect(b.isComplete()).toBe(true);
     expect((await cache.gc({ maxSize: 0 })).evictedBlobs).toEqual([fx.toc.blobId]);
   });

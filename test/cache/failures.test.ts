@@ -7,11 +7,6 @@ import { openCache } from '../../src/cache/index.js';
 
 useCleanups();
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(cond()).toBe(true);
-}
-
 describe('fetch failures', () => {
   it('2. corrupted bytes: never marked present, reader gets IntegrityError, next read fetches again', async () => {
     for (const compression of ['gzip', 'none'] as const) {
@@ -97,7 +92,8 @@ describe('hits', () => {
     expect((await blob.read(300_000, 90_000)).equals(fx.uncompressed.subarray(300_000, 390_000))).toBe(true);
     const n2 = counting.requests;
     // read returns once the bytes are verified; they become present when durable a moment later.
-    await until(() => [18, 19, 20, 21, 22, 23].every((i) => blob.hasFrame?.(i)));
+    await blob.idle?.();
+    expect([18, 19, 20, 21, 22, 23].every((i) => blob.hasFrame?.(i))).toBe(true);
     const hits2 = blob.stats().hits;
     await blob.ensure(300_000, 90_000);
     expect(counting.requests).toBe(n2);

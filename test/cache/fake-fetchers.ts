@@ -9,10 +9,28 @@ export class CountingFetcher implements BlobFetcher {
   constructor(protected readonly inner: BlobFetcher) {
     this.source = `counting(${inner.source})`;
   }
+  private begun = 0;
+  private readonly beginWaiters: { n: number; resolve: () => void }[] = [];
   get requests(): number {
     return this.ranges.length;
   }
-  async fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer> {
+  /** Resolves once `n` range requests have begun (before any delay a subclass adds): a test waits for that state, not for time. */
+  started(n: number): Promise<void> {
+    if (this.begun >= n) return Promise.resolve();
+    return new Promise((resolve) => this.beginWaiters.push({ n, resolve }));
+  }
+  protected begin(): void {
+    this.begun++;
+    for (const w of this.beginWaiters.filter((w) => this.begun >= w.n)) {
+      this.beginWaiters.splice(this.beginWaiters.indexOf(w), 1);
+      w.resolve();
+    }
+  }
+  fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer> {
+    this.begin();
+    return this.counted(digest, range, options);
+  }
+  protected async counted(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer> {
     this.ranges.push({ ...range });
     return this.inner.fetchRange(digest, range, options);
   }
@@ -30,11 +48,12 @@ export class SlowFetcher extends CountingFetcher {
     super(inner);
   }
   override async fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer> {
+    this.begin();
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       await new Promise((r) => setTimeout(r, this.delayMs));
-      return await super.fetchRange(digest, range, options);
+      return await this.counted(digest, range, options);
     } finally {
       this.inFlight--;
     }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { CountingFetcher } from './fake-fetchers.js';
 import { freshCache, useCleanups } from './helpers.js';
+import { ManualClock } from './manual-clock.js';
 
 useCleanups();
 
@@ -23,11 +24,10 @@ function fdsUnder(dir: string): number {
   return n;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 describe('idle blobs', () => {
   it('are closed after idleCloseMs unless pinned, and reopen with their frames present', async () => {
-    const { cache, dir } = await freshCache({ idleCloseMs: 300 });
+    const clock = new ManualClock();
+    const { cache, dir } = await freshCache({ idleCloseMs: 300, clock });
     const fxA = makeBlobFixture({ size: 128 * 1024, frameSize: 16384, compression: 'gzip', seed: 7 });
     const fxB = makeBlobFixture({ size: 128 * 1024, frameSize: 16384, compression: 'gzip', seed: 8 });
     const fetchA = new CountingFetcher(fxA.fetcher);
@@ -42,7 +42,7 @@ describe('idle blobs', () => {
     const fetchedA = a.stats().bytesFetched;
     expect(fetchedA).toBeGreaterThan(0);
     unpinA();
-    await sleep(1200);
+    await clock.advance(1200); // the idle checks due meanwhile run, and their closes finish
     expect(blobFds()).toBe(2); // A closed, pinned B open
     expect(cache.stats().bytesFetched).toBe(fetchedA + b.stats().bytesFetched); // counters survive the close
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { CountingFetcher, FailingFetcher, SlowFetcher } from './fake-fetchers.js';
 import { freshCache, useCleanups } from './helpers.js';
+import { ManualClock } from './manual-clock.js';
 
 useCleanups();
 
@@ -27,7 +28,7 @@ describe('prefetch', () => {
     const { cache } = await freshCache({ maxConcurrentFetches: 1, prefetchConcurrency: 2, maxMergeBytes: 16384 });
     const blob = await cache.openBlob(fx.descriptor, { fetcher: slow, toc: fx.toc });
     const prefetching = blob.prefetch();
-    await new Promise((r) => setTimeout(r, 60));
+    await slow.started(1); // the prefetch is fetching, its next job queued
     const lastFrame = 39 * 16384;
     const bytes = await blob.read(lastFrame, 100);
     expect(bytes.equals(fx.uncompressed.subarray(lastFrame, lastFrame + 100))).toBe(true);
@@ -56,11 +57,13 @@ describe('prefetch', () => {
 
   it('respects a bandwidth cap', async () => {
     const fx = makeBlobFixture({ size: 300 * 1024, frameSize: 16384, compression: 'none', seed: 34 });
-    const { cache } = await freshCache({ maxMergeBytes: 32 * 1024 });
+    const clock = new ManualClock();
+    const { cache } = await freshCache({ maxMergeBytes: 32 * 1024, clock });
     const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
-    const t0 = performance.now();
-    await blob.prefetch({ bytesPerSecond: 300 * 1024 });
-    const seconds = (performance.now() - t0) / 1000;
+    // Seconds of the throttle's own clock: the time it made the prefetch wait.
+    const t0 = clock.monotonic();
+    await clock.drive(blob.prefetch({ bytesPerSecond: 300 * 1024 }));
+    const seconds = (clock.monotonic() - t0) / 1000;
     expect(blob.isComplete()).toBe(true);
     expect(seconds).toBeGreaterThan(0.75);
     expect(seconds).toBeLessThan(5);
@@ -86,7 +89,7 @@ describe('closing', () => {
     const { cache } = await freshCache({ maxMergeBytes: 16384 });
     const blob = await cache.openBlob(fx.descriptor, { fetcher: slow, toc: fx.toc });
     const prefetching = blob.prefetch().then(() => 'done', () => 'failed');
-    await new Promise((r) => setTimeout(r, 50));
+    await slow.started(1);
     await cache.close();
     expect(['done', 'failed']).toContain(await prefetching);
     expect(blob.isComplete()).toBe(false);

@@ -1,0 +1,173 @@
+/** The fetch plan alone: which frames a read fetches, in which requests. No cache, no I/O. */
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_STREAMS, missingSteps, planRead, runEnd, storedBytes, type PlanInput, type PlanStep, type ReadStream, type StoredFrame,
+} from '../../src/cache/fetch-plan.js';
+
+/** `count` frames stored back to back, each `size` bytes (the last one `lastSize` if given). */
+function layout(count: number, size = 1000, lastSize = size): StoredFrame[] {
+  const frames: StoredFrame[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const compressedSize = i === count - 1 ? lastSize : size;
+    frames.push({ compressedOffset: at, compressedSize });
+    at += compressedSize;
+  }
+  return frames;
+}
+
+/** A blob's frame states the test sets by hand; planned fetches go in flight as a real read's would. */
+class Blob {
+  readonly present = new Set<number>();
+  readonly inFlight = new Set<number>();
+  streams: readonly ReadStream[] = [];
+  readonly input: PlanInput & { readAheadFrames: number };
+
+  constructor(frames: StoredFrame[], readAheadFrames: number, maxMergeBytes = 1e9) {
+    this.input = {
+      frames,
+      states: { present: (i) => this.present.has(i), inFlight: (i) => this.inFlight.has(i) },
+      maxMergeBytes,
+      readAheadFrames,
+    };
+  }
+
+  /** Plans a read of frames first..last, starts its fetches, returns the fetched spans. */
+  read(first: number, last = first): [number, number][] {
+    const plan = planRead(this.input, this.streams, first, last);
+    this.streams = plan.streams;
+    return fetches(plan.steps).map(([a, b]) => {
+      for (let i = a; i <= b; i++) this.inFlight.add(i);
+      return [a, b];
+    });
+  }
+
+  /** Every frame in flight arrives. */
+  land(): void {
+    for (const i of this.inFlight) this.present.add(i);
+    this.inFlight.clear();
+  }
+}
+
+const fetches = (steps: PlanStep[]): [number, number][] =>
+  steps.flatMap((s): [number, number][] => (s.kind === 'fetch' ? [[s.first, s.last]] : []));
+
+describe('fetch plan: reads', () => {
+  it('an isolated miss fetches just its frames and starts a stream after them', () => {
+    const blob = new Blob(layout(64), 4);
+    expect(blob.read(10)).toEqual([[10, 10]]);
+    expect(blob.streams).toEqual([{ next: 11, window: 0 }]);
+    expect(blob.read(30, 31)).toEqual([[30, 31]]);
+    expect(blob.streams).toEqual([{ next: 11, window: 0 }, { next: 32, window: 0 }]);
+  });
+
+  it('a read continuing a stream is widened by 1 frame, then 2, doubling up to readAheadFrames', () => {
+    const blob = new Blob(layout(64), 4);
+    blob.read(10);
+    blob.land();
+    expect(blob.read(11)).toEqual([[11, 12]]);
+    blob.land();
+    expect(blob.read(12)).toEqual([]); // present (read ahead): a hit for the cache, never planned
+    expect(blob.read(13)).toEqual([[13, 15]]);
+    blob.land();
+    expect(blob.read(16)).toEqual([[16, 20]]);
+    blob.land();
+    expect(blob.read(21)).toEqual([[21, 25]]); // stays at readAheadFrames
+    expect(blob.streams).toEqual([{ next: 26, window: 4 }]);
+  });
+
+  it('another read of a frame still in flight joins its job: no read-ahead, no new stream', () => {
+    const blob = new Blob(layout(64), 4);
+    blob.read(10);
+    const before = blob.streams;
+    const plan = planRead(blob.input, blob.streams, 10, 10);
+    expect(plan.steps).toEqual([{ kind: 'join', frame: 10 }]);
+    expect(plan.streams).toBe(before);
+  });
+
+  it('frames present or in flight split a read: missing runs fetched, in-flight frames joined, in order', () => {
+    const blob = new Blob(layout(16), 0);
+    blob.present.add(1);
+    blob.inFlight.add(3);
+    blob.present.add(6);
+    const plan = planRead(blob.input, [], 0, 7);
+    expect(plan.steps).toEqual([
+      { kind: 'fetch', first: 0, last: 0 },
+      { kind: 'fetch', first: 2, last: 2 },
+      { kind: 'join', frame: 3 },
+      { kind: 'fetch', first: 4, last: 5 },
+      { kind: 'fetch', first: 7, last: 7 },
+    ]);
+  });
+
+  it('read-ahead stops at a frame already present or in flight', () => {
+    const blob = new Blob(layout(64), 8);
+    blob.streams = [{ next: 5, window: 4 }];
+    blob.inFlight.add(8);
+    expect(blob.read(5)).toEqual([[5, 7]]);
+    expect(blob.streams).toEqual([{ next: 8, window: 8 }]);
+  });
+
+  it('a continuing read whose own frames are all there still fetches its read-ahead', () => {
+    const blob = new Blob(layout(64), 2);
+    blob.streams = [{ next: 5, window: 1 }];
+    blob.inFlight.add(5);
+    const plan = planRead(blob.input, blob.streams, 5, 5);
+    expect(plan.steps).toEqual([{ kind: 'join', frame: 5 }, { kind: 'fetch', first: 6, last: 7 }]);
+    expect(plan.streams).toEqual([{ next: 8, window: 2 }]);
+  });
+
+  it('two files read side by side each keep their own stream', () => {
+    const blob = new Blob(layout(64), 3);
+    const fetched: [number, number][] = [];
+    for (let i = 0; i < 8; i++) {
+      for (const frame of [i, 32 + i]) {
+        if (!blob.present.has(frame)) fetched.push(...blob.read(frame));
+        blob.land();
+      }
+    }
+    expect(fetched).toEqual([[0, 0], [32, 32], [1, 2], [33, 34], [3, 5], [35, 37], [6, 9], [38, 41]]);
+    expect(blob.streams).toEqual([{ next: 10, window: 3 }, { next: 42, window: 3 }]);
+  });
+
+  it('keeps the newest MAX_STREAMS streams', () => {
+    const blob = new Blob(layout(100), 2);
+    for (let k = 0; k <= MAX_STREAMS; k++) blob.read(k * 10);
+    expect(blob.streams).toHaveLength(MAX_STREAMS);
+    expect(blob.streams[0]).toEqual({ next: 11, window: 0 });
+    // The dropped stream (after frame 0) is no longer followed: frame 1 is an isolated miss.
+    expect(blob.read(1)).toEqual([[1, 1]]);
+  });
+
+  it('read-ahead ends at the last frame; a short last frame merges like any other', () => {
+    const blob = new Blob(layout(10, 1000, 17), 4, 2017);
+    blob.streams = [{ next: 8, window: 2 }];
+    expect(blob.read(8)).toEqual([[8, 9]]);
+    expect(blob.streams).toEqual([{ next: 10, window: 4 }]);
+    blob.land();
+    expect(planRead(blob.input, blob.streams, 9, 9).steps).toEqual([]);
+    expect(storedBytes(blob.input.frames, 8, 9)).toBe(1017);
+  });
+
+  it('readAheadFrames 0 follows streams without widening', () => {
+    const blob = new Blob(layout(64), 0);
+    blob.read(3);
+    expect(blob.read(4)).toEqual([[4, 4]]);
+    expect(blob.streams).toEqual([{ next: 5, window: 0 }]);
+  });
+});
+
+describe('fetch plan: merging', () => {
+  it('splits runs at the merge cap and at gaps in the stored layout', () => {
+    // 10 bytes the blob does not use between frames 4 and 5.
+    const frames = layout(8).map((f, i) => (i >= 5 ? { ...f, compressedOffset: f.compressedOffset + 10 } : f));
+    const input: PlanInput = { frames, states: { present: () => false, inFlight: () => false }, maxMergeBytes: 2500 };
+    expect(fetches(missingSteps(input, 0, 7))).toEqual([[0, 1], [2, 3], [4, 4], [5, 6], [7, 7]]);
+    expect(runEnd(input, 5, 5)).toBe(5);
+  });
+
+  it('a single frame above the cap is still one request', () => {
+    const input: PlanInput = { frames: layout(3, 5000), states: { present: () => false, inFlight: () => false }, maxMergeBytes: 1000 };
+    expect(fetches(missingSteps(input, 0, 2))).toEqual([[0, 0], [1, 1], [2, 2]]);
+  });
+});
