@@ -75,6 +75,8 @@ export async function prefetchFrames(t: PrefetchTarget, options: PrefetchOptions
       if (!run) return;
       const [a, b] = run;
       if (throttle) await throttle.take(storedBytes(jobs.frames, a, b), options.signal);
+      // The blob may have closed while this worker waited: its files are gone (or their fds reused).
+      if (t.closing()) return;
       // Frames may have arrived (or started) while throttled: take only what is still missing.
       const waits: Promise<void>[] = [];
       for (const step of missingSteps(plan(), a, b)) {

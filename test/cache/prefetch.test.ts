@@ -98,6 +98,26 @@ describe('closing', () => {
   });
 });
 
+describe('closing while throttled', () => {
+  it('a prefetch worker waiting on the throttle starts nothing once the blob is closed', async () => {
+    const fx = makeBlobFixture({ size: 40 * 16384, frameSize: 16384, compression: 'none', seed: 38 });
+    const counting = new CountingFetcher(fx.fetcher);
+    const clock = new ManualClock();
+    const { cache } = await freshCache({ maxMergeBytes: 16384, clock });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: counting, toc: fx.toc });
+    const prefetching = blob.prefetch({ bytesPerSecond: 16384 }).then(() => 'done', () => 'failed');
+    await counting.started(1);
+    await blob.idle?.();
+    const before = counting.requests;
+    const closing = cache.close();
+    // The throttle lets the waiting workers go only after the close has begun.
+    await clock.advance(10_000);
+    await closing;
+    expect(['done', 'failed']).toContain(await prefetching);
+    expect(counting.requests).toBe(before);
+  });
+});
+
 describe('statistics and bootstraps', () => {
   it('counts hits, misses, bytes, requests, merges and wait times per blob and overall', async () => {
     const fx = makeBlobFixture({ size: 8 * 16384, frameSize: 16384, seed: 36 });
