@@ -40,6 +40,7 @@ const registry = [
   'test/mount/debian.test.ts',
   'test/mount/registry.test.ts',
   'test/mount/resend.test.ts',
+  'test/mount/shared-blobs.test.ts',
 ];
 const compat = ['compat/**/*.test.ts'];
 

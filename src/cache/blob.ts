@@ -40,6 +40,10 @@ export class CachedBlobEntry implements CachedBlob {
   private gate: Promise<void> | null = null;
   /** Set when close() starts: no new reads or fetches. */
   private closing = false;
+  /** The source each opener's fetcher brought (the newest one serves: see replaceSource). */
+  private readonly opened = new Map<BlobFetcher, BlobSource>();
+  /** Sources of the pins holding a fetcher, oldest first; a source may stand more than once. */
+  private readonly users: BlobSource[] = [];
 
   private readonly frameSize: number;
   private readonly dataFd: number;
@@ -83,6 +87,7 @@ export class CachedBlobEntry implements CachedBlob {
       },
       marked: () => this.map.schedule(),
     }, source);
+    this.opened.set(source.fetcher, source);
   }
 
   /** Opens or creates the blob's files (blob-open.ts) and marks the map as owned by this process. */
@@ -117,6 +122,7 @@ export class CachedBlobEntry implements CachedBlob {
       toc.frames.length === old.frames.length && toc.frames.every((f, i) => f.digest === (old.frames[i] as FrameEntry).digest);
     if (!same) throw new CacheError('blob is already cached with a different frame layout', { blob: this.blobId });
     this.jobs.source = { descriptor, fetcher, toc };
+    this.opened.set(fetcher, this.jobs.source);
   }
 
   // ---- the transport-facing API ----
@@ -207,13 +213,22 @@ export class CachedBlobEntry implements CachedBlob {
     return this.shared.view;
   }
 
-  pin(): () => void {
+  pin(fetcher?: BlobFetcher): () => void {
     this.pins++;
+    const user = fetcher !== undefined ? this.opened.get(fetcher) : undefined;
+    if (user) this.users.push(user);
     let done = false;
     return () => {
       if (done) return;
       done = true;
       this.pins--;
+      if (!user) return;
+      this.users.splice(this.users.lastIndexOf(user), 1);
+      if (this.users.includes(user)) return;
+      this.opened.delete(user.fetcher);
+      // Its fetcher is about to close: the newest remaining user's source serves from now on.
+      const next = this.users.at(-1);
+      if (this.jobs.source === user && next) this.jobs.source = next;
     };
   }
 

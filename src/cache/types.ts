@@ -55,8 +55,12 @@ export interface CachedBlob {
   /** Fetches every missing frame in the background order; on-demand reads overtake it. */
   prefetch(options?: PrefetchOptions): Promise<void>;
   stats(): BlobStats;
-  /** Marks the blob in use by a mount (never evicted while pinned). Returns the unpin function. */
-  pin(): () => void;
+  /**
+   * Marks the blob in use by a mount (never evicted while pinned). Returns the unpin function. With a
+   * fetcher (the one the mount opened the blob with), that fetcher serves the blob's fetches while the
+   * pin lasts, so a mount that goes away (and closes its fetcher) never takes another's source with it.
+   */
+  pin(fetcher?: BlobFetcher): () => void;
   /** Path of the presence map file. */
   readonly mapPath?: string;
   /** True when frame `index` is present (written, durable, verified). */

@@ -73,7 +73,8 @@ export class MountManager {
     for (const descriptor of resolved.image.blobs) {
       const toc = await resolved.loadToc(descriptor);
       const blob = await this.cache.openBlob(descriptor, { fetcher: resolved.fetcher, toc, image: resolved.image.ref });
-      const unpin = blob.pin();
+      // Pinned with its fetcher: this mount's fetches never go through a fetcher another mount closed.
+      const unpin = blob.pin(resolved.fetcher);
       undo.push(`pin of blob ${descriptor.digest}`, unpin);
       blobs.push(blob);
     }
