@@ -140,8 +140,9 @@ async function feed(input: AsyncIterable<Buffer>, into: Transform): Promise<void
 }
 
 function zstdTransform(): Transform {
+  // The decoder is made after the stream (its callback pushes into it) and before any chunk arrives.
+  // eslint-disable-next-line prefer-const
   let dec: ZstdDecompress;
-  let sink: Transform;
   const t = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
@@ -160,7 +161,7 @@ function zstdTransform(): Transform {
       }
     },
   });
-  sink = t;
+  const sink = t;
   // fzstd may hand out views of its window buffer: copy before passing on.
   dec = new ZstdDecompress((data) => {
     sink.push(Buffer.from(data));

@@ -245,6 +245,7 @@ function mergeXattrs(global: Xattr[], local: Xattr[]): Xattr[] {
 
 /** A name for messages: control bytes escaped, long names shortened. */
 export function printable(name: Buffer): string {
+  // eslint-disable-next-line no-control-regex -- control bytes are exactly what it escapes
   const s = name.toString('utf8').replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return s.length > 200 ? s.slice(0, 200) + '…' : s;
 }

@@ -168,7 +168,7 @@ export class FuseSession {
     try {
       result = Promise.resolve(this.requests.handle(h, body, ctx));
     } catch (err) {
-      result = Promise.reject(err);
+      result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     result.then(
       (payload) => {

@@ -275,7 +275,7 @@ export const SETTLE_FETCHES_MS = 5_000;
 export async function settleFetches(blobs: readonly CachedBlob[], image: string, limitMs = SETTLE_FETCHES_MS): Promise<void> {
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
-  const idle = Promise.all(blobs.map((b) => b.idle?.())).then(() => true);
+  const idle = Promise.all(blobs.map((b) => b.idle?.() ?? Promise.resolve())).then(() => true);
   const late = new Promise<false>((r) => { timer = setTimeout(() => r(false), limitMs); });
   try {
     if (!(await Promise.race([idle, late]))) {

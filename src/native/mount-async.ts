@@ -8,7 +8,7 @@ import { koffi, mount, sysError, umount2, type WithAsync } from './libc.js';
 function call<A extends unknown[]>(fn: WithAsync<A, number>, what: string, path: string, args: A): Promise<void> {
   return new Promise((resolve, reject) => {
     fn.async(...args, (err: unknown, res: number) => {
-      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      if (err) reject(err instanceof Error ? err : new Error(`${what} ${path}: ${JSON.stringify(err)}`));
       else if (res !== 0) reject(sysError(what, path, koffi.errno()));
       else resolve();
     });

@@ -231,7 +231,7 @@ export function networkReason(err: unknown): string {
   if (err instanceof FetchError) return err.message;
   if (typeof err === 'object' && err !== null) {
     const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = err instanceof Error ? err.message : JSON.stringify(err);
     return code !== undefined && !message.includes(code) ? `${message} (${code})` : message;
   }
   return String(err);

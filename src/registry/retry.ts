@@ -39,13 +39,14 @@ export function backoffDelay(failure: number, policy: RetryPolicy, random = Math
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    const reason = (): Error => (signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     if (signal?.aborted) {
-      reject(signal.reason);
+      reject(reason());
       return;
     }
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(signal!.reason);
+      reject(reason());
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);

@@ -50,7 +50,7 @@ export async function pushBlob(client: RegistryClient, repository: string, diges
     if (from === repository) continue;
     const mountScopes = [...scopes, repositoryScope(from, 'pull')];
     const q = new URLSearchParams({ mount: digest, from });
-    const result = await client.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/?${q}`, scopes: mountScopes, budget });
+    const result = await client.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/?${q.toString()}`, scopes: mountScopes, budget });
     if (result.res.status !== 201 && result.res.status !== 202 && result.res.status !== 404) throw await statusError(result.res, what, { blob: digest });
     await discardBody(result.res);
     if (result.res.status === 201) return 'mounted';

@@ -11,6 +11,6 @@ export type FailPoint = 'before-erofs-mount' | 'before-usable';
 const ARMED = Symbol.for('ondemand.test.failPointArmed');
 
 export function failPoint(name: FailPoint): void {
-  const armed = (globalThis as { [ARMED]?: unknown })[ARMED];
+  const armed = (globalThis as { [ARMED]?: (name: FailPoint) => unknown })[ARMED];
   if (typeof armed === 'function' && armed(name) === true) throw new MountError(`injected failure at ${name}`);
 }

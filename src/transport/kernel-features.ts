@@ -233,7 +233,7 @@ function readFsContextLog(fd: number): string {
   const buf = Buffer.alloc(1024);
   const lines: string[] = [];
   for (let i = 0; i < 16; i++) {
-    let n = 0;
+    let n: number;
     try {
       n = readSync(fd, buf, 0, buf.length, null);
     } catch {

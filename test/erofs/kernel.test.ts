@@ -105,7 +105,7 @@ describe.skipIf(!canRun)('erofs writer output on the kernel', () => {
       }
       switch (n.kind) {
         case 'dir': {
-          expect(e!.names!.map((b) => b.toString('hex')), where).toEqual(n.entries.map((x) => x.name).sort(Buffer.compare).map((b) => b.toString('hex')));
+          expect(e!.names!.map((b) => b.toString('hex')), where).toEqual(n.entries.map((x) => x.name).sort((a, b) => Buffer.compare(a, b)).map((b) => b.toString('hex')));
           expect(e!.nlink, where).toBe(2 + n.entries.filter((x) => x.node.kind === 'dir').length);
           for (const c of n.entries) stack.push([Buffer.concat([rel, Buffer.from('/'), c.name]), c.node]);
           break;

@@ -106,7 +106,7 @@ describe.skipIf(!canRun)('mkfs.erofs 1.5 images: reader equals kernel', () => {
         const x = r.xattrs(w.nid).map((a) => [a.name, a.value.toString('hex')]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
         expect(x, w.path).toEqual(kx.get(key) ?? []);
         if (i.kind === 'symlink') expect(r.readlink(w.nid), w.path).toEqual(k!.target);
-        if (i.kind === 'dir') expect(r.readdir(w.nid).map((e) => e.name).sort(Buffer.compare), w.path).toEqual(k!.names);
+        if (i.kind === 'dir') expect(r.readdir(w.nid).map((e) => e.name).sort((a, b) => Buffer.compare(a, b)), w.path).toEqual(k!.names);
         if (i.kind === 'file') {
           const mine = await r.readFile(w.nid, 0, i.size, devices);
           const theirs = readFileSync(Buffer.concat([Buffer.from(mnt), w.pathBytes]));

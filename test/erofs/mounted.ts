@@ -42,7 +42,7 @@ export function scanMounted(root: string): Map<string, KernelEntry> {
     };
     if (st.isSymbolicLink()) e.target = readlinkSync(abs, { encoding: 'buffer' });
     if (st.isDirectory()) {
-      e.names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
+      e.names = readdirSync(abs, { encoding: 'buffer' }).sort((a, b) => Buffer.compare(a, b));
       for (const n of e.names) stack.push(Buffer.concat([rel, Buffer.from('/'), n]));
     }
     out.set(rel.toString('hex'), e);

@@ -142,7 +142,7 @@ export function hardTree(o: HardTreeOptions): DirNode {
     ['big', dir(big)], ['deep', deep], ['empty', dir([])], ['empty2', dir([], { uid: 70000, mtime: 1n })],
   ];
   if (o.hugeHoles) {
-    const huge: FileNode = { ...base(), kind: 'file', size: 5 * 1024 * MiB, data: { kind: 'chunks', chunkBits: 20, chunks: new Array(5 * 1024).fill(null) } };
+    const huge: FileNode = { ...base(), kind: 'file', size: 5 * 1024 * MiB, data: { kind: 'chunks', chunkBits: 20, chunks: new Array<null>(5 * 1024).fill(null) } };
     root.push(['huge-holes', huge]);
   }
   return dir(root, { xattrs: [{ name: 'user.root', value: Buffer.from('r') }] });

@@ -122,7 +122,7 @@ export function scanTree(root: string, options: CompareOptions = {}): Map<string
     }
     out.set(rel.toString('latin1'), e);
     if (type === 'dir') {
-      for (const name of readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      for (const name of readdirSync(abs, { encoding: 'buffer' }).sort((a, b) => Buffer.compare(a, b))) {
         const child = rel.length === 0 ? name : Buffer.concat([rel, SLASH, name]);
         if (options.ignorePath?.(child.toString('latin1')) ?? false) continue;
         visit(child);

@@ -18,7 +18,7 @@ function shaOf(path: string, timeoutMs = 60_000): Promise<{ sha?: string; error?
   return new Promise((resolve) => {
     execFile('sha256sum', [path], { timeout: timeoutMs }, (err, stdout, stderr) => {
       const ms = Date.now() - t0;
-      if (err) resolve({ error: stderr.trim() || String(err), ms });
+      if (err) resolve({ error: stderr.trim() || err.message, ms });
       else resolve({ sha: stdout.split(' ')[0]!, ms });
     });
   });

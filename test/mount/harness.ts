@@ -43,7 +43,7 @@ function mountsUnder(prefixes: string[]): string[] {
 
 /** Loop devices whose backing file path starts with one of `prefixes`. */
 export function loopsUnder(prefixes: string[]): string[] {
-  let out = '';
+  let out: string;
   try {
     out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { encoding: 'utf8' });
   } catch {

@@ -19,7 +19,7 @@ function readWithin(path: string, timeoutMs: number): Promise<{ sha?: string; er
   return new Promise((resolve) => {
     execFile('sha256sum', [path], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const ms = Date.now() - t0;
-      if (err) resolve({ error: stderr.trim() || String(err), ms, timedOut: (err as { killed?: boolean }).killed === true });
+      if (err) resolve({ error: stderr.trim() || err.message, ms, timedOut: (err as { killed?: boolean }).killed === true });
       else resolve({ sha: stdout.split(' ')[0]!, ms, timedOut: false });
     });
   });

@@ -48,7 +48,7 @@ describe.skipIf(!ready)('worker killed mid-READ', () => {
     const t0 = Date.now();
     const reading = new Promise<{ sha?: string; error?: string }>((resolve) => {
       execFile('sha256sum', [join(mp, 'data', 'nested', 'deeper', 'three-mib.bin')], { timeout: 120_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
-        resolve(err ? { error: stderr.trim() || String(err) } : { sha: stdout.split(' ')[0]! }));
+        resolve(err ? { error: stderr.trim() || err.message } : { sha: stdout.split(' ')[0]! }));
     });
     for (let i = 0; i < 100 && proxy.remaining() > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(proxy.remaining()).toBe(0); // the stalled fetch is in flight: the worker holds the READ

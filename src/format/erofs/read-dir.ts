@@ -20,7 +20,7 @@ export function parseDirBlock(buf: Buffer, blksz: number, dirNid: number, blockI
   const nameoff0 = buf.readUInt16LE(8);
   if (nameoff0 < DIRENT_SIZE || nameoff0 >= blksz || nameoff0 > buf.length) throw bad(`invalid first nameoff ${nameoff0}`);
   const count = Math.floor(nameoff0 / DIRENT_SIZE);
-  const out: RawDirEntry[] = new Array(count);
+  const out = new Array<RawDirEntry>(count);
   let next = decodeDirent(buf, 0);
   for (let i = 0; i < count; i++) {
     const d = next;

@@ -137,7 +137,7 @@ export function readChunkTable(m: MapContext, ino: InodeRecord): ({ device: numb
   }
   const raw = m.read(table, count * unit);
   const mask = deviceIdMask(m.sb.devices.length);
-  const out: ({ device: number; blkaddr: number } | null)[] = new Array(count);
+  const out = new Array<{ device: number; blkaddr: number } | null>(count);
   for (let c = 0; c < count; c++) {
     const idx = ino.chunkIndexes ? decodeChunkIndex(raw, c * unit) : { deviceId: 0, blkaddr: raw.readUInt32LE(c * unit) };
     out[c] = idx.blkaddr === NULL_ADDR ? null : { device: idx.deviceId & mask, blkaddr: idx.blkaddr };
