@@ -1,6 +1,9 @@
 /**
  * Read throughput of a 1 GiB file through erofs over fuse-blobs, without and with FUSE passthrough,
- * against the same image mounted from local files (file-backed erofs), side by side in one run.
+ * against the same image mounted from local files (file-backed erofs), side by side in one run. Every
+ * case is mounted by the product's code: fuse-blobs by fuseBlobsTransport (kernel objects made in this
+ * process by the functions the daemon's supervisor uses; `fuse` with features as on a kernel without
+ * passthrough), `local` by the same kernel broker's mount.
  *
  * "warm": the ondemand cache (src/cache, the real one) holds the whole blob (uncompressed 1 MiB frames,
  * fetched from the local blob file by prefetch before measuring); erofs's page cache is cold.
@@ -9,8 +12,7 @@
  *              evicted (posix_fadvise DONTNEED): everything comes from disk.
  *   warm-mem:  the file read is evicted, the files under it are in the page cache: the second read of
  *              a file whose own pages were reclaimed. No case waits for the disk. Without passthrough
- *              the complete blob keeps a FUSE page cache (as the local blob file keeps its own), so only
- *              `fuse-dio` (complete blob opened FOPEN_DIRECT_IO) measures the READ path here.
+ *              the complete blob keeps a FUSE page cache (as the local blob file keeps its own).
  *   Not drop_caches: on this VM, memory freed in bulk is handed back to the host (virtio-balloon free
  *   page reporting) and refilling it faults every page in again, which made single runs 5-20x slower
  *   at random; pages evicted right before a run are reused at once.
@@ -19,10 +21,10 @@
  *         xorshift32: nearly all distinct pages).
  * One unmeasured sequential read of every case first; then each case runs ROUNDS times interleaved,
  * the best run counts.
- * Cases (VARIANTS): local (file-backed erofs on the local files); fuse (the product's arrangement
- * without passthrough: the complete blob opened cached, erofs read_ahead_kb left at 128, READs
- * answered on the FUSE reader thread, large ones spliced); fuse-pt (FUSE passthrough). Others, run
- * only when named in `cases`, vary one thing each for comparison.
+ * Cases: local (file-backed erofs on the local files); fuse (the product's arrangement without
+ * passthrough: the complete blob opened cached, erofs read_ahead_kb left at 128, READs answered on the
+ * FUSE reader thread, large ones spliced); fuse-pt (FUSE passthrough). `fuseReadAheadKb` stays an
+ * argument for the command lines in bench/RESULTS.md, but only the product's value is accepted.
  * Also printed: the round trip of a byte between two processes over pipes (bench/wakeup-floor.c, when
  * cc is there): the least any userspace server adds to a read on this host.
  *   make build && node dist/bench/fuse-read.js [sizeMiB=1024] [randReads=20000] [rounds=3] [fuseReadAheadKb=1024] [modes=mem,disk] [cases=local,fuse,fuse-pt]
@@ -36,9 +38,12 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
-import { FuseBlobsMount } from '../src/transport/fuse-blobs/mount.js';
-import { mountAsync, umount2Async } from '../src/native/fuse.js';
 import { MNT_DETACH, MS_RDONLY, umount2 } from '../src/native/libc.js';
+import { FUSE_READ_AHEAD_KB, fuseBlobsTransport } from '../src/transport/fuse-blobs/transport.js';
+import { InProcessKernel } from '../src/transport/in-process-kernel.js';
+import type { Features } from '../src/transport/kernel-features.js';
+import { UndoStack } from '../src/util/undo-stack.js';
+import { WITHOUT_PASSTHROUGH, mountTransport } from '../test/helpers/transport-mount.js';
 import { openCache } from '../src/cache/index.js';
 import type { CachedBlob } from '../src/cache/types.js';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../src/format/image/types.js';
@@ -48,46 +53,17 @@ const run = promisify(execFile);
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const randReads = Number(process.argv[3] ?? 20000);
 const rounds = Number(process.argv[4] ?? 3);
-/** read_ahead_kb of the FUSE mounts (the kernel keeps about this much in flight as 1 MiB READs). */
-const readAheadKb = Number(process.argv[5] ?? 1024);
+/** read_ahead_kb of the FUSE mounts: the product's (checked in main). */
+const readAheadKb = Number(process.argv[5] ?? FUSE_READ_AHEAD_KB);
 const modes = (process.argv[6] ?? 'mem,disk').split(',') as ('disk' | 'mem')[];
 const wanted = new Set((process.argv[7] ?? 'local,fuse,fuse-pt').split(','));
 
 const FRAME = 1 << 20;
 
-interface Variant {
-  passthrough?: boolean;
-  /** Present frames answered on the FUSE reader thread (default true). */
-  fastReads?: boolean;
-  readerCopyThreads?: number;
-  readerSpinMicros?: number;
-  readerSpliceMinBytes?: number;
-  maxPages?: number;
-  /** Default true (the product's). */
-  blobDirectIo?: boolean;
-  /** Default true (the product's): without passthrough the complete blob is opened cached. */
-  pageCacheComplete?: boolean;
-  erofsDirectIo?: boolean;
-  erofsReadAheadKb?: number;
-}
-
-/** The first two are the product's arrangements; each other one changes one thing of `fuse`. */
-const VARIANTS: [string, Variant][] = [
-  ['fuse', {}],
-  ['fuse-pt', { passthrough: true }],
-  ['fuse-dio', { pageCacheComplete: false, erofsReadAheadKb: 1024 }], // the last arrangement: complete blobs FOPEN_DIRECT_IO too
-  ['fuse-erofsdio', { blobDirectIo: false, pageCacheComplete: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
-  ['fuse-pt-erofsdio', { passthrough: true, blobDirectIo: false, erofsDirectIo: true, erofsReadAheadKb: 128 }],
-  ['fuse-pt-ra1m', { passthrough: true, erofsReadAheadKb: 1024 }],
-  ['fuse-ra512k', { erofsReadAheadKb: 512 }],
-  ['fuse-ra1m', { erofsReadAheadKb: 1024 }],
-  ['fuse-ra1m-256k', { erofsReadAheadKb: 1024, maxPages: 64 }],
-  ['fuse-ra2m', { erofsReadAheadKb: 2048 }],
-  ['fuse-ra16m', { erofsReadAheadKb: 16384 }],
-  ['fuse-nosplice', { readerSpliceMinBytes: 0, maxPages: 256 }],
-  ['fuse-nospin', { readerSpinMicros: 0 }],
-  ['fuse-2t', { readerCopyThreads: 1 }],
-  ['fuse-main', { fastReads: false }],
+/** The product's two arrangements on this kernel: features as the daemon would probe them. */
+const VARIANTS: [string, { passthrough: boolean; features: Partial<Features> }][] = [
+  ['fuse', { passthrough: false, features: WITHOUT_PASSTHROUGH }],
+  ['fuse-pt', { passthrough: true, features: {} }],
 ];
 
 /** The blob stored uncompressed: the stored bytes are the local blob file itself. */
@@ -219,6 +195,9 @@ function deferFreePageReporting(): () => void {
 }
 
 async function main(): Promise<void> {
+  if (readAheadKb !== FUSE_READ_AHEAD_KB) throw new Error(`fuseReadAheadKb: the product sets ${FUSE_READ_AHEAD_KB}; other values are not measured any more`);
+  const unknown = [...wanted].filter((c) => c !== 'local' && !VARIANTS.some(([n]) => n === c));
+  if (unknown.length > 0) throw new Error(`unknown cases ${unknown.join(',')}: local, ${VARIANTS.map(([n]) => n).join(', ')}`);
   const restoreReporting = deferFreePageReporting();
   const dir = mkdtempSync('/var/tmp/ondemand-bench-fuse-');
   const mounts: string[] = [];
@@ -234,10 +213,10 @@ async function main(): Promise<void> {
 
     const local = join(dir, 'local');
     mkdirSync(local);
-    const r = await mountAsync(meta, local, 'erofs', MS_RDONLY, `device=${blobPath}`);
-    if (r.result !== 0) throw new Error(`local erofs mount failed: errno ${r.errno}`);
+    const localUndo = new UndoStack();
+    await new InProcessKernel().broker(localUndo).mount(meta, local, 'erofs', MS_RDONLY, `device=${blobPath}`);
     mounts.push(local);
-    cleanups.push(async () => { await umount2Async(local, 0); });
+    cleanups.push(async () => { await localUndo.unwind(); });
 
     // The real cache, filled from the local blob file before anything is measured.
     const cache = await openCache({ dir: join(dir, 'cache') });
@@ -259,27 +238,20 @@ async function main(): Promise<void> {
     const statsOf = new Map<string, () => number[]>();
     for (const [name, v] of VARIANTS.filter(([n]) => wanted.has(n))) {
       const target = join(dir, name);
-      const fuseDir = join(dir, `${name}-blobs`);
+      const privateDir = join(dir, `${name}-blobs`);
       mkdirSync(target);
-      mkdirSync(fuseDir);
-      mounts.push(target, fuseDir);
-      const m = await FuseBlobsMount.mount({
-        target, fuseDir, bootstrapPath: meta, blobs: [blob], passthrough: v.passthrough ?? false,
-        blobDirectIo: v.blobDirectIo, pageCacheComplete: v.pageCacheComplete, erofsDirectIo: v.erofsDirectIo, erofsReadAheadKb: v.erofsReadAheadKb,
-        fuse: {
-          readAheadKb, fastReads: v.fastReads ?? true, readerCopyThreads: v.readerCopyThreads,
-          readerSpinMicros: v.readerSpinMicros, readerSpliceMinBytes: v.readerSpliceMinBytes, maxPages: v.maxPages,
-        },
-      });
-      statsOf.set(name, () => { const s = m.stats().fuse; return [s.reads, s.bytesRead]; });
+      mounts.push(target, privateDir);
+      const m = await mountTransport(fuseBlobsTransport, { mountpoint: target, privateDir, bootstrapPath: meta, blobs: [blob], features: v.features, image: 'bench' });
+      statsOf.set(name, () => { const s = m.active.stats().session; return [s.reads, s.bytesRead]; });
       cleanups.push(async () => {
-        process.stderr.write(`${name}: ${JSON.stringify(m.stats())}\n`);
-        await m.unmount({ lazy: true });
+        process.stderr.write(`${name}: ${JSON.stringify(m.active.stats())}\n`);
+        await m.unmount();
       });
-      const blobFile = join(fuseDir, blob.blobId);
-      const fusePageCache = !v.passthrough && ((v.pageCacheComplete ?? true) || v.blobDirectIo === false);
-      cases.push([name, { path: join(target, 'big'), cachedUnder: fusePageCache ? [blobFile] : [] }]);
-      process.stderr.write(`${name}: FUSE max_pages ${m.fuse.params?.maxPages}\n`);
+      const connection = m.active.stats().connection;
+      if (connection?.passthrough !== v.passthrough) throw new Error(`${name}: FUSE passthrough ${String(connection?.passthrough)}, expected ${String(v.passthrough)}`);
+      // Without passthrough the complete blob is opened cached: its FUSE file keeps a page cache.
+      cases.push([name, { path: join(target, 'big'), cachedUnder: v.passthrough ? [] : [join(privateDir, blob.blobId)] }]);
+      process.stderr.write(`${name}: FUSE max_pages ${connection.maxPages}\n`);
     }
 
     process.stdout.write(`${wakeupFloor()}\n`);

@@ -6,7 +6,7 @@
 import type { MountRecord } from '../mount/types.js';
 import type { KernelObject } from '../transport/kernel-broker.js';
 import {
-  attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, openFuseMount, releaseObject, sameObject, swapLoop, unmakeObject,
+  attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop, unmakeObject,
 } from '../transport/kernel-objects.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -65,7 +65,7 @@ export class KernelRequests {
         return null;
       case 'openFuse': {
         this.record(req.id);
-        const fd = await openFuseMount(req.path, req.fsname, req.options);
+        const fd = await mountFuseConnection(req.path, req.fsname, req.options);
         this.add(req.id, { kind: 'fuse', path: req.path, fd });
         return { fd, supervisorPid: process.pid };
       }

@@ -1,4 +1,4 @@
-/** Loop-device ioctls the fuse helper's set (src/native/fuse.ts) lacks. */
+/** LOOP_CHANGE_FD: the one loop-device ioctl ondemand makes itself (losetup attaches and detaches). */
 import { ioctlInt, koffi, sysError } from './libc.js';
 
 const LOOP_CHANGE_FD = 0x4c06;

@@ -6,7 +6,7 @@ import { UndoStack } from '../util/undo-stack.js';
 import { fdOfProcess } from '../native/process.js';
 import { brokerOver, type CachefilesDevice, type KernelBroker, type KernelObject, type KernelObjectOwner } from './kernel-broker.js';
 import {
-  attachLoop, bindCachefiles, makeDir, mountFilesystem, openFuseMount, releaseObject, sameObject, swapLoop,
+  attachLoop, bindCachefiles, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop,
 } from './kernel-objects.js';
 
 export interface InProcessKernelOptions {
@@ -31,7 +31,7 @@ export class InProcessKernel implements KernelObjectOwner {
   }
 
   async openFuse(path: string, fsname: string, options: string): Promise<number> {
-    const fd = await openFuseMount(path, fsname, options);
+    const fd = await mountFuseConnection(path, fsname, options);
     this.objects.push({ kind: 'fuse', path, fd });
     return fd;
   }

@@ -17,7 +17,13 @@ import type { KernelObject } from './kernel-broker.js';
 
 const run = promisify(execFile);
 
-/** A read-only loop device over `file` (util-linux uses LOOP_CONFIGURE); returns /dev/loopN. */
+/** The errno of a failed system call, if it has one (callers tell ENOENT from EBUSY by it). */
+function errnoOf(err: unknown): number | undefined {
+  const e = (err as NodeJS.ErrnoException | null)?.errno;
+  return typeof e === 'number' ? Math.abs(e) : undefined;
+}
+
+/** A read-only loop device over `file`, attached by losetup; returns /dev/loopN. */
 export async function attachLoop(file: string): Promise<string> {
   try {
     const { stdout } = await run('losetup', ['--find', '--show', '--read-only', file]);
@@ -29,7 +35,7 @@ export async function attachLoop(file: string): Promise<string> {
 }
 
 /** Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). */
-export async function openFuseMount(path: string, fsname: string, options: string): Promise<number> {
+export async function mountFuseConnection(path: string, fsname: string, options: string): Promise<number> {
   const fd = openSync('/dev/fuse', constants.O_RDWR);
   try {
     const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0${options ? ',' + options : ''}`;
@@ -37,7 +43,7 @@ export async function openFuseMount(path: string, fsname: string, options: strin
     return fd;
   } catch (err) {
     closeSync(fd);
-    throw new MountError(`cannot mount FUSE at ${path}: ${systemCode(err) ?? errorText(err)}`, { path }, { cause: err });
+    throw new MountError(`cannot mount FUSE at ${path}: ${systemCode(err) ?? errorText(err)}`, { path }, { cause: err, errno: errnoOf(err) });
   }
 }
 
@@ -61,7 +67,7 @@ export async function mountFilesystem(source: string, target: string, fstype: st
   try {
     await mountAsync(source, target, fstype, flags, data);
   } catch (err) {
-    throw new MountError(`mount -t ${fstype} at ${target} failed: ${systemCode(err) ?? errorText(err)}`, { mountpoint: target }, { cause: err });
+    throw new MountError(`cannot mount ${fstype} at ${target}: ${systemCode(err) ?? errorText(err)}`, { mountpoint: target }, { cause: err, errno: errnoOf(err) });
   }
 }
 

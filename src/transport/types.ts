@@ -25,6 +25,11 @@ export interface TransportContext {
   privateDir: string;
   /** The mount will prefetch every blob (a transport may prepare to hand complete blobs to the kernel). */
   prefetch: boolean;
+  /**
+   * Tests and benchmarks only: threads and splice threshold of a FUSE transport's reader (see
+   * FuseSessionOptions). The daemon never sets it, so the session's defaults are what users run.
+   */
+  fuseReader?: { copyThreads?: number; spliceMinBytes?: number };
 }
 
 export interface TransportStats {

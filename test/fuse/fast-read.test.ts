@@ -1,30 +1,33 @@
 /**
- * The reader thread's fast path over the REAL cache: a fuse-blobs FUSE mount (no erofs on top, no
- * passthrough) whose blob file is read with O_DIRECT by child processes (every read is a READ).
+ * The reader thread's fast path over the REAL cache: a fuse-blobs mount made by the product's
+ * transport without passthrough (as on a kernel without it), whose FUSE blob file (under the erofs
+ * mount) is read with O_DIRECT by child processes (every read is a READ).
  * Proves: present ranges are answered on the reader thread with the right bytes and counted as cache
  * hits; a range with a missing frame goes to CachedBlob.read and is fetched (never zeros); evicted
  * frames are fetched again; a slow miss does not hold up fast reads;
- * a successor session on the same connection (FuseSession.fromFd) serves fast reads too. Reads of
+ * a successor session on the same connection (the transport's reattach, as after a worker restart)
+ * serves fast reads too. Reads of
  * 64 KiB and more are answered with splice (file -> pipe -> /dev/fuse) unless spliceMinBytes is 0.
  */
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCache, type Cache } from '../../src/cache/index.js';
 import type { CachedBlob } from '../../src/cache/types.js';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../../src/format/image/types.js';
 import type { BlobFetcher, ByteRange, FetchOptions } from '../../src/fetch/types.js';
-import { FuseMount, abortFuseConnection } from '../../src/fuse/mount.js';
-import { FuseSession } from '../../src/fuse/session.js';
-import { FuseBlobsFilesystem } from '../../src/transport/fuse-blobs/filesystem.js';
-import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
+import type { FuseSessionStats } from '../../src/fuse/types.js';
 import { pipeCapacity } from '../../src/native/pipe.js';
+import type { FuseBlobsStats } from '../../src/transport/fuse-blobs/filesystem.js';
+import { fuseBlobsTransport, type ActiveFuseBlobs } from '../../src/transport/fuse-blobs/transport.js';
 import { MemoryFetcher, fixtureContent } from '../helpers/blob-fixture.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { mountpoints } from './teardown.js';
+import {
+  WITHOUT_PASSTHROUGH, mountTransport, mountpoints, reattachTransport, tearDownMount, type TransportMount,
+} from '../helpers/transport-mount.js';
 
 const run = promisify(execFile);
 
@@ -78,23 +81,29 @@ class GatedFetcher implements BlobFetcher {
   async close(): Promise<void> {}
 }
 
-describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], [haveCommand('dd'), 'dd'])).each([
+describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], [haveCommand('dd'), 'dd'], [haveCommand('mkfs.erofs'), 'mkfs.erofs'])).each([
   { copyThreads: 0, spliceMinBytes: 64 * 1024 },
   { copyThreads: 1, spliceMinBytes: 64 * 1024 },
   { copyThreads: 0, spliceMinBytes: 0 },
 ])('FUSE reader fast path, $copyThreads copy threads, splice from $spliceMinBytes bytes', ({ copyThreads, spliceMinBytes }) => {
   const tmp = makeTempDir('fuse-fast-read');
   const fuseDir = join(tmp.dir, 'fuse');
-  const view = fixtureContent(FRAMES * FRAME - 1000, 7); // a short last frame
+  const target = join(tmp.dir, 'rootfs');
+  // One file whose bytes mkfs.erofs stores as the blob (chunks of whole blocks): a short last frame.
+  const view = fixtureContent(FRAMES * FRAME - 4096, 7);
   const { descriptor, toc } = storeBlob(view);
   const memory = new MemoryFetcher({ [descriptor.digest]: view });
   const fetcher = new GatedFetcher(memory);
   let cache: Cache;
   let blob: CachedBlob;
-  let fs: FuseBlobsFilesystem;
-  let mount: FuseMount | undefined;
-  let successor: FuseSession | undefined;
+  let mounted: TransportMount<ActiveFuseBlobs> | undefined;
+  let successor: TransportMount<ActiveFuseBlobs> | undefined;
   let file: string;
+  /** The session's and the filesystem's counters. */
+  const stats = (m = mounted!): { fuse: FuseSessionStats; fs: FuseBlobsStats } => {
+    const s = m.active.stats();
+    return { fuse: s.session, fs: s.files };
+  };
   let unpin: (() => void) | undefined;
 
   /** Bytes [offset, offset+length) of the blob file read by a child with O_DIRECT (each read a READ). */
@@ -104,14 +113,21 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
   }
 
   beforeAll(async () => {
-    mkdirSync(fuseDir);
+    const src = join(tmp.dir, 'src');
+    mkdirSync(src);
+    mkdirSync(target);
+    writeFileSync(join(src, 'data'), view);
+    const meta = join(tmp.dir, 'meta.img');
+    const blobFile = join(tmp.dir, 'blob.img');
+    await run('mkfs.erofs', ['--quiet', '--chunksize=1048576', `--blobdev=${blobFile}`, meta, src]);
+    expect(readFileSync(blobFile).equals(view)).toBe(true);
     cache = await openCache({ dir: join(tmp.dir, 'cache') });
     blob = await cache.openBlob(descriptor, { fetcher, toc, image: 'test' });
     unpin = blob.pin(); // as a mount does: the cache closes unpinned idle blobs
-    const bootstrap = join(tmp.dir, 'bootstrap');
-    writeFileSync(bootstrap, Buffer.alloc(8192, 1));
-    fs = new FuseBlobsFilesystem({ bootstrapPath: bootstrap, blobs: [blob], passthrough: false, image: 'test' });
-    mount = await FuseMount.create(fuseDir, fs, { passthrough: false, readerCopyThreads: copyThreads, readerSpliceMinBytes: spliceMinBytes });
+    mounted = await mountTransport(fuseBlobsTransport, {
+      mountpoint: target, privateDir: fuseDir, bootstrapPath: meta, blobs: [blob], features: WITHOUT_PASSTHROUGH,
+      fuseReader: { copyThreads, spliceMinBytes },
+    });
     file = join(fuseDir, blob.blobId);
   });
 
@@ -119,10 +135,7 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
 
   afterAll(async () => {
     fetcher.open();
-    if (mount && mountpoints().includes(fuseDir)) {
-      if (umount2(fuseDir, MNT_DETACH) !== 0 || mountpoints().includes(fuseDir)) abortFuseConnection(mount.device);
-    }
-    await successor?.whenEnded();
+    await tearDownMount(successor ?? mounted, target, fuseDir);
     unpin?.();
     await cache?.close();
     tmp.remove();
@@ -132,14 +145,14 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     await blob.prefetch({ ranges: [{ offset: 0, length: 8 * FRAME }], rangesOnly: true });
     await blob.idle?.();
     memory.reset();
-    const before = { blob: blob.stats(), fuse: mount!.session.stats(), fs: fs.stats() };
+    const before = { blob: blob.stats(), ...stats() };
     const got = await readDirect(0, 8 * FRAME, FRAME);
     expect(sha256(got)).toBe(sha256(view.subarray(0, 8 * FRAME)));
     const large = await readDirect(2 * FRAME, 4 * FRAME, 4 * FRAME); // one 256 KiB READ (a copy thread's, if any)
     expect(large.equals(view.subarray(2 * FRAME, 6 * FRAME))).toBe(true);
     const small = await readDirect(3 * FRAME + 4096, 4096);
     expect(small.equals(view.subarray(3 * FRAME + 4096, 3 * FRAME + 8192))).toBe(true);
-    const after = { blob: blob.stats(), fuse: mount!.session.stats(), fs: fs.stats() };
+    const after = { blob: blob.stats(), ...stats() };
     const fast = (after.fuse.fastReads ?? 0) - (before.fuse.fastReads ?? 0);
     expect(fast).toBeGreaterThanOrEqual(10);
     expect(after.blob.hits - before.blob.hits).toBe(fast); // every fast READ is a cache hit
@@ -151,19 +164,19 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
   it('sends a range with a missing frame to the cache, which fetches it (never zeros)', async () => {
     memory.reset();
     const before = blob.stats();
-    const fastBefore = mount!.session.stats().fastReads ?? 0;
+    const fastBefore = stats().fuse.fastReads ?? 0;
     // Frames 7 (present) and 8 (missing) in one READ.
     const got = await readDirect(7 * FRAME, 2 * FRAME, 2 * FRAME);
     expect(sha256(got)).toBe(sha256(view.subarray(7 * FRAME, 9 * FRAME)));
     expect(memory.bytesFetched).toBeGreaterThan(0);
     expect(blob.stats().misses).toBe(before.misses + 1);
-    expect(mount!.session.stats().fastReads).toBe(fastBefore);
+    expect(stats().fuse.fastReads).toBe(fastBefore);
     // Now present: served on the reader thread.
     await blob.idle?.();
     expect(blob.hasFrame?.(8)).toBe(true);
     const again = await readDirect(8 * FRAME, FRAME, FRAME);
     expect(again.equals(view.subarray(8 * FRAME, 9 * FRAME))).toBe(true);
-    expect(mount!.session.stats().fastReads).toBe(fastBefore + 1);
+    expect(stats().fuse.fastReads).toBe(fastBefore + 1);
     // The short tail of the blob: missing, fetched, right length.
     const tail = await readDirect((FRAMES - 1) * FRAME, FRAME, FRAME);
     expect(tail.equals(view.subarray((FRAMES - 1) * FRAME))).toBe(true);
@@ -173,16 +186,16 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     fetcher.held = true;
     const child = spawn('dd', [`if=${file}`, `bs=${FRAME}`, 'skip=20', 'count=1', 'iflag=direct', 'status=none', 'of=/dev/null'], { stdio: 'ignore' });
     const exited = new Promise<void>((r) => child.on('exit', () => r()));
-    for (let i = 0; i < 100 && mount!.session.stats().inFlight === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mount!.session.stats().inFlight).toBe(1);
+    for (let i = 0; i < 100 && stats().fuse.inFlight === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(stats().fuse.inFlight).toBe(1);
     const got = await readDirect(2 * FRAME, FRAME, FRAME); // present: answered while the miss waits
     expect(got.equals(view.subarray(2 * FRAME, 3 * FRAME))).toBe(true);
-    expect(mount!.session.stats().inFlight).toBe(1);
+    expect(stats().fuse.inFlight).toBe(1);
     child.kill('SIGKILL');
     fetcher.open();
     await exited;
-    for (let i = 0; i < 100 && mount!.session.stats().inFlight > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(mount!.session.stats().inFlight).toBe(0);
+    for (let i = 0; i < 100 && stats().fuse.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(stats().fuse.inFlight).toBe(0);
     await blob.idle?.();
     expect(blob.hasFrame?.(20)).toBe(true);
   });
@@ -198,11 +211,11 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     expect(gc.evictedBlobs).toContain(blob.blobId);
     expect(blob.hasFrame?.(30)).toBe(false);
     memory.reset();
-    const fastBefore = mount!.session.stats().fastReads ?? 0;
+    const fastBefore = stats().fuse.fastReads ?? 0;
     const got = await readDirect(30 * FRAME, FRAME, FRAME);
     expect(got.equals(view.subarray(30 * FRAME, 31 * FRAME))).toBe(true);
     expect(memory.bytesFetched).toBeGreaterThan(0);
-    expect(mount!.session.stats().fastReads).toBe(fastBefore);
+    expect(stats().fuse.fastReads).toBe(fastBefore);
   });
 
   it('a successor session on the same connection (fromFd) answers fast reads too', async () => {
@@ -210,15 +223,16 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     await blob.idle?.();
     // Each reader and copy thread has a splice pipe, closed when it stops (fds outlive a worker thread).
     expect(splicePipes()).toBe(spliceMinBytes > 0 ? 2 * (1 + copyThreads) : 0);
-    await mount!.session.stop();
+    await mounted!.active.stop(); // what a dying worker leaves: the kernel objects, held by their owner
     expect(splicePipes()).toBe(0);
-    successor = FuseSession.fromFd(mount!.fd, fs, mount!.params!, { passthrough: false, readerCopyThreads: copyThreads, readerSpliceMinBytes: spliceMinBytes });
+    successor = await reattachTransport(fuseBlobsTransport, mounted!);
     const first = await readDirect(0, FRAME, FRAME); // the successor learns the source from this READ
     expect(first.equals(view.subarray(0, FRAME))).toBe(true);
     const second = await readDirect(FRAME, FRAME, FRAME);
     expect(second.equals(view.subarray(FRAME, 2 * FRAME))).toBe(true);
-    expect(successor.stats().fastReads).toBeGreaterThanOrEqual(1);
-    expect(umount2(fuseDir, 0)).toBe(0);
-    expect(await successor.whenEnded()).toBe(19);
+    expect(stats(successor).fuse.fastReads).toBeGreaterThanOrEqual(1);
+    await successor.unmount();
+    expect(mountpoints()).not.toContain(fuseDir);
+    expect(await successor.active.whenEnded()).toBe(19);
   });
 });

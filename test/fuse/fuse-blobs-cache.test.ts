@@ -1,5 +1,6 @@
 /**
- * fuse-blobs over the REAL cache backend (src/cache) and an in-memory counting fetcher: the erofs
+ * fuse-blobs (mounted by the product's transport) over the REAL cache backend (src/cache) and an
+ * in-memory counting fetcher: the erofs
  * image's blob is cut into gzip frames like `convert` does, mounted lazily, read partially (only some
  * frames fetched), then prefetched; a new mount of the complete blob uses passthrough and fetches 0.
  */
@@ -13,9 +14,10 @@ import { join } from 'node:path';
 import { openCache, type Cache } from '../../src/cache/index.js';
 import { encodeToc } from '../../src/format/image/toc.js';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../../src/format/image/types.js';
-import { FuseBlobsMount } from '../../src/transport/fuse-blobs/mount.js';
+import type { CachedBlob } from '../../src/cache/types.js';
+import { fuseBlobsTransport, type ActiveFuseBlobs } from '../../src/transport/fuse-blobs/transport.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { mountpoints, tearDownFuseBlobs } from './teardown.js';
+import { mountTransport, mountpoints, tearDownMount, type TransportMount } from '../helpers/transport-mount.js';
 import { MemoryFetcher } from '../helpers/blob-fixture.js';
 import { makeErofsImage, treeHashes, type ErofsImage } from './erofs-image.js';
 
@@ -50,11 +52,14 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
   const fuseDir = join(tmp.dir, 'fuse');
   let image: ErofsImage;
   let cache: Cache | undefined;
-  let current: FuseBlobsMount | undefined;
+  let current: TransportMount<ActiveFuseBlobs> | undefined;
+
+  function mount(blob: CachedBlob): Promise<TransportMount<ActiveFuseBlobs>> {
+    return mountTransport(fuseBlobsTransport, { mountpoint: target, privateDir: fuseDir, bootstrapPath: image.meta, blobs: [blob] });
+  }
 
   beforeAll(async () => {
     mkdirSync(target);
-    mkdirSync(fuseDir);
     image = await makeErofsImage(tmp.dir, 8 * 1024 * 1024);
     cache = await openCache({ dir: join(tmp.dir, 'cache') });
   });
@@ -62,7 +67,7 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
   afterEach(async () => {
     const m = current;
     current = undefined;
-    await tearDownFuseBlobs(m, target, fuseDir);
+    await tearDownMount(m, target, fuseDir);
   });
 
   afterAll(async () => {
@@ -77,12 +82,12 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
     const blob = await cache!.openBlob(descriptor, { fetcher, toc, image: 'test' });
     expect(blob.isComplete()).toBe(false);
 
-    let m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));
+    let m = (current = await mount(blob));
     expect(await run('cat', [join(target, 'a', 'hello')]).then((r) => r.stdout)).toBe('hello\n');
     const lazyBytes = fetcher.bytesFetched;
     expect(lazyBytes).toBeGreaterThan(0);
     expect(lazyBytes).toBeLessThan(stored.length / 4); // a small file costs a few frames, not the blob
-    expect(m.stats().blobs.passthroughRequested).toBe(0);
+    expect(m.active.stats().files.passthroughRequested).toBe(0);
     expect(await treeHashes(target)).toBe(await treeHashes(image.src));
     await m.unmount();
     current = undefined;
@@ -91,11 +96,11 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
     expect(blob.isComplete()).toBe(true);
     fetcher.reset();
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
-    m = current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] });
+    m = current = await mount(blob);
     await run('diff', ['-r', '--no-dereference', image.src, target]);
-    expect(m.stats().blobs.passthroughRequested).toBe(1);
-    expect(m.stats().fuse.passthroughOpens).toBe(1);
-    expect(m.stats().blobs.blobReads).toBe(0);
+    expect(m.active.stats().files.passthroughRequested).toBe(1);
+    expect(m.active.stats().session.passthroughOpens).toBe(1);
+    expect(m.active.stats().files.blobReads).toBe(0);
     expect(fetcher.bytesFetched).toBe(0);
     await m.unmount();
     current = undefined;

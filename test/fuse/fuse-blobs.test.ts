@@ -1,6 +1,8 @@
 /**
- * fuse-blobs end to end: a real erofs image (bootstrap + one blob) served through FUSE, the kernel's
- * erofs mounted on top, in each arrangement. Proves the tree is identical to the source, that holes
+ * fuse-blobs end to end, mounted by the product's transport (fuseBlobsTransport with in-process kernel
+ * objects): a real erofs image (bootstrap + one blob) served through FUSE, the kernel's erofs mounted
+ * on top, in each arrangement the daemon makes (features as on kernels without passthrough or without
+ * file-backed erofs). Proves the tree is identical to the source, that holes
  * are read through CachedBlob, that only complete blobs get passthrough, and that unmount leaves no
  * mount and no loop device behind.
  */
@@ -9,9 +11,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FuseBlobsMount } from '../../src/transport/fuse-blobs/mount.js';
+import type { Features } from '../../src/transport/kernel-features.js';
+import { fuseBlobsTransport, type ActiveFuseBlobs } from '../../src/transport/fuse-blobs/transport.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { mountpoints, tearDownFuseBlobs } from './teardown.js';
+import {
+  WITHOUT_FILE_BACKED_EROFS, WITHOUT_PASSTHROUGH, mountTransport, mountpoints, tearDownMount, type TransportMount,
+} from '../helpers/transport-mount.js';
 import { FileBlob } from './file-blob.js';
 import { makeErofsImage, treeHashes, treeListing, type ErofsImage } from './erofs-image.js';
 
@@ -30,11 +35,14 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
   let image: ErofsImage;
   let expectedHashes: string;
   let expectedListing: string;
-  let current: FuseBlobsMount | undefined;
+  let current: TransportMount<ActiveFuseBlobs> | undefined;
+
+  function mount(blob: FileBlob, features: Partial<Features> = {}, mountpoint = target): Promise<TransportMount<ActiveFuseBlobs>> {
+    return mountTransport(fuseBlobsTransport, { mountpoint, privateDir: fuseDir, bootstrapPath: image.meta, blobs: [blob], features });
+  }
 
   beforeAll(async () => {
     mkdirSync(target);
-    mkdirSync(fuseDir);
     image = await makeErofsImage(tmp.dir);
     expectedHashes = await treeHashes(image.src);
     expectedListing = await treeListing(image.src);
@@ -43,7 +51,7 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
   afterEach(async () => {
     const m = current;
     current = undefined;
-    await tearDownFuseBlobs(m, target, fuseDir);
+    await tearDownMount(m, target, fuseDir);
   });
 
   afterAll(() => tmp.remove());
@@ -54,61 +62,61 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     expect(await treeListing(target)).toBe(expectedListing);
   }
 
-  async function expectAllGone(m: FuseBlobsMount): Promise<void> {
+  async function expectAllGone(m: TransportMount<ActiveFuseBlobs>): Promise<void> {
     await m.unmount();
     expect(mountpoints()).not.toContain(target);
     expect(mountpoints()).not.toContain(fuseDir);
     for (let t = 0; t < 40 && (await loopsOn(tmp.dir)) !== ''; t++) await new Promise((r) => setTimeout(r, 50));
     expect(await loopsOn(tmp.dir)).toBe('');
-    expect(await m.fuse.session.whenEnded()).toBe(19);
+    expect(await m.active.whenEnded()).toBe(19);
   }
 
   it('without passthrough: everything through FUSE, every blob byte read through CachedBlob', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, false);
-    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], passthrough: false }));
-    expect(m.erofs.primary).toBe(join(fuseDir, 'bootstrap'));
-    expect(m.erofs.devices).toEqual([join(fuseDir, BLOB_ID)]);
+    const m = (current = await mount(blob, WITHOUT_PASSTHROUGH));
+    expect(m.active.erofs.source).toBe(join(fuseDir, 'bootstrap'));
+    expect(m.active.erofs.devices).toEqual([join(fuseDir, BLOB_ID)]);
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
     await expectSameTree();
-    const s = m.stats();
-    expect(s.passthroughNegotiated).toBe(false);
-    expect(s.fuse.passthroughOpens).toBe(0);
+    const s = m.active.stats();
+    expect(s.connection?.passthrough).toBe(false);
+    expect(s.session.passthroughOpens).toBe(0);
     expect(blob.reads).toBeGreaterThan(0);
-    expect(s.blobs.blobReads).toBe(blob.reads);
-    expect(s.blobs.blobBytesRead).toBeGreaterThanOrEqual(3 * 1024 * 1024);
-    expect(s.blobs.bootstrapReads).toBeGreaterThan(0);
+    expect(s.files.blobReads).toBe(blob.reads);
+    expect(s.files.blobBytesRead).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    expect(s.files.bootstrapReads).toBeGreaterThan(0);
     current = undefined;
     await expectAllGone(m);
   });
 
   it('without passthrough, blob complete: opened cached, so a second read after erofs drops its pages sends no READ', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, true);
-    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], passthrough: false }));
+    const m = (current = await mount(blob, WITHOUT_PASSTHROUGH));
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
     await expectSameTree();
-    const first = m.stats().blobs;
+    const first = m.active.stats().files;
     expect(first.pageCacheOpens).toBe(1);
     expect(first.cachedOpens).toBe(0);
     expect(first.blobReads).toBeGreaterThan(0);
     // Only erofs's pages go (as under memory pressure); the FUSE blob file keeps its page cache.
     await run('sh', ['-c', `find ${target} -type f -exec dd if={} iflag=nocache count=0 status=none \\;`]);
     await expectSameTree();
-    expect(m.stats().blobs.blobReads).toBe(first.blobReads);
+    expect(m.active.stats().files.blobReads).toBe(first.blobReads);
     current = undefined;
     await expectAllGone(m);
   });
 
   it('passthrough negotiated, blob complete: local bootstrap as primary, blob opened with passthrough, no READs', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, true);
-    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));
-    expect(m.stats().passthroughNegotiated).toBe(true);
-    expect(m.erofs.primary).toBe(image.meta);
+    const m = (current = await mount(blob));
+    expect(m.active.stats().connection?.passthrough).toBe(true);
+    expect(m.active.erofs.source).toBe(image.meta);
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
     await expectSameTree();
-    const s = m.stats();
-    expect(s.blobs.passthroughRequested).toBe(1);
-    expect(s.fuse.passthroughOpens).toBe(1);
-    expect(s.blobs.blobReads).toBe(0);
+    const s = m.active.stats();
+    expect(s.files.passthroughRequested).toBe(1);
+    expect(s.session.passthroughOpens).toBe(1);
+    expect(s.files.blobReads).toBe(0);
     expect(blob.reads).toBe(0);
     current = undefined;
     await expectAllGone(m);
@@ -116,16 +124,16 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
 
   it('passthrough negotiated, blob with holes: never passthrough, reads go through CachedBlob', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, false);
-    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob] }));
-    expect(m.stats().passthroughNegotiated).toBe(true);
+    const m = (current = await mount(blob));
+    expect(m.active.stats().connection?.passthrough).toBe(true);
     await run('cat', [join(target, 'a', 'hello')]);
     const afterOne = blob.reads;
     expect(afterOne).toBeGreaterThan(0);
     await expectSameTree();
-    const s = m.stats();
-    expect(s.blobs.passthroughRequested).toBe(0);
-    expect(s.fuse.passthroughOpens).toBe(0);
-    expect(s.blobs.cachedOpens).toBe(1);
+    const s = m.active.stats();
+    expect(s.files.passthroughRequested).toBe(0);
+    expect(s.session.passthroughOpens).toBe(0);
+    expect(s.files.cachedOpens).toBe(1);
     expect(blob.reads).toBeGreaterThan(afterOne);
     // The blob completes while erofs holds it open without passthrough. That open is FOPEN_DIRECT_IO,
     // which does not put the inode in caching mode, so a new open gets passthrough.
@@ -133,8 +141,8 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     const { stdout } = await run('sh', ['-c', `sha256sum < ${join(fuseDir, BLOB_ID)}`]);
     const { stdout: want } = await run('sh', ['-c', `sha256sum < ${image.blob}`]);
     expect(stdout).toBe(want);
-    expect(m.stats().blobs.passthroughRequested).toBe(1);
-    expect(m.stats().fuse.passthroughOpens).toBe(1);
+    expect(m.active.stats().files.passthroughRequested).toBe(1);
+    expect(m.active.stats().session.passthroughOpens).toBe(1);
     await expectSameTree(); // erofs's own open still reads through READs
     current = undefined;
     await expectAllGone(m);
@@ -142,20 +150,19 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
 
   it('loop arrangement (passthrough, complete blob): loop devices made and cleared', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, true);
-    const m = (current = await FuseBlobsMount.mount({ target, fuseDir, bootstrapPath: image.meta, blobs: [blob], arrangement: 'loop' }));
-    expect(m.erofs.loops).toHaveLength(2);
-    expect(m.erofs.primary).toMatch(/^\/dev\/loop\d+$/);
+    const m = (current = await mount(blob, WITHOUT_FILE_BACKED_EROFS));
+    expect(m.kernel.objects.filter((o) => o.kind === 'loop')).toHaveLength(2);
+    expect(m.active.erofs.source).toMatch(/^\/dev\/loop\d+$/);
     expect(await loopsOn(fuseDir)).not.toBe('');
     await expectSameTree();
-    expect(m.stats().fuse.passthroughOpens).toBe(2);
+    expect(m.active.stats().session.passthroughOpens).toBe(2);
     current = undefined;
     await expectAllGone(m);
   });
 
   it('a failing erofs mount unwinds the FUSE mount', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, false);
-    await expect(FuseBlobsMount.mount({ target: join(tmp.dir, 'no-such-dir'), fuseDir, bootstrapPath: image.meta, blobs: [blob] }))
-      .rejects.toThrow(/cannot mount erofs/);
+    await expect(mount(blob, {}, join(tmp.dir, 'no-such-dir'))).rejects.toThrow(/cannot mount erofs/);
     expect(mountpoints()).not.toContain(fuseDir);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * The FUSE protocol against the real kernel: a toy filesystem mounted through FuseMount, exercised by
- * child processes and async fs calls (a synchronous call from this process would wait for a reply
- * this very thread has to write).
+ * The FUSE protocol against the real kernel: a toy filesystem mounted as the daemon mounts FUSE (the
+ * kernel broker's openFuse, in-process) and served by a FuseSession, exercised by child processes and
+ * async fs calls (a synchronous call from this process would wait for a reply this very thread has to
+ * write).
  */
 import { pipePagesAllowed } from '../../src/native/pipe.js';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -11,9 +12,14 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pbkdf2 } from 'node:crypto';
-import { FuseMount, abortFuseConnection } from '../../src/fuse/mount.js';
+import { abortFuseConnection, mountDevice, setReadAhead } from '../../src/fuse/connection.js';
+import { FuseSession } from '../../src/fuse/session.js';
+import type { FuseConnectionParams } from '../../src/fuse/types.js';
 import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
-import { closeQuietly, pidfdGetfd } from '../../src/native/fuse.js';
+import { closeQuietly } from '../../src/native/fuse.js';
+import { FUSE_READ_AHEAD_KB } from '../../src/transport/fuse-blobs/transport.js';
+import { InProcessKernel } from '../../src/transport/in-process-kernel.js';
+import { UndoStack } from '../../src/util/undo-stack.js';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { ToyFs, fileContent } from './toy-fs.js';
 
@@ -29,21 +35,33 @@ describe.skipIf(!needs('FUSE protocol tests', [isRoot, 'root']))('FUSE session o
   const tmp = makeTempDir('fuse-proto');
   const mnt = join(tmp.dir, 'mnt');
   const fs = new ToyFs(FILES, sizeOf);
-  let m: FuseMount | undefined;
+  const kernel = new InProcessKernel();
+  const undo = new UndoStack();
+  const broker = kernel.broker(undo);
+  /** The session serving `mnt`, this process's fd of the connection, and what INIT settled. */
+  let m: { session: FuseSession; fd: number; params: FuseConnectionParams; device: string } | undefined;
 
   beforeAll(async () => {
     mkdirSync(mnt);
-    m = await FuseMount.create(mnt, fs);
+    const fd = await broker.openFuse(mnt, 'ondemand', 'default_permissions');
+    const session = FuseSession.start(fd, fs, { name: mnt });
+    const params = await session.ready();
+    const device = mountDevice(mnt);
+    setReadAhead(device, FUSE_READ_AHEAD_KB);
+    m = { session, fd, params, device };
   });
 
   afterAll(async () => {
     try {
-      if (m) await m.unmount({ lazy: true });
+      await undo.unwind();
     } finally {
-      if (mounted(mnt)) {
-        if (m) abortFuseConnection(m.device);
-        umount2(mnt, MNT_DETACH);
+      if (m) {
+        if (mounted(mnt)) abortFuseConnection(m.device);
+        await m.session.stop();
+        closeQuietly(m.fd);
       }
+      if (mounted(mnt)) umount2(mnt, MNT_DETACH);
+      await kernel.unmakeAll();
       tmp.remove();
     }
   });
@@ -51,7 +69,7 @@ describe.skipIf(!needs('FUSE protocol tests', [isRoot, 'root']))('FUSE session o
   it('negotiates INIT: 1 MiB reads, read-ahead raised, passthrough offered by this kernel', () => {
     // 255 pages when a pipe cannot hold a spliced 1 MiB reply (no CAP_SYS_RESOURCE, as on this host).
     expect(m!.params).toMatchObject({ minor: 40, maxPages: pipePagesAllowed() > 256 ? 256 : 255 });
-    expect(m!.params!.passthrough).toBe(true);
+    expect(m!.params.passthrough).toBe(true);
     expect(readFileSync(`/sys/class/bdi/${m!.device}/read_ahead_kb`, 'utf8').trim()).toBe('1024');
     expect(readFileSync('/proc/mounts', 'utf8')).toContain(`${mnt} fuse.ondemand ro,nosuid,nodev`);
   });
@@ -136,9 +154,9 @@ except OSError as e: print(e.errno)`;
     expect(m!.session.stats().unsupported).toBeGreaterThanOrEqual(before + 1);
   });
 
-  it('hands the connection to a new session: fd via pidfd_getfd, no INIT, unanswered requests resent', async () => {
+  it('hands the connection to a new session: fd via the broker (pidfd_getfd), no INIT, unanswered requests resent', async () => {
     const old = m!;
-    const params = old.params!;
+    const params = old.params;
     const [started, aborted] = [fs.slowStarted, fs.slowAborted];
     // A READ the old session takes and never answers (as if its process died).
     const child = spawn('dd', [`if=${join(mnt, 'slow')}`, 'of=/dev/null', 'bs=4096', 'count=1'], { stdio: 'ignore' });
@@ -147,10 +165,12 @@ except OSError as e: print(e.errno)`;
     expect(fs.slowStarted).toBe(started + 1);
     await old.session.stop();
 
-    const fd = pidfdGetfd(process.pid, old.fd);
+    // As a restarted daemon worker: a duplicate of the fd the broker's owner holds.
+    const owned = kernel.objects.find((o) => o.kind === 'fuse' && o.path === mnt);
+    const fd = broker.adoptFd(owned?.kind === 'fuse' ? owned.fd : -1);
     expect(fd).toBeGreaterThan(0);
     closeQuietly(old.fd);
-    m = FuseMount.adopt(mnt, fd, fs, params);
+    m = { ...old, fd, session: FuseSession.fromFd(fd, fs, params, { name: mnt }) };
     expect(m.session.params).toEqual(params);
     // FUSE_NOTIFY_RESEND: the kernel gives the pending READ to the new session.
     for (let t = 0; t < 100 && fs.slowStarted === started + 1; t++) await new Promise((r) => setTimeout(r, 50));
@@ -165,14 +185,15 @@ except OSError as e: print(e.errno)`;
 
   it('refuses a missing mountpoint with a MountError and leaves nothing mounted', async () => {
     const missing = join(tmp.dir, 'missing');
-    await expect(FuseMount.create(missing, fs)).rejects.toMatchObject({ code: 'EMOUNT', errno: 2 });
+    await expect(broker.openFuse(missing, 'ondemand', 'default_permissions')).rejects.toMatchObject({ code: 'EMOUNT', errno: 2 });
     expect(mounted(missing)).toBe(false);
   });
 
   it('unmounts: the reader sees the connection go away', async () => {
-    await m!.unmount();
+    expect(await undo.unwind()).toEqual([]); // the FUSE mount unmade: detached, the owner's fd closed
     expect(await m!.session.whenEnded()).toBe(19);
     expect(mounted(mnt)).toBe(false);
+    closeQuietly(m!.fd);
     m = undefined;
   });
 });

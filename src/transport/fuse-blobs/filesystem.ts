@@ -29,19 +29,6 @@ export interface FuseBlobsOptions {
   passthrough?: boolean;
   /** For errors. */
   image?: string;
-  /**
-   * Open blobs with holes with FOPEN_DIRECT_IO: no FUSE page cache, so the kernel reads exactly what
-   * erofs asks for (no readahead of its own into other frames, which made a second mount fetch what the
-   * first had not). Default true.
-   */
-  blobDirectIo?: boolean;
-  /**
-   * Without passthrough, open complete blobs cached (FOPEN_KEEP_CACHE): a complete blob is immutable
-   * and has nothing left to fetch, so the FUSE page cache keeps what the kernel read and warm reads
-   * never come to this process, as with passthrough (at the price of the bytes sitting in the page
-   * cache twice, the FUSE file's and the cache data file's). Default true.
-   */
-  pageCacheComplete?: boolean;
 }
 
 export interface FuseBlobsStats {
@@ -67,8 +54,6 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private readonly byName = new Map<string, number>();
   private readonly passthrough: boolean;
   private readonly image: string | undefined;
-  private readonly blobDirectIo: boolean;
-  private readonly pageCacheComplete: boolean;
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
   private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0, pageCacheOpens: 0 };
@@ -81,8 +66,6 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     this.blobs = options.blobs;
     this.passthrough = options.passthrough ?? true;
     this.image = options.image;
-    this.blobDirectIo = options.blobDirectIo ?? true;
-    this.pageCacheComplete = options.pageCacheComplete ?? true;
     this.byName.set(BOOTSTRAP_NAME, BOOTSTRAP_INO);
     options.blobs.forEach((b, i) => {
       if (!this.byName.has(b.blobId)) this.byName.set(b.blobId, FIRST_BLOB_INO + i);
@@ -158,13 +141,15 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
         this.counters.passthroughRequested++;
         return { keepCache: true, passthroughPath: blob.dataPath };
       }
-      if (this.pageCacheComplete) {
-        this.counters.pageCacheOpens++;
-        return { keepCache: true };
-      }
+      // Immutable, nothing left to fetch: the FUSE page cache keeps what the kernel read, so warm reads
+      // never come here (the bytes sit in the page cache twice, the FUSE file's and the cache file's).
+      this.counters.pageCacheOpens++;
+      return { keepCache: true };
     }
+    // No page cache of its own: the kernel reads exactly what erofs asks for, never ahead into frames
+    // of other files (which made a second mount fetch what the first had not).
     this.counters.cachedOpens++;
-    return this.blobDirectIo ? { directIo: true } : { keepCache: true };
+    return { directIo: true };
   }
 
   async read(ino: number, _fh: bigint, offset: number, length: number): Promise<Buffer> {

@@ -4,8 +4,9 @@
  * filesystem (`bootstrap` and one file per blob), erofs mounted read-only on top by the supervisor.
  *
  * Arrangement (measured on 6.18): file-backed
- * erofs; with passthrough negotiated the primary is the local bootstrap file (erofs refuses a primary
- * on a stacked fs) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
+ * erofs; with passthrough negotiated the primary is the local bootstrap file (the FUSE superblock then
+ * counts as a stacked fs and erofs refuses a primary on it with ENOTBLK, "file-backed mounts cannot be
+ * applied to stacked fses", while device= files on it are accepted) and the blobs are FUSE files — complete blobs are opened with passthrough at mount
  * time. Blobs with holes are opened FOPEN_DIRECT_IO: with a page cache of their own, the kernel's
  * readahead on them ran on past the file being read into its neighbours' frames, by how much depending
  * on timing (the reason a second mount of the same image used to fetch a frame the first did not).
@@ -17,24 +18,25 @@
  * files were opened before being complete, so when prefetch ends the read-only loops are switched to
  * the complete cache files (LOOP_CHANGE_FD) and reads no longer involve this process.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { FuseSession } from '../../fuse/session.js';
-import { mountDevice, setReadAhead } from '../../fuse/mount.js';
-import type { FuseConnectionParams } from '../../fuse/types.js';
+import { FuseSession, type FuseSessionOptions } from '../../fuse/session.js';
+import { mountDevice, setReadAhead } from '../../fuse/connection.js';
+import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
-import { MountError, errorText } from '../../util/errors.js';
+import { MountError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelObject } from '../kernel-broker.js';
-import type { ActiveTransport, Transport, TransportContext } from '../types.js';
-import { erofsReadAheadFor, withErofsReadAhead } from './erofs-mount.js';
-import { BOOTSTRAP_NAME, FuseBlobsFilesystem } from './filesystem.js';
+import type { ActiveTransport, Transport, TransportContext, TransportStats } from '../types.js';
+import { erofsReadAheadFor, withErofsReadAhead } from './erofs-readahead.js';
+import { BOOTSTRAP_NAME, FuseBlobsFilesystem, type FuseBlobsStats } from './filesystem.js';
 
 const INIT_TIMEOUT_MS = 10_000;
-const FUSE_NOTIFY_RESEND = 7;
 /** read_ahead_kb of the private FUSE mount: 1 MiB READs instead of 128 KiB ones. */
-const FUSE_READ_AHEAD_KB = 1024;
+export const FUSE_READ_AHEAD_KB = 1024;
+/** How long an unmount waits for the kernel to end the FUSE connection (see ServedBlobs.unmounted). */
+const CONNECTION_END_MS = 2_000;
 
 function isParams(v: unknown): v is FuseConnectionParams {
   return typeof v === 'object' && v !== null && typeof (v as FuseConnectionParams).minor === 'number' && typeof (v as FuseConnectionParams).passthrough === 'boolean';
@@ -49,16 +51,54 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
-class ServedBlobs implements ActiveTransport {
-  /** Loop device of each blob (device-table order) when erofs sits on loops; empty when file-backed. */
-  blobLoops: string[] = [];
+/** What erofs was mounted on: mount(2)'s source and its device= list (files, or loop devices). */
+export interface ErofsDevices {
+  source: string;
+  devices: string[];
+  onLoops: boolean;
+}
+
+export interface FuseBlobsTransportStats extends TransportStats {
+  requests: number;
+  passthroughOpens: number;
+  blobsDirect: number;
+  /** What INIT settled (undefined before INIT). */
+  connection: FuseConnectionParams | undefined;
+  session: FuseSessionStats;
+  files: FuseBlobsStats;
+}
+
+/** A served fuse-blobs mount. */
+export interface ActiveFuseBlobs extends ActiveTransport {
+  stats(): FuseBlobsTransportStats;
+  readonly erofs: ErofsDevices;
+  /** The reader's end: 19 (ENODEV) when the kernel ended the connection, 0 when stopped first. */
+  whenEnded(): Promise<number>;
+}
+
+export interface FuseBlobsTransport extends Transport {
+  mount(ctx: TransportContext): Promise<ActiveFuseBlobs>;
+  reattach(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveFuseBlobs>;
+}
+
+class ServedBlobs implements ActiveFuseBlobs {
+  /** Set once erofs is mounted. */
+  erofs: ErofsDevices = { source: '', devices: [], onLoops: false };
   private direct = 0;
+  private stopped?: Promise<void>;
 
   constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {}
 
-  stats(): { requests: number; passthroughOpens: number; blobsDirect: number } {
+  stats(): FuseBlobsTransportStats {
     const s = this.session.stats();
-    return { requests: s.requests, passthroughOpens: s.passthroughOpens, blobsDirect: this.direct };
+    return {
+      requests: s.requests, passthroughOpens: s.passthroughOpens, blobsDirect: this.direct,
+      connection: this.session.params, session: s, files: this.fs.stats(),
+    };
+  }
+
+  whenEnded(): Promise<number> {
+    return this.session.whenEnded();
   }
 
   /**
@@ -67,7 +107,8 @@ class ServedBlobs implements ActiveTransport {
    * switched to the complete, pinned cache file itself: same bytes, no userspace on reads.
    */
   async blobsComplete(): Promise<void> {
-    for (const [i, device] of this.blobLoops.entries()) {
+    if (!this.erofs.onLoops) return;
+    for (const [i, device] of this.erofs.devices.entries()) {
       const blob = this.ctx.blobs[i];
       if (!blob || !blob.isComplete()) continue;
       await this.ctx.kernel.swapLoop(device, blob.dataPath);
@@ -75,81 +116,103 @@ class ServedBlobs implements ActiveTransport {
     }
   }
 
-  async stop(): Promise<void> {
-    await this.session.stop().catch(() => undefined);
-    closeSync(this.fd);
-    await this.fs.close();
+  /** Stops serving and releases the fd (once; the connection itself belongs to the broker's owner). */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      await this.session.stop().catch(() => undefined);
+      closeSync(this.fd);
+      await this.fs.close();
+    })();
+    return this.stopped;
+  }
+
+  /**
+   * After the FUSE mount is unmade the kernel ends an unused connection at once (the reader sees
+   * ENODEV): waiting for that keeps our stop from racing the kernel's end. A connection still in use
+   * (behind a busy mount detached lazily) is cut off instead, with a log line.
+   */
+  async unmounted(): Promise<void> {
+    const ended = await withTimeout(this.session.whenEnded(), CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
+    if (ended === undefined) log.info({ mountpoint: this.ctx.mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily): cutting it off');
+    await this.stop();
   }
 }
 
 /** Pushes the "stop serving" step; it runs after the kernel objects made later are unmade. */
 function holder(ctx: TransportContext): { set: (s: ServedBlobs) => void } {
   let served: ServedBlobs | null = null;
-  ctx.kernel.undo.push('FUSE session', async () => { if (served) await served.stop(); });
+  ctx.kernel.undo.push('FUSE session', async () => { if (served) await served.unmounted(); });
   return { set: (s) => { served = s; } };
 }
 
-async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): Promise<string[]> {
-  const fuseBootstrap = join(ctx.privateDir, BOOTSTRAP_NAME);
-  const blobFiles = fs.blobNames().map((n) => join(ctx.privateDir, n));
+function sessionOptions(ctx: TransportContext, passthrough: boolean): Omit<FuseSessionOptions, 'params'> {
+  const r = ctx.fuseReader;
+  return {
+    name: ctx.privateDir, passthrough,
+    ...(r?.copyThreads !== undefined ? { readerCopyThreads: r.copyThreads } : {}),
+    ...(r?.spliceMinBytes !== undefined ? { readerSpliceMinBytes: r.spliceMinBytes } : {}),
+  };
+}
+
+/** File-backed erofs: the FUSE files themselves, but the local bootstrap as primary with passthrough (see above). */
+function fileBacked(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): ErofsDevices {
+  return {
+    source: passthrough ? ctx.bootstrapPath : join(ctx.privateDir, BOOTSTRAP_NAME),
+    devices: fs.blobNames().map((n) => join(ctx.privateDir, n)),
+    onLoops: false,
+  };
+}
+
+async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): Promise<ErofsDevices> {
   const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported;
   if (!useLoops) {
     failPoint('before-erofs-mount');
-    const primary = passthrough ? ctx.bootstrapPath : fuseBootstrap;
-    const devices = blobFiles.map((f) => `device=${f}`).join(',');
+    const erofs = fileBacked(ctx, fs, passthrough);
     await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
-      () => ctx.kernel.mount(primary, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices));
-    return [];
+      () => ctx.kernel.mount(erofs.source, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, erofs.devices.map((d) => `device=${d}`).join(',')));
+    return erofs;
   }
-  const bootDev = await ctx.kernel.attachLoop(fuseBootstrap);
-  const blobDevs: string[] = [];
-  for (const f of blobFiles) blobDevs.push(await ctx.kernel.attachLoop(f));
+  const source = await ctx.kernel.attachLoop(join(ctx.privateDir, BOOTSTRAP_NAME));
+  const devices: string[] = [];
+  for (const n of fs.blobNames()) devices.push(await ctx.kernel.attachLoop(join(ctx.privateDir, n)));
   failPoint('before-erofs-mount');
-  await ctx.kernel.mount(bootDev, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, blobDevs.map((d) => `device=${d}`).join(','));
-  return blobDevs;
+  await ctx.kernel.mount(source, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices.map((d) => `device=${d}`).join(','));
+  return { source, devices, onLoops: true };
 }
 
-export const fuseBlobsTransport: Transport = {
+export const fuseBlobsTransport: FuseBlobsTransport = {
   mode: 'fuse-blobs',
 
-  async mount(ctx: TransportContext): Promise<ActiveTransport> {
+  async mount(ctx: TransportContext): Promise<ActiveFuseBlobs> {
     const passthrough = ctx.features.fusePassthrough.supported;
     const fs = new FuseBlobsFilesystem({ bootstrapPath: ctx.bootstrapPath, blobs: ctx.blobs, passthrough, image: ctx.image });
     await ctx.kernel.mkdir(ctx.privateDir);
     const slot = holder(ctx);
     const fd = await ctx.kernel.openFuse(ctx.privateDir, 'ondemand', 'default_permissions');
-    const session = FuseSession.start(fd, fs, { name: ctx.privateDir, passthrough });
+    const session = FuseSession.start(fd, fs, sessionOptions(ctx, passthrough));
     const served = new ServedBlobs(ctx, session, fs, fd);
     slot.set(served);
     const params = await withTimeout(session.ready(), INIT_TIMEOUT_MS, `FUSE INIT did not arrive at ${ctx.privateDir}`);
     await ctx.kernel.saveFuseParams(ctx.privateDir, params);
     setReadAhead(mountDevice(ctx.privateDir), FUSE_READ_AHEAD_KB);
-    served.blobLoops = await mountErofs(ctx, fs, params.passthrough);
+    served.erofs = await mountErofs(ctx, fs, params.passthrough);
     return served;
   },
 
-  async reattach(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveTransport> {
+  async reattach(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveFuseBlobs> {
     const fuse = objects.find((o) => o.kind === 'fuse');
     if (!fuse || fuse.kind !== 'fuse' || !isParams(fuse.params)) throw new MountError(`no live FUSE connection recorded for ${ctx.mountpoint}`, { mountpoint: ctx.mountpoint });
     const passthrough = fuse.params.passthrough;
     const fs = new FuseBlobsFilesystem({ bootstrapPath: ctx.bootstrapPath, blobs: ctx.blobs, passthrough, image: ctx.image });
     const slot = holder(ctx);
     const fd = ctx.kernel.adoptFd(fuse.fd);
-    const session = FuseSession.fromFd(fd, fs, fuse.params, { name: fuse.path, passthrough });
-    const served = new ServedBlobs(ctx, session, fs, fd);
+    // The session asks the kernel to resend what the dead worker had read but not answered (FUSE_NOTIFY_RESEND).
+    const session = FuseSession.fromFd(fd, fs, fuse.params, sessionOptions(ctx, passthrough));
     // Loops were made bootstrap first, then one per blob (see mountErofs).
-    served.blobLoops = objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : [])).slice(1);
+    const [source, ...devices] = objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : []));
+    const served = new ServedBlobs(ctx, session, fs, fd);
+    served.erofs = source === undefined ? fileBacked(ctx, fs, passthrough) : { source, devices, onLoops: true };
     slot.set(served);
-    // Requests the dead worker had read but not answered sit in the kernel's processing queue:
-    // FUSE_NOTIFY_RESEND (kernel >= 6.9) puts them back on the pending queue for us.
-    try {
-      const hdr = Buffer.alloc(16);
-      hdr.writeUInt32LE(16, 0);
-      hdr.writeInt32LE(FUSE_NOTIFY_RESEND, 4);
-      writeSync(fd, hdr);
-    } catch (err) {
-      log.warn({ mountpoint: ctx.mountpoint, err: errorText(err) }, 'FUSE_NOTIFY_RESEND failed: requests read by the dead worker stay unanswered');
-    }
     return served;
   },
 };

@@ -1,0 +1,48 @@
+/**
+ * A mounted FUSE connection seen from outside the session: its bdi (read-ahead) and, as a last
+ * resort, aborting it through fusectl. Making and unmaking the mount is kernel-objects.ts's job.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mount } from '../native/libc.js';
+import { MountError } from '../util/errors.js';
+import { log } from '../util/log.js';
+
+/** `major:minor` of the filesystem mounted at `mountpoint`, from /proc/self/mountinfo (no stat: it would wait for INIT). */
+export function mountDevice(mountpoint: string): string {
+  const lines = readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const f = lines[i]!.split(' ');
+    if (f[4] === escapeMountPath(mountpoint)) return f[2]!;
+  }
+  throw new MountError(`${mountpoint} is not in /proc/self/mountinfo`, { mountpoint });
+}
+
+function escapeMountPath(p: string): string {
+  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/** Sets /sys/class/bdi/<maj:min>/read_ahead_kb; best effort (logged). */
+export function setReadAhead(device: string, kb: number): void {
+  try {
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, String(kb));
+  } catch (err) {
+    log.warn({ device, err: String(err) }, 'cannot set FUSE read_ahead_kb');
+  }
+}
+
+/**
+ * Last resort for a connection whose server is gone or stuck: abort it through fusectl
+ * (/sys/fs/fuse/connections/<minor>/abort; mounted here if needed). Pending and future requests
+ * then fail with ENOTCONN and the mount can be detached.
+ */
+export function abortFuseConnection(device: string): boolean {
+  const minor = device.split(':')[1];
+  const dir = '/sys/fs/fuse/connections';
+  try {
+    if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) mount('fusectl', dir, 'fusectl', 0, null);
+    writeFileSync(`${dir}/${minor}/abort`, '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
