@@ -6,7 +6,7 @@
  */
 import { openSync, closeSync } from 'node:fs';
 import type { Logger } from '../util/log.js';
-import { fuseBackingClose, fuseBackingOpen } from '../native/fuse.js';
+import { fuseBackingClose, fuseBackingOpen } from './backing.js';
 import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH } from './layout.js';
 import type { DirEntry, OpenResult } from './types.js';
 

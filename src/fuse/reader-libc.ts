@@ -1,18 +1,17 @@
 /**
- * The libc calls of the reader threads, bound once per thread when the module loads (koffi handles
- * cannot cross threads, so src/native cannot lend its own). Raw results: -1 and errno() on failure.
- * Imported only by reader-thread modules.
+ * The libc calls of the reader threads, declared on src/native's libc handle (each thread evaluates
+ * its own copy of that module, so the handle is the thread's own). Raw results: -1 and errno() on
+ * failure. Imported only by reader-thread modules.
  */
-import koffi from 'koffi';
+import { O_CLOEXEC, O_NONBLOCK } from '../native/fd.js';
+import { errno, libc } from '../native/libc.js';
 import { EINTR } from './errno.js';
 
-const libc = koffi.load('libc.so.6');
+export { O_CLOEXEC, O_NONBLOCK, errno };
 
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const F_SETPIPE_SZ = 1031;
-export const O_NONBLOCK = 0o4000;
-export const O_CLOEXEC = 0o2000000;
 export const POLLIN = 1;
 
 export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Buffer, count: number) => number;
@@ -24,8 +23,6 @@ export const open = libc.func('int open(const char *path, int flags)') as (path:
 export const close = libc.func('int close(int fd)') as (fd: number) => number;
 /** fds: struct pollfd[nfds]. */
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeout: number) => number;
-/** fds: int[2] to fill. */
-export const pipe2 = libc.func('int pipe2(void *fds, int flags)') as (fds: Buffer, flags: number) => number;
 /** offIn/offOut: a loff_t (8-byte buffer) or null for pipes. */
 export const splice = libc.func('long splice(int fd_in, void *off_in, int fd_out, void *off_out, unsigned long len, unsigned int flags)') as (
   fdIn: number, offIn: Buffer | null, fdOut: number, offOut: Buffer | null, len: number, flags: number,
@@ -36,13 +33,6 @@ const fcntlVariadic = libc.func('int fcntl(int fd, int cmd, ...)');
 /** fcntl with an int argument (ignored by commands that take none). */
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return fcntlVariadic(fd, cmd, 'int', arg) as number;
-}
-
-const errnoLocation = libc.func('int *__errno_location()');
-
-/** errno of this thread's last failed call. */
-export function errno(): number {
-  return koffi.decode(errnoLocation(), 'int') as number;
 }
 
 /**

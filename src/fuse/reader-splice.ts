@@ -6,7 +6,8 @@
  */
 import { PAGE_SIZE } from './layout.js';
 import { EINTR, ENODEV, ENOENT } from './errno.js';
-import { F_SETPIPE_SZ, O_CLOEXEC, close, errno, fcntl, pipe2, splice, transferAll, write } from './reader-libc.js';
+import { O_CLOEXEC, pipe2 } from '../native/fd.js';
+import { F_SETPIPE_SZ, close, errno, fcntl, splice, transferAll, write } from './reader-libc.js';
 
 interface Pipe {
   r: number;
@@ -75,9 +76,9 @@ export class Splicer {
 
   private openPipe(): Pipe | undefined {
     if (this.minBytes <= 0) return undefined;
-    const fds = Buffer.alloc(8);
-    if (pipe2(fds, O_CLOEXEC) !== 0) return undefined;
-    const pipe = { r: fds.readInt32LE(0), w: fds.readInt32LE(4), slots: 0 };
+    const fds = pipe2(O_CLOEXEC);
+    if (typeof fds === 'number') return undefined;
+    const pipe = { r: fds[0], w: fds[1], slots: 0 };
     // A slot per page of data and one for the header: the whole largest reply if allowed, else the
     // most an unprivileged pipe may hold (/proc/sys/fs/pipe-max-size).
     for (const bytes of [this.replySize + 2 * PAGE_SIZE, 1 << 20]) {

@@ -10,7 +10,7 @@
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
-import { pipe2, closeQuietly } from '../native/fuse.js';
+import { closeQuietly, pipe2 } from '../native/fd.js';
 import { OndemandError } from '../util/errors.js';
 import {
   newCopyShared, stopCopiers, type ControlMessage, type CopierThreadData, type ReaderThreadData, type ThreadMessage,

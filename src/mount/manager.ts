@@ -14,6 +14,7 @@ import type { ActiveTransport, MountMode, Transport, TransportContext } from '..
 import { MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
 import { logFor, log } from '../util/log.js';
 import { UndoStack } from '../util/undo-stack.js';
+import { settlesWithin } from '../util/with-timeout.js';
 import { resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, waitUsable } from './mountpoint.js';
@@ -274,16 +275,10 @@ export const SETTLE_FETCHES_MS = 5_000;
  */
 export async function settleFetches(blobs: readonly CachedBlob[], image: string, limitMs = SETTLE_FETCHES_MS): Promise<void> {
   const started = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const idle = Promise.all(blobs.map((b) => b.idle?.() ?? Promise.resolve())).then(() => true);
-  const late = new Promise<false>((r) => { timer = setTimeout(() => r(false), limitMs); });
-  try {
-    if (!(await Promise.race([idle, late]))) {
-      log.warn({ image, waitedMs: limitMs }, 'fetches still running at unmount; frames they bring may have to be fetched again');
-    } else if (Date.now() - started > 100) {
-      log.info({ image, waitedMs: Date.now() - started }, 'waited for in-flight fetches before unmounting');
-    }
-  } finally {
-    clearTimeout(timer);
+  const idle = Promise.all(blobs.map((b) => b.idle?.() ?? Promise.resolve()));
+  if (!(await settlesWithin(idle, limitMs))) {
+    log.warn({ image, waitedMs: limitMs }, 'fetches still running at unmount; frames they bring may have to be fetched again');
+  } else if (Date.now() - started > 100) {
+    log.info({ image, waitedMs: Date.now() - started }, 'waited for in-flight fetches before unmounting');
   }
 }

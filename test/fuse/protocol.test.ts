@@ -16,7 +16,7 @@ import { abortFuseConnection, mountDevice, setReadAhead } from '../../src/fuse/c
 import { FuseSession } from '../../src/fuse/session.js';
 import type { FuseConnectionParams } from '../../src/fuse/types.js';
 import { MNT_DETACH, umount2 } from '../../src/native/libc.js';
-import { closeQuietly } from '../../src/native/fuse.js';
+import { closeQuietly } from '../../src/native/fd.js';
 import { FUSE_READ_AHEAD_KB } from '../../src/transport/fuse-blobs/transport.js';
 import { InProcessKernel } from '../../src/transport/in-process-kernel.js';
 import { UndoStack } from '../../src/util/undo-stack.js';

@@ -3,43 +3,51 @@
  * mount, and no queued fetch uses the closed fetcher), and the daemon's cache options. Fakes only: the
  * end-to-end proof (a second mount of the Debian image fetches 0 bytes) is debian.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CachedBlob } from '../../src/cache/types.js';
 import { settleFetches } from '../../src/mount/manager.js';
 import { cacheOptions, DAEMON_READ_AHEAD_FRAMES } from '../../src/daemon/worker.js';
 
-/** A blob whose in-flight fetches end after `ms` (never when undefined). */
-function blobBusyFor(ms: number | undefined, done: { at?: number }): CachedBlob {
-  const idle = (): Promise<void> =>
-    new Promise((resolve) => {
-      if (ms !== undefined) setTimeout(() => { done.at = Date.now(); resolve(); }, ms);
-    });
-  return { idle } as unknown as CachedBlob;
+/** A blob whose in-flight fetches end when the test says so (`finish()`), or never. */
+function busyBlob(): { blob: CachedBlob; finish: () => void } {
+  let finish = (): void => undefined;
+  const done = new Promise<void>((resolve) => { finish = resolve; });
+  return { blob: { idle: () => done } as unknown as CachedBlob, finish };
+}
+
+/** Whether `p` has settled, after every pending microtask ran. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let state = false;
+  void p.then(() => { state = true; });
+  await vi.advanceTimersByTimeAsync(0);
+  return state;
 }
 
 describe('settleFetches', () => {
+  beforeEach(() => { vi.useFakeTimers(); });
+  afterEach(() => { vi.useRealTimers(); });
+
   it('waits until every blob is idle', async () => {
-    const a: { at?: number } = {};
-    const b: { at?: number } = {};
-    const started = Date.now();
-    await settleFetches([blobBusyFor(50, a), blobBusyFor(150, b)], 'img', 5_000);
-    expect(a.at).toBeDefined();
-    expect(b.at).toBeDefined();
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    const a = busyBlob();
+    const b = busyBlob();
+    const settling = settleFetches([a.blob, b.blob], 'img', 5_000);
+    expect(await settled(settling)).toBe(false);
+    a.finish();
+    expect(await settled(settling)).toBe(false);
+    b.finish();
+    expect(await settled(settling)).toBe(true);
   });
 
   it('gives up after the limit when a fetch never ends', async () => {
-    const started = Date.now();
-    await settleFetches([blobBusyFor(undefined, {})], 'img', 200);
-    const took = Date.now() - started;
-    expect(took).toBeGreaterThanOrEqual(190);
-    expect(took).toBeLessThan(2_000);
+    const settling = settleFetches([busyBlob().blob], 'img', 200);
+    await vi.advanceTimersByTimeAsync(199);
+    expect(await settled(settling)).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await settled(settling)).toBe(true);
   });
 
   it('does not wait for blobs without idle()', async () => {
-    const started = Date.now();
-    await settleFetches([{} as CachedBlob], 'img', 5_000);
-    expect(Date.now() - started).toBeLessThan(100);
+    expect(await settled(settleFetches([{} as CachedBlob], 'img', 5_000))).toBe(true);
   });
 });
 

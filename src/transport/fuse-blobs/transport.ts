@@ -26,6 +26,7 @@ import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js
 import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
 import { MountError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
+import { withTimeout } from '../../util/with-timeout.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelObject } from '../kernel-broker.js';
 import type { ActiveTransport, Transport, TransportContext, TransportStats } from '../types.js';
@@ -40,15 +41,6 @@ const CONNECTION_END_MS = 2_000;
 
 function isParams(v: unknown): v is FuseConnectionParams {
   return typeof v === 'object' && v !== null && typeof (v as FuseConnectionParams).minor === 'number' && typeof (v as FuseConnectionParams).passthrough === 'boolean';
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new MountError(what)), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** What erofs was mounted on: mount(2)'s source and its device= list (files, or loop devices). */
