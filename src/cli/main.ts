@@ -4,11 +4,13 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { endQuietlyOnClosedStdout } from './command.js';
 import { loadCommandsFor } from './commands/index.js';
 import { OndemandError, UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 export async function runCli(args: string[]): Promise<number> {
+  endQuietlyOnClosedStdout();
   let exitCode = 0;
   const parser = yargs(args)
     .scriptName('ondemand')
@@ -20,8 +22,9 @@ export async function runCli(args: string[]): Promise<number> {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg ?? 'bad usage');
+      // yargs reports its own parse errors (e.g. an option missing its value) as a YError: bad usage too.
+      if (err && err.name !== 'YError') throw err;
+      throw new UsageError(msg ?? err?.message ?? 'bad usage');
     });
   for (const cmd of await loadCommandsFor(args)) {
     parser.command(cmd.command, cmd.describe, cmd.builder, async (argv) => {

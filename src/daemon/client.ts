@@ -2,15 +2,16 @@
  * The CLI's side of the control socket, and starting the host's daemon when none is running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MountError, systemCode } from '../util/errors.js';
+import { MountError, errorText, systemCode } from '../util/errors.js';
 import { controlSocketPath, daemonLogPath, pidFilePath, runDir } from './paths.js';
 import type { ControlRequest, ControlResponse, ControlResults } from './protocol.js';
 import { fromWire } from './wire-errors.js';
 
-const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED']);
+/** No socket there (ENOTDIR: the run dir's path runs through a file, so no daemon can be there either). */
+const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTDIR']);
 
 /** One request on a fresh connection. Throws a NotRunning marker error when nobody listens. */
 /** How long the daemon may take to answer each request (a mount fetches the bootstrap and every TOC). */
@@ -80,8 +81,54 @@ export interface StartOptions {
   foreground?: boolean;
 }
 
+/** Makes the run dir and checks the daemon can write there: one clear line when it cannot. */
+function prepareRunDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new MountError(`cannot use the run dir ${dir}: ${systemCode(err) ?? errorText(err)} (set $ONDEMAND_RUN_DIR to a writable directory)`, { path: dir }, { cause: err });
+  }
+}
+
+/** Most of the log read back for a start failure: the fatal line is among the last few. */
+const FAILURE_TAIL_BYTES = 64 * 1024;
+
+/**
+ * Why a daemon that exited did not start, from what it wrote to its log after `offset`: the first fatal
+ * log line (the worker's, which names the real cause), else the daemon's own last `ondemand: ` line.
+ */
+export function startFailure(logPath: string, offset: number): string | null {
+  let text: string;
+  try {
+    const fd = openSync(logPath, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const from = Math.max(offset, size - FAILURE_TAIL_BYTES);
+      const buf = Buffer.alloc(Math.max(0, size - from));
+      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, from)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  let fatal: string | null = null;
+  let last: string | null = null;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('ondemand: ')) last = line.slice('ondemand: '.length);
+    if (fatal !== null || !line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { level?: unknown; err?: unknown; msg?: unknown };
+      if (typeof rec.level === 'number' && rec.level >= 60) fatal = typeof rec.err === 'string' ? rec.err : String(rec.msg);
+    } catch { /* not a log record */ }
+  }
+  return fatal ?? last;
+}
+
 /** Reuses the running daemon or starts one; returns the child when this call started an attached one. */
 export async function ensureDaemon(options: StartOptions): Promise<{ started: boolean; child?: ChildProcess }> {
+  const dir = runDir();
   try {
     const ping = await requestDaemon({ op: 'ping' });
     if (ping.cacheDir !== options.cacheDir) {
@@ -91,16 +138,22 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
   } catch (err) {
     if (!(err instanceof DaemonNotRunning)) throw err;
   }
-  const dir = runDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A process that holds the pid file and has not answered while requestDaemon waited: not a starting daemon.
+  const silentHolder = livePid(dir);
+  prepareRunDir(dir);
   const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   const args = [main, 'daemon', '--cache-dir', options.cacheDir];
+  const logPath = daemonLogPath(dir);
+  let logStart = 0;
   let child: ChildProcess;
+  // cwd '/': a daemon must not keep the caller's directory (perhaps inside another mount) busy.
   if (options.foreground) {
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child = spawn(process.execPath, args, { cwd: '/', stdio: ['ignore', 'inherit', 'inherit'] });
   } else {
-    const logFd = openSync(daemonLogPath(dir), 'a');
-    child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+    const logFd = openSync(logPath, 'a');
+    logStart = fstatSync(logFd).size;
+    child = spawn(process.execPath, args, { cwd: '/', detached: true, stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
     child.unref();
   }
   let exited: string | null = null;
@@ -113,9 +166,14 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
     } catch (err) {
       if (!(err instanceof DaemonNotRunning)) throw err;
     }
-    // Lost a start race to another CLI: its daemon owns the pid file; wait for that one instead.
-    if (exited !== null && livePid(dir) === null) throw new MountError(`the daemon failed to start (${exited}); see ${daemonLogPath(dir)}`);
-    if (Date.now() > deadline) throw new MountError(`the daemon did not open ${controlSocketPath(dir)} within 30 s; see ${daemonLogPath(dir)}`);
+    // Ours exited: fail with its reason, unless another daemon took the pid file meanwhile (a start race
+    // lost to another CLI: wait for that one).
+    const holder = livePid(dir);
+    if (exited !== null && (holder === null || holder === silentHolder)) {
+      if (options.foreground) throw new MountError(`the daemon failed to start (${exited}): see its output above`);
+      throw new MountError(`the daemon failed to start: ${startFailure(logPath, logStart) ?? exited} (log: ${logPath})`);
+    }
+    if (Date.now() > deadline) throw new MountError(`the daemon did not open ${controlSocketPath(dir)} within 30 s; see ${logPath}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -6,11 +6,12 @@
  */
 
 import type { KernelObject } from '../transport/kernel-broker.js';
-import type { MountRecord, MountRequest, MountResult, MountStatus } from '../mount/types.js';
+import type { MountRecord, MountRequest, MountResult, MountStatus, UmountResult } from '../mount/types.js';
 
 // ---- control socket ---------------------------------------------------------------------------
 
-export interface UmountRequest { op: 'umount'; mountpoint: string }
+/** `lazy`: detach even while processes use the mount (otherwise a busy mount is refused). */
+export interface UmountRequest { op: 'umount'; mountpoint: string; lazy?: boolean }
 export interface StatusRequest { op: 'status' }
 export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
@@ -32,13 +33,19 @@ export interface PingResult { pid: number; cacheDir: string }
 
 export interface ControlResults {
   mount: MountResult;
-  umount: { mountpoint: string };
+  umount: UmountResult;
   status: StatusResult;
   shutdown: { stopping: true };
   ping: PingResult;
 }
 
-export interface WireError { code: string; message: string; context?: Record<string, string | number | boolean | undefined> }
+export interface WireError {
+  code: string;
+  message: string;
+  context?: Record<string, string | number | boolean | undefined>;
+  errno?: number;
+  cause?: WireError;
+}
 export type ControlResponse =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: WireError };

@@ -7,6 +7,7 @@ import type { Server } from 'node:net';
 import { openCache, type CacheOptions } from '../cache/backend.js';
 import { parseSize } from '../cache/size.js';
 import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
+import { daemonDirs } from '../mount/mountpoint.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { listenControl } from './control-server.js';
@@ -26,7 +27,8 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   });
   const cache = await openCache(cacheOptions(args.cacheDir));
-  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir), fetchDeadlineMs());
+  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir), fetchDeadlineMs(),
+    daemonDirs(args.runDir, args.cacheDir));
 
   const listed = await supervisor.request({ op: 'list' });
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
@@ -52,7 +54,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
       case 'mount':
         return manager.mount(req);
       case 'umount':
-        return manager.umount(req.mountpoint);
+        return manager.umount(req.mountpoint, { lazy: req.lazy === true });
       case 'status': {
         const s = cache.stats();
         const result: StatusResult = {

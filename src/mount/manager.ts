@@ -17,8 +17,8 @@ import { UndoStack } from '../util/undo-stack.js';
 import { settlesWithin } from '../util/with-timeout.js';
 import { resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
-import { checkMountpoint, waitUsable } from './mountpoint.js';
-import type { MountRecord, MountRecordKeeper, MountRequest, MountResult, MountStatus } from './types.js';
+import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsable, type ReservedDir } from './mountpoint.js';
+import type { MountRecord, MountRecordKeeper, MountRequest, MountResult, MountStatus, UmountResult } from './types.js';
 
 interface ActiveMount {
   id: string;
@@ -48,6 +48,7 @@ export class MountManager {
   /**
    * `privateRoot`: where each mount's private directory (its FUSE mount) is made.
    * `fetchDeadlineMs`: longest one fetch of image data may take before the read that needs it fails.
+   * `reserved`: directories no mountpoint may be inside or above (the daemon's run dir and cache dir).
    */
   constructor(
     private readonly cache: CacheBackend,
@@ -55,6 +56,7 @@ export class MountManager {
     private readonly features: Features,
     private readonly privateRoot: string,
     private readonly fetchDeadlineMs = DEFAULT_FETCH_DEADLINE_MS,
+    private readonly reserved: readonly ReservedDir[] = [],
   ) {}
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
@@ -82,13 +84,14 @@ export class MountManager {
     return blobs;
   }
 
-  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[]; manifestDigest?: string }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
+  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[]; platform?: string; manifestDigest?: string }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
     let resolved: ResolvedImage;
     try {
       resolved = await resolveImageRef(ref, {
         insecure: options.insecure,
         ...(options.creds ? { creds: options.creds } : {}),
         ...(options.blobs && options.blobs.length > 0 ? { blobs: options.blobs } : {}),
+        ...(options.platform ? { platform: options.platform } : {}),
         ...(options.manifestDigest ? { manifestDigest: options.manifestDigest } : {}),
         fetchDeadlineMs: this.fetchDeadlineMs,
       });
@@ -106,7 +109,7 @@ export class MountManager {
   }
 
   async mount(req: MountRequest): Promise<MountResult> {
-    const mountpoint = checkMountpoint(req.mountpoint);
+    const mountpoint = checkMountpoint(req.mountpoint, this.reserved);
     if (this.mounts.has(mountpoint) || this.busy.has(mountpoint)) {
       throw new MountError(`mountpoint ${mountpoint} is busy: an ondemand mount is there or being made`, { mountpoint });
     }
@@ -120,7 +123,10 @@ export class MountManager {
       const baseline = blobs.map((b) => b.stats());
       await this.records.begin({
         id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, createdAt: new Date().toISOString(),
-        resolve: { insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), manifestDigest: resolved.image.manifestDigest },
+        resolve: {
+          insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), ...(req.platform ? { platform: req.platform } : {}),
+          manifestDigest: resolved.image.manifestDigest,
+        },
       }, req.creds);
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
       undo.push(`record of ${mountpoint}`, () => this.records.end(id));
@@ -170,17 +176,20 @@ export class MountManager {
     );
   }
 
-  async umount(path: string): Promise<{ mountpoint: string }> {
+  /** Refuses a mount that processes use (nothing is undone) unless `lazy`, which detaches it anyway. */
+  async umount(path: string, options: { lazy?: boolean } = {}): Promise<UmountResult> {
     const m = this.find(path);
     if (!m) throw new MountError(`${path} is not mounted by ondemand`, { mountpoint: path });
     if (this.busy.has(m.mountpoint)) throw new MountError(`${m.mountpoint} is being mounted or unmounted`, { mountpoint: m.mountpoint });
     this.busy.add(m.mountpoint);
     try {
+      const users = options.lazy ? mountUsers(m.mountpoint) : [];
+      if (!options.lazy) await umountUnlessBusy(m.mountpoint);
       m.prefetch?.abort.abort();
       const failures = await m.undo.unwind();
       this.mounts.delete(m.mountpoint);
       if (failures.length > 0) throw new MountError(`unmounted ${m.mountpoint} with errors: ${failures.join('; ')}`, { mountpoint: m.mountpoint });
-      return { mountpoint: m.mountpoint };
+      return { mountpoint: m.mountpoint, ...(users.length > 0 ? { detachedFrom: describeUsers(m.mountpoint, users) } : {}) };
     } finally {
       this.busy.delete(m.mountpoint);
     }
@@ -188,7 +197,7 @@ export class MountManager {
 
   async umountAll(): Promise<void> {
     for (const mp of [...this.mounts.keys()]) {
-      await this.umount(mp).catch((err: unknown) => log.warn({ mountpoint: mp, err: errorText(err) }, 'umount failed'));
+      await this.umount(mp, { lazy: true }).catch((err: unknown) => log.warn({ mountpoint: mp, err: errorText(err) }, 'umount failed'));
     }
   }
 
@@ -223,6 +232,7 @@ export class MountManager {
           insecure: r.resolve.insecure,
           ...(r.creds ? { creds: r.creds } : {}),
           ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}),
+          ...(r.resolve.platform ? { platform: r.resolve.platform } : {}),
           ...(r.resolve.manifestDigest ? { manifestDigest: r.resolve.manifestDigest } : {}),
         }, undo);
         const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, r.prefetch);

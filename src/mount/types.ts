@@ -17,6 +17,15 @@ export interface MountRequest {
   creds?: string;
   /** Blob files for a plain bootstrap path, in device-table order. */
   blobs?: string[];
+  /** `os/arch[/variant]` of a multi-platform image (default: the host's). */
+  platform?: string;
+  /** Let device nodes of the image work (mounts are nodev by default). Not plumbed into the transports yet. */
+  allowDevices?: boolean;
+}
+export interface UmountResult {
+  mountpoint: string;
+  /** Set by a lazy unmount of a busy mount: who still used it (their reads fail from now on). */
+  detachedFrom?: string;
 }
 export interface MountResult { mountpoint: string; image: string; mode: MountMode; reason: string }
 export interface MountStatus {
@@ -40,7 +49,7 @@ export interface MountRecord {
   mode: MountMode;
   state: 'mounting' | 'mounted';
   /** How to resolve the image again after a worker restart (no secrets). */
-  resolve: { insecure: boolean; blobs?: string[]; manifestDigest?: string };
+  resolve: { insecure: boolean; blobs?: string[]; platform?: string; manifestDigest?: string };
   prefetch: boolean;
   createdAt: string;
   objects: KernelObject[];

@@ -38,8 +38,8 @@ export class OndemandError extends Error {
 
 /** Bad command-line usage: exit code 2. */
 export class UsageError extends OndemandError {
-  constructor(message: string, context: ErrorContext = {}) {
-    super('EUSAGE', message, context, { errno: 22 });
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EUSAGE', message, context, { ...options, errno: 22 });
   }
 }
 
@@ -52,8 +52,8 @@ export class FormatError extends OndemandError {
 
 /** Bytes whose digest does not match what the image promises. Never cached, never served. */
 export class IntegrityError extends OndemandError {
-  constructor(message: string, context: ErrorContext = {}) {
-    super('EINTEGRITY', message, context, { errno: 5 });
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EINTEGRITY', message, context, { ...options, errno: 5 });
   }
 }
 
@@ -73,8 +73,8 @@ export class NotFoundError extends OndemandError {
 
 /** Registry authentication or authorisation failed. Messages never carry secrets. */
 export class AuthError extends OndemandError {
-  constructor(message: string, context: ErrorContext = {}) {
-    super('EAUTH', message, context, { errno: 13 });
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EAUTH', message, context, { ...options, errno: 13 });
   }
 }
 
@@ -94,8 +94,8 @@ export class MountError extends OndemandError {
 
 /** The operation needs a kernel feature or a tool that is not there. */
 export class UnsupportedError extends OndemandError {
-  constructor(message: string, context: ErrorContext = {}) {
-    super('EUNSUPPORTED', message, context, { errno: 95 });
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EUNSUPPORTED', message, context, { ...options, errno: 95 });
   }
 }
 
@@ -104,6 +104,15 @@ export function errorText(err: unknown): string {
   if (err instanceof OndemandError) return err.describe();
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** The positive errno number of a system error (Node's are negative, ours from sysError positive), if any. */
+export function systemErrno(err: unknown): number | undefined {
+  if (typeof err === 'object' && err !== null && 'errno' in err) {
+    const n = (err as { errno: unknown }).errno;
+    return typeof n === 'number' && n !== 0 ? Math.abs(n) : undefined;
+  }
+  return undefined;
 }
 
 /** The errno of a Node system error (`ENOENT` → code string), if any. */

@@ -3,6 +3,7 @@ import { defineCommand, out, outJson } from '../command.js';
 import { convertImage, type ProgressEvent } from '../../convert/index.js';
 import { UsageError } from '../../util/errors.js';
 import { COMPRESSIONS, type Compression } from '../../format/image/types.js';
+import { registryAccess, registryOptions } from '../image-ref.js';
 
 function mib(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
@@ -62,12 +63,10 @@ export const convertCommand = defineCommand({
   command: 'convert <src> <dst>',
   describe: 'Convert an ordinary OCI/Docker image (tar, gzip or zstd layers) into an ondemand image',
   builder: (y) =>
-    y
+    registryOptions(y
       .positional('src', { type: 'string', demandOption: true, describe: 'Source image: HOST[:PORT]/REPO[:TAG][@DIGEST] or oci:PATH[:TAG]' })
-      .positional('dst', { type: 'string', demandOption: true, describe: 'Destination: HOST[:PORT]/REPO[:TAG] or oci:PATH[:TAG]' })
-      .option('platform', { type: 'string', describe: 'Convert only this platform (os/arch[/variant], or "host") of a multi-platform source; default: all, as an index' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to registries' })
-      .option('creds', { type: 'string', describe: 'USER:PASS for the registries' })
+      .positional('dst', { type: 'string', demandOption: true, describe: 'Destination: HOST[:PORT]/REPO[:TAG] or oci:PATH[:TAG]' }),
+    'Convert only this platform (os/arch[/variant], or "host") of a multi-platform source; default: all, as an index')
       .option('chunk-size', { type: 'string', describe: 'erofs chunk size (power of two, default 1M)' })
       .option('frame-size', { type: 'string', describe: 'Uncompressed bytes per frame (default 1M)' })
       .option('compression', { choices: COMPRESSIONS, describe: 'Frame codec (default gzip)' })
@@ -81,12 +80,11 @@ export const convertCommand = defineCommand({
     const chunkSize = sizeOption(argv.chunkSize, '--chunk-size');
     const frameSize = sizeOption(argv.frameSize, '--frame-size');
     if (argv.maxRatio !== undefined && !(argv.maxRatio > 0)) throw new UsageError('--max-ratio must be positive');
+    const access = await registryAccess(argv);
     let result;
     try {
       result = await convertImage(argv.src, argv.dst, {
-        insecure: argv.insecure,
-        ...(argv.creds !== undefined ? { creds: argv.creds } : {}),
-        ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
+        ...access,
         ...(chunkSize !== undefined ? { chunkSize } : {}),
         ...(frameSize !== undefined ? { frameSize } : {}),
         ...(argv.compression !== undefined ? { compression: argv.compression as Compression } : {}),

@@ -1,36 +1,37 @@
 import { statSync } from 'node:fs';
 import { defineCommand, out } from '../command.js';
+import { PLATFORM_DEFAULT_HOST, blobOption, registryAccess, registryOptions } from '../image-ref.js';
 import { resolveCacheDir } from '../../cache/dir.js';
 import { ensureDaemon, requestDaemon } from '../../daemon/client.js';
+import { runDir } from '../../daemon/paths.js';
 import { MOUNT_MODE_REQUESTS } from '../../mount/types.js';
-import { checkMountpoint } from '../../mount/mountpoint.js';
+import { checkMountpoint, daemonDirs } from '../../mount/mountpoint.js';
 import { MountError } from '../../util/errors.js';
 
 export const mountCommand = defineCommand({
   command: 'mount <mountpoint>',
-  describe: 'Mount an image lazily (read-only); returns once the mount is usable',
+  describe: 'Mount an image lazily (read-only, nosuid, nodev unless --allow-devices); returns once the mount is usable',
   builder: (y) =>
-    y
+    registryOptions(blobOption(y
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'An existing, empty directory' })
       .option('image', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG], HOST[:PORT]/REPO[:TAG][@DIGEST], or a bootstrap file' })
       .option('mode', { choices: MOUNT_MODE_REQUESTS, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
       .option('prefetch', { type: 'boolean', default: false, describe: 'Fetch every blob in the background after mounting' })
       .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP to the registry' })
-      .option('creds', { type: 'string', describe: 'USER:PASS for the registry' })
-      .option('blob', { type: 'string', array: true, nargs: 1, describe: 'Blob file of a plain bootstrap (repeat, device-table order)' })
+      .option('allow-devices', { type: 'boolean', default: false, describe: 'Let device nodes in the image work (mounts are nodev by default)' })), PLATFORM_DEFAULT_HOST)
       .option('foreground', { type: 'boolean', default: false, describe: 'Start the daemon attached to this terminal and wait for it' }),
   handler: async (argv) => {
-    // Bad mountpoints fail here, before any daemon is started.
-    const mountpoint = checkMountpoint(argv.mountpoint);
     const cacheDir = resolveCacheDir(argv.cacheDir);
+    // Bad mountpoints and options fail here, before any daemon is started.
+    const mountpoint = checkMountpoint(argv.mountpoint, daemonDirs(runDir(), cacheDir));
+    const access = await registryAccess(argv);
     const daemon = await ensureDaemon({ cacheDir, foreground: argv.foreground });
     let result;
     try {
       result = await requestDaemon({
-        op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch: argv.prefetch, insecure: argv.insecure,
-        ...(argv.creds ? { creds: argv.creds } : {}),
+        op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch: argv.prefetch, ...access,
         ...(argv.blob?.length ? { blobs: argv.blob.map(String) } : {}),
+        ...(argv.allowDevices ? { allowDevices: true } : {}),
       });
     } catch (err) {
       if (daemon.child) daemon.child.kill('SIGTERM');

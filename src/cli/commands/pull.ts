@@ -3,28 +3,24 @@ import { defineCommand, out, outJson } from '../command.js';
 import { pullToLayout } from '../../copy/index.js';
 import { UsageError } from '../../util/errors.js';
 import { copyProgress } from './copy-progress.js';
+import { PLATFORM_DEFAULT_HOST, registryAccess, registryOptions } from '../image-ref.js';
 
 export const pullCommand = defineCommand({
   command: 'pull <ref> <layout>',
   describe: 'Pull an image from a registry into an OCI layout directory',
   builder: (y) =>
-    y
+    registryOptions(y
       .positional('ref', { type: 'string', demandOption: true, describe: 'HOST[:PORT]/REPO[:TAG][@DIGEST]' })
-      .positional('layout', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG] (created if missing)' })
-      .option('platform', { type: 'string', describe: 'os/arch[/variant] to take from a multi-platform image (default: the host)' })
+      .positional('layout', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG] (created if missing)' }), PLATFORM_DEFAULT_HOST)
       .option('all-platforms', { type: 'boolean', default: false, describe: 'Copy a multi-platform index with every platform' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP (loopback registries always use it)' })
-      .option('creds', { type: 'string', describe: 'USER:PASS (else $ONDEMAND_REGISTRY_USER/PASSWORD, else the Docker config)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
   handler: async (argv) => {
     if (!argv.layout.startsWith('oci:')) throw new UsageError(`the destination must be an OCI layout, oci:PATH[:TAG] (got "${argv.layout}")`);
     const progress = copyProgress('pull');
     try {
       const result = await pullToLayout(argv.ref, argv.layout, {
-        insecure: argv.insecure,
+        ...(await registryAccess(argv)),
         allPlatforms: argv.allPlatforms,
-        ...(argv.creds !== undefined ? { creds: argv.creds } : {}),
-        ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
         onEvent: progress.onEvent,
       });
       progress.end();

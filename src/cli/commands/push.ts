@@ -3,16 +3,15 @@ import { defineCommand, out, outJson } from '../command.js';
 import { pushLayoutImage } from '../../copy/index.js';
 import { UsageError } from '../../util/errors.js';
 import { copyProgress } from './copy-progress.js';
+import { registryAccess, registryOptions } from '../image-ref.js';
 
 export const pushCommand = defineCommand({
   command: 'push <layout> <ref>',
   describe: 'Push an image from an OCI layout directory to a registry',
   builder: (y) =>
-    y
+    registryOptions(y
       .positional('layout', { type: 'string', demandOption: true, describe: 'oci:PATH[:TAG]' })
-      .positional('ref', { type: 'string', demandOption: true, describe: 'HOST[:PORT]/REPO[:TAG]' })
-      .option('insecure', { type: 'boolean', default: false, describe: 'Allow plain HTTP (loopback registries always use it)' })
-      .option('creds', { type: 'string', describe: 'USER:PASS (else $ONDEMAND_REGISTRY_USER/PASSWORD, else the Docker config)' })
+      .positional('ref', { type: 'string', demandOption: true, describe: 'HOST[:PORT]/REPO[:TAG]' }), false)
       .option('mount-from', { type: 'string', array: true, describe: 'Repositories on the same registry to mount existing blobs from' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
   handler: async (argv) => {
@@ -20,8 +19,7 @@ export const pushCommand = defineCommand({
     const progress = copyProgress('push');
     try {
       const result = await pushLayoutImage(argv.layout, argv.ref, {
-        insecure: argv.insecure,
-        ...(argv.creds !== undefined ? { creds: argv.creds } : {}),
+        ...(await registryAccess(argv)),
         ...(argv.mountFrom !== undefined ? { mountFrom: argv.mountFrom.map(String) } : {}),
         onEvent: progress.onEvent,
       });

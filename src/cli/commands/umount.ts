@@ -7,16 +7,19 @@ import { MountError } from '../../util/errors.js';
 
 export const umountCommand = defineCommand({
   command: 'umount <mountpoint>',
-  describe: 'Unmount an image and undo everything its mount made (works without a daemon too)',
-  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
+  describe: 'Unmount an image and undo everything its mount made (works without a daemon too); refuses while processes use it',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true })
+      .option('lazy', { type: 'boolean', default: false, describe: 'Detach it even while processes use it (their reads fail from then on)' }),
   handler: async (argv) => {
     let mountpoint = resolve(argv.mountpoint);
     try {
       mountpoint = realpathSync(mountpoint);
     } catch { /* a dead FUSE mount may not resolve: use the path as given */ }
     try {
-      const r = await requestDaemon({ op: 'umount', mountpoint });
-      out(`unmounted ${r.mountpoint}`);
+      const r = await requestDaemon({ op: 'umount', mountpoint, lazy: argv.lazy });
+      out(r.detachedFrom === undefined ? `unmounted ${r.mountpoint}` : `unmounted ${r.mountpoint} lazily, still ${r.detachedFrom}: their reads fail from now on`);
       return;
     } catch (err) {
       // The daemon is gone (killed, crashed): undo what its record file lists.
