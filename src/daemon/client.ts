@@ -156,7 +156,8 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
     closeSync(logFd);
     child.unref();
   }
-  let exited: string | null = null;
+  // Typed wide: set in a callback, so the checks below must not narrow it to null.
+  let exited = null as string | null;
   child.once('exit', (code, signal) => { exited = `exit ${code ?? signal}`; });
   const deadline = Date.now() + 30_000;
   for (;;) {

@@ -1,11 +1,12 @@
 /** Errors across the control socket and the IPC channel keep their type, code, errno, context and cause. */
 import { describe, expect, it } from 'vitest';
+import type { WireError } from '../../src/daemon/protocol.js';
 import { fromWire, toWire } from '../../src/daemon/wire-errors.js';
 import { FormatError, MountError, NotFoundError, OndemandError, UsageError } from '../../src/util/errors.js';
 
 /** Through JSON, as the socket carries it. */
 function across(err: unknown): OndemandError {
-  return fromWire(JSON.parse(JSON.stringify(toWire(err))));
+  return fromWire(JSON.parse(JSON.stringify(toWire(err))) as WireError);
 }
 
 describe('wire errors', () => {
