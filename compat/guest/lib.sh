@@ -1,5 +1,7 @@
 # Helpers sourced by every scenario (run.sh) inside the compat VM. $REPO, $NODE, $DIST are set by vm.ts.
 set -u
+# The guest's root is the host's, read-only: scratch files (kernel feature probes) go to its tmpfs.
+export ONDEMAND_TEST_TMP=/tmp
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "== $*"; }
 # A loop-mounted ext4 for the cachefiles cache dir (cachefiles cannot bind on tmpfs in 6.1).

@@ -1,9 +1,10 @@
 # kernel: ondemand
 # mode: fscache
 # timeout: 240
-# proves: an erofs image (mkfs.erofs --chunksize --blobdev) served by our TypeScript FscacheTransport from
-#   local files mounts with fsid+device tags (mount on the libuv pool, not the serving thread) and every
-#   file equals the source (sha256); umount delivers CLOSE for both objects; detection says supported.
+# proves: an erofs image (mkfs.erofs --chunksize --blobdev) mounted by the product's fscache transport
+#   (bootstrap and blob through the cache backend and the local fetcher, fsid + device= tags, mount on
+#   the libuv pool, not the serving thread): every file equals the source (sha256); unwinding the mount's
+#   undo stack unmounts it and delivers CLOSE for both objects; no busy loop; detection says supported.
 note "detect on the on-demand kernel"
 "$NODE" "$DIST/compat/guest/detect.js" > out/detect.json || fail "detect crashed"
 cat out/detect.json
@@ -21,22 +22,26 @@ mkfs.erofs --chunksize=1048576 --blobdev=/tmp/img/blob1 /tmp/img/boot.erofs /tmp
 ls -l /tmp/img
 
 note "serve + mount"
-$SERVE --cache-dir /tmp/cache --image fsid=img1,bootstrap=/tmp/img/boot.erofs,blob=blob1:/tmp/img/blob1 \
+$SERVE --cache-dir /tmp/cache --image id=img1,ref=/tmp/img/boot.erofs,blob=/tmp/img/blob1 \
   --mount /tmp/mnt/a:img1 --ready /tmp/ready --stats out/stats.json &
 daemon=$!
 wait_file /tmp/ready 90
-grep -q erofs /proc/mounts || fail "not mounted"
+grep ' erofs ' /proc/mounts || fail "not mounted"
 (cd /tmp/src && find . -type f | sort | xargs sha256sum) > /tmp/want
 (cd /tmp/mnt/a && sha256sum -c --quiet /tmp/want) || fail "content differs from the source"
 [ "$(readlink /tmp/mnt/a/link)" = dir/text.txt ] || fail "symlink target"
 [ "$(cd /tmp/src && find . | sort | md5sum)" = "$(cd /tmp/mnt/a && find . | sort | md5sum)" ] || fail "tree listing differs"
 cat /proc/fs/fscache/stats | head -20
-umount /tmp/mnt/a || fail "umount"
 stop_daemon $daemon
+grep -q ' erofs ' /proc/mounts && fail "the server left its mount"
 cat out/stats.json; echo
 grep -q '"opens":2' out/stats.json || fail "expected 2 OPENs (bootstrap + blob)"
 grep -q '"closes":2' out/stats.json || fail "expected 2 CLOSEs"
 grep -q '"readErrors":0' out/stats.json || fail "read errors"
 grep -q '"openObjects":0' out/stats.json || fail "objects left open"
-ls /tmp/cache/cache/
+grep -q '"undoFailures":0' out/stats.json || fail "unmounting failed"
+n() { sed "s/.*\"$1\":\([0-9]*\).*/\1/" out/stats.json; }
+# Edge-triggered waits: a wake-up per queued request or reply, never one per poll.
+[ "$(n wakeups)" -le $(( 2 * ($(n opens) + $(n reads) + $(n closes)) + 5 )) ] || fail "busy loop: $(n wakeups) wake-ups"
+ls /tmp/cache/fscache/cache/
 note PASS

@@ -3,7 +3,7 @@ import {
   CACHEFILES_IOC_READ_COMPLETE, CACHEFILES_OP_CLOSE, CACHEFILES_OP_OPEN, CACHEFILES_OP_READ,
   MessageParseError, copenCommand, encodeMessage, parseMessage,
 } from './messages.js';
-import { fscacheMountData } from './mount.js';
+import { fscacheMountData } from './mount-data.js';
 
 describe('cachefiles message layout', () => {
   it('parses an OPEN byte for byte as the kernel lays it out', () => {

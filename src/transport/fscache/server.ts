@@ -1,15 +1,15 @@
 /**
- * The cachefiles on-demand transport: serves the kernel's OPEN/READ/CLOSE requests for erofs-over-fscache
- * mounts from FscacheSources (bootstrap files and CachedBlobs).
+ * The /dev/cachefiles device server: answers the kernel's OPEN/READ/CLOSE requests for erofs-over-fscache
+ * mounts from FscacheSources (bootstrap files and CachedBlobs). transport.ts drives it.
  *
  * Waiting: an edge-triggered epoll (EPOLLIN|EPOLLET) whose epoll_wait runs on the libuv pool with a
  * 500 ms timeout; after every wake-up the main thread drains read() until it returns 0. Kernels before
  * 6.8 / 6.1.100 keep the device readable while any request is unanswered; edge triggering reports only
  * new wake-ups (a queued request, a copen), so nothing spins on any version.
  *
- * The mount must never run on this (main) thread: use mountErofsFscache (mount on the libuv pool) or
- * another process. The device fd may come from elsewhere (`FscacheTransport.adopt`, e.g. pidfd_getfd from
- * a holder process) so a restarted daemon resumes in-flight requests with `restore`.
+ * The mount must never run on this (main) thread: mount(2) waits for the bootstrap OPEN and READ, so it
+ * runs on the libuv pool or in another process. The device fd is opened and bound elsewhere (the kernel
+ * broker); `FscacheServer.adopt` takes over one a dead process served, with `restore`.
  */
 import { closeSync, promises as fsp, readSync, write as fsWrite } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -21,7 +21,7 @@ import {
 } from '../../native/cachefiles.js';
 import { logFor } from '../../util/log.js';
 import { CacheError, UnsupportedError, errorText, systemCode } from '../../util/errors.js';
-import { bindOndemand, deviceCommand, openDevice, tryRestore } from './device.js';
+import { deviceCommand, tryRestore } from './device.js';
 import {
   CACHEFILES_IOC_READ_COMPLETE, CACHEFILES_OP_CLOSE, CACHEFILES_OP_OPEN, copenCommand, parseMessage,
   type OpenMessage, type ReadMessage,
@@ -71,12 +71,7 @@ interface ObjectState {
   file?: Promise<FileHandle>;
 }
 
-export interface TransportOptions {
-  /** Delay every READ answer (tests: kill the daemon while reads are in flight). */
-  readDelayMs?: number;
-}
-
-export class FscacheTransport {
+export class FscacheServer {
   private readonly log = logFor({ transport: 'fscache' });
   /** `<volume key>\0<cookie key>` → source; refcounted because images in one domain share blob tags. */
   private readonly sources = new Map<string, { source: FscacheSource; refs: number }>();
@@ -97,33 +92,25 @@ export class FscacheTransport {
     readonly deviceFd: number,
     /** Whether the kernel has `restore` (failover). */
     readonly restoreSupported: boolean,
-    private readonly options: TransportOptions,
   ) {}
-
-  /** Opens /dev/cachefiles and binds an on-demand cache in `cacheDir` (ext4/xfs/btrfs, not tmpfs). */
-  static bind(opts: { cacheDir: string; tag?: string } & TransportOptions): FscacheTransport {
-    const fd = openDevice();
-    const { restoreSupported } = bindOndemand(fd, opts.cacheDir, opts.tag ?? 'ondemand');
-    return new FscacheTransport(fd, restoreSupported, opts);
-  }
 
   /**
    * Takes over an already bound device fd (from a holder process) and writes `restore`, so requests a
    * dead daemon had read are delivered again. Throws UnsupportedError where the kernel cannot restore.
    */
-  static adopt(deviceFd: number, opts: TransportOptions = {}): FscacheTransport {
+  static adopt(deviceFd: number): FscacheServer {
     if (!tryRestore(deviceFd)) {
       throw new UnsupportedError('this kernel has no cachefiles "restore": requests read by the previous daemon are lost; unmount and remount instead');
     }
-    return new FscacheTransport(deviceFd, true, opts);
+    return new FscacheServer(deviceFd, true);
   }
 
   /**
    * Serves a device fd that someone else opened and bound (a supervisor: openDevice + bindOndemand),
    * on first start, when nothing is in flight yet. After a crash use `adopt` instead.
    */
-  static fromBoundFd(deviceFd: number, restoreSupported: boolean, opts: TransportOptions = {}): FscacheTransport {
-    return new FscacheTransport(deviceFd, restoreSupported, opts);
+  static fromBoundFd(deviceFd: number, restoreSupported: boolean): FscacheServer {
+    return new FscacheServer(deviceFd, restoreSupported);
   }
 
   /** Makes an image's bootstrap and blobs answerable. Returns the unregister function. */
@@ -289,7 +276,6 @@ export class FscacheTransport {
   private async serveRead(obj: ObjectState, msg: ReadMessage): Promise<void> {
     const log = this.log.child({ objectId: obj.objectId, offset: msg.offset, length: msg.length });
     try {
-      if (this.options.readDelayMs) await new Promise((r) => setTimeout(r, this.options.readDelayMs));
       if (msg.offset % PAGE !== 0) throw new CacheError('READ offset not page-aligned', { offset: msg.offset });
       const end = Math.min(msg.offset + msg.length, obj.source.size);
       if (end > msg.offset) {
