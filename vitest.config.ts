@@ -24,6 +24,7 @@ const host = [
   'test/image/hard-cases.test.ts',
   'test/image/multi-blob.test.ts',
   'test/mount/detect.test.ts',
+  'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',
   'test/mount/local-layout.test.ts',
   'test/mount/many.test.ts',

@@ -72,7 +72,7 @@ async function prepare(spec: ImageSpec, opts: GuestMountOptions): Promise<{ boot
 function context(spec: ImageSpec, mountpoint: string, opts: GuestMountOptions, prepared: { bootstrapPath: string; blobs: CachedBlob[] }): TransportContext {
   return {
     id: spec.id, mountpoint, image: spec.ref, ...prepared,
-    kernel: opts.kernel, features: opts.features, privateDir: join(opts.privateRoot, spec.id), prefetch: false,
+    kernel: opts.kernel, features: opts.features, privateDir: join(opts.privateRoot, spec.id), prefetch: false, allowDevices: false,
   };
 }
 

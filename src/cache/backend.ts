@@ -141,7 +141,7 @@ export class Cache implements CacheBackend, BlobHost {
     let p = this.open.get(id);
     if (!p) {
       const closing = this.closing.get(id) ?? Promise.resolve();
-      p = closing.then(() => CachedBlobEntry.open(this, descriptor, options.fetcher, options.toc, blobPaths(this.layout, id))).then(
+      p = closing.then(() => CachedBlobEntry.open(this, { descriptor, fetcher: options.fetcher, toc: options.toc, ...(options.image ? { image: options.image } : {}) }, blobPaths(this.layout, id))).then(
         (entry) => {
           this.disk.delete(id);
           this.blobs.set(id, entry);
@@ -157,7 +157,7 @@ export class Cache implements CacheBackend, BlobHost {
     }
     // Already open: the newest opener's fetcher serves from now on (an earlier one may be closed).
     return p.then((entry) => {
-      entry.replaceSource(descriptor, options.fetcher, options.toc);
+      entry.replaceSource({ descriptor, fetcher: options.fetcher, toc: options.toc, ...(options.image ? { image: options.image } : {}) });
       return entry;
     });
   }

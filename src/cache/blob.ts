@@ -5,7 +5,7 @@
  * The life of a frame and why a set bit can be trusted: docs/cache.md.
  */
 import { closeSync, read as fsRead } from 'node:fs';
-import type { BlobDescriptor, BlobToc, FrameEntry } from '../format/image/types.js';
+import type { BlobToc, FrameEntry } from '../format/image/types.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import { CacheError, errorText } from '../util/errors.js';
 import { logFor, type Logger } from '../util/log.js';
@@ -91,13 +91,12 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   /** Opens or creates the blob's files (blob-open.ts) and marks the map as owned by this process. */
-  static async open(
-    host: BlobHost, descriptor: BlobDescriptor, fetcher: BlobFetcher, toc: BlobToc, paths: { data: string; map: string },
-  ): Promise<CachedBlobEntry> {
+  static async open(host: BlobHost, source: BlobSource, paths: { data: string; map: string }): Promise<CachedBlobEntry> {
+    const { descriptor, toc } = source;
     const log = logFor({ blob: toc.blobId.slice(0, 12) });
     const checks = { verifyOnOpen: host.tuning.verifyOnOpen, hash: host.tuning.hash, now: host.clock.now() };
     const files = await openBlobFiles(descriptor, toc, paths, checks, log);
-    const entry = new CachedBlobEntry(host, { descriptor, fetcher, toc }, paths, files, log);
+    const entry = new CachedBlobEntry(host, source, paths, files, log);
     try {
       await entry.map.write(MAP_FLAG_OPEN);
     } catch (err) {
@@ -116,32 +115,33 @@ export class CachedBlobEntry implements CachedBlob {
    * Uses a newer opener's fetcher (the previous one may be closed by an unmount). The new TOC must
    * cut the same uncompressed view into the same frames, so the presence bits stay valid.
    */
-  replaceSource(descriptor: BlobDescriptor, fetcher: BlobFetcher, toc: BlobToc): void {
+  replaceSource(source: BlobSource): void {
+    const { toc } = source;
     const old = this.toc;
     const same = toc.blobId === old.blobId && toc.uncompressedSize === old.uncompressedSize && toc.frameSize === old.frameSize &&
       toc.frames.length === old.frames.length && toc.frames.every((f, i) => f.digest === (old.frames[i] as FrameEntry).digest);
     if (!same) throw new CacheError('blob is already cached with a different frame layout', { blob: this.blobId });
-    this.jobs.source = { descriptor, fetcher, toc };
-    this.opened.set(fetcher, this.jobs.source);
+    this.jobs.source = source;
+    this.opened.set(source.fetcher, source);
   }
 
   // ---- the transport-facing API ----
 
   read(offset: number, length: number): Promise<Buffer> {
     const end = Math.min(this.size, offset + Math.max(0, length));
-    if (offset < 0 || !Number.isSafeInteger(offset)) return Promise.reject(new CacheError(`bad read offset ${offset}`, { blob: this.blobId }));
+    if (offset < 0 || !Number.isSafeInteger(offset)) return this.readFailed(offset, length, new CacheError(`bad read offset ${offset}`, { blob: this.blobId }));
     if (offset >= end) return Promise.resolve(Buffer.alloc(0));
     this.lastUsed = this.host.clock.now();
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
-    if (this.closing) return Promise.reject(new CacheError('cache is closed', { blob: this.blobId }));
+    if (this.closing) return this.readFailed(offset, length, new CacheError('cache is closed', { blob: this.blobId }));
     if (this.gate === null && this.bits.hasAll(first, last)) {
       // The hot path: one pread into a fresh buffer, no other allocation or promise chain.
       this.counters.hits++;
       this.active++;
       const n = end - offset;
       const buf = Buffer.allocUnsafe(n);
-      return new Promise((resolve, reject) => {
+      return new Promise<Buffer>((resolve, reject) => {
         fsRead(this.dataFd, buf, 0, n, offset, (err, got) => {
           if (err) {
             this.active--;
@@ -156,9 +156,16 @@ export class CachedBlobEntry implements CachedBlob {
             ).finally(() => this.active--);
           }
         });
-      });
+      }).catch((err: unknown) => this.readFailed(offset, n, err));
     }
-    return this.slowRead(offset, end, first, last);
+    return this.slowRead(offset, end, first, last).catch((err: unknown) => this.readFailed(offset, end - offset, err));
+  }
+
+  /** A read a transport will answer with an error: counted, and logged with the blob and the bytes. */
+  private readFailed(offset: number, length: number, err: unknown): Promise<never> {
+    this.counters.failedReads++;
+    this.log.warn({ image: this.jobs.source.image, blob: this.blobId, offset, length, err: errorText(err) }, 'read failed');
+    return Promise.reject(err instanceof Error ? err : new CacheError(errorText(err), { blob: this.blobId, offset }));
   }
 
   async ensure(offset: number, length: number): Promise<void> {
@@ -181,6 +188,8 @@ export class CachedBlobEntry implements CachedBlob {
       } finally {
         this.counters.recordWait(performance.now() - started);
       }
+    } catch (err) {
+      return this.readFailed(offset, end - offset, err);
     } finally {
       this.active--;
     }

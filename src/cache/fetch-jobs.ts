@@ -21,6 +21,8 @@ export interface BlobSource {
   descriptor: BlobDescriptor;
   fetcher: BlobFetcher;
   toc: BlobToc;
+  /** The image the opener named (for logs: a blob may belong to several). */
+  image?: string;
 }
 
 export interface FrameWait {

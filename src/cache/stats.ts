@@ -12,6 +12,7 @@ export class StatsCounter {
   mergedRequests = 0;
   integrityErrors = 0;
   fetchErrors = 0;
+  failedReads = 0;
   readonly waitCounts: number[] = new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0);
   waitTotalMs = 0;
 
@@ -37,6 +38,7 @@ export class StatsCounter {
       framesTotal,
       integrityErrors: this.integrityErrors,
       fetchErrors: this.fetchErrors,
+      failedReads: this.failedReads,
       waitHistogram: this.histogram(),
     };
   }

@@ -26,6 +26,8 @@ export interface BlobStats {
   integrityErrors?: number;
   /** Range requests that failed. */
   fetchErrors?: number;
+  /** read()/ensure() calls that failed: a transport answered the kernel with an error (logged at warn). */
+  failedReads?: number;
   waitHistogram?: WaitHistogram;
 }
 

@@ -122,7 +122,7 @@ export class MountManager {
       const { resolved, bootstrapPath, blobs } = await this.prepare(req.image, req, undo);
       const baseline = blobs.map((b) => b.stats());
       await this.records.begin({
-        id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, createdAt: new Date().toISOString(),
+        id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, ...(req.allowDevices ? { allowDevices: true } : {}), createdAt: new Date().toISOString(),
         resolve: {
           insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), ...(req.platform ? { platform: req.platform } : {}),
           manifestDigest: resolved.image.manifestDigest,
@@ -130,7 +130,7 @@ export class MountManager {
       }, req.creds);
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
       undo.push(`record of ${mountpoint}`, () => this.records.end(id));
-      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, req.prefetch);
+      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, { prefetch: req.prefetch, allowDevices: req.allowDevices === true });
       const active = await transport.mount(ctx);
       failPoint('before-usable');
       await waitUsable(mountpoint);
@@ -150,13 +150,16 @@ export class MountManager {
     }
   }
 
-  private context(id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack, prefetch: boolean): TransportContext {
+  private context(
+    id: string, mountpoint: string, image: string, bootstrapPath: string, blobs: CachedBlob[], undo: UndoStack,
+    options: { prefetch: boolean; allowDevices: boolean },
+  ): TransportContext {
     return {
       id, mountpoint, image, bootstrapPath, blobs,
       kernel: this.records.broker(id, undo),
       features: this.features,
       privateDir: join(this.privateRoot, id),
-      prefetch,
+      ...options,
     };
   }
 
@@ -235,7 +238,7 @@ export class MountManager {
           ...(r.resolve.platform ? { platform: r.resolve.platform } : {}),
           ...(r.resolve.manifestDigest ? { manifestDigest: r.resolve.manifestDigest } : {}),
         }, undo);
-        const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, r.prefetch);
+        const ctx = this.context(r.id, r.mountpoint, r.image, bootstrapPath, blobs, undo, { prefetch: r.prefetch, allowDevices: r.allowDevices === true });
         const active = await transport.reattach(ctx, r.objects);
         // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).
         undo.push(`record of ${r.mountpoint}`, () => this.records.end(r.id));
@@ -255,7 +258,7 @@ export class MountManager {
   status(): { mounts: MountStatus[] } {
     const mounts: MountStatus[] = [];
     for (const m of this.mounts.values()) {
-      const s = { bytesFetched: 0, requests: 0, hits: 0, misses: 0 };
+      const s = { bytesFetched: 0, requests: 0, hits: 0, misses: 0, failedReads: 0 };
       m.blobs.forEach((b, i) => {
         const now = b.stats();
         const base = m.baseline[i] ?? ZERO;
@@ -263,6 +266,7 @@ export class MountManager {
         s.requests += now.requestsFetched - base.requestsFetched;
         s.hits += now.hits - base.hits;
         s.misses += now.misses - base.misses;
+        s.failedReads += (now.failedReads ?? 0) - (base.failedReads ?? 0);
       });
       const t = m.transport.stats();
       mounts.push({

@@ -41,6 +41,8 @@ export interface MountStatus {
   /** Blobs whose loop device now reads the complete cache file directly (no userspace on reads). */
   blobsDirect?: number;
   prefetch?: 'running' | 'done' | 'failed';
+  /** Reads that failed (the program got EIO); each is in the daemon's log with image, blob and offset. */
+  failedReads: number;
 }
 export interface MountRecord {
   id: string;
@@ -51,10 +53,11 @@ export interface MountRecord {
   /** How to resolve the image again after a worker restart (no secrets). */
   resolve: { insecure: boolean; blobs?: string[]; platform?: string; manifestDigest?: string };
   prefetch: boolean;
+  /** Mounted without nodev (`mount --allow-devices`). */
+  allowDevices?: boolean;
   createdAt: string;
   objects: KernelObject[];
 }
-
 
 /**
  * Who keeps each mount's record and makes its kernel objects (the daemon's supervisor), so that a

@@ -34,6 +34,11 @@ export async function attachLoop(file: string): Promise<string> {
   }
 }
 
+/** mount(2) flags of the erofs a user sees: read-only, and nodev unless device nodes are allowed. */
+export function erofsMountFlags(allowDevices: boolean): number {
+  return MS_RDONLY | (allowDevices ? 0 : MS_NODEV);
+}
+
 /** Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). */
 export async function mountFuseConnection(path: string, fsname: string, options: string): Promise<number> {
   const fd = openSync('/dev/fuse', constants.O_RDWR);

@@ -25,6 +25,8 @@ export interface TransportContext {
   privateDir: string;
   /** The mount will prefetch every blob (a transport may prepare to hand complete blobs to the kernel). */
   prefetch: boolean;
+  /** Device nodes in the image work (an image is untrusted: mounts are nodev unless the user says so). */
+  allowDevices: boolean;
   /**
    * Tests and benchmarks only: threads and splice threshold of a FUSE transport's reader (see
    * FuseSessionOptions). The daemon never sets it, so the session's defaults are what users run.

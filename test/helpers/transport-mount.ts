@@ -89,6 +89,7 @@ export function mountTransport<A extends ActiveTransport>(transport: MountingTra
     features: { ...hostFeatures(), ...o.features },
     privateDir: o.privateDir,
     prefetch: o.prefetch ?? false,
+    allowDevices: false,
     ...(o.fuseReader ? { fuseReader: o.fuseReader } : {}),
   };
   return served(ctx, kernel, undo, () => transport.mount(ctx));

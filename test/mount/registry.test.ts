@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -72,6 +73,11 @@ describe.skipIf(!ready)('mount from a registry', () => {
     } finally {
       reg.signal('SIGCONT');
     }
+    // The failure a program saw is counted for its mount and logged at warn with image, blob and offset.
+    expect((await mountStatus(h, mp)).failedReads).toBeGreaterThan(0);
+    const logged = readFileSync(join(h.runDir, 'daemon.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"read failed"'));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(JSON.parse(logged[0]!)).toMatchObject({ level: 40, image: remote, blob: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown, offset: expect.any(Number) as unknown });
     // The registry back: the same file reads right (nothing wrong was kept).
     expect(sha(join(mp, 'data', 'one-mib-plus-one.bin'))).toBe(sha(join(src.dir, 'tree', 'data', 'one-mib-plus-one.bin')));
   });

@@ -7,7 +7,7 @@
  * domain, so images with common blobs share their cache objects.
  */
 import { basename } from 'node:path';
-import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
+import { erofsMountFlags } from '../kernel-objects.js';
 import { MountError, errorText, systemCode } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import type { KernelBroker, KernelObject } from '../kernel-broker.js';
@@ -106,7 +106,7 @@ export const fscacheTransport: Transport = {
   async mount(ctx: TransportContext): Promise<ActiveTransport> {
     const { served, data } = await register(ctx, false);
     try {
-      await ctx.kernel.mount('none', ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, data);
+      await ctx.kernel.mount('none', ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), data);
     } catch (err) {
       const hint = fscacheMountHint(systemCode(err instanceof Error ? err.cause : undefined));
       throw new MountError(`erofs over fscache at ${ctx.mountpoint} (${data}): ${errorText(err)}${hint ? ` (${hint})` : ''}`, { mountpoint: ctx.mountpoint, image: ctx.image }, { cause: err });

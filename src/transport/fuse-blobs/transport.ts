@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { FuseSession, type FuseSessionOptions } from '../../fuse/session.js';
 import { mountDevice, setReadAhead } from '../../fuse/connection.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
-import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
+import { erofsMountFlags } from '../kernel-objects.js';
 import { MountError } from '../../util/errors.js';
 import { log } from '../../util/log.js';
 import { withTimeout } from '../../util/with-timeout.js';
@@ -161,14 +161,14 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
     failPoint('before-erofs-mount');
     const erofs = fileBacked(ctx, fs, passthrough);
     await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
-      () => ctx.kernel.mount(erofs.source, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, erofs.devices.map((d) => `device=${d}`).join(',')));
+      () => ctx.kernel.mount(erofs.source, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), erofs.devices.map((d) => `device=${d}`).join(',')));
     return erofs;
   }
   const source = await ctx.kernel.attachLoop(join(ctx.privateDir, BOOTSTRAP_NAME));
   const devices: string[] = [];
   for (const n of fs.blobNames()) devices.push(await ctx.kernel.attachLoop(join(ctx.privateDir, n)));
   failPoint('before-erofs-mount');
-  await ctx.kernel.mount(source, ctx.mountpoint, 'erofs', MS_RDONLY | MS_NODEV, devices.map((d) => `device=${d}`).join(','));
+  await ctx.kernel.mount(source, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), devices.map((d) => `device=${d}`).join(','));
   return { source, devices, onLoops: true };
 }
 
