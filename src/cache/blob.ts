@@ -184,7 +184,7 @@ export class CachedBlobEntry implements CachedBlob {
       if (waits === undefined) return;
       const started = performance.now();
       try {
-        await Promise.all(waits.map((w) => w?.promise));
+        await Promise.all(waits.map((w) => w?.promise ?? Promise.resolve()));
       } finally {
         this.counters.recordWait(performance.now() - started);
       }
@@ -291,7 +291,7 @@ export class CachedBlobEntry implements CachedBlob {
       const started = performance.now();
       let mem: (Buffer | undefined)[];
       try {
-        mem = await Promise.all(waits.map((w) => w?.verified));
+        mem = await Promise.all(waits.map((w) => w?.verified ?? Promise.resolve(undefined)));
       } finally {
         this.counters.recordWait(performance.now() - started);
       }
