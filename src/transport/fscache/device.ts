@@ -2,7 +2,7 @@
  * Opening and commanding /dev/cachefiles. One command per write(); the kernel answers with errno.
  * Only one opener per host (EBUSY otherwise), so errors here say who to blame.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
 import { CacheError, UnsupportedError, systemCode } from '../../util/errors.js';
 
 export const CACHEFILES_DEVICE = '/dev/cachefiles';
@@ -33,33 +33,28 @@ export function openDevice(path = CACHEFILES_DEVICE): number {
 
 /**
  * dir/tag/bind ondemand on a freshly opened device. Returns whether `restore` is supported
- * (failover: mainline 6.8, Debian 6.1.95+). Closes the fd on failure.
+ * (failover: mainline 6.8, Debian 6.1.95+). On failure the fd stays open: whoever opened it closes it.
  */
 export function bindOndemand(fd: number, cacheDir: string, tag: string): { restoreSupported: boolean } {
   try {
-    try {
-      deviceCommand(fd, `dir ${cacheDir}`);
-      deviceCommand(fd, `tag ${tag}`);
-    } catch (err) {
-      throw new CacheError(`cachefiles rejected cache dir ${cacheDir}: ${String(systemCode(err))}`, { path: cacheDir }, { cause: err });
-    }
-    try {
-      deviceCommand(fd, 'bind ondemand');
-    } catch (err) {
-      const code = systemCode(err);
-      if (code === 'EINVAL') {
-        throw new UnsupportedError('the kernel refuses "bind ondemand": no CONFIG_CACHEFILES_ONDEMAND', { path: cacheDir });
-      }
-      if (code === 'EOPNOTSUPP') {
-        throw new CacheError(`cache dir ${cacheDir} is on a filesystem cachefiles cannot use (needs tmpfile, xattrs, O_DIRECT: ext4/xfs/btrfs, not tmpfs)`, { path: cacheDir }, { cause: err, errno: 95 });
-      }
-      throw new CacheError(`cachefiles "bind ondemand" failed on ${cacheDir}: ${String(code)}`, { path: cacheDir }, { cause: err });
-    }
-    return { restoreSupported: tryRestore(fd) };
+    deviceCommand(fd, `dir ${cacheDir}`);
+    deviceCommand(fd, `tag ${tag}`);
   } catch (err) {
-    closeSync(fd);
-    throw err;
+    throw new CacheError(`cachefiles rejected cache dir ${cacheDir}: ${String(systemCode(err))}`, { path: cacheDir }, { cause: err });
   }
+  try {
+    deviceCommand(fd, 'bind ondemand');
+  } catch (err) {
+    const code = systemCode(err);
+    if (code === 'EINVAL') {
+      throw new UnsupportedError('the kernel refuses "bind ondemand": no CONFIG_CACHEFILES_ONDEMAND', { path: cacheDir });
+    }
+    if (code === 'EOPNOTSUPP') {
+      throw new CacheError(`cache dir ${cacheDir} is on a filesystem cachefiles cannot use (needs tmpfile, xattrs, O_DIRECT: ext4/xfs/btrfs, not tmpfs)`, { path: cacheDir }, { cause: err, errno: 95 });
+    }
+    throw new CacheError(`cachefiles "bind ondemand" failed on ${cacheDir}: ${String(code)}`, { path: cacheDir }, { cause: err });
+  }
+  return { restoreSupported: tryRestore(fd) };
 }
 
 /** Writes `restore`: true when the kernel has failover (it re-queues requests already read). */
