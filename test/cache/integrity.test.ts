@@ -30,6 +30,8 @@ async function fillAll(dir: string, keepOpenMap = false): Promise<{ map: string;
   const blob = await cache.openBlob(fx.descriptor, { fetcher: fx.fetcher, toc: fx.toc });
   await blob.ensure(0, fx.uncompressed.length);
   await blob.idle?.();
+  // The map write after the last bits is coalesced and lags idle(): wait until it names every frame.
+  while ((decodeMapAny(readFileSync(p.map))?.bits.count ?? 0) < frameCount) await new Promise((r) => setTimeout(r, 2));
   const openMap = readFileSync(p.map);
   await cache.close();
   if (keepOpenMap) writeFileSync(p.map, openMap);
