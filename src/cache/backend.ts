@@ -5,21 +5,23 @@
  * Eviction: when a write would push usage past `maxSize × highWatermark`, least recently used
  * blobs that are neither pinned nor busy are dropped until usage is under `maxSize × lowWatermark`.
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BlobDescriptor } from '../format/image/types.js';
+import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
 import { CacheError, errorText } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { log, logFor } from '../util/log.js';
 import { CachedBlobEntry } from './blob.js';
 import type { BlobHost, BlobTuning } from './blob-host.js';
 import { BootstrapStore } from './bootstrap-store.js';
 import { systemClock, type CacheClock } from './clock.js';
-import { blobPaths, prepareCacheDir, resolveCacheDir, type CacheLayout } from './dir.js';
+import { BLOB_FILE_NAME, blobPaths, prepareCacheDir, resolveCacheDir, type BlobPaths, type CacheLayout } from './dir.js';
 import { readMapSummary } from './inventory.js';
 import { acquireCacheLock, type CacheLock } from './lock.js';
 import { FetchSlots, Throttle } from './scheduler.js';
 import { sumStats } from './stats.js';
+import { readStoredToc } from './toc-store.js';
+import { verifyBlobFiles, type BlobVerifyResult } from './verify.js';
 import type { BlobStats, CacheBackend, CachedBlob, GcResult, OpenBlobOptions } from './types.js';
 
 export interface CacheOptions extends Partial<BlobTuning> {
@@ -122,10 +124,10 @@ export class Cache implements CacheBackend, BlobHost {
     rmSync(this.layout.tmp, { recursive: true, force: true });
     prepareCacheDir(this.dir);
     for (const name of readdirSync(this.layout.blobs)) {
-      const m = /^([0-9a-f]{64})\.(data|map)$/.exec(name);
+      const m = BLOB_FILE_NAME.exec(name);
       if (!m) continue;
       const id = m[1] as string;
-      const st = statSync(join(this.layout.blobs, name));
+      const st = lstatSync(join(this.layout.blobs, name));
       const e = this.disk.get(id) ?? { bytes: 0, lastUsed: 0 };
       e.bytes += st.blocks * 512;
       if (m[2] === 'map') e.lastUsed = readMapSummary(join(this.layout.blobs, name))?.lastUsed ?? st.mtimeMs;
@@ -219,7 +221,7 @@ export class Cache implements CacheBackend, BlobHost {
     let total = 0;
     for (const name of readdirSync(this.layout.bootstraps)) {
       try {
-        total += statSync(join(this.layout.bootstraps, name)).blocks * 512;
+        total += lstatSync(join(this.layout.bootstraps, name)).blocks * 512;
       } catch {
         // removed meanwhile
       }
@@ -271,6 +273,7 @@ export class Cache implements CacheBackend, BlobHost {
             // Map first: a data file without a map is re-verified, never trusted.
             await unlink(paths.map).catch(() => {});
             await unlink(paths.data).catch(() => {});
+            await unlink(paths.toc).catch(() => {});
             this.disk.delete(c.id);
           } else continue;
           evicted.push(c.id);
@@ -287,6 +290,43 @@ export class Cache implements CacheBackend, BlobHost {
     return evicted;
   }
 
+  /**
+   * Re-hashes every frame the maps claim (`cache verify`): of `tocs`' blobs, else of the blobs whose id
+   * starts with one of `blobIds`, else of all. Bad frames are dropped (bit cleared, hole punched).
+   * Blobs are checked with the TOC given, else the one stored beside them. Not for blobs this process
+   * has open (the CLI opens the cache only for this).
+   */
+  async verify(target: { tocs?: readonly BlobToc[]; blobIds?: readonly string[] } = {}): Promise<BlobVerifyResult[]> {
+    const given = new Map((target.tocs ?? []).map((t) => [t.blobId, t]));
+    const onDisk = new Set<string>();
+    for (const name of readdirSync(this.layout.blobs)) {
+      const m = BLOB_FILE_NAME.exec(name);
+      if (m && m[2] !== 'toc') onDisk.add(m[1] as string);
+    }
+    const prefixes = (target.blobIds ?? []).map((b) => b.replace(/^sha256:/, ''));
+    const ids = target.tocs ? [...given.keys()] : [...onDisk].filter((id) => prefixes.length === 0 || prefixes.some((p) => id.startsWith(p)));
+    const results: BlobVerifyResult[] = [];
+    for (const id of ids.sort()) {
+      const ctx = { blob: id.slice(0, 12) };
+      if (this.open.has(id)) throw new CacheError('cannot verify a blob this process has open', { blob: id });
+      if (!onDisk.has(id)) {
+        results.push({ blobId: id, checked: 0, bad: [], skipped: 'not cached' });
+        continue;
+      }
+      const paths = blobPaths(this.layout, id);
+      const toc = given.get(id) ?? readStoredToc(paths.toc);
+      if (!toc || toc.blobId !== id) {
+        results.push({ blobId: id, checked: 0, bad: [], skipped: 'no stored table of contents (verify it through its image)' });
+        continue;
+      }
+      const r = await verifyBlobFiles(toc, paths, this.tuning.hash, this.clock.now(), logFor(ctx));
+      for (const b of r.bad) log.warn({ ...ctx, frame: b.frame, offset: b.offset, why: b.why }, 'cache verify dropped a bad frame');
+      results.push(r);
+      this.disk.set(id, { bytes: blobDiskBytes(paths), lastUsed: this.disk.get(id)?.lastUsed ?? 0 });
+    }
+    return results;
+  }
+
   private async persistLastUsed(): Promise<void> {
     for (const b of this.blobs.values()) await b.persistLastUsed().catch(() => {});
   }
@@ -300,6 +340,18 @@ export class Cache implements CacheBackend, BlobHost {
     for (const r of await Promise.allSettled(opening)) if (r.status === 'fulfilled') await r.value.close();
     this.lock.release();
   }
+}
+
+function blobDiskBytes(paths: BlobPaths): number {
+  let total = 0;
+  for (const p of [paths.data, paths.map, paths.toc]) {
+    try {
+      total += lstatSync(p).blocks * 512;
+    } catch {
+      // missing
+    }
+  }
+  return total;
 }
 
 function definedOnly(o: Partial<BlobTuning>): Partial<BlobTuning> {

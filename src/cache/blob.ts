@@ -10,14 +10,15 @@ import type { BlobFetcher } from '../fetch/types.js';
 import { CacheError, errorText } from '../util/errors.js';
 import { logFor, type Logger } from '../util/log.js';
 import type { BlobHost } from './blob-host.js';
-import { allocatedBytesOf, openBlobFiles, type BlobFiles } from './blob-open.js';
+import { allocatedBytesOf, mapIdentityOf, openBlobFiles, type BlobFiles } from './blob-open.js';
+import type { BlobPaths } from './dir.js';
 import { FetchJobs, type BlobSource, type FrameWait } from './fetch-jobs.js';
 import { planRead, type ReadStream } from './fetch-plan.js';
 import { cacheIoError, ftruncateAsync, pread, preadInto } from './file-io.js';
 import { MAP_FLAG_OPEN } from './map-layout.js';
 import { MapWriter } from './map-writer.js';
 import { prefetchFrames, type PrefetchTarget } from './prefetch.js';
-import type { PresenceBits } from './presence-map.js';
+import { dataRecordOf, type PresenceBits } from './presence-map.js';
 import { SharedPresence, type PresenceView } from './presence-view.js';
 import { StatsCounter } from './stats.js';
 import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
@@ -49,6 +50,8 @@ export class CachedBlobEntry implements CachedBlob {
   private readonly dataFd: number;
   private readonly mapFd: number;
   private readonly bits: PresenceBits;
+  /** Frames the map claimed that are not verified yet in this process (see FetchJobs.startVerify). */
+  private readonly unverified: PresenceBits;
   private readonly jobs: FetchJobs;
   private readonly map: MapWriter;
   private readonly counters = new StatsCounter();
@@ -56,7 +59,7 @@ export class CachedBlobEntry implements CachedBlob {
   /** Made on first presenceView(): other threads read present frames through it. */
   private shared?: SharedPresence;
 
-  private constructor(private readonly host: BlobHost, source: BlobSource, paths: { data: string; map: string }, files: BlobFiles, log: Logger) {
+  private constructor(private readonly host: BlobHost, source: BlobSource, paths: BlobPaths, files: BlobFiles, log: Logger) {
     const toc = source.toc;
     this.blobId = toc.blobId;
     this.size = toc.uncompressedSize;
@@ -66,16 +69,17 @@ export class CachedBlobEntry implements CachedBlob {
     this.dataFd = files.dataFd;
     this.mapFd = files.mapFd;
     this.bits = files.bits;
+    this.unverified = files.unverified;
     this.lastUsed = files.lastUsed;
     this.allocatedBytes = files.allocatedBytes;
     this.log = log;
-    const identity = { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: toc.frames.length };
-    this.map = new MapWriter(files.mapFd, identity, files.bits, () => this.lastUsed, log);
+    this.map = new MapWriter(files.mapFd, mapIdentityOf(toc), files.bits, files.unverified, () => this.lastUsed, log);
     this.jobs = new FetchJobs({
       blobId: this.blobId,
       dir: host.dir,
       dataFd: files.dataFd,
       bits: files.bits,
+      unverified: files.unverified,
       counters: this.counters,
       slots: host.slots,
       hash: host.tuning.hash,
@@ -90,12 +94,17 @@ export class CachedBlobEntry implements CachedBlob {
     this.opened.set(source.fetcher, source);
   }
 
-  /** Opens or creates the blob's files (blob-open.ts) and marks the map as owned by this process. */
-  static async open(host: BlobHost, source: BlobSource, paths: { data: string; map: string }): Promise<CachedBlobEntry> {
+  /**
+   * Opens or creates the blob's files (blob-open.ts), marks the map as owned by this process, and
+   * starts re-verifying the frames the map claimed but could not vouch for (in the background).
+   */
+  static async open(host: BlobHost, source: BlobSource, paths: BlobPaths): Promise<CachedBlobEntry> {
     const { descriptor, toc } = source;
+    if (descriptor.blobId !== toc.blobId || descriptor.uncompressedSize !== toc.uncompressedSize) {
+      throw new CacheError('table of contents does not match the blob descriptor', { blob: toc.blobId, path: paths.data });
+    }
     const log = logFor({ blob: toc.blobId.slice(0, 12) });
-    const checks = { verifyOnOpen: host.tuning.verifyOnOpen, hash: host.tuning.hash, now: host.clock.now() };
-    const files = await openBlobFiles(descriptor, toc, paths, checks, log);
+    const files = openBlobFiles(toc, paths, { verifyOnOpen: host.tuning.verifyOnOpen, now: host.clock.now() }, log);
     const entry = new CachedBlobEntry(host, source, paths, files, log);
     try {
       await entry.map.write(MAP_FLAG_OPEN);
@@ -104,6 +113,7 @@ export class CachedBlobEntry implements CachedBlob {
       closeSync(files.mapFd);
       throw cacheIoError(err, 'open cache entry', { blob: toc.blobId, path: paths.data });
     }
+    entry.jobs.startVerify();
     return entry;
   }
 
@@ -357,7 +367,7 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** True when eviction may drop this blob's data now. */
   evictable(): boolean {
-    return this.pins === 0 && this.active === 0 && this.jobs.running === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
+    return this.pins === 0 && this.active === 0 && this.jobs.running === 0 && this.jobs.pending === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
   }
 
   /**
@@ -384,15 +394,20 @@ export class CachedBlobEntry implements CachedBlob {
     return before - this.allocatedBytes;
   }
 
-  /** Waits for running work, writes the map with the clean flag, and closes the files. */
+  /**
+   * Waits for running work, writes the map with the clean flag and the data file's record, and closes
+   * the files. Frames still unverified keep the map unclean: the next open verifies them.
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.shared?.retire();
+    this.jobs.cancelVerify(new CacheError('cache is closed', { blob: this.blobId }));
     while (this.active > 0 || this.jobs.running > 0 || this.jobs.pending > 0) await new Promise((r) => setTimeout(r, 5));
     await this.map.flush();
     try {
-      await this.map.writeDurably(0);
+      if (this.unverified.count > 0) await this.map.writeDurably(MAP_FLAG_OPEN);
+      else await this.map.writeDurably(0, dataRecordOf(this.dataFd));
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'cannot write presence map on close');
     }

@@ -4,12 +4,14 @@
  * there is re-hashed once per process before it is handed out.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { IntegrityError, OndemandError, systemCode } from '../util/errors.js';
-import { cacheIoError } from './file-io.js';
+import { IntegrityError, OndemandError } from '../util/errors.js';
+import { cacheIoError, readWhole } from './file-io.js';
+import { FILE_MODE, openCacheFile } from './safe-files.js';
 import type { CacheLayout } from './dir.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -39,10 +41,7 @@ export class BootstrapStore {
   }
 
   private async load(hex: string, path: string, fetch: () => Promise<Buffer>): Promise<string> {
-    const existing = await readFile(path).catch((err: unknown) => {
-      if (systemCode(err) === 'ENOENT') return undefined;
-      throw cacheIoError(err, `read bootstrap ${path}`, { path });
-    });
+    const existing = readExisting(path);
     if (existing && sha256(existing) === hex) {
       this.verified.add(hex);
       return path;
@@ -58,7 +57,8 @@ export class BootstrapStore {
     }
     const tmp = join(this.layout.tmp, `bootstrap-${hex}-${process.pid}-${Date.now()}`);
     try {
-      const fh = await open(tmp, 'w', 0o644);
+      // O_EXCL: never through a link planted at the temp name.
+      const fh = await open(tmp, 'wx', FILE_MODE);
       try {
         await fh.writeFile(bytes);
         await fh.sync();
@@ -75,5 +75,16 @@ export class BootstrapStore {
     }
     this.verified.add(hex);
     return path;
+  }
+}
+
+/** A stored bootstrap's bytes (undefined when missing); a symlink or other non-file there is refused. */
+function readExisting(path: string): Buffer | undefined {
+  const fd = openCacheFile(path, 'bootstrap', { write: false });
+  if (fd === undefined) return undefined;
+  try {
+    return readWhole(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -3,15 +3,17 @@
  *   <dir>/lock                 flock'ed by the one process that owns the cache (holds its pid)
  *   <dir>/blobs/<id>.data      sparse uncompressed blob view, exactly `size` bytes
  *   <dir>/blobs/<id>.map       presence map (see map-layout.ts)
+ *   <dir>/blobs/<id>.toc       the blob's table of contents with a checksum (toc-store.ts)
  *   <dir>/bootstraps/<hex>     verified uncompressed erofs bootstraps
  *   <dir>/tmp/                 temp files renamed into place
  * The directory must be on a filesystem with real holes and in-place writes: tmpfs, ramfs and
- * overlayfs are refused.
+ * overlayfs are refused. Folders are 0700, files 0600, and nothing below the root is followed
+ * through a symlink (safe-files.ts).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FS_MAGIC, fsTypeName, statfsType } from '../native/statfs.js';
 import { CacheError, errorText } from '../util/errors.js';
+import { ensureCacheDir } from './safe-files.js';
 
 export const DEFAULT_CACHE_DIR = '/var/cache/ondemand';
 
@@ -21,6 +23,13 @@ export function resolveCacheDir(flag?: string): string {
   const env = process.env.ONDEMAND_CACHE_DIR;
   if (env !== undefined && env !== '') return env;
   return DEFAULT_CACHE_DIR;
+}
+
+export interface BlobPaths {
+  data: string;
+  map: string;
+  /** The blob's table of contents as last opened (toc-store.ts), for `cache verify`. */
+  toc: string;
 }
 
 export interface CacheLayout {
@@ -35,9 +44,12 @@ export function cacheLayout(dir: string): CacheLayout {
   return { dir, lock: join(dir, 'lock'), blobs: join(dir, 'blobs'), bootstraps: join(dir, 'bootstraps'), tmp: join(dir, 'tmp') };
 }
 
-export function blobPaths(layout: CacheLayout, blobId: string): { data: string; map: string } {
-  return { data: join(layout.blobs, `${blobId}.data`), map: join(layout.blobs, `${blobId}.map`) };
+export function blobPaths(layout: CacheLayout, blobId: string): BlobPaths {
+  return { data: join(layout.blobs, `${blobId}.data`), map: join(layout.blobs, `${blobId}.map`), toc: join(layout.blobs, `${blobId}.toc`) };
 }
+
+/** Names of a blob's files in <dir>/blobs: blob id and kind. */
+export const BLOB_FILE_NAME = /^([0-9a-f]{64})\.(data|map|toc)$/;
 
 const REFUSED = new Map<number, string>([
   [FS_MAGIC.tmpfs, 'tmpfs keeps the cache in memory and is lost on reboot'],
@@ -63,14 +75,11 @@ export function checkCacheFilesystem(dir: string): void {
   }
 }
 
-/** Creates the layout's folders and checks the filesystem. */
+/** Creates the layout's folders (0700, never through a symlink below the root) and checks the filesystem. */
 export function prepareCacheDir(dir: string): CacheLayout {
   const layout = cacheLayout(dir);
-  try {
-    for (const d of [layout.dir, layout.blobs, layout.bootstraps, layout.tmp]) mkdirSync(d, { recursive: true });
-  } catch (err) {
-    throw new CacheError(`cannot create cache directory ${dir}: ${errorText(err)}`, { path: dir }, { cause: err });
-  }
+  ensureCacheDir(layout.dir, true);
+  for (const d of [layout.blobs, layout.bootstraps, layout.tmp]) ensureCacheDir(d);
   checkCacheFilesystem(dir);
   return layout;
 }

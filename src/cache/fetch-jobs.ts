@@ -4,14 +4,19 @@
  * readers get the bytes now), reserves space, writes, fdatasyncs (group commit) and only then sets
  * the bits. Every frame has one FrameWait shared by all its readers (single flight); a failure rejects
  * it with a typed error and drops it from the table, so the next read fetches again.
+ *
+ * Frames the map claimed but this process has not verified (blob-open.ts: `unverified`) are in the
+ * table from the start, as verify jobs: read back from the data file and hashed one after another in
+ * the background, or at once when a reader waits for one (promote). A frame that verifies becomes
+ * present without a fetch; one that does not is fetched like any missing frame.
  */
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../format/image/types.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import { CacheError, FetchError, IntegrityError, OndemandError, errorText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { FrameStates } from './fetch-plan.js';
-import { cacheIoError, GroupSync, pwritev, roundUpToBlock } from './file-io.js';
-import { decodeFrame, type HashMode } from './frame-codec.js';
+import { cacheIoError, GroupSync, pread, pwritev, roundUpToBlock } from './file-io.js';
+import { decodeFrame, sha256Hex, type HashMode } from './frame-codec.js';
 import type { PresenceBits } from './presence-map.js';
 import type { FetchSlots, Priority } from './scheduler.js';
 import type { StatsCounter } from './stats.js';
@@ -44,6 +49,10 @@ interface FetchJob {
   promote: () => void;
   /** The source the job was planned against (its stored offsets). */
   source: BlobSource;
+  /** A verify job (one frame): read back from the data file first; fetched only if that fails. */
+  verify: boolean;
+  /** Running (verify jobs wait in the queue until their turn or a reader's promote). */
+  started: boolean;
 }
 
 /** What jobs need from their blob and its cache. */
@@ -52,6 +61,8 @@ export interface JobEnv {
   readonly dir: string;
   readonly dataFd: number;
   readonly bits: PresenceBits;
+  /** Frames claimed by the map, not yet verified in this process (never in `bits`). */
+  readonly unverified: PresenceBits;
   readonly counters: StatsCounter;
   readonly slots: FetchSlots;
   readonly hash: HashMode;
@@ -72,6 +83,13 @@ export class FetchJobs implements FrameStates {
   running = 0;
   private readonly inflight = new Map<number, FrameWait>();
   private readonly groupSync: GroupSync;
+  /** Verify jobs in frame order, run one at a time by pumpVerify. */
+  private verifyQueue: FetchJob[] = [];
+  /**
+   * One fdatasync before the first re-verified bit is set: bytes a replaced data file brought may not
+   * be durable yet, and a bit must name durable bytes. One for all frames, not one per frame.
+   */
+  private storedDurable: Promise<void> | null = null;
 
   constructor(private readonly env: JobEnv, source: BlobSource) {
     this.source = source;
@@ -95,9 +113,13 @@ export class FetchJobs implements FrameStates {
     return this.inflight.get(i);
   }
 
-  /** A reader waits for frame i: a queued prefetch job fetching it becomes demand. */
+  /** A reader waits for frame i: a queued prefetch job fetching it becomes demand; a queued verify job runs now. */
   promote(i: number): void {
-    this.inflight.get(i)?.job.promote();
+    const job = this.inflight.get(i)?.job;
+    if (job?.verify && !job.started) {
+      job.priority = 'demand';
+      this.launch(job);
+    } else job?.promote();
   }
 
   /** Frames in flight. */
@@ -115,25 +137,65 @@ export class FetchJobs implements FrameStates {
 
   /** Puts frames first..last in flight (none may be) and runs one job for them. */
   start(first: number, last: number, priority: Priority): void {
-    const job: FetchJob = { first, last, priority, promote: () => {}, source: this.source };
-    for (let i = first; i <= last; i++) {
-      let resolve!: () => void;
-      let reject!: (err: Error) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      let resolveVerified!: (bytes: Buffer) => void;
-      let rejectVerified!: (err: Error) => void;
-      const verified = new Promise<Buffer>((res, rej) => {
-        resolveVerified = res;
-        rejectVerified = rej;
-      });
-      promise.catch(() => {}); // read-ahead frames may have no waiter
-      verified.catch(() => {});
-      this.inflight.set(i, { promise, resolve, reject, verified, resolveVerified, rejectVerified, job });
+    const job: FetchJob = { first, last, priority, promote: () => {}, source: this.source, verify: false, started: false };
+    for (let i = first; i <= last; i++) this.track(i, job);
+    this.launch(job);
+  }
+
+  /**
+   * Puts every unverified frame in flight as a verify job and starts verifying them in the background.
+   * Until then no reader can take them for present: readers join their jobs instead.
+   */
+  startVerify(): void {
+    for (const i of this.env.unverified.present()) {
+      if (this.inflight.has(i)) continue;
+      const job: FetchJob = { first: i, last: i, priority: 'prefetch', promote: () => {}, source: this.source, verify: true, started: false };
+      this.track(i, job);
+      this.verifyQueue.push(job);
     }
+    if (this.verifyQueue.length > 0) void this.pumpVerify();
+  }
+
+  /**
+   * Drops the verify jobs not started (the blob is closing): their frames stay unverified, and the
+   * map keeps them for the next open to verify.
+   */
+  cancelVerify(err: Error): void {
+    const queued = this.verifyQueue;
+    this.verifyQueue = [];
+    for (const job of queued) if (!job.started) this.settle(job.first, job, err);
+  }
+
+  private async pumpVerify(): Promise<void> {
+    while (this.verifyQueue.length > 0) {
+      const job = this.verifyQueue.shift() as FetchJob;
+      if (job.started || this.inflight.get(job.first)?.job !== job) continue;
+      job.started = true;
+      await this.run(job);
+    }
+  }
+
+  private launch(job: FetchJob): void {
+    job.started = true;
     void this.run(job);
+  }
+
+  private track(i: number, job: FetchJob): void {
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    let resolveVerified!: (bytes: Buffer) => void;
+    let rejectVerified!: (err: Error) => void;
+    const verified = new Promise<Buffer>((res, rej) => {
+      resolveVerified = res;
+      rejectVerified = rej;
+    });
+    promise.catch(() => {}); // read-ahead frames may have no waiter
+    verified.catch(() => {});
+    this.inflight.set(i, { promise, resolve, reject, verified, resolveVerified, rejectVerified, job });
   }
 
   private settle(i: number, job: FetchJob, err?: Error): void {
@@ -151,6 +213,10 @@ export class FetchJobs implements FrameStates {
     const env = this.env;
     this.running++;
     try {
+      if (job.verify) {
+        if (await this.verifyStored(job)) return;
+        job.verify = false; // dropped: fetched like any missing frame
+      }
       const ticket = env.slots.acquire(job.priority);
       job.promote = () => {
         job.priority = 'demand';
@@ -210,6 +276,37 @@ export class FetchJobs implements FrameStates {
     }
   }
 
+  /**
+   * A verify job: reads its frame back from the data file and checks it against the TOC. True when the
+   * frame is settled (present, or failed to sync); false when its bytes are wrong (to be fetched).
+   */
+  private async verifyStored(job: FetchJob): Promise<boolean> {
+    const env = this.env;
+    const i = job.first;
+    const f = job.source.toc.frames[i] as FrameEntry;
+    const bytes = await pread(env.dataFd, f.uncompressedSize, f.uncompressedOffset).catch(() => undefined);
+    const ok = bytes !== undefined && bytes.length === f.uncompressedSize && (await sha256Hex(bytes, env.hash)) === f.digest;
+    if (!ok) {
+      env.unverified.clear(i);
+      env.log.warn({ frame: i, offset: f.uncompressedOffset }, 'cached frame failed re-verification; fetching it again');
+      return false;
+    }
+    this.inflight.get(i)?.resolveVerified(bytes);
+    try {
+      this.storedDurable ??= this.groupSync.sync();
+      await this.storedDurable;
+    } catch (err) {
+      this.storedDurable = null;
+      this.settle(i, job, cacheIoError(err, `re-verify frame ${i}`, { blob: env.blobId, path: env.dir }));
+      return true;
+    }
+    env.bits.set(i);
+    env.unverified.clear(i);
+    env.marked();
+    this.settle(i, job);
+    return true;
+  }
+
   /** Writes verified frames, makes them durable, then marks them present. */
   private async store(job: FetchJob, good: number[], bytesOf: (i: number) => Buffer): Promise<void> {
     const env = this.env;
@@ -241,7 +338,10 @@ export class FetchJobs implements FrameStates {
       env.allocated(allocated);
       env.release(newBytes);
     }
-    for (const i of written) env.bits.set(i);
+    for (const i of written) {
+      env.bits.set(i);
+      env.unverified.clear(i);
+    }
     env.marked();
     for (const i of written) this.settle(i, job);
   }

@@ -2,9 +2,9 @@
  * Read-only view of a cache directory for `ondemand cache ls`: reads maps without taking the lock
  * (a running daemon keeps owning the cache) and without repairing anything.
  */
-import { closeSync, openSync, readdirSync, statSync, fstatSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, lstatSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheLayout } from './dir.js';
+import { BLOB_FILE_NAME, cacheLayout } from './dir.js';
 import { decodeMapAny } from './presence-map.js';
 import { readWhole } from './file-io.js';
 
@@ -20,12 +20,14 @@ export interface MapSummary {
 export function readMapSummary(path: string): MapSummary | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Read-only, but still never through a symlink nor into a fifo.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
   try {
-    if (fstatSync(fd).size > 64 * 1024 * 1024) return undefined;
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > 64 * 1024 * 1024) return undefined;
     const m = decodeMapAny(readWhole(fd));
     if (!m) return undefined;
     return {
@@ -64,7 +66,7 @@ export function listCache(dir: string): CacheListing {
   const ids = new Set<string>();
   const names = safeReaddir(layout.blobs);
   for (const n of names) {
-    const m = /^([0-9a-f]{64})\.(data|map)$/.exec(n);
+    const m = BLOB_FILE_NAME.exec(n);
     if (m) ids.add(m[1] as string);
   }
   const blobs: CacheListEntry[] = [];
@@ -72,7 +74,7 @@ export function listCache(dir: string): CacheListing {
   for (const id of ids) {
     const dataPath = join(layout.blobs, `${id}.data`);
     const mapPath = join(layout.blobs, `${id}.map`);
-    const diskBytes = blocksOf(dataPath) + blocksOf(mapPath);
+    const diskBytes = blocksOf(dataPath) + blocksOf(mapPath) + blocksOf(join(layout.blobs, `${id}.toc`));
     totalBytes += diskBytes;
     const s = readMapSummary(mapPath);
     if (!s) {
@@ -101,7 +103,7 @@ function safeReaddir(dir: string): string[] {
 
 function blocksOf(path: string): number {
   try {
-    return statSync(path).blocks * 512;
+    return lstatSync(path).blocks * 512;
   } catch {
     return 0;
   }

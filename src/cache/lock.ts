@@ -3,21 +3,19 @@
  * the process dies, so a crash never leaves a stale lock) and writes its pid there for messages.
  * Two daemons therefore never write the same presence maps.
  */
-import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { LOCK_EX, tryFlock, unflock } from '../native/flock.js';
 import { CacheError, errorText } from '../util/errors.js';
+import { readWhole } from './file-io.js';
+import { openCacheFile } from './safe-files.js';
 
 export interface CacheLock {
   release(): void;
 }
 
 export function acquireCacheLock(lockPath: string, dir: string): CacheLock {
-  let fd: number;
-  try {
-    fd = openSync(lockPath, 'a+', 0o644);
-  } catch (err) {
-    throw new CacheError(`cannot open cache lock ${lockPath}: ${errorText(err)}`, { path: dir }, { cause: err });
-  }
+  // Never through a planted symlink: the pid written below would overwrite its target.
+  const fd = openCacheFile(lockPath, 'lock', { create: true });
   let taken: boolean;
   try {
     taken = tryFlock(fd, LOCK_EX);
@@ -50,7 +48,15 @@ export function acquireCacheLock(lockPath: string, dir: string): CacheLock {
 /** The pid written by the lock holder, if readable. */
 export function readHolder(lockPath: string): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(lockPath, 'utf8').trim(), 10);
+    const fd = openSync(lockPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const text = (() => {
+      try {
+        return readWhole(fd).subarray(0, 32).toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    })();
+    const pid = Number.parseInt(text.trim(), 10);
     return Number.isFinite(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;

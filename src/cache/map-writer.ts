@@ -1,13 +1,15 @@
 /**
  * Writes one blob's presence map: always whole, with one pwrite at offset 0. Rewrites after new bits
  * are coalesced (one write in flight; the next picks up every bit set meanwhile) and not fsync'ed: a
- * crash leaves an older or torn map, which opening detects (docs/cache.md).
+ * crash leaves an older or torn map, which opening detects (docs/cache.md). Frames still unverified
+ * are written as set (under MAP_FLAG_OPEN, which makes the next open verify them) so a crash during
+ * re-verification does not lose them.
  */
 import { errorText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { fdatasyncAsync, pwritev } from './file-io.js';
 import { MAP_FLAG_OPEN } from './map-layout.js';
-import { encodeMap, type MapIdentity, type PresenceBits } from './presence-map.js';
+import { encodeMap, type DataRecord, type MapIdentity, type PresenceBits } from './presence-map.js';
 
 export class MapWriter {
   private writing: Promise<void> | null = null;
@@ -18,6 +20,7 @@ export class MapWriter {
     private readonly fd: number,
     private readonly identity: MapIdentity,
     private readonly bits: PresenceBits,
+    private readonly unverified: PresenceBits,
     /** The blob's last use as kept in memory, persisted with every write. */
     private readonly lastUsed: () => number,
     private readonly log: Logger,
@@ -45,16 +48,19 @@ export class MapWriter {
     }
   }
 
-  /** Writes the map now: MAP_FLAG_OPEN while this process owns it, 0 on a clean close. */
-  write(flags: number): Promise<void> {
+  /**
+   * Writes the map now: MAP_FLAG_OPEN while this process owns it; 0 on a clean close, with the data
+   * file's record (`data`) that lets the next open trust the bits.
+   */
+  write(flags: number, data?: DataRecord): Promise<void> {
     this.lastUsedPersisted = this.lastUsed();
-    const buf = encodeMap(this.identity, this.bits, this.lastUsedPersisted, flags);
+    const buf = encodeMap(this.identity, this.bits, this.lastUsedPersisted, flags, { data, unverified: this.unverified });
     return pwritev(this.fd, [buf], 0);
   }
 
   /** Writes the map and fsyncs it (before freeing data blocks, and on close). */
-  async writeDurably(flags: number): Promise<void> {
-    await this.write(flags);
+  async writeDurably(flags: number, data?: DataRecord): Promise<void> {
+    await this.write(flags, data);
     await fdatasyncAsync(this.fd);
   }
 

@@ -1,5 +1,5 @@
 /**
- * File-system calls Node lacks: mknod, lseek with SEEK_DATA/SEEK_HOLE, and utimensat with
+ * File-system calls Node lacks: mknod, lseek with SEEK_DATA/SEEK_HOLE, fallocate's hole punching, and utimensat with
  * nanoseconds on symlinks. Failures throw Node-style system errors (see sysError).
  */
 import { koffi, libc, sysError } from './libc.js';
@@ -7,6 +7,7 @@ import { cPath, pathError, type RawPath } from './xattr.js';
 
 const mknodRaw = libc.func('int mknod(const uint8_t *path, uint32_t mode, uint64_t dev)') as (path: Buffer, mode: number, dev: bigint) => number;
 const lseekRaw = libc.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: number, whence: number) => number | bigint;
+const fallocateRaw = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as (fd: number, mode: number, offset: number, len: number) => number;
 const utimensatRaw = libc.func('int utimensat(int dirfd, const uint8_t *path, const uint8_t *times, int flags)') as (
   dirfd: number, path: Buffer, times: Buffer, flags: number,
 ) => number;
@@ -19,6 +20,8 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const ENXIO = 6;
 const AT_FDCWD = -100;
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** glibc's makedev: 12+20-bit major, 8+24-bit minor split as the kernel encodes new dev_t. */
@@ -60,6 +63,11 @@ export function seekHole(fd: number, offset: number): number {
   const r = Number(lseekRaw(fd, offset, SEEK_HOLE));
   if (r < 0) throw sysError('lseek', `fd ${fd}`, koffi.errno());
   return r;
+}
+
+/** Frees the blocks of [offset, offset+length) (reads return zeros), keeping the file size. */
+export function punchHole(fd: number, offset: number, length: number): void {
+  if (fallocateRaw(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) !== 0) throw sysError('fallocate', `fd ${fd}`, koffi.errno());
 }
 
 /** Sets atime = mtime = (sec, nsec) on `path` itself, also when it is a symlink. */

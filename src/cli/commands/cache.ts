@@ -1,23 +1,28 @@
 /**
  * `ondemand cache ls` lists cached blobs (read-only, works while a daemon owns the cache);
  * `ondemand cache gc [--max-size SIZE]` evicts least recently used blobs (takes the cache lock, so it
- * refuses while a daemon runs: the daemon evicts by itself under its own --max-size).
+ * refuses while a daemon runs: the daemon evicts by itself under its own --max-size);
+ * `ondemand cache verify [IMAGE|BLOB]` re-hashes present frames (cache-verify.ts).
  */
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize, listCache, openCache, parseSize, resolveCacheDir } from '../../cache/index.js';
 import { UsageError } from '../../util/errors.js';
+import { cacheVerify } from './cache-verify.js';
 
 export const cacheCommand = defineCommand({
-  command: 'cache <action>',
-  describe: 'List (ls) or trim (gc) the local cache of blobs and bootstraps',
+  command: 'cache <action> [target]',
+  describe: 'List (ls), trim (gc) or verify the local cache of blobs and bootstraps',
   builder: (y) =>
     y
-      .positional('action', { choices: ['ls', 'gc'] as const, demandOption: true, describe: 'ls: list; gc: evict to --max-size' })
+      .positional('action', { choices: ['ls', 'gc', 'verify'] as const, demandOption: true, describe: 'ls: list; gc: evict to --max-size; verify: re-hash present frames, drop bad ones' })
+      .positional('target', { type: 'string', describe: 'verify: an IMAGE, or a BLOB id (or prefix); default all blobs' })
       .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
       .option('max-size', { type: 'string', describe: 'gc: evict least recently used blobs until the cache uses at most this (e.g. 10G)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
   handler: async (argv) => {
     const dir = resolveCacheDir(argv.cacheDir);
+    if (argv.action === 'verify') return cacheVerify(dir, argv.target, argv.json);
+    if (argv.target !== undefined) throw new UsageError(`cache ${argv.action} takes no argument`);
     if (argv.action === 'ls') {
       if (argv.maxSize !== undefined) throw new UsageError('--max-size goes with gc, not ls');
       const listing = listCache(dir);
