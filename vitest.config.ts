@@ -35,10 +35,12 @@ const host = [
 const registry = [
   // All of test/registry/ but its pure parsing tests (an extglob: a new file there needs a registry).
   'test/registry/!(parsing).test.ts',
+  'test/cli/caller-credentials.test.ts',
   'test/convert/oracle.test.ts',
   'test/convert/registry-auth.test.ts',
   'test/image/skopeo.test.ts',
   'test/mount/debian.test.ts',
+  'test/mount/offline.test.ts',
   'test/mount/registry.test.ts',
   'test/mount/resend.test.ts',
   'test/mount/shared-blobs.test.ts',

@@ -17,6 +17,7 @@ import { BootstrapStore } from './bootstrap-store.js';
 import { systemClock, type CacheClock } from './clock.js';
 import { BLOB_FILE_NAME, blobPaths, prepareCacheDir, resolveCacheDir, type BlobPaths, type CacheLayout } from './dir.js';
 import { readMapSummary } from './inventory.js';
+import { ImageMetadataStore } from './metadata-store.js';
 import { acquireCacheLock, type CacheLock } from './lock.js';
 import { FetchSlots, Throttle } from './scheduler.js';
 import { sumStats } from './stats.js';
@@ -73,6 +74,7 @@ export class Cache implements CacheBackend, BlobHost {
   private readonly blobs = new Map<string, CachedBlobEntry>();
   private readonly disk = new Map<string, DiskEntry>();
   private readonly bootstraps: BootstrapStore;
+  readonly metadata: ImageMetadataStore;
   private evicting: Promise<void> | null = null;
   private bootstrapBytesCached = 0;
   /** Bytes about to be written (reserved, not yet in any blob's allocatedBytes). */
@@ -100,6 +102,7 @@ export class Cache implements CacheBackend, BlobHost {
       throw new CacheError(`bad watermarks: need 0 < low (${this.low}) <= high (${this.high}) <= 1`, { path: this.dir });
     }
     this.bootstraps = new BootstrapStore(layout);
+    this.metadata = new ImageMetadataStore(layout.dir, layout.tmp);
     // Last-use times are persisted lazily: once a minute, and on close.
     this.stopTimers.push(this.clock.every(60_000, () => this.persistLastUsed()));
     this.idleCloseMs = options.idleCloseMs ?? 10_000;
@@ -214,7 +217,7 @@ export class Cache implements CacheBackend, BlobHost {
     let total = 0;
     for (const b of this.blobs.values()) total += b.allocatedBytes;
     for (const e of this.disk.values()) total += e.bytes;
-    return total + this.bootstrapBytesCached + this.reserved;
+    return total + this.bootstrapBytesCached + this.metadata.diskBytes() + this.reserved;
   }
 
   private bootstrapBytes(): number {
@@ -245,8 +248,21 @@ export class Cache implements CacheBackend, BlobHost {
     const limit = options.maxSize ?? (this.maxSize === undefined ? undefined : this.maxSize * this.low);
     const before = this.usage();
     const evicted = limit === undefined ? [] : await this.evictDownTo(limit);
+    const dropped = await this.dropMetadataOfEvicted(new Set(evicted));
     const usageBytes = this.usage();
-    return { evictedBlobs: evicted, freedBytes: Math.max(0, before - usageBytes), usageBytes };
+    return { evictedBlobs: evicted, droppedManifests: dropped, freedBytes: Math.max(0, before - usageBytes), usageBytes };
+  }
+
+  /** Metadata of images whose blobs are gone goes too; never that of a mounted image (its blobs are pinned). */
+  private async dropMetadataOfEvicted(evicted: Set<string>): Promise<string[]> {
+    // An open blob that was evicted stays open (empty): it counts as gone.
+    const present = (id: string): boolean => !evicted.has(id) && (this.disk.has(id) || this.blobs.has(id) || this.open.has(id));
+    const inUse = (id: string): boolean => this.blobs.get(id)?.evictable() === false;
+    const drop = await this.metadata.dropImagesWithout(present, inUse);
+    for (const digest of drop.bootstraps) await this.bootstraps.forget(digest);
+    this.bootstrapBytesCached = this.bootstrapBytes();
+    if (drop.manifests.length > 0) log.info({ manifests: drop.manifests.length, bootstraps: drop.bootstraps.length }, 'dropped metadata of evicted images');
+    return drop.manifests;
   }
 
   /** Evicts LRU blobs (never pinned or busy ones) until usage ≤ target. One eviction runs at a time. */

@@ -1,17 +1,18 @@
 /**
  * Verified, uncompressed erofs bootstraps under <dir>/bootstraps/<sha256 hex>. Written to tmp/,
- * fsync'ed and renamed into place, so a file under its digest's name is always whole. A file found
+ * fsync'ed and renamed into place (private-file.ts), so a file under its digest's name is always whole. A file found
  * there is re-hashed once per process before it is handed out.
  */
 import { createHash } from 'node:crypto';
 import { closeSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { IntegrityError, OndemandError } from '../util/errors.js';
-import { cacheIoError, readWhole } from './file-io.js';
-import { FILE_MODE, openCacheFile } from './safe-files.js';
+import { IntegrityError } from '../util/errors.js';
+import { readWhole } from './file-io.js';
+import { writeWholeFile } from './private-file.js';
+import { openCacheFile } from './safe-files.js';
 import type { CacheLayout } from './dir.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -22,6 +23,14 @@ export class BootstrapStore {
   private readonly pending = new Map<string, Promise<string>>();
 
   constructor(private readonly layout: CacheLayout) {}
+
+  /** Removes a bootstrap (gc dropped its image's metadata); the next path() fetches it again. */
+  async forget(digest: string): Promise<void> {
+    const hex = digest.replace(/^sha256:/, '');
+    if (!/^[0-9a-f]{64}$/.test(hex) || this.pending.has(hex)) return;
+    this.verified.delete(hex);
+    await rm(join(this.layout.bootstraps, hex), { force: true });
+  }
 
   /**
    * Path of the bootstrap whose uncompressed bytes hash to `digest` (`sha256:<hex>` or hex).
@@ -55,24 +64,7 @@ export class BootstrapStore {
     if (actual !== hex) {
       throw new IntegrityError(`bootstrap digest mismatch: expected sha256:${hex}, got sha256:${actual}`, { blob: `sha256:${hex}` });
     }
-    const tmp = join(this.layout.tmp, `bootstrap-${hex}-${process.pid}-${Date.now()}`);
-    try {
-      // O_EXCL: never through a link planted at the temp name.
-      const fh = await open(tmp, 'wx', FILE_MODE);
-      try {
-        await fh.writeFile(bytes);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-      const dir = await open(this.layout.bootstraps, 'r');
-      await dir.sync().finally(() => dir.close());
-    } catch (err) {
-      await rm(tmp, { force: true });
-      if (err instanceof OndemandError) throw err;
-      throw cacheIoError(err, `store bootstrap sha256:${hex}`, { path: this.layout.dir });
-    }
+    await writeWholeFile(this.layout.tmp, path, bytes);
     this.verified.add(hex);
     return path;
   }

@@ -5,6 +5,7 @@
  *   <dir>/blobs/<id>.map       presence map (see map-layout.ts)
  *   <dir>/blobs/<id>.toc       the blob's table of contents with a checksum (toc-store.ts)
  *   <dir>/bootstraps/<hex>     verified uncompressed erofs bootstraps
+ *   <dir>/manifests/<hex>, <dir>/tocs/<hex>, <dir>/tags/<hex>.json   image metadata (metadata-store.ts)
  *   <dir>/tmp/                 temp files renamed into place
  * The directory must be on a filesystem with real holes and in-place writes: tmpfs, ramfs and
  * overlayfs are refused. Folders are 0700, files 0600, and nothing below the root is followed

@@ -2,11 +2,12 @@
  * Read-only view of a cache directory for `ondemand cache ls`: reads maps without taking the lock
  * (a running daemon keeps owning the cache) and without repairing anything.
  */
-import { closeSync, constants, openSync, readdirSync, lstatSync, fstatSync } from 'node:fs';
+import { closeSync, constants, openSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { BLOB_FILE_NAME, cacheLayout } from './dir.js';
 import { decodeMapAny } from './presence-map.js';
 import { readWhole } from './file-io.js';
+import { blocksOf, listMetadata, safeReaddir, type MetadataListing } from './metadata-store.js';
 
 export interface MapSummary {
   size: number;
@@ -58,6 +59,8 @@ export interface CacheListing {
   dir: string;
   blobs: CacheListEntry[];
   bootstraps: { digest: string; bytes: number }[];
+  /** Manifests, TOCs and tag resolutions kept for mounting without the registry. */
+  metadata: MetadataListing;
   totalBytes: number;
 }
 
@@ -90,21 +93,7 @@ export function listCache(dir: string): CacheListing {
   blobs.sort((a, b) => (b.lastUsed?.getTime() ?? 0) - (a.lastUsed?.getTime() ?? 0));
   const bootstraps = safeReaddir(layout.bootstraps).map((n) => ({ digest: `sha256:${n}`, bytes: blocksOf(join(layout.bootstraps, n)) }));
   for (const b of bootstraps) totalBytes += b.bytes;
-  return { dir, blobs, bootstraps, totalBytes };
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function blocksOf(path: string): number {
-  try {
-    return lstatSync(path).blocks * 512;
-  } catch {
-    return 0;
-  }
+  const metadata = listMetadata(dir);
+  totalBytes += metadata.bytes;
+  return { dir, blobs, bootstraps, metadata, totalBytes };
 }

@@ -88,8 +88,38 @@ export interface OpenBlobOptions {
   image?: string;
 }
 
+/** What the metadata store keeps by digest: manifests (and indexes) and blobs' TOCs. */
+export type MetadataKind = 'manifest' | 'toc';
+
+/** The last time a tag reference was resolved against its registry. */
+export interface TagResolution {
+  /** `host/repo:tag`. */
+  reference: string;
+  /** `sha256:<hex>` of the manifest (or index) the tag named. */
+  digest: string;
+  /** ISO time of that resolution. */
+  resolvedAt: string;
+}
+
+/**
+ * Image metadata kept with the blobs (manifests, TOCs, tag resolutions), so an image mounted once
+ * mounts again without its registry. Content is addressed by digest and verified on write and read.
+ */
+export interface MetadataStore {
+  /** Verified bytes stored under `digest` (`sha256:<hex>`), or undefined. */
+  get(kind: MetadataKind, digest: string): Promise<Buffer | undefined>;
+  /** Stores `bytes` under `digest`; an IntegrityError when they do not hash to it. */
+  put(kind: MetadataKind, digest: string, bytes: Buffer): Promise<void>;
+  /** The last resolution of a tag reference, if any. */
+  tag(reference: string): Promise<TagResolution | undefined>;
+  /** Records that `reference` named `digest` just now. */
+  setTag(reference: string, digest: string): Promise<void>;
+}
+
 export interface CacheBackend {
   readonly dir: string;
+  /** Manifests, TOCs and tag resolutions kept with the blobs (absent: nothing is kept). */
+  readonly metadata?: MetadataStore;
   /** Opens (creating if new) the cache entry for a blob, loading and checking its presence map. */
   openBlob(descriptor: BlobDescriptor, options: OpenBlobOptions): Promise<CachedBlob>;
   /** Path of a locally stored bootstrap (uncompressed), fetched whole and verified on first use. */
@@ -98,12 +128,14 @@ export interface CacheBackend {
   close(): Promise<void>;
   /** Evicts least recently used, unpinned blobs until the cache uses at most `maxSize` bytes (default: its limit). */
   gc?(options?: { maxSize?: number }): Promise<GcResult>;
-  /** Bytes the cache directory uses (allocated blocks of data, maps and bootstraps). */
+  /** Bytes the cache directory uses (allocated blocks of data, maps, bootstraps and metadata). */
   usage?(): number;
 }
 
 export interface GcResult {
   evictedBlobs: string[];
+  /** Manifests (and indexes) whose metadata went with evicted blobs. */
+  droppedManifests?: string[];
   freedBytes: number;
   usageBytes: number;
 }

@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import { resolveImage } from '../resolve/index.js';
+import { findCredentials, type Credentials } from '../registry/credentials.js';
+import { registryOfRef, resolveImage } from '../resolve/index.js';
 import type { ResolvedImage, ResolveOptions } from '../resolve/types.js';
 import { UsageError, systemCode } from '../util/errors.js';
 
@@ -72,6 +73,18 @@ export async function registryAccess(argv: RegistryArgs): Promise<RegistryAccess
     ...(creds !== undefined ? { creds } : {}),
     ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
   };
+}
+
+/**
+ * The caller's credentials for the registry `ref` is on (--creds/--creds-file, else this process's
+ * environment, else its user's Docker config and credential helpers): null for anonymous, undefined
+ * when `ref` is not a registry image. A daemon request carries these so that a mount uses its caller's
+ * credentials, whoever started the daemon.
+ */
+export async function callerCredentials(ref: string, access: RegistryAccess, blobs: readonly string[] = []): Promise<Credentials | null | undefined> {
+  const registry = registryOfRef(ref, blobs);
+  if (registry === undefined) return undefined;
+  return (await findCredentials(registry, access.creds !== undefined ? { creds: access.creds } : {})) ?? null;
 }
 
 /** Resolves the image named by `argv`, hands it to `use`, and always closes its fetcher. */

@@ -4,6 +4,7 @@
  * holds survives the worker: a restarted worker gets the records back with `list`.
  */
 import type { MountRecord } from '../mount/types.js';
+import type { Credentials } from '../registry/credentials.js';
 import type { KernelObject } from '../transport/kernel-broker.js';
 import {
   attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop, unmakeObject,
@@ -19,7 +20,7 @@ export type KernelRequest = Exclude<SupervisorRequest, { op: 'ready' } | { op: '
 export class KernelRequests {
   private readonly records = new Map<string, MountRecord>();
   /** Registry credentials per mount: memory only, handed to a restarted worker over IPC. */
-  private readonly secrets = new Map<string, string>();
+  private readonly secrets = new Map<string, Credentials>();
   /** /dev/cachefiles, bound on the first fscache mount; outlives worker crashes (restore). */
   private cachefiles: { fd: number; restoreSupported: boolean } | null = null;
 
@@ -60,7 +61,7 @@ export class KernelRequests {
     switch (req.op) {
       case 'begin':
         this.records.set(req.record.id, { ...req.record, state: 'mounting', objects: [] });
-        if (req.creds) this.secrets.set(req.record.id, req.creds);
+        if (req.credentials) this.secrets.set(req.record.id, req.credentials);
         this.persist();
         return null;
       case 'openFuse': {
@@ -120,7 +121,7 @@ export class KernelRequests {
   /** Every mount, with its credentials, for a restarted worker. */
   list(): Omit<SupervisorResults['list'], 'restarts'> {
     return {
-      mounts: [...this.records.values()].map((r) => ({ ...r, ...(this.secrets.has(r.id) ? { creds: this.secrets.get(r.id) } : {}) })),
+      mounts: [...this.records.values()].map((r) => ({ ...r, ...(this.secrets.has(r.id) ? { credentials: this.secrets.get(r.id) } : {}) })),
       cacheDir: this.cacheDir,
     };
   }

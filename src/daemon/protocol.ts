@@ -5,6 +5,7 @@
  * - The record file (supervisor → disk): what each mount made, so it can be undone after a crash.
  */
 
+import type { Credentials } from '../registry/credentials.js';
 import type { KernelObject } from '../transport/kernel-broker.js';
 import type { MountRecord, MountRequest, MountResult, MountStatus, UmountResult } from '../mount/types.js';
 
@@ -62,7 +63,7 @@ export interface RecordFile {
 // ---- IPC: worker → supervisor -----------------------------------------------------------------
 
 export type SupervisorRequest =
-  | { op: 'begin'; record: Omit<MountRecord, 'objects' | 'state'>; creds?: string }
+  | { op: 'begin'; record: Omit<MountRecord, 'objects' | 'state'>; credentials?: Credentials }
   | { op: 'openFuse'; id: string; path: string; fsname: string; options: string }
   | { op: 'fuseParams'; id: string; path: string; params: unknown }
   | { op: 'attachLoop'; id: string; file: string }
@@ -95,7 +96,7 @@ export interface SupervisorResults {
   unmake: null;
   mounted: null;
   end: null;
-  list: { mounts: (MountRecord & { creds?: string })[]; cacheDir: string; restarts: number };
+  list: { mounts: (MountRecord & { credentials?: Credentials })[]; cacheDir: string; restarts: number };
   ready: null;
   shutdown: null;
 }

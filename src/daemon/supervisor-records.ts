@@ -4,6 +4,7 @@
  */
 import type { MountRecord, MountRecordKeeper } from '../mount/types.js';
 import { fdOfProcess } from '../native/process.js';
+import type { Credentials } from '../registry/credentials.js';
 import { brokerOver, type KernelBroker, type KernelObject } from '../transport/kernel-broker.js';
 import type { UndoStack } from '../util/undo-stack.js';
 import type { SupervisorClient } from './ipc-client.js';
@@ -11,8 +12,8 @@ import type { SupervisorClient } from './ipc-client.js';
 export class SupervisorRecords implements MountRecordKeeper {
   constructor(private readonly supervisor: SupervisorClient, private readonly supervisorPid: number) {}
 
-  async begin(record: Omit<MountRecord, 'objects' | 'state'>, creds?: string): Promise<void> {
-    await this.supervisor.request({ op: 'begin', record, ...(creds ? { creds } : {}) });
+  async begin(record: Omit<MountRecord, 'objects' | 'state'>, credentials?: Credentials): Promise<void> {
+    await this.supervisor.request({ op: 'begin', record, ...(credentials ? { credentials } : {}) });
   }
 
   async mounted(id: string, manifestDigest?: string): Promise<void> {

@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
+import type { Credentials } from '../registry/credentials.js';
 import type { ResolvedImage } from '../resolve/types.js';
 import { reattachDone, transportFor } from '../transport/index.js';
 import { failPoint } from '../transport/fail-point.js';
 import type { Features } from '../transport/kernel-features.js';
 import type { ActiveTransport, MountMode, Transport, TransportContext } from '../transport/types.js';
-import { MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
+import { AuthError, MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
 import { logFor, log } from '../util/log.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { settlesWithin } from '../util/with-timeout.js';
@@ -84,22 +85,29 @@ export class MountManager {
     return blobs;
   }
 
-  private async prepare(ref: string, options: { insecure: boolean; creds?: string; blobs?: string[]; platform?: string; manifestDigest?: string }, undo: UndoStack): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
+  private async prepare(
+    ref: string,
+    options: { insecure: boolean; credentials?: Credentials | null; blobs?: string[]; platform?: string; manifestDigest?: string },
+    undo: UndoStack,
+  ): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
     let resolved: ResolvedImage;
     try {
       resolved = await resolveImageRef(ref, {
         insecure: options.insecure,
-        ...(options.creds ? { creds: options.creds } : {}),
+        // Only the caller's credentials (none: anonymous): never the daemon's own environment or config.
+        credentials: options.credentials ?? null,
+        ...(this.cache.metadata ? { metadata: this.cache.metadata } : {}),
         ...(options.blobs && options.blobs.length > 0 ? { blobs: options.blobs } : {}),
         ...(options.platform ? { platform: options.platform } : {}),
         ...(options.manifestDigest ? { manifestDigest: options.manifestDigest } : {}),
         fetchDeadlineMs: this.fetchDeadlineMs,
       });
     } catch (err) {
-      if (err instanceof NotFoundError || err instanceof UnsupportedError) throw err;
+      if (err instanceof NotFoundError || err instanceof UnsupportedError || err instanceof AuthError) throw err;
       throw new NotFoundError(`cannot resolve image ${ref}: ${errorText(err)}`, { image: ref }, { cause: err });
     }
     undo.push(`fetcher for ${ref}`, () => resolved.fetcher.close());
+    for (const w of resolved.warnings ?? []) logFor({ image: ref }).warn({ detail: w.detail, digest: w.digest }, w.message);
     const bootstrapPath = await this.cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
     const blobs = await this.openBlobs(resolved, undo);
     // Unwound after the transport stops serving and before the pins and the fetcher go: reads the kernel
@@ -127,7 +135,7 @@ export class MountManager {
           insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), ...(req.platform ? { platform: req.platform } : {}),
           manifestDigest: resolved.image.manifestDigest,
         },
-      }, req.creds);
+      }, req.credentials ?? undefined);
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
       undo.push(`record of ${mountpoint}`, () => this.records.end(id));
       const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, { prefetch: req.prefetch, allowDevices: req.allowDevices === true });
@@ -138,8 +146,9 @@ export class MountManager {
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, baseline, transport: active, undo };
       this.mounts.set(mountpoint, m);
       if (req.prefetch) this.startPrefetch(m);
-      mlog.info({ reason }, 'mounted');
-      return { mountpoint, image: req.image, mode: transport.mode, reason };
+      mlog.info({ reason, manifestDigest: resolved.image.manifestDigest }, 'mounted');
+      const warnings = (resolved.warnings ?? []).map((w) => w.message);
+      return { mountpoint, image: req.image, mode: transport.mode, reason, ...(warnings.length > 0 ? { warnings } : {}) };
     } catch (err) {
       mlog.warn({ err: errorText(err) }, 'mount failed; undoing what was made');
       const failures = await undo.unwind();
@@ -218,7 +227,7 @@ export class MountManager {
    * After a worker restart: serve every mount the supervisor still holds. A mount caught half-made is
    * undone; one that cannot be served again is torn down (its readers get errors, never stale zeros).
    */
-  async reattach(records: (MountRecord & { creds?: string })[]): Promise<void> {
+  async reattach(records: (MountRecord & { credentials?: Credentials })[]): Promise<void> {
     for (const r of records) {
       const rlog = logFor({ mountpoint: r.mountpoint, image: r.image });
       if (r.state !== 'mounted') {
@@ -230,10 +239,11 @@ export class MountManager {
       try {
         const transport = transportFor(r.mode);
         if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
-        // Pinned to the manifest it mounted: its tag may name another image by now.
+        // Pinned to the manifest it mounted (its tag may name another image by now), which the cache
+        // keeps: a re-attach needs no registry.
         const { bootstrapPath, blobs } = await this.prepare(r.image, {
           insecure: r.resolve.insecure,
-          ...(r.creds ? { creds: r.creds } : {}),
+          credentials: r.credentials ?? null,
           ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}),
           ...(r.resolve.platform ? { platform: r.resolve.platform } : {}),
           ...(r.resolve.manifestDigest ? { manifestDigest: r.resolve.manifestDigest } : {}),

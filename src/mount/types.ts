@@ -1,4 +1,5 @@
 /** What a mount is: the request that makes one, what it reports, and the record of what it made. */
+import type { Credentials } from '../registry/credentials.js';
 import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
 import type { UndoStack } from '../util/undo-stack.js';
 import type { MountMode } from '../transport/types.js';
@@ -13,8 +14,12 @@ export interface MountRequest {
   mode: MountModeRequest;
   prefetch: boolean;
   insecure: boolean;
-  /** USER:PASS; kept in the worker's memory only, never written to the record file. */
-  creds?: string;
+  /**
+   * The caller's registry credentials, resolved on the caller's side (CLI flags, its environment, its
+   * Docker config); absent or null: anonymous. The daemon never looks up credentials of its own for a
+   * mount. Kept in the worker's and supervisor's memory only, never written to the record file.
+   */
+  credentials?: Credentials | null;
   /** Blob files for a plain bootstrap path, in device-table order. */
   blobs?: string[];
   /** `os/arch[/variant]` of a multi-platform image (default: the host's). */
@@ -27,7 +32,14 @@ export interface UmountResult {
   /** Set by a lazy unmount of a busy mount: who still used it (their reads fail from now on). */
   detachedFrom?: string;
 }
-export interface MountResult { mountpoint: string; image: string; mode: MountMode; reason: string }
+export interface MountResult {
+  mountpoint: string;
+  image: string;
+  mode: MountMode;
+  reason: string;
+  /** What the user should know, e.g. the registry was unreachable and a cached tag resolution was used. */
+  warnings?: string[];
+}
 export interface MountStatus {
   mountpoint: string;
   image: string;
@@ -64,7 +76,7 @@ export interface MountRecord {
  * worker that dies leaves nothing behind that cannot be served again or undone.
  */
 export interface MountRecordKeeper {
-  begin(record: Omit<MountRecord, 'objects' | 'state'>, creds?: string): Promise<void>;
+  begin(record: Omit<MountRecord, 'objects' | 'state'>, credentials?: Credentials): Promise<void>;
   /** Every object is made and the mount is usable. */
   mounted(id: string, manifestDigest?: string): Promise<void>;
   /** Undoes every object of the mount that is left, then forgets it. */

@@ -1,5 +1,6 @@
 /**
  * Where registry credentials come from, first match wins:
+ * 0. credentials the caller resolved already (`resolved`: the CLI's, handed to the daemon);
  * 1. `--creds USER:PASS`;
  * 2. env ONDEMAND_REGISTRY_USER / ONDEMAND_REGISTRY_PASSWORD;
  * 3. the Docker config ($DOCKER_CONFIG/config.json or ~/.docker/config.json): `credHelpers[host]`,
@@ -20,6 +21,11 @@ export type Credentials =
   | { kind: 'identity-token'; username: string; identityToken: string };
 
 export interface CredentialOptions {
+  /**
+   * Credentials resolved elsewhere (null: anonymous), e.g. by the CLI for the daemon: used as they
+   * are, nothing is looked up in this process's environment or Docker config.
+   */
+  resolved?: Credentials | null;
   /** `USER:PASS` from the command line. */
   creds?: string;
   env?: NodeJS.ProcessEnv;
@@ -127,6 +133,7 @@ function fromAuthEntry(entry: NonNullable<DockerConfig['auths']>[string], path: 
 
 /** Credentials for `registry` (a host[:port] as in image references), or undefined for anonymous. */
 export async function findCredentials(registry: string, options: CredentialOptions = {}): Promise<Credentials | undefined> {
+  if (options.resolved !== undefined) return options.resolved ?? undefined;
   if (options.creds !== undefined) return parseCreds(options.creds);
   const env = options.env ?? process.env;
   const envUser = env.ONDEMAND_REGISTRY_USER;

@@ -110,7 +110,7 @@ export class RegistryConnection {
       const base = baseUrl(hostOrUrl, this.insecure);
       if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`registry address "${hostOrUrl}" is not HTTP(S)`);
       let creds: Promise<Credentials | undefined> | undefined;
-      const lookup = (): Promise<Credentials | undefined> => (creds ??= findCredentials(mirror ? base.host : this.registry, mirror ? { ...credentialOptions, creds: undefined } : credentialOptions));
+      const lookup = (): Promise<Credentials | undefined> => (creds ??= findCredentials(mirror ? base.host : this.registry, mirror ? { ...credentialOptions, creds: undefined, resolved: undefined } : credentialOptions));
       const allowHttpRealm = this.insecure || base.protocol === 'http:';
       return { host: base.host, base, mirror, auth: new Authenticator(base.host, this.transport, lookup, allowHttpRealm, now), downUntil: 0 };
     };

@@ -5,6 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { NotFoundError, UsageError } from '../util/errors.js';
+import { parseReference } from '../registry/reference.js';
 import { resolveOciLayout } from './oci.js';
 import { resolvePlainBootstrap } from './plain.js';
 import type { ResolvedImage, ResolveOptions } from './types.js';
@@ -32,6 +33,12 @@ export function looksLikeRegistryRef(ref: string): boolean {
   if (slash <= 0) return false;
   const host = ref.slice(0, slash);
   return host.includes('.') || host.includes(':') || host === 'localhost';
+}
+
+/** The registry a REF is resolved from (`host[:port]`), or undefined when it is a local form. */
+export function registryOfRef(ref: string, blobs: readonly string[] = []): string | undefined {
+  if (registered.some((r) => r.matches(ref)) || ref.startsWith('oci:') || blobs.length > 0 || isFile(ref) || !looksLikeRegistryRef(ref)) return undefined;
+  return parseReference(ref).registry;
 }
 
 interface RegistryModule {

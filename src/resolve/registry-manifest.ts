@@ -3,11 +3,9 @@
  * list) pick the entry for the wanted platform and fetch that.
  */
 import { FormatError } from '../util/errors.js';
-import type { RegistryClient } from '../registry/client.js';
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageManifest, type FetchedManifest, type ImageManifest } from '../registry/manifest.js';
 import { hostPlatform, parsePlatform, selectPlatform, type Platform } from '../registry/platform.js';
 import { formatReference, manifestReference, type ImageReference } from '../registry/reference.js';
-import type { OperationOptions } from '../registry/send.js';
 
 export interface RegistryImageManifest {
   manifest: ImageManifest;
@@ -18,13 +16,13 @@ export interface RegistryImageManifest {
   platform?: Platform;
 }
 
-export async function fetchImageManifest(
-  client: RegistryClient,
-  ref: ImageReference,
-  options: OperationOptions & { platform?: string } = {},
-): Promise<RegistryImageManifest> {
+/** A manifest (or index) by tag or digest, from wherever the caller keeps them. */
+export type ManifestGetter = (reference: string) => Promise<FetchedManifest>;
+
+/** The image manifest `ref` names, for `platform` when it names an index, from any source of manifests. */
+export async function selectImageManifest(get: ManifestGetter, ref: ImageReference, options: { platform?: string } = {}): Promise<RegistryImageManifest> {
   const name = formatReference(ref);
-  const top = await client.getManifest(ref.repository, manifestReference(ref), options);
+  const top = await get(manifestReference(ref));
   if (MANIFEST_MEDIA_TYPES.has(top.mediaType)) {
     return { manifest: parseImageManifest(top.bytes, top.mediaType, name), fetched: top };
   }
@@ -34,7 +32,7 @@ export async function fetchImageManifest(
   const index = parseImageIndex(top.bytes, top.mediaType, name);
   const wanted = options.platform !== undefined ? parsePlatform(options.platform) : hostPlatform();
   const entry = selectPlatform(index.manifests, wanted, name);
-  const fetched = await client.getManifest(ref.repository, entry.digest, options);
+  const fetched = await get(entry.digest);
   if (!MANIFEST_MEDIA_TYPES.has(fetched.mediaType)) {
     throw new FormatError(`${name}: the ${entry.platform ? `${entry.platform.os}/${entry.platform.architecture}` : ''} entry is a ${fetched.mediaType}, not an image manifest`, { image: name });
   }

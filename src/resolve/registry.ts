@@ -1,6 +1,7 @@
 /**
  * The registry branch of resolution: `HOST[:PORT]/REPO[:TAG][@DIGEST]` → the ondemand image, a
- * fetcher for its blobs, and loaders for the bootstrap and TOCs.
+ * fetcher for its blobs, and loaders for the bootstrap and TOCs. With a metadata store, manifests and
+ * TOCs come from it when it has them (./manifest-cache.ts), and go into it when fetched.
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -12,7 +13,7 @@ import { RegistryClient } from '../registry/client.js';
 import type { ImageManifest } from '../registry/manifest.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { loadToc } from './load-toc.js';
-import { fetchImageManifest } from './registry-manifest.js';
+import { resolveManifest } from './manifest-cache.js';
 import type { ResolveOptions, ResolvedImage } from './types.js';
 
 /** Mirrors from options, else $ONDEMAND_REGISTRY_MIRRORS (comma-separated). */
@@ -25,7 +26,7 @@ export function mirrorsFrom(options: ResolveOptions, env: NodeJS.ProcessEnv = pr
 }
 
 export function clientForReference(registry: string, options: ResolveOptions): RegistryClient {
-  const credentials = options.creds !== undefined ? { creds: options.creds } : {};
+  const credentials = options.credentials !== undefined ? { resolved: options.credentials } : options.creds !== undefined ? { creds: options.creds } : {};
   return new RegistryClient({ registry, insecure: options.insecure ?? false, credentials, mirrors: mirrorsFrom(options) });
 }
 
@@ -59,15 +60,17 @@ export async function resolveRegistryImage(refText: string, options: ResolveOpti
   const ref = options.manifestDigest ? { ...named, tag: undefined, digest: options.manifestDigest } : named;
   const client = clientForReference(ref.registry, options);
   try {
-    const found = await fetchImageManifest(client, ref, options.platform !== undefined ? { platform: options.platform } : {});
+    const { found, warnings } = await resolveManifest(client, ref, options.metadata, options.platform !== undefined ? { platform: options.platform } : {});
     requireOndemandImage(found.manifest, name);
     const image = parseManifest(found.fetched.bytes, { ref: name, manifestDigest: found.fetched.digest });
     const fetcher = new RegistryFetcher(client, ref.repository, { closeClient: true, ...(options.fetchDeadlineMs !== undefined ? { deadlineMs: options.fetchDeadlineMs } : {}) });
+    const metadata = options.metadata;
     return {
       image,
       fetcher,
+      ...(warnings.length > 0 ? { warnings } : {}),
       loadBootstrap: async () => unpackBootstrap(await fetcher.fetchBlob(image.bootstrap.digest), image.bootstrap, name),
-      loadToc: (blob) => loadToc(fetcher, blob),
+      loadToc: (blob) => loadToc(fetcher, blob, {}, metadata),
     };
   } catch (err) {
     await client.close();

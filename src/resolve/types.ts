@@ -4,8 +4,10 @@
  * - `HOST[:PORT]/REPO[:TAG][@DIGEST]` — a registry (./registry.ts, over src/registry's client);
  * - a plain path to an erofs bootstrap, with `blobs` for its extra devices (e.g. made by mkfs.erofs).
  */
+import type { MetadataStore } from '../cache/types.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import type { BlobDescriptor, BlobToc, OndemandImage } from '../format/image/types.js';
+import type { Credentials } from '../registry/credentials.js';
 
 export interface ResolveOptions {
   /** Blob files for a plain bootstrap path, in device-table order. */
@@ -14,8 +16,15 @@ export interface ResolveOptions {
   platform?: string;
   /** Allow plain HTTP (loopback registries). */
   insecure?: boolean;
-  /** `USER:PASS` for the registry. */
+  /** `USER:PASS` for the registry (else this process's environment and Docker config). */
   creds?: string;
+  /**
+   * Credentials the caller already resolved (null: anonymous): the only ones used, nothing is looked
+   * up here. The daemon gets them from the CLI, so a mount uses its caller's credentials, not its own.
+   */
+  credentials?: Credentials | null;
+  /** Where manifests, TOCs and tag resolutions are kept (registry images mount again without the registry). */
+  metadata?: MetadataStore;
   /** Registry pull-through mirrors (`host[:port]` or URL), tried in order before the registry. */
   mirrors?: string[];
   /**
@@ -27,8 +36,18 @@ export interface ResolveOptions {
   fetchDeadlineMs?: number;
 }
 
+/** Something the user should know about how the image was resolved (e.g. from the cache, registry down). */
+export interface ResolveWarning {
+  message: string;
+  /** Why (for the log). */
+  detail?: string;
+  /** The manifest or index digest it is about. */
+  digest?: string;
+}
+
 export interface ResolvedImage {
   image: OndemandImage;
+  warnings?: ResolveWarning[];
   fetcher: BlobFetcher;
   /** The uncompressed erofs bootstrap, verified against the image's digest. */
   loadBootstrap(): Promise<Buffer>;

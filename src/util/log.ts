@@ -12,7 +12,7 @@ export const log: Logger = pino(
   {
     level,
     base: { pid: process.pid },
-    redact: { paths: ['password', 'token', 'authorization', 'creds', '*.password', '*.token', '*.authorization'], censor: '[secret]' },
+    redact: { paths: ['password', 'token', 'authorization', 'creds', 'credentials', '*.password', '*.token', '*.authorization', '*.credentials'], censor: '[secret]' },
   },
   pino.destination({ fd: 2, sync: true }),
 );

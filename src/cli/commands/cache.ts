@@ -11,7 +11,7 @@ import { cacheVerify } from './cache-verify.js';
 
 export const cacheCommand = defineCommand({
   command: 'cache <action> [target]',
-  describe: 'List (ls), trim (gc) or verify the local cache of blobs and bootstraps',
+  describe: 'List (ls), trim (gc) or verify the local cache of blobs, bootstraps and image metadata',
   builder: (y) =>
     y
       .positional('action', { choices: ['ls', 'gc', 'verify'] as const, demandOption: true, describe: 'ls: list; gc: evict to --max-size; verify: re-hash present frames, drop bad ones' })
@@ -30,7 +30,8 @@ export const cacheCommand = defineCommand({
         outJson(listing);
         return;
       }
-      out(`cache ${dir}: ${listing.blobs.length} blobs, ${listing.bootstraps.length} bootstraps, ${formatSize(listing.totalBytes)} on disk`);
+      const md = listing.metadata;
+      out(`cache ${dir}: ${listing.blobs.length} blobs, ${listing.bootstraps.length} bootstraps, ${md.manifests} manifests, ${md.tocs} TOCs, ${md.tags.length} tags, ${formatSize(listing.totalBytes)} on disk`);
       if (listing.blobs.length > 0) out(['BLOB', 'SIZE', 'ON DISK', 'PRESENT', 'LAST USED'].join('\t'));
       for (const b of listing.blobs) {
         const present = b.present === undefined ? '?' : `${(b.present * 100).toFixed(1)}%`;
@@ -38,6 +39,8 @@ export const cacheCommand = defineCommand({
         const last = b.lastUsed ? b.lastUsed.toISOString() : b.problem ?? '-';
         out([b.blobId.slice(0, 16), size, formatSize(b.diskBytes), present, last].join('\t'));
       }
+      if (md.tags.length > 0) out(['TAG', 'DIGEST', 'RESOLVED'].join('\t'));
+      for (const t of md.tags) out([t.reference, t.digest.slice(0, 19), t.resolvedAt].join('\t'));
       return;
     }
     const maxSize = argv.maxSize === undefined ? undefined : parseSize(argv.maxSize);
@@ -49,7 +52,7 @@ export const cacheCommand = defineCommand({
         outJson(res);
         return;
       }
-      out(`evicted ${res.evictedBlobs.length} blobs, freed ${formatSize(res.freedBytes)}; cache ${dir} now uses ${formatSize(res.usageBytes)}`);
+      out(`evicted ${res.evictedBlobs.length} blobs and the metadata of ${res.droppedManifests?.length ?? 0} manifests, freed ${formatSize(res.freedBytes)}; cache ${dir} now uses ${formatSize(res.usageBytes)}`);
     } finally {
       await cache.close();
     }

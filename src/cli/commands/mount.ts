@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { defineCommand, out } from '../command.js';
-import { PLATFORM_DEFAULT_HOST, blobOption, registryAccess, registryOptions } from '../image-ref.js';
+import { PLATFORM_DEFAULT_HOST, blobOption, callerCredentials, registryAccess, registryOptions } from '../image-ref.js';
 import { resolveCacheDir } from '../../cache/dir.js';
 import { ensureDaemon, requestDaemon } from '../../daemon/client.js';
 import { runDir } from '../../daemon/paths.js';
@@ -25,12 +25,17 @@ export const mountCommand = defineCommand({
     // Bad mountpoints and options fail here, before any daemon is started.
     const mountpoint = checkMountpoint(argv.mountpoint, daemonDirs(runDir(), cacheDir));
     const access = await registryAccess(argv);
+    const blobs = (argv.blob ?? []).map(String);
+    // Resolved here, as the caller: the daemon uses exactly these (null: none), never its own.
+    const credentials = await callerCredentials(argv.image, access, blobs);
     const daemon = await ensureDaemon({ cacheDir, foreground: argv.foreground });
     let result;
     try {
       result = await requestDaemon({
-        op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch: argv.prefetch, ...access,
-        ...(argv.blob?.length ? { blobs: argv.blob.map(String) } : {}),
+        op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch: argv.prefetch, insecure: access.insecure,
+        ...(access.platform !== undefined ? { platform: access.platform } : {}),
+        ...(credentials !== undefined ? { credentials } : {}),
+        ...(blobs.length ? { blobs } : {}),
         ...(argv.allowDevices ? { allowDevices: true } : {}),
       });
     } catch (err) {
@@ -42,6 +47,7 @@ export const mountCommand = defineCommand({
     } catch (err) {
       throw new MountError(`mounted, but ${mountpoint} cannot be used: ${String(err)}`, { mountpoint });
     }
+    for (const w of result.warnings ?? []) process.stderr.write(`ondemand: warning: ${w}\n`);
     out(`mounted ${result.image} at ${result.mountpoint} (mode ${result.mode}: ${result.reason.split('; passed over')[0]})`);
     if (daemon.child) {
       out(`daemon running in the foreground (pid ${daemon.child.pid}); Ctrl-C stops it and unmounts`);
