@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   for (const s of scenarios) {
     process.stderr.write(`compat: running ${s.name} (${s.kernel})...\n`);
     let result = 'FAIL';
-    let detail = '';
+    let detail: string;
     try {
       const r = await runScenario(s);
       result = r.rc === 0 ? 'pass' : 'FAIL';
