@@ -10,6 +10,9 @@ import { defineConfig } from 'vitest/config';
  *   such as mkfs.erofs and zstd. A new test file lands here unless it is listed below.
  */
 const host = [
+  'test/cli/daemon-start.test.ts',
+  'test/cli/mountpoint.test.ts',
+  'test/cli/umount-busy.test.ts',
   'test/cache/disk.test.ts',
   'test/convert/tar.test.ts',
   'test/convert/whiteout.test.ts',
@@ -36,6 +39,7 @@ const registry = [
   // All of test/registry/ but its pure parsing tests (an extglob: a new file there needs a registry).
   'test/registry/!(parsing).test.ts',
   'test/cli/caller-credentials.test.ts',
+  'test/cli/registry-options.test.ts',
   'test/convert/oracle.test.ts',
   'test/convert/registry-auth.test.ts',
   'test/image/skopeo.test.ts',
