@@ -9,6 +9,11 @@ export const daemonCommand = defineCommand({
   describe: 'Run the host\'s ondemand daemon (normally started by `mount`)',
   builder: (y) =>
     y
+      .epilog(
+        'Signals: SIGTERM or SIGINT to the daemon unmounts every image it serves, then it stops. A signal to its ' +
+        'worker process (any, SIGTERM included) is a crash: the daemon starts a new worker, which serves the same ' +
+        'mounts again; readers wait, they never see an error or zeros for it.',
+      )
       .option('foreground', { type: 'boolean', default: true, describe: 'Stay attached (the daemon never forks itself; `mount` detaches it)' })
       .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' }),
   handler: async (argv) => {
