@@ -5,7 +5,7 @@
  * Raw results only: -1 plus errno, as in libc.ts. Async variants run on the libuv pool; koffi restores
  * errno on the main thread before the callback runs, so `koffi.errno()` is valid there.
  */
-import { koffi, libc, mount, umount2, type WithAsync } from './libc.js';
+import { koffi, libc, type WithAsync } from './libc.js';
 
 export const epollCreate1 = libc.func('int epoll_create1(int flags)') as (flags: number) => number;
 /** `event` is a packed struct epoll_event (12 bytes on x86-64: u32 events, u64 data). */
@@ -78,10 +78,6 @@ export const syscallFsopen = libc.func('long syscall(long nr, const char *fsname
 export const syscallFsconfig = libc.func('long syscall(long nr, int fd, unsigned int cmd, const char *key, const char *value, int aux)') as (
   nr: number, fd: number, cmd: number, key: string, value: string | null, aux: number,
 ) => number;
-
-/** mount(2)/umount2(2) with an `.async` member: an erofs fscache mount blocks until the daemon answers. */
-export const mountCall = mount;
-export const umount2Call = umount2;
 
 export function lastErrno(): number {
   return koffi.errno() as number;
