@@ -55,6 +55,12 @@ export const DEFAULT_TUNING: BlobTuning = {
   verifyOnOpen: 'unclean',
 };
 
+/**
+ * How long a blob openBlob returned stays non-evictable waiting for its opener's first pin, lease or use
+ * (mounts pin in the same tick; this only bounds an opener that never comes back).
+ */
+export const OPEN_HOLD_MS = 10_000;
+
 /** A blob on disk that no CachedBlob of this process has open. */
 interface DiskEntry {
   bytes: number;
@@ -76,6 +82,8 @@ export class Cache implements CacheBackend, BlobHost {
   private readonly bootstraps: BootstrapStore;
   readonly metadata: ImageMetadataStore;
   private evicting: Promise<void> | null = null;
+  /** Closed blobs whose files an eviction is unlinking: an openBlob of one waits for it. */
+  private readonly removing = new Map<string, Promise<void>>();
   private bootstrapBytesCached = 0;
   /** Bytes about to be written (reserved, not yet in any blob's allocatedBytes). */
   private reserved = 0;
@@ -143,10 +151,13 @@ export class Cache implements CacheBackend, BlobHost {
     if (this.closed) return Promise.reject(new CacheError('cache is closed', { path: this.dir }));
     const id = options.toc.blobId;
     this.lastOpened.set(id, this.clock.now());
+    const source = { descriptor, fetcher: options.fetcher, toc: options.toc, ...(options.image ? { image: options.image } : {}) };
     let p = this.open.get(id);
     if (!p) {
-      const closing = this.closing.get(id) ?? Promise.resolve();
-      p = closing.then(() => CachedBlobEntry.open(this, { descriptor, fetcher: options.fetcher, toc: options.toc, ...(options.image ? { image: options.image } : {}) }, blobPaths(this.layout, id))).then(
+      // An idle close or an eviction of this blob's files that started before this open ends first:
+      // the open then reads the map and data file they left, never ones being unlinked under it.
+      const before = Promise.all([this.closing.get(id), this.removing.get(id)]);
+      p = before.then(() => CachedBlobEntry.open(this, source, blobPaths(this.layout, id))).then(
         (entry) => {
           this.disk.delete(id);
           this.blobs.set(id, entry);
@@ -158,11 +169,16 @@ export class Cache implements CacheBackend, BlobHost {
         },
       );
       this.open.set(id, p);
-      return p;
+      // Held for this opener until its first pin, lease or use (the same tick, for mounts).
+      return p.then((entry) => {
+        entry.holdForOpener(OPEN_HOLD_MS);
+        return entry;
+      });
     }
     // Already open: the newest opener's fetcher serves from now on (an earlier one may be closed).
     return p.then((entry) => {
-      entry.replaceSource({ descriptor, fetcher: options.fetcher, toc: options.toc, ...(options.image ? { image: options.image } : {}) });
+      entry.replaceSource(source);
+      entry.holdForOpener(OPEN_HOLD_MS);
       return entry;
     });
   }
@@ -286,11 +302,16 @@ export class Cache implements CacheBackend, BlobHost {
           } else if (this.disk.has(c.id)) {
             if (this.open.has(c.id)) continue; // being opened right now
             const paths = blobPaths(this.layout, c.id);
-            // Map first: a data file without a map is re-verified, never trusted.
-            await unlink(paths.map).catch(() => {});
-            await unlink(paths.data).catch(() => {});
-            await unlink(paths.toc).catch(() => {});
-            this.disk.delete(c.id);
+            // Registered before the first await: an openBlob from now on waits for the files to be gone.
+            const removed = (async (): Promise<void> => {
+              // Map first: a data file without a map is re-verified, never trusted.
+              await unlink(paths.map).catch(() => {});
+              await unlink(paths.data).catch(() => {});
+              await unlink(paths.toc).catch(() => {});
+              this.disk.delete(c.id);
+            })().finally(() => this.removing.delete(c.id));
+            this.removing.set(c.id, removed);
+            await removed;
           } else continue;
           evicted.push(c.id);
           log.info({ blob: c.id.slice(0, 12), usage: this.usage(), target }, 'evicted blob from cache');

@@ -1,8 +1,15 @@
 /**
  * One cached blob as transports see it (CachedBlob): reads and ensures served from the sparse data
  * file, missing frames fetched as the fetch plan says (fetch-plan.ts) by single-flight jobs
- * (fetch-jobs.ts); pins, statistics, the shared presence view, eviction and close.
+ * (fetch-jobs.ts); pins, leases, statistics, the shared presence view, eviction and close.
  * The life of a frame and why a set bit can be trusted: docs/cache.md.
+ *
+ * Who may read the data file, and why eviction never truncates it under them (docs/cache.md, "Leases"):
+ * the cache's own read/ensure count in `active`; a transport that reads the file itself or hands it to
+ * the kernel (fscache copy, passthrough, loop swap) holds a `lease()`; the FUSE reader thread follows
+ * the presence view's epoch protocol; a blob just returned by openBlob is held until its opener's first
+ * pin, lease or use. evictable() is false while any of these holds, and an eviction already running
+ * makes isComplete() false, presence views odd and ensure/read wait for it.
  */
 import { closeSync, read as fsRead } from 'node:fs';
 import type { BlobToc, FrameEntry } from '../format/image/types.js';
@@ -32,6 +39,12 @@ export class CachedBlobEntry implements CachedBlob {
   allocatedBytes: number;
   lastUsed: number;
   pins = 0;
+  /** Leases held (lease()): someone reads the data file itself, or the kernel does for them. */
+  private leases = 0;
+  /** openBlob calls whose opener has not pinned, leased or used the blob yet (see holdForOpener). */
+  private openHolds = 0;
+  /** When those holds lapse (host clock ms), for an opener that never comes back. */
+  private openHoldUntil = 0;
   /** Reads, ensures and prefetch waits running (jobs count in jobs.running): a busy blob is never evicted. */
   active = 0;
   /** Recent sequential reads, oldest first (see planRead). */
@@ -142,6 +155,7 @@ export class CachedBlobEntry implements CachedBlob {
     if (offset < 0 || !Number.isSafeInteger(offset)) return this.readFailed(offset, length, new CacheError(`bad read offset ${offset}`, { blob: this.blobId }));
     if (offset >= end) return Promise.resolve(Buffer.alloc(0));
     this.lastUsed = this.host.clock.now();
+    this.openHolds = 0;
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.closing) return this.readFailed(offset, length, new CacheError('cache is closed', { blob: this.blobId }));
@@ -182,6 +196,7 @@ export class CachedBlobEntry implements CachedBlob {
     const end = Math.min(this.size, offset + Math.max(0, length));
     if (offset >= end) return;
     this.lastUsed = this.host.clock.now();
+    this.openHolds = 0;
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.gate === null && this.bits.hasAll(first, last)) {
@@ -205,8 +220,47 @@ export class CachedBlobEntry implements CachedBlob {
     }
   }
 
+  /** False while an eviction runs: its bits are still set until it clears them, but the file is going. */
   isComplete(): boolean {
-    return this.bits.count === this.bits.frameCount;
+    return this.gate === null && this.bits.count === this.bits.frameCount;
+  }
+
+  /**
+   * Makes the blob non-evictable until the returned release is called (idempotent): for whoever reads
+   * the data file without going through read() (or lets the kernel read it). A counter, no I/O. It
+   * does not stop an eviction already running: take it first, then check isComplete() (false during
+   * one) or call ensure() (waits for it) before touching the file.
+   */
+  lease(): () => void {
+    this.leases++;
+    if (this.openHolds > 0) this.openHolds--;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.leases--;
+    };
+  }
+
+  /** A lease when the blob is complete now (and so stays until released); undefined otherwise. */
+  leaseIfComplete(): (() => void) | undefined {
+    return this.isComplete() ? this.lease() : undefined;
+  }
+
+  /**
+   * openBlob is handing this blob to an opener: not evicted until that opener pins, leases or uses it
+   * (or `ms` pass), so nothing is dropped between an open and its first pin.
+   */
+  holdForOpener(ms: number): void {
+    this.openHolds++;
+    this.openHoldUntil = Math.max(this.openHoldUntil, this.host.clock.now() + ms);
+  }
+
+  private openHeld(): boolean {
+    if (this.openHolds === 0) return false;
+    if (this.host.clock.now() < this.openHoldUntil) return true;
+    this.openHolds = 0;
+    return false;
   }
 
   idle(): Promise<void> {
@@ -228,12 +282,15 @@ export class CachedBlobEntry implements CachedBlob {
       { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.bits.frameCount, dataPath: this.dataPath },
       this.bits.bits,
     );
+    // Made while an eviction runs: odd until it ends (evict() brackets only the view that existed when it began).
+    if (this.gate) this.shared.beginChange();
     if (this.closing) this.shared.retire();
     return this.shared.view;
   }
 
   pin(fetcher?: BlobFetcher): () => void {
     this.pins++;
+    if (this.openHolds > 0) this.openHolds--;
     const user = fetcher !== undefined ? this.opened.get(fetcher) : undefined;
     if (user) this.users.push(user);
     let done = false;
@@ -255,6 +312,7 @@ export class CachedBlobEntry implements CachedBlob {
     // Not into an eviction, and none while this runs (evictable() counts prefetches): its workers sit
     // in the throttle between fetches, and an eviction there would drop frames already passed over or
     // let a frame written before the truncate be marked after the clearAll (a bit naming a hole).
+    this.openHolds = 0;
     while (this.gate) await this.gate;
     this.prefetching++;
     try {
@@ -365,9 +423,9 @@ export class CachedBlobEntry implements CachedBlob {
 
   // ---- eviction and close ----
 
-  /** True when eviction may drop this blob's data now. */
+  /** True when eviction may drop this blob's data now: nobody pins, leases, uses or is about to use it. */
   evictable(): boolean {
-    return this.pins === 0 && this.active === 0 && this.jobs.running === 0 && this.jobs.pending === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
+    return this.pins === 0 && this.leases === 0 && this.active === 0 && !this.openHeld() && this.jobs.running === 0 && this.jobs.pending === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
   }
 
   /**

@@ -52,7 +52,10 @@ export interface CachedBlob {
   read(offset: number, length: number): Promise<Buffer>;
   /** Makes the range present in the data file (for transports where the kernel reads the file itself). */
   ensure(offset: number, length: number): Promise<void>;
-  /** True when every frame is present: the data file may then be read directly (passthrough). */
+  /**
+   * True when every frame is present (false while an eviction runs): the data file may then be read
+   * directly (passthrough, loop) by whoever holds a lease taken before this check (leaseIfComplete).
+   */
   isComplete(): boolean;
   /** Fetches every missing frame in the background order; on-demand reads overtake it. */
   prefetch(options?: PrefetchOptions): Promise<void>;
@@ -63,6 +66,14 @@ export interface CachedBlob {
    * pin lasts, so a mount that goes away (and closes its fetcher) never takes another's source with it.
    */
   pin(fetcher?: BlobFetcher): () => void;
+  /**
+   * Makes the blob non-evictable until the returned function is called: taken by whoever reads
+   * `dataPath` itself or hands it to the kernel. An eviction already running is not stopped: after
+   * taking it, check isComplete() or await ensure() before reading the file.
+   */
+  lease?(): () => void;
+  /** A lease if the blob is complete now (it then stays complete until released); else undefined. */
+  leaseIfComplete?(): (() => void) | undefined;
   /** Path of the presence map file. */
   readonly mapPath?: string;
   /** True when frame `index` is present (written, durable, verified). */

@@ -26,7 +26,7 @@ import {
   CACHEFILES_IOC_READ_COMPLETE, CACHEFILES_OP_CLOSE, CACHEFILES_OP_OPEN, copenCommand, parseMessage,
   type OpenMessage, type ReadMessage,
 } from './messages.js';
-import type { FscacheSource } from './source.js';
+import { copyEnsured, type FscacheSource } from './source.js';
 
 const PAGE = 4096;
 /** Largest single pwrite into the anon fd; READs bigger than this are written in pieces from `off` upward. */
@@ -279,30 +279,7 @@ export class FscacheServer {
       if (msg.offset % PAGE !== 0) throw new CacheError('READ offset not page-aligned', { offset: msg.offset });
       const end = Math.min(msg.offset + msg.length, obj.source.size);
       if (end > msg.offset) {
-        await obj.source.ensure(msg.offset, end - msg.offset);
-        obj.file ??= fsp.open(obj.source.dataPath, 'r');
-        const file = await obj.file;
-        for (let pos = msg.offset; pos < end; pos += CHUNK) {
-          const n = Math.min(CHUNK, end - pos);
-          const padded = Math.ceil(n / PAGE) * PAGE;
-          const buf = this.takeBuffer();
-          try {
-            let got = 0;
-            while (got < n) {
-              const r = await file.read(buf.buffer, got, n - got, pos + got);
-              if (r.bytesRead === 0) break;
-              got += r.bytesRead;
-            }
-            if (got < n) throw new CacheError('source shorter than its size', { path: obj.source.dataPath, offset: pos + got });
-            buf.buffer.fill(0, n, padded);
-            if (obj.closed) throw new CacheError('object closed while reading');
-            const { bytesWritten: written } = await writeAsync(obj.fd, buf.buffer, 0, padded, pos);
-            if (written !== padded) throw new CacheError(`short write to the anon fd: ${written} of ${padded}`, { offset: pos });
-            this.counters.bytesWritten += padded;
-          } finally {
-            this.giveBuffer(buf);
-          }
-        }
+        await copyEnsured(obj.source, msg.offset, end - msg.offset, () => this.copyToAnonFd(obj, msg.offset, end));
       }
     } catch (err) {
       this.counters.readErrors++;
@@ -311,6 +288,33 @@ export class FscacheServer {
     // Even when CLOSE arrived meanwhile the fd stays open until this READ returns, so completing is safe.
     if (ioctlInt(obj.fd, CACHEFILES_IOC_READ_COMPLETE, msg.msgId) < 0) {
       log.warn({ errno: lastErrno(), msgId: msg.msgId }, 'READ_COMPLETE ioctl failed');
+    }
+  }
+
+  /** Copies [offset, end) of the source's file into the anon fd (under copyEnsured's lease). */
+  private async copyToAnonFd(obj: ObjectState, offset: number, end: number): Promise<void> {
+    obj.file ??= fsp.open(obj.source.dataPath, 'r');
+    const file = await obj.file;
+    for (let pos = offset; pos < end; pos += CHUNK) {
+      const n = Math.min(CHUNK, end - pos);
+      const padded = Math.ceil(n / PAGE) * PAGE;
+      const buf = this.takeBuffer();
+      try {
+        let got = 0;
+        while (got < n) {
+          const r = await file.read(buf.buffer, got, n - got, pos + got);
+          if (r.bytesRead === 0) break;
+          got += r.bytesRead;
+        }
+        if (got < n) throw new CacheError('source shorter than its size', { path: obj.source.dataPath, offset: pos + got });
+        buf.buffer.fill(0, n, padded);
+        if (obj.closed) throw new CacheError('object closed while reading');
+        const { bytesWritten: written } = await writeAsync(obj.fd, buf.buffer, 0, padded, pos);
+        if (written !== padded) throw new CacheError(`short write to the anon fd: ${written} of ${padded}`, { offset: pos });
+        this.counters.bytesWritten += padded;
+      } finally {
+        this.giveBuffer(buf);
+      }
     }
   }
 

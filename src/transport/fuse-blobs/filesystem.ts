@@ -4,7 +4,8 @@
  *   <blobId>       one file per data blob, named by its blob id (sha256 hex of the uncompressed view),
  *                  size = uncompressed size; READ → CachedBlob.read (fetching missing frames).
  * A blob that is complete when opened is handed to the kernel with FUSE passthrough on its cache data
- * file; a blob with holes never is (the kernel would read the holes as zeros).
+ * file, under a cache lease held until the file's RELEASE (or close()), so eviction never truncates it
+ * under the kernel; a blob with holes never is (the kernel would read the holes as zeros).
  * Without passthrough, the session's reader thread answers READs of the bootstrap and of the blobs'
  * present frames itself (fastReadSource: the cache's read-only presence view); the rest comes here.
  */
@@ -57,6 +58,9 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
   private readonly counters: FuseBlobsStats = { blobReads: 0, blobBytesRead: 0, bootstrapReads: 0, passthroughRequested: 0, cachedOpens: 0, pageCacheOpens: 0 };
+  /** Cache leases of passthrough opens, by the fh open() answered (released on RELEASE or close()). */
+  private readonly leases = new Map<bigint, () => void>();
+  private nextFh = 1n;
   /** Per fast-read source handed out: [0] READs, [1] bytes served by the reader thread. */
   private readonly fastServed = { bootstrap: [] as BigInt64Array[], blobs: [] as BigInt64Array[] };
 
@@ -136,11 +140,17 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
     // Only a complete blob may be read by the kernel directly, or kept in its page cache: a hole would
     // read as zeros, and readahead into a hole would fetch frames nobody asked for.
-    if (blob.isComplete()) {
-      if (this.passthrough) {
+    if (this.passthrough) {
+      // Leased before the check (isComplete is false while an eviction runs) and until RELEASE: the
+      // kernel reads the data file itself for as long as the file is open.
+      const release = blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
+      if (release) {
+        const fh = this.nextFh++;
+        this.leases.set(fh, release);
         this.counters.passthroughRequested++;
-        return { keepCache: true, passthroughPath: blob.dataPath };
+        return { fh, keepCache: true, passthroughPath: blob.dataPath };
       }
+    } else if (blob.isComplete()) {
       // Immutable, nothing left to fetch: the FUSE page cache keeps what the kernel read, so warm reads
       // never come here (the bytes sit in the page cache twice, the FUSE file's and the cache file's).
       this.counters.pageCacheOpens++;
@@ -171,6 +181,14 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     return data;
   }
 
+  /** RELEASE of a file: a passthrough open's lease goes with it. */
+  release(_ino: number, fh: bigint): void {
+    const release = this.leases.get(fh);
+    if (!release) return;
+    this.leases.delete(fh);
+    release();
+  }
+
   readdir(ino: number): DirEntry[] {
     if (ino !== FUSE_ROOT_ID) throw new OndemandError('EFUSE', 'not a directory', { ino }, { errno: 20 });
     return [...this.byName.entries()].map(([name, i]) => ({ name, ino: i, mode: S_IFREG }));
@@ -181,8 +199,10 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     return { blocks: Math.ceil(bytes / 4096), bfree: 0, bavail: 0, files: this.byName.size + 1, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
   }
 
-  /** Closes the bootstrap handle (after unmount). */
+  /** Closes the bootstrap handle and releases the passthrough leases (after unmount). */
   async close(): Promise<void> {
+    for (const release of this.leases.values()) release();
+    this.leases.clear();
     const h = this.bootstrapHandle;
     this.bootstrapHandle = undefined;
     if (h) await (await h).close();

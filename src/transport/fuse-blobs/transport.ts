@@ -77,6 +77,8 @@ class ServedBlobs implements ActiveFuseBlobs {
   /** Set once erofs is mounted. */
   erofs: ErofsDevices = { source: '', devices: [], onLoops: false };
   private direct = 0;
+  /** Cache leases of blobs whose loop reads the cache file itself: held until the session stops. */
+  private readonly loopLeases: (() => void)[] = [];
   private stopped?: Promise<void>;
 
   constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {}
@@ -102,8 +104,18 @@ class ServedBlobs implements ActiveFuseBlobs {
     if (!this.erofs.onLoops) return;
     for (const [i, device] of this.erofs.devices.entries()) {
       const blob = this.ctx.blobs[i];
-      if (!blob || !blob.isComplete()) continue;
-      await this.ctx.kernel.swapLoop(device, blob.dataPath);
+      if (!blob) continue;
+      // Pinned by the mount already; the lease says it where the kernel reads the file, and is taken
+      // before the check (isComplete is false while an eviction runs).
+      const release = blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
+      if (!release) continue;
+      try {
+        await this.ctx.kernel.swapLoop(device, blob.dataPath);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      this.loopLeases.push(release);
       this.direct += 1;
     }
   }
@@ -114,6 +126,7 @@ class ServedBlobs implements ActiveFuseBlobs {
       await this.session.stop().catch(() => undefined);
       closeSync(this.fd);
       await this.fs.close();
+      for (const release of this.loopLeases.splice(0)) release();
     })();
     return this.stopped;
   }
