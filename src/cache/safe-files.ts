@@ -76,11 +76,11 @@ export function ensureCacheDir(path: string, followLink = false): void {
     }
     const st = followLink ? statSync(path) : lstatSync(path);
     if (!st.isDirectory()) {
-      throw new CacheError(`cache folder ${path} is ${kindOf(st)}, not a directory; refusing to use it (remove it)`, { path });
+      throw new CacheError(`cache directory ${path} is ${kindOf(st)}, not a directory; refusing to use it (remove it)`, { path });
     }
     if ((st.mode & 0o7777) !== DIR_MODE) chmodSync(path, DIR_MODE);
   } catch (err) {
     if (err instanceof CacheError) throw err;
-    throw new CacheError(`cannot create cache folder ${path}: ${errorText(err)}`, { path }, { cause: err });
+    throw new CacheError(`cannot create cache directory ${path}: ${errorText(err)}`, { path }, { cause: err });
   }
 }
