@@ -22,10 +22,11 @@ export interface CachefilesDevice {
   fresh: boolean;
 }
 
-export interface KernelBroker {
-  /** Opens /dev/fuse and mounts it at `path`; returns this process's fd of the connection. */
+/** What both sides of the seam do; a broker returns this process's fds, an owner its own. */
+interface KernelOperations {
+  /** Opens /dev/fuse and mounts it at `path`; returns the fd of the connection. */
   openFuse(path: string, fsname: string, options: string): Promise<number>;
-  /** This process's duplicate of a /dev/fuse fd the broker's owner already holds (worker restart). */
+  /** This process's duplicate of a /dev/fuse fd the owner already holds (worker restart). */
   adoptFd(ownerFd: number): number;
   /** Saves what INIT negotiated, so a restarted worker can resume the connection without INIT. */
   saveFuseParams(path: string, params: unknown): Promise<void>;
@@ -34,10 +35,14 @@ export interface KernelBroker {
   swapLoop(device: string, file: string): Promise<void>;
   /** mount(2) off the caller's thread (the kernel may read through our own FUSE meanwhile). */
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
-  mkdir(path: string): Promise<void>;
-  /** /dev/cachefiles bound `ondemand`, one per host, held by the broker's owner for its lifetime. */
+  /** /dev/cachefiles bound `ondemand`, one per host, held by the owner for its lifetime. */
   openCachefiles(): Promise<CachefilesDevice>;
   unmake(object: KernelObject): Promise<void>;
+}
+
+/** What a transport makes kernel objects with; each object's undo step goes onto `undo`. */
+export interface KernelBroker extends KernelOperations {
+  mkdir(path: string): Promise<void>;
   readonly undo: UndoStack;
 }
 
@@ -45,17 +50,9 @@ export interface KernelBroker {
  * Whoever holds the kernel objects: the daemon's supervisor (over IPC, for its worker) or this process
  * (tests, benchmarks, the compat guest). `openFuse` and `openCachefiles` return the owner's fds.
  */
-export interface KernelObjectOwner {
-  openFuse(path: string, fsname: string, options: string): Promise<number>;
-  adoptFd(ownerFd: number): number;
-  saveFuseParams(path: string, params: unknown): Promise<void>;
-  attachLoop(file: string): Promise<string>;
-  swapLoop(device: string, file: string): Promise<void>;
-  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+export interface KernelObjectOwner extends KernelOperations {
   /** True when the directory was made (so it is the mount's to remove). */
   mkdir(path: string): Promise<boolean>;
-  openCachefiles(): Promise<CachefilesDevice>;
-  unmake(object: KernelObject): Promise<void>;
 }
 
 /** A broker over `owner` that pushes the undo step of every object it makes onto `undo`. */
