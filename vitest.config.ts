@@ -37,6 +37,7 @@ const registry = [
   'test/registry/!(parsing).test.ts',
   'test/convert/oracle.test.ts',
   'test/convert/registry-auth.test.ts',
+  'test/faults/campaign.test.ts',
   'test/image/skopeo.test.ts',
   'test/mount/debian.test.ts',
   'test/mount/registry.test.ts',
