@@ -42,6 +42,7 @@ const registry = [
   'test/cli/registry-options.test.ts',
   'test/convert/oracle.test.ts',
   'test/convert/registry-auth.test.ts',
+  'test/faults/campaign.test.ts',
   'test/image/skopeo.test.ts',
   'test/mount/debian.test.ts',
   'test/mount/offline.test.ts',

@@ -6,12 +6,13 @@
  *   RS256 with a key whose self-signed certificate the registry trusts (JWT header `x5c`). GET with
  *   Basic credentials, or POST with an OAuth2 refresh-token grant whose token is the password.
  *
- * Each registry has its own YAML config and storage under /var/tmp; stop() kills it and removes the dir.
+ * Each registry has its own YAML config and storage under /var/tmp; stop() kills it and removes the dir,
+ * down() and up() stop and start its process on the same port and storage.
  * Registries still running when the test process exits are killed on exit.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, createSign, randomBytes, X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync, rmSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, rmSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { createServer as createHttpServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -60,6 +61,12 @@ export interface TestRegistry {
   stop(): Promise<void>;
   /** Sends the registry process a signal (SIGSTOP: it hangs, connections accepted and never answered; SIGCONT). */
   signal(sig: NodeJS.Signals): void;
+  /** Stops the registry process (SIGTERM, then SIGKILL) but keeps its storage and config: clients get ECONNREFUSED. */
+  down(): Promise<void>;
+  /** Starts the registry again on the same port and storage after down(), and waits until it answers. */
+  up(): Promise<void>;
+  /** down() then up(). */
+  restart(): Promise<void>;
 }
 
 const REGISTRY_BIN = process.env.ONDEMAND_REGISTRY_BIN ?? '/usr/bin/docker-registry';
@@ -303,39 +310,60 @@ async function startOnce(options: StartRegistryOptions): Promise<TestRegistry> {
     const configFile = join(dir, 'config.yml');
     writeFileSync(configFile, config);
     writeFileSync(logFile, '');
-    const { openSync, closeSync } = await import('node:fs');
-    const logFd = openSync(logFile, 'a');
-    const child = spawn(REGISTRY_BIN, ['serve', configFile], { stdio: ['ignore', logFd, logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-    closeSync(logFd);
-    running.set(child, dir);
     const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitForRegistry(url, child, logFile, 15_000);
-    } catch (err) {
-      child.kill('SIGKILL');
-      running.delete(child);
-      throw err;
-    }
+    let child: ChildProcess | null = null;
+    /** Starts the registry process on `port` with the config and storage above; waits until it answers. */
+    const launch = async (): Promise<void> => {
+      const logFd = openSync(logFile, 'a');
+      const started = spawn(REGISTRY_BIN, ['serve', configFile], { stdio: ['ignore', logFd, logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+      closeSync(logFd);
+      running.set(started, dir);
+      try {
+        await waitForRegistry(url, started, logFile, 15_000);
+      } catch (err) {
+        started.kill('SIGKILL');
+        running.delete(started);
+        throw err;
+      }
+      child = started;
+    };
+    /** Ends the registry process (a stopped one gets SIGCONT so that SIGTERM can work) and waits for it. */
+    const halt = async (): Promise<void> => {
+      const current = child;
+      child = null;
+      if (current === null) return;
+      if (current.exitCode === null && current.signalCode === null) {
+        const gone = new Promise<void>((r) => current.once('exit', () => r()));
+        current.kill('SIGTERM');
+        current.kill('SIGCONT');
+        const timer = setTimeout(() => current.kill('SIGKILL'), 3000);
+        await gone;
+        clearTimeout(timer);
+      }
+      running.delete(current);
+    };
+    await launch();
 
     let stopped = false;
     const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise<void>((r) => child.once('exit', () => r()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await gone;
-        clearTimeout(timer);
-      }
-      running.delete(child);
+      await halt();
       if (tokenServer) {
         tokenServer.server.closeAllConnections();
         await new Promise<void>((r) => tokenServer!.server.close(() => r()));
       }
       rmSync(dir, { recursive: true, force: true });
     };
-    const result: TestRegistry = { host: `127.0.0.1:${port}`, url, auth, dir, logFile, stop, signal: (sig) => { child.kill(sig); } };
+    const up = async (): Promise<void> => {
+      if (stopped) throw new Error('registry was stopped for good (stop()); up() works after down()');
+      if (child === null) await launch();
+    };
+    const result: TestRegistry = {
+      host: `127.0.0.1:${port}`, url, auth, dir, logFile, stop, up, down: halt,
+      signal: (sig) => { child?.kill(sig); },
+      restart: async () => { await halt(); await up(); },
+    };
     if (user !== undefined) result.user = user;
     if (password !== undefined) result.password = password;
     if (tokenServer) result.token = tokenServer.info;
