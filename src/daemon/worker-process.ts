@@ -34,6 +34,7 @@ export class WorkerProcess {
   private child: ChildProcess | null = null;
   private stopping = false;
   private lastStart = 0;
+  private quickDeaths = 0;
   restarts = 0;
 
   constructor(private readonly args: Omit<WorkerArgs, 'restarts'>, private readonly events: WorkerEvents) {}
@@ -53,8 +54,9 @@ export class WorkerProcess {
       if (this.stopping) return;
       if (!this.events.died(code, signal, this.restarts)) return;
       this.restarts += 1;
-      const quick = Date.now() - this.lastStart < 2_000;
-      const delay = quick ? Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** Math.min(this.restarts, 5)) : 0;
+      // Only deaths in a row right after starting back off: one crash long after the last costs nothing.
+      this.quickDeaths = Date.now() - this.lastStart < 2_000 ? this.quickDeaths + 1 : 0;
+      const delay = this.quickDeaths > 0 ? Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** Math.min(this.quickDeaths, 5)) : 0;
       log.warn({ code, signal, restarts: this.restarts, delay }, 'worker died; restarting it');
       setTimeout(() => this.start(), delay);
     });
