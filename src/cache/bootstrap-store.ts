@@ -19,7 +19,6 @@ const gunzipAsync = promisify(gunzip);
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 export class BootstrapStore {
-  private readonly verified = new Set<string>();
   private readonly pending = new Map<string, Promise<string>>();
 
   constructor(private readonly layout: CacheLayout) {}
@@ -28,19 +27,19 @@ export class BootstrapStore {
   async forget(digest: string): Promise<void> {
     const hex = digest.replace(/^sha256:/, '');
     if (!/^[0-9a-f]{64}$/.test(hex) || this.pending.has(hex)) return;
-    this.verified.delete(hex);
     await rm(join(this.layout.bootstraps, hex), { force: true });
   }
 
   /**
    * Path of the bootstrap whose uncompressed bytes hash to `digest` (`sha256:<hex>` or hex).
    * `fetch` returns its bytes, uncompressed or gzip (gunzipped here); either way they are verified.
+   * A stored one is re-hashed on every call (one per mount; bootstraps are small): a file deleted or
+   * changed behind the cache's back is fetched again, never handed to the kernel.
    */
   path(digest: string, fetch: () => Promise<Buffer>): Promise<string> {
     const hex = digest.replace(/^sha256:/, '');
     if (!/^[0-9a-f]{64}$/.test(hex)) return Promise.reject(new IntegrityError(`bad bootstrap digest ${digest}`, { blob: digest }));
     const path = join(this.layout.bootstraps, hex);
-    if (this.verified.has(hex)) return Promise.resolve(path);
     let p = this.pending.get(hex);
     if (!p) {
       p = this.load(hex, path, fetch).finally(() => this.pending.delete(hex));
@@ -51,10 +50,7 @@ export class BootstrapStore {
 
   private async load(hex: string, path: string, fetch: () => Promise<Buffer>): Promise<string> {
     const existing = readExisting(path);
-    if (existing && sha256(existing) === hex) {
-      this.verified.add(hex);
-      return path;
-    }
+    if (existing && sha256(existing) === hex) return path;
     if (existing) await rm(path, { force: true });
     let bytes = await fetch();
     if (sha256(bytes) !== hex && bytes[0] === 0x1f && bytes[1] === 0x8b) {
@@ -65,7 +61,6 @@ export class BootstrapStore {
       throw new IntegrityError(`bootstrap digest mismatch: expected sha256:${hex}, got sha256:${actual}`, { blob: `sha256:${hex}` });
     }
     await writeWholeFile(this.layout.tmp, path, bytes);
-    this.verified.add(hex);
     return path;
   }
 }

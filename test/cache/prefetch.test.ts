@@ -154,4 +154,23 @@ describe('statistics and bootstraps', () => {
     const other = 'sha256:' + createHash('sha256').update('x').digest('hex');
     await expect(cache.bootstrapPath(other, async () => boot)).rejects.toThrow(/bootstrap digest mismatch/);
   });
+
+  it('a stored bootstrap deleted or changed behind the cache is fetched again, never handed out', async () => {
+    const { createHash } = await import('node:crypto');
+    const { readFileSync, rmSync, writeFileSync } = await import('node:fs');
+    const boot = Buffer.alloc(8192, 9);
+    const digest = 'sha256:' + createHash('sha256').update(boot).digest('hex');
+    const { cache } = await freshCache();
+    let calls = 0;
+    const fetch = async (): Promise<Buffer> => {
+      calls++;
+      return boot;
+    };
+    const p = await cache.bootstrapPath(digest, fetch);
+    rmSync(p);
+    expect(readFileSync(await cache.bootstrapPath(digest, fetch)).equals(boot)).toBe(true);
+    writeFileSync(p, Buffer.alloc(8192, 1));
+    expect(readFileSync(await cache.bootstrapPath(digest, fetch)).equals(boot)).toBe(true);
+    expect(calls).toBe(3);
+  });
 });
