@@ -71,6 +71,22 @@ function parseNeeds(file: string, text: string | undefined): string[] {
   return list;
 }
 
+/**
+ * Shard `index` of `count`: scenarios dealt out by their timeout (longest first, each to the lightest
+ * shard), so shards run side by side in about the same time. Deterministic: every shard file sees the
+ * same split.
+ */
+export function scenarioShard(scenarios: readonly Scenario[], index: number, count: number): Scenario[] {
+  const load = new Array<number>(count).fill(0);
+  const shards = Array.from({ length: count }, (): Scenario[] => []);
+  for (const s of [...scenarios].sort((a, b) => b.timeoutMs - a.timeoutMs || a.name.localeCompare(b.name))) {
+    const lightest = load.indexOf(Math.min(...load));
+    load[lightest] = (load[lightest] ?? 0) + s.timeoutMs;
+    shards[lightest]!.push(s);
+  }
+  return (shards[index] ?? []).sort((a, b) => a.name.localeCompare(b.name));
+}
+
 export function runScenario(s: Scenario): Promise<VmResult> {
   return runInVm({ kernel: s.kernel, script: readFileSync(s.file, 'utf8'), timeoutMs: s.timeoutMs, memMiB: s.memMiB, env: scenarioEnv(s) });
 }

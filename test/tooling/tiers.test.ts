@@ -1,7 +1,7 @@
 /**
  * The vitest projects (tiers) in vitest.config.ts: every test file under src/, test/ and compat/ is in
  * exactly one, and each file's tier matches what it asks of the machine (test/helpers/env.ts `isRoot`,
- * test/helpers/registry.ts `startRegistry`, compat/vm.ts `ensureKernel`).
+ * test/helpers/registry.ts `startRegistry`, compat/vm.ts `ensureKernel` or compat/suite.ts `compatSuite`).
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -47,7 +47,7 @@ describe('vitest tiers', () => {
       const text = readFileSync(join(repoRoot, file), 'utf8');
       const root = /\bisRoot\b/.test(text);
       const registry = /\bstartRegistry\b/.test(text);
-      const vm = /\bensureKernel\b/.test(text);
+      const vm = /\b(ensureKernel|compatSuite)\b/.test(text);
       const expected = vm ? 'compat' : registry ? 'registry' : root ? 'host' : 'unit';
       if (tier !== expected) wrong.push(`${file}: in ${tier}, looks like ${expected}`);
     }
