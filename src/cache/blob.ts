@@ -17,6 +17,7 @@ import type { BlobFetcher } from '../fetch/types.js';
 import { CacheError, errorText } from '../util/errors.js';
 import { logFor, type Logger } from '../util/log.js';
 import type { BlobHost } from './blob-host.js';
+import { BlobUsers } from './blob-users.js';
 import { allocatedBytesOf, mapIdentityOf, openBlobFiles, type BlobFiles } from './blob-open.js';
 import type { BlobPaths } from './dir.js';
 import { FetchJobs, type BlobSource, type FrameWait } from './fetch-jobs.js';
@@ -38,13 +39,8 @@ export class CachedBlobEntry implements CachedBlob {
   /** Bytes this blob occupies on disk (data blocks + map), kept up to date for eviction. */
   allocatedBytes: number;
   lastUsed: number;
-  pins = 0;
-  /** Leases held (lease()): someone reads the data file itself, or the kernel does for them. */
-  private leases = 0;
-  /** openBlob calls whose opener has not pinned, leased or used the blob yet (see holdForOpener). */
-  private openHolds = 0;
-  /** When those holds lapse (host clock ms), for an opener that never comes back. */
-  private openHoldUntil = 0;
+  /** Pins, leases and openers: what keeps the blob from eviction, and whose fetcher serves it. */
+  private readonly users: BlobUsers;
   /** Reads, ensures and prefetch waits running (jobs count in jobs.running): a busy blob is never evicted. */
   active = 0;
   /** Recent sequential reads, oldest first (see planRead). */
@@ -54,10 +50,6 @@ export class CachedBlobEntry implements CachedBlob {
   private gate: Promise<void> | null = null;
   /** Set when close() starts: no new reads or fetches. */
   private closing = false;
-  /** The source each opener's fetcher brought (the newest one serves: see replaceSource). */
-  private readonly opened = new Map<BlobFetcher, BlobSource>();
-  /** Sources of the pins holding a fetcher, oldest first; a source may stand more than once. */
-  private readonly users: BlobSource[] = [];
 
   private readonly frameSize: number;
   private readonly dataFd: number;
@@ -104,7 +96,8 @@ export class CachedBlobEntry implements CachedBlob {
       },
       marked: () => this.map.schedule(),
     }, source);
-    this.opened.set(source.fetcher, source);
+    this.users = new BlobUsers(() => this.jobs.source, (next) => { this.jobs.source = next; }, () => host.clock.now());
+    this.users.opener(source);
   }
 
   /**
@@ -145,7 +138,7 @@ export class CachedBlobEntry implements CachedBlob {
       toc.frames.length === old.frames.length && toc.frames.every((f, i) => f.digest === (old.frames[i] as FrameEntry).digest);
     if (!same) throw new CacheError('blob is already cached with a different frame layout', { blob: this.blobId });
     this.jobs.source = source;
-    this.opened.set(source.fetcher, source);
+    this.users.opener(source);
   }
 
   // ---- the transport-facing API ----
@@ -155,7 +148,7 @@ export class CachedBlobEntry implements CachedBlob {
     if (offset < 0 || !Number.isSafeInteger(offset)) return this.readFailed(offset, length, new CacheError(`bad read offset ${offset}`, { blob: this.blobId }));
     if (offset >= end) return Promise.resolve(Buffer.alloc(0));
     this.lastUsed = this.host.clock.now();
-    this.openHolds = 0;
+    this.users.usedByAll();
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.closing) return this.readFailed(offset, length, new CacheError('cache is closed', { blob: this.blobId }));
@@ -196,7 +189,7 @@ export class CachedBlobEntry implements CachedBlob {
     const end = Math.min(this.size, offset + Math.max(0, length));
     if (offset >= end) return;
     this.lastUsed = this.host.clock.now();
-    this.openHolds = 0;
+    this.users.usedByAll();
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.gate === null && this.bits.hasAll(first, last)) {
@@ -232,14 +225,7 @@ export class CachedBlobEntry implements CachedBlob {
    * one) or call ensure() (waits for it) before touching the file.
    */
   lease(): () => void {
-    this.leases++;
-    if (this.openHolds > 0) this.openHolds--;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.leases--;
-    };
+    return this.users.lease();
   }
 
   /** A lease when the blob is complete now (and so stays until released); undefined otherwise. */
@@ -252,15 +238,7 @@ export class CachedBlobEntry implements CachedBlob {
    * (or `ms` pass), so nothing is dropped between an open and its first pin.
    */
   holdForOpener(ms: number): void {
-    this.openHolds++;
-    this.openHoldUntil = Math.max(this.openHoldUntil, this.host.clock.now() + ms);
-  }
-
-  private openHeld(): boolean {
-    if (this.openHolds === 0) return false;
-    if (this.host.clock.now() < this.openHoldUntil) return true;
-    this.openHolds = 0;
-    return false;
+    this.users.holdForOpener(ms);
   }
 
   idle(): Promise<void> {
@@ -289,30 +267,14 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   pin(fetcher?: BlobFetcher): () => void {
-    this.pins++;
-    if (this.openHolds > 0) this.openHolds--;
-    const user = fetcher !== undefined ? this.opened.get(fetcher) : undefined;
-    if (user) this.users.push(user);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.pins--;
-      if (!user) return;
-      this.users.splice(this.users.lastIndexOf(user), 1);
-      if (this.users.includes(user)) return;
-      this.opened.delete(user.fetcher);
-      // Its fetcher is about to close: the newest remaining user's source serves from now on.
-      const next = this.users.at(-1);
-      if (this.jobs.source === user && next) this.jobs.source = next;
-    };
+    return this.users.pin(fetcher);
   }
 
   async prefetch(options: PrefetchOptions = {}): Promise<void> {
     // Not into an eviction, and none while this runs (evictable() counts prefetches): its workers sit
     // in the throttle between fetches, and an eviction there would drop frames already passed over or
     // let a frame written before the truncate be marked after the clearAll (a bit naming a hole).
-    this.openHolds = 0;
+    this.users.usedByAll();
     while (this.gate) await this.gate;
     this.prefetching++;
     try {
@@ -425,7 +387,7 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** True when eviction may drop this blob's data now: nobody pins, leases, uses or is about to use it. */
   evictable(): boolean {
-    return this.pins === 0 && this.leases === 0 && this.active === 0 && !this.openHeld() && this.jobs.running === 0 && this.jobs.pending === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
+    return !this.users.holding() && this.active === 0 && this.jobs.running === 0 && this.jobs.pending === 0 && this.prefetching === 0 && this.gate === null && !this.closing;
   }
 
   /**
