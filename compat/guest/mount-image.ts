@@ -107,6 +107,6 @@ export async function reattachImage(spec: ImageSpec, mountpoint: string, opts: G
   if (!transport?.reattach) throw new Error('the fscache transport cannot re-attach');
   const active = await transport.reattach(context(spec, mountpoint, opts, await prepare(spec, opts)), [mount]);
   // Last on the stack: unmounted before the registration and the pins go.
-  opts.kernel.undo.push(`erofs mount at ${mountpoint}`, () => unmakeObject(mount));
+  opts.kernel.undo.push(`erofs mount at ${mountpoint}`, async () => { await unmakeObject(mount); });
   return active;
 }

@@ -9,9 +9,11 @@ import type { KernelObject } from '../transport/kernel-broker.js';
 import {
   attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop, unmakeObject,
 } from '../transport/kernel-objects.js';
+import { FanotifyGroup } from '../transport/fanotify/group.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { SupervisorRequest, SupervisorResults } from './protocol.js';
+import { adoptHolder, endHolder, fanotifyJournalPath, spawnHolder } from './fanotify-holder.js';
 import { readRecordFile, writeRecordFile } from './records.js';
 
 /** Requests about kernel objects and records; the lifecycle ones (ready, shutdown) are the supervisor's. */
@@ -23,8 +25,26 @@ export class KernelRequests {
   private readonly secrets = new Map<string, Credentials>();
   /** /dev/cachefiles, bound on the first fscache mount; outlives worker crashes (restore). */
   private cachefiles: { fd: number; restoreSupported: boolean } | null = null;
+  /** The fanotify group, made on the first fanotify mount or adopted from a dead daemon's holder. */
+  private fanotify: { group: FanotifyGroup; holderPid: number; served: boolean } | null = null;
+  /** Mounts whose erofs was detached while busy: their fanotify marks stay. */
+  private readonly detachedBusy = new Set<string>();
 
-  constructor(private readonly recordFile: string, private readonly cacheDir: string) {}
+  constructor(private readonly recordFile: string, private readonly cacheDir: string, private readonly runDir: string) {}
+
+  /** Takes over the fanotify group a supervisor that died left with its holder (its marks, its pending events). */
+  adoptFanotify(): void {
+    const held = adoptHolder(this.runDir);
+    if (held) this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
+  }
+
+  private fanotifyGroup(): { group: FanotifyGroup; holderPid: number; served: boolean } {
+    if (!this.fanotify) {
+      const group = FanotifyGroup.create();
+      this.fanotify = { group, holderPid: spawnHolder(this.runDir, group.fd), served: false };
+    }
+    return this.fanotify;
+  }
 
   get size(): number {
     return this.records.size;
@@ -102,6 +122,18 @@ export class KernelRequests {
         if (this.cachefiles) return { ...this.cachefiles, fresh: false };
         this.cachefiles = bindCachefiles(this.cacheDir);
         return { ...this.cachefiles, fresh: true };
+      case 'openFanotify': {
+        this.record(req.id);
+        const f = this.fanotifyGroup();
+        const fresh = !f.served;
+        f.served = true;
+        return { fd: f.group.fd, fresh, journal: fanotifyJournalPath(this.runDir) };
+      }
+      case 'markFanotify':
+        this.record(req.id);
+        this.fanotifyGroup().group.mark(req.path);
+        this.add(req.id, { kind: 'fanotify-mark', path: req.path });
+        return null;
       case 'unmake':
         await this.unmake(this.record(req.id), req.object);
         return null;
@@ -139,23 +171,36 @@ export class KernelRequests {
     }
     this.records.delete(id);
     this.secrets.delete(id);
+    this.detachedBusy.delete(id);
     this.persist();
   }
 
   private async unmake(r: MountRecord, object: KernelObject): Promise<void> {
     const index = r.objects.findIndex((o) => sameObject(o, object));
     if (index < 0) return;
-    await releaseObject(r.objects[index]!);
+    const outcome = await releaseObject(r.objects[index]!, this.fanotify?.group, this.detachedBusy.has(r.id));
+    if (outcome === 'detached-busy') this.detachedBusy.add(r.id);
     r.objects.splice(index, 1);
     this.persist();
   }
 
-  /** At shutdown, after the worker is gone: undo whatever is left, best effort. */
+  /**
+   * At shutdown, after the worker is gone: undo whatever is left, best effort. The fanotify group is
+   * closed (holder ended) unless a detached busy mount still needs its marks: then the holder keeps it,
+   * its readers wait (never zeros) and the next daemon adopts the group and answers them.
+   */
   async undoAll(): Promise<void> {
     for (const r of [...this.records.values()]) {
       for (const o of [...r.objects].reverse()) await this.unmake(r, o).catch(() => undefined);
       this.records.delete(r.id);
     }
     this.persist();
+    const f = this.fanotify;
+    if (!f) return;
+    if (f.group.retainedMarks > 0) {
+      log.warn({ marks: f.group.retainedMarks, holderPid: f.holderPid }, 'fanotify marks of detached busy mounts remain: the group holder stays (the next daemon adopts it)');
+      return;
+    }
+    endHolder(this.runDir, f.holderPid);
   }
 }

@@ -6,7 +6,7 @@
  */
 
 import type { Credentials } from '../registry/credentials.js';
-import type { KernelObject } from '../transport/kernel-broker.js';
+import type { FanotifyGroupHandle, KernelObject } from '../transport/kernel-broker.js';
 import type { MountRecord, MountRequest, MountResult, MountStatus, UmountResult } from '../mount/types.js';
 
 // ---- control socket ---------------------------------------------------------------------------
@@ -73,6 +73,10 @@ export type SupervisorRequest =
   | { op: 'mkdir'; id: string; path: string }
   /** The supervisor's /dev/cachefiles fd, bound `ondemand` on first use and held for its lifetime (one per host). */
   | { op: 'openCachefiles'; id: string }
+  /** The supervisor's fanotify pre-content group (created on first use, kept by a holder process too). */
+  | { op: 'openFanotify'; id: string }
+  /** Marks a blob's data file in that group (before erofs opens it). */
+  | { op: 'markFanotify'; id: string; path: string }
   | { op: 'unmake'; id: string; object: KernelObject }
   | { op: 'mounted'; id: string; manifestDigest?: string }
   /** Undoes every object of the mount that is left, then forgets it. */
@@ -93,6 +97,8 @@ export interface SupervisorResults {
   mkdir: { made: boolean };
   /** `fresh`: bound by this request (false: a previous worker served it; adopt with restore). */
   openCachefiles: { fd: number; restoreSupported: boolean; fresh: boolean };
+  openFanotify: FanotifyGroupHandle;
+  markFanotify: null;
   unmake: null;
   mounted: null;
   end: null;

@@ -36,6 +36,8 @@ export class SupervisorRecords implements MountRecordKeeper {
       mount: async (source, target, fstype, flags, data) => { await sup.request({ op: 'mount', id, source, target, fstype, flags, data }); },
       mkdir: async (path) => (await sup.request({ op: 'mkdir', id, path })).made,
       openCachefiles: () => sup.request({ op: 'openCachefiles', id }),
+      openFanotify: () => sup.request({ op: 'openFanotify', id }),
+      markFanotify: async (path) => { await sup.request({ op: 'markFanotify', id, path }); },
       unmake: async (object: KernelObject) => { await sup.request({ op: 'unmake', id, object }); },
     }, undo);
   }

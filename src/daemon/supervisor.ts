@@ -31,16 +31,17 @@ export class Supervisor {
   failure: string | null = null;
 
   constructor(private readonly options: SupervisorOptions) {
-    this.kernel = new KernelRequests(recordFilePath(this.dir), options.cacheDir);
+    this.kernel = new KernelRequests(recordFilePath(this.dir), options.cacheDir, this.dir);
   }
 
   /** Runs until shut down. Throws when another daemon owns the run dir. */
   async run(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.takeRunDir();
+    this.kernel.adoptFanotify();
     await this.kernel.undoStale();
     this.kernel.persist();
-    const report = detect();
+    const report = detect(this.options.cacheDir);
     log.info({ mode: report.mode, reason: report.reason }, 'kernel features probed');
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));

@@ -57,7 +57,8 @@ export function chooseMode(features: Features, implemented: readonly MountMode[]
   return { mode: null, reason: `no mode can work here: ${skipped.join('; ')}`, skipped };
 }
 
-export function detect(): DetectReport {
-  const features = probeFeatures();
+/** Probes this host (the cache dir's filesystem included: fanotify needs one that allows its marks). */
+export function detect(cacheDir?: string): DetectReport {
+  const features = probeFeatures(cacheDir);
   return { features, ...chooseMode(features) };
 }

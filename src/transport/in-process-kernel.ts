@@ -2,9 +2,14 @@
  * Kernel objects held by this process: how tests, benchmarks and the compat guest mount images with
  * the product's transports, making every object with the same functions the daemon's supervisor uses.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { UndoStack } from '../util/undo-stack.js';
 import { fdOfProcess } from '../native/process.js';
-import { brokerOver, type CachefilesDevice, type KernelBroker, type KernelObject, type KernelObjectOwner } from './kernel-broker.js';
+import { FanotifyGroup } from './fanotify/group.js';
+import {
+  brokerOver, type CachefilesDevice, type FanotifyGroupHandle, type KernelBroker, type KernelObject, type KernelObjectOwner,
+} from './kernel-broker.js';
 import {
   attachLoop, bindCachefiles, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop,
 } from './kernel-objects.js';
@@ -18,10 +23,14 @@ export interface InProcessKernelOptions {
 
 /** One bound /dev/cachefiles per process (and per host): every in-process broker shares it. */
 let cachefiles: { fd: number; restoreSupported: boolean; served: boolean } | null = null;
+/** One fanotify group per process too: the transport serves one group per process. */
+let fanotify: { group: FanotifyGroup; served: boolean } | null = null;
 
 export class InProcessKernel implements KernelObjectOwner {
   /** The objects made and not yet unmade, oldest first. */
   readonly objects: KernelObject[] = [];
+  /** A mount of this owner was detached while busy: its fanotify marks stay. */
+  private detachedBusy = false;
 
   constructor(private readonly options: InProcessKernelOptions = {}) {}
 
@@ -84,10 +93,23 @@ export class InProcessKernel implements KernelObjectOwner {
     return { fd: cachefiles.fd, restoreSupported: cachefiles.restoreSupported, fresh };
   }
 
+  async openFanotify(): Promise<FanotifyGroupHandle> {
+    fanotify ??= { group: FanotifyGroup.create(), served: false };
+    const fresh = !fanotify.served;
+    fanotify.served = true;
+    return { fd: fanotify.group.fd, fresh, journal: join(tmpdir(), `ondemand-fanotify-${process.pid}.journal`) };
+  }
+
+  async markFanotify(path: string): Promise<void> {
+    fanotify ??= { group: FanotifyGroup.create(), served: false };
+    fanotify.group.mark(path);
+    this.objects.push({ kind: 'fanotify-mark', path });
+  }
+
   async unmake(object: KernelObject): Promise<void> {
     const index = this.objects.findIndex((o) => sameObject(o, object));
     if (index < 0) return;
-    await releaseObject(this.objects[index]!);
+    if (await releaseObject(this.objects[index]!, fanotify?.group, this.detachedBusy) === 'detached-busy') this.detachedBusy = true;
     this.objects.splice(index, 1);
   }
 

@@ -1,9 +1,10 @@
 /** The transports ondemand implements: the one list orchestration picks from. */
+import { fanotifyTransport } from './fanotify/transport.js';
 import { fscacheTransport } from './fscache/transport.js';
 import { fuseBlobsTransport } from './fuse-blobs/transport.js';
 import type { MountMode, Transport } from './types.js';
 
-const transports: readonly Transport[] = [fscacheTransport, fuseBlobsTransport];
+const transports: readonly Transport[] = [fscacheTransport, fanotifyTransport, fuseBlobsTransport];
 
 export function transportFor(mode: MountMode): Transport | undefined {
   return transports.find((t) => t.mode === mode);

@@ -12,7 +12,9 @@ export type KernelObject =
   | { kind: 'loop'; device: string }
   | { kind: 'mount'; target: string; fstype: string }
   /** A directory the mount created (the FUSE mount's directory). */
-  | { kind: 'dir'; path: string };
+  | { kind: 'dir'; path: string }
+  /** A FAN_PRE_ACCESS mark of the owner's fanotify group on a blob's cache data file. */
+  | { kind: 'fanotify-mark'; path: string };
 
 export interface CachefilesDevice {
   /** This process's fd of /dev/cachefiles, bound in on-demand mode. */
@@ -20,6 +22,15 @@ export interface CachefilesDevice {
   restoreSupported: boolean;
   /** Bound by this request (false: a previous worker served it; adopt with restore). */
   fresh: boolean;
+}
+
+export interface FanotifyGroupHandle {
+  /** This process's fd of the owner's pre-content group (one per owner, held for its lifetime). */
+  fd: number;
+  /** Created by this request (false: another worker, or a daemon that died, served it before). */
+  fresh: boolean;
+  /** The journal of events read and not yet answered (journal.ts), beside the owner's records. */
+  journal: string;
 }
 
 /** What both sides of the seam do; a broker returns this process's fds, an owner its own. */
@@ -37,6 +48,10 @@ interface KernelOperations {
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   /** /dev/cachefiles bound `ondemand`, one per host, held by the owner for its lifetime. */
   openCachefiles(): Promise<CachefilesDevice>;
+  /** The owner's fanotify pre-content group, created on first use. */
+  openFanotify(): Promise<FanotifyGroupHandle>;
+  /** Marks `path` (a blob's data file) for FAN_PRE_ACCESS in the owner's group. */
+  markFanotify(path: string): Promise<void>;
   unmake(object: KernelObject): Promise<void>;
 }
 
@@ -83,6 +98,14 @@ export function brokerOver(owner: KernelObjectOwner, undo: UndoStack): KernelBro
     async openCachefiles() {
       const device = await owner.openCachefiles();
       return { ...device, fd: owner.adoptFd(device.fd) };
+    },
+    async openFanotify() {
+      const group = await owner.openFanotify();
+      return { ...group, fd: owner.adoptFd(group.fd) };
+    },
+    async markFanotify(path) {
+      await owner.markFanotify(path);
+      undo.push(`fanotify mark on ${path}`, () => unmake({ kind: 'fanotify-mark', path }));
     },
     unmake,
   };

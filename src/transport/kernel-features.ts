@@ -14,7 +14,7 @@
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { constants as osConstants, release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY, koffi, mount, umount2 } from '../native/libc.js';
 import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACCESS, fanotifyInit, fanotifyMark } from '../native/fanotify.js';
 import {
@@ -143,22 +143,43 @@ function probeFuse(): { fuse: Feature; passthrough: Feature } {
   }
 }
 
-/** fanotify_init(FAN_CLASS_PRE_CONTENT) + a FAN_PRE_ACCESS mark on a file on a real disk (fanotify-hsm.md §1). */
-function probeFanotify(): Feature {
+/** The nearest directory at or above `path` that exists (a cache dir not made yet lives on its parent's filesystem). */
+function existingAncestor(path: string): string {
+  let dir = path;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/**
+ * fanotify_init(FAN_CLASS_PRE_CONTENT) + a FAN_PRE_ACCESS mark on a file in the cache dir (fanotify-hsm.md
+ * §1): the kernel must have the events and the cache's filesystem must allow them (ext4, xfs, btrfs
+ * do; tmpfs does not).
+ */
+function probeFanotify(cacheDir: string | undefined): Feature {
   if (!isRoot) return { supported: atLeast(6, 14), reason: `kernel ${release()} (not probed: FAN_CLASS_PRE_CONTENT needs CAP_SYS_ADMIN)` };
   const fd = fanotifyInit(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC, constants.O_RDONLY);
   if (fd < 0) return { supported: false, reason: `fanotify_init(FAN_CLASS_PRE_CONTENT) failed with ${errnoName(koffi.errno())}` };
-  const tmp = scratch();
+  const where = cacheDir === undefined ? undefined : existingAncestor(cacheDir);
+  let tmp: { dir: string; remove: () => void };
   try {
-    const file = join(tmp.dir, 'probe');
+    tmp = where === undefined ? scratch() : { dir: mkdtempSync(join(where, '.ondemand-probe-')), remove: () => undefined };
+  } catch (err) {
+    closeSync(fd);
+    return { supported: false, reason: `cannot probe in the cache dir ${where}: ${errorText(err)}` };
+  }
+  const dir = tmp.dir;
+  try {
+    const file = join(dir, 'probe');
     writeFileSync(file, '');
     if (fanotifyMark(fd, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, file) !== 0) {
       const e = koffi.errno();
+      if (e === 95 /* EOPNOTSUPP */) return { supported: false, reason: `the cache dir's filesystem (${where ?? dir}) does not allow pre-content events (EOPNOTSUPP; ext4, xfs and btrfs do)` };
       return { supported: false, reason: `FAN_PRE_ACCESS mark refused with ${errnoName(e)}${e === 22 ? ' (kernel < 6.14)' : ''}` };
     }
-    return { supported: true, reason: 'probe: FAN_PRE_ACCESS mark accepted on a file in /var/tmp' };
+    return { supported: true, reason: `probe: FAN_PRE_ACCESS mark accepted on a file in ${where ?? '/var/tmp'}` };
   } finally {
     closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
     tmp.remove();
   }
 }
@@ -173,7 +194,8 @@ function probeLoop(): Feature {
   return { supported: true, reason: '/dev/loop-control present' };
 }
 
-export function probeFeatures(): Features {
+/** What this kernel can do; `cacheDir`: the cache whose filesystem the fanotify transport would mark. */
+export function probeFeatures(cacheDir?: string): Features {
   const erofs = probeErofs();
   const { fuse, passthrough } = probeFuse();
   return {
@@ -182,7 +204,7 @@ export function probeFeatures(): Features {
     erofsFileBacked: probeErofsFileBacked(erofs),
     fuse,
     fusePassthrough: passthrough,
-    fanotifyPreContent: probeFanotify(),
+    fanotifyPreContent: probeFanotify(cacheDir),
     loop: probeLoop(),
   };
 }

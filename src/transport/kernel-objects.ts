@@ -13,6 +13,7 @@ import { loopChangeFd } from '../native/loop.js';
 import { mountAsync, umountAsync } from '../native/mount-async.js';
 import { MountError, errorText, systemCode } from '../util/errors.js';
 import { bindOndemand, openDevice } from './fscache/device.js';
+import type { FanotifyGroup } from './fanotify/group.js';
 import type { KernelObject } from './kernel-broker.js';
 
 const run = promisify(execFile);
@@ -108,32 +109,54 @@ async function detachLoop(device: string): Promise<void> {
   }
 }
 
-async function lazyUmount(target: string): Promise<void> {
+/** What undoing an object did: `detached-busy` = a mount still in use was detached lazily (it lives on). */
+export type UnmakeOutcome = 'done' | 'detached-busy';
+
+async function lazyUmount(target: string): Promise<UnmakeOutcome> {
   try {
     await umountAsync(target, MNT_DETACH);
+    return 'done';
   } catch (err) {
     const code = systemCode(err);
-    if (code === 'EINVAL' || code === 'ENOENT') return; // not (or no longer) a mount point
+    if (code === 'EINVAL' || code === 'ENOENT') return 'done'; // not (or no longer) a mount point
     throw err;
   }
 }
 
-/** Undoes one object. Mounts are detached lazily so a busy mount never blocks the cleanup. */
-export async function unmakeObject(object: KernelObject): Promise<void> {
+/** Unmounts `target`; a busy one is detached lazily instead (and said so). */
+async function umountOrDetach(target: string): Promise<UnmakeOutcome> {
+  try {
+    await umountAsync(target, 0);
+    return 'done';
+  } catch (err) {
+    if (systemCode(err) !== 'EBUSY') return lazyUmount(target);
+  }
+  await lazyUmount(target);
+  return 'detached-busy';
+}
+
+/**
+ * Undoes one object. Mounts are detached lazily so a busy mount never blocks the cleanup. A fanotify
+ * mark lives in its owner's group: the owner removes it (here, without the group, nothing to do).
+ */
+export async function unmakeObject(object: KernelObject): Promise<UnmakeOutcome> {
   switch (object.kind) {
     case 'mount':
-      return lazyUmount(object.target);
+      return umountOrDetach(object.target);
     case 'fuse':
       return lazyUmount(object.path);
+    case 'fanotify-mark':
+      return 'done';
     case 'loop':
-      return detachLoop(object.device);
+      await detachLoop(object.device);
+      return 'done';
     case 'dir':
       try {
         await rmdir(object.path);
       } catch (err) {
         if (systemCode(err) !== 'ENOENT') throw err;
       }
-      return;
+      return 'done';
   }
 }
 
@@ -144,13 +167,22 @@ export function sameObject(a: KernelObject, b: KernelObject): boolean {
     case 'loop': return b.kind === 'loop' && a.device === b.device;
     case 'mount': return b.kind === 'mount' && a.target === b.target;
     case 'dir': return b.kind === 'dir' && a.path === b.path;
+    case 'fanotify-mark': return b.kind === 'fanotify-mark' && a.path === b.path;
   }
 }
 
-/** Undoes an object its owner holds: a FUSE connection also ends (its last fd is closed). */
-export async function releaseObject(object: KernelObject): Promise<void> {
-  await unmakeObject(object);
+/**
+ * Undoes an object its owner holds: a FUSE connection also ends (its last fd is closed), a fanotify
+ * mark leaves `group` unless a busy mount of the same owner was detached (`retainMarks`).
+ */
+export async function releaseObject(object: KernelObject, group?: FanotifyGroup, retainMarks = false): Promise<UnmakeOutcome> {
+  if (object.kind === 'fanotify-mark') {
+    group?.release(object.path, retainMarks);
+    return 'done';
+  }
+  const outcome = await unmakeObject(object);
   if (object.kind === 'fuse') closeSync(object.fd);
+  return outcome;
 }
 
 export function describeObject(object: KernelObject): string {
@@ -159,5 +191,6 @@ export function describeObject(object: KernelObject): string {
     case 'fuse': return `FUSE mount at ${object.path}`;
     case 'loop': return `loop device ${object.device}`;
     case 'dir': return `directory ${object.path}`;
+    case 'fanotify-mark': return `fanotify mark on ${object.path}`;
   }
 }

@@ -1,4 +1,5 @@
 import { defineCommand, out, outJson } from '../command.js';
+import { resolveCacheDir } from '../../cache/dir.js';
 import { detect } from '../../mount/mode-choice.js';
 import { FEATURE_NAMES } from '../../transport/kernel-features.js';
 
@@ -15,9 +16,11 @@ const LABELS: Record<(typeof FEATURE_NAMES)[number], string> = {
 export const detectCommand = defineCommand({
   command: 'detect',
   describe: 'Show what this kernel supports and which mount mode `mount` would pick',
-  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+  builder: (y) => y
+    .option('json', { type: 'boolean', default: false, describe: 'Print JSON' })
+    .option('cache-dir', { type: 'string', describe: 'Cache directory whose filesystem fanotify would mark (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' }),
   handler: async (argv) => {
-    const report = detect();
+    const report = detect(resolveCacheDir(argv['cache-dir']));
     if (argv.json) {
       outJson({ features: report.features, mode: report.mode, reason: report.reason });
       return;

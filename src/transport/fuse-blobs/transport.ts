@@ -30,7 +30,7 @@ import { withTimeout } from '../../util/with-timeout.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelObject } from '../kernel-broker.js';
 import type { ActiveTransport, Transport, TransportContext, TransportStats } from '../types.js';
-import { erofsReadAheadFor, withErofsReadAhead } from './erofs-readahead.js';
+import { erofsReadAheadFor, withErofsReadAhead } from '../erofs-readahead.js';
 import { BOOTSTRAP_NAME, FuseBlobsFilesystem, type FuseBlobsStats } from './filesystem.js';
 
 const INIT_TIMEOUT_MS = 10_000;

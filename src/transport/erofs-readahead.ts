@@ -2,8 +2,8 @@
  * read_ahead_kb of a file-backed erofs mount over fuse-blobs: how much the kernel asks the daemon for
  * at once when reading a blob with holes.
  */
-import { log } from '../../util/log.js';
-import { erofsBdis, newErofsBdi, setBdiReadAheadKb } from '../../native/bdi.js';
+import { log } from '../util/log.js';
+import { erofsBdis, newErofsBdi, setBdiReadAheadKb } from '../native/bdi.js';
 
 /**
  * read_ahead_kb of erofs mounted on FUSE blob files with holes. Those files are opened

@@ -1,0 +1,61 @@
+/**
+ * The process that keeps the daemon's fanotify group open when the supervisor dies: the kernel allows
+ * every pending event when a group's last fd closes, and readers would see holes as zeros. It does
+ * nothing but hold the fd (as its fd 3); the next supervisor adopts the group from it, and a clean
+ * shutdown ends it once no mark is left that a detached, still-busy mount may need.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fdOfProcess } from '../native/process.js';
+import { errorText } from '../util/errors.js';
+import { log } from '../util/log.js';
+
+const HOLDER_FD = 3;
+const MARKER = 'ondemand-fanotify-holder';
+
+export const holderPidPath = (runDir: string): string => join(runDir, 'fanotify-holder.pid');
+export const fanotifyJournalPath = (runDir: string): string => join(runDir, 'fanotify.journal');
+
+/** Starts a holder of `groupFd`; returns its pid (also written to the run dir). */
+export function spawnHolder(runDir: string, groupFd: number): number {
+  const child = spawn(process.execPath, ['-e', `/* ${MARKER} */ process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1 << 30);`], {
+    stdio: ['ignore', 'ignore', 'ignore', groupFd], detached: true,
+  });
+  child.unref();
+  if (child.pid === undefined) throw new Error('cannot start the fanotify group holder');
+  writeFileSync(holderPidPath(runDir), `${child.pid}\n`, { mode: 0o600 });
+  log.info({ holderPid: child.pid }, 'fanotify group holder started');
+  return child.pid;
+}
+
+/** The group of a holder a previous daemon left (this process's duplicate), or null. */
+export function adoptHolder(runDir: string): { pid: number; fd: number } | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(holderPidPath(runDir), 'utf8').trim());
+  } catch {
+    return null;
+  }
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (!cmdline.includes(MARKER) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
+    const fd = fdOfProcess(pid, HOLDER_FD);
+    log.warn({ holderPid: pid }, 'adopted the fanotify group a previous daemon left');
+    return { pid, fd };
+  } catch (err) {
+    log.info({ holderPid: pid, err: errorText(err) }, 'no live fanotify group holder to adopt');
+    rmSync(holderPidPath(runDir), { force: true });
+    return null;
+  }
+}
+
+/** Ends the holder (the group closes with the supervisor's own fd). */
+export function endHolder(runDir: string, pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  rmSync(holderPidPath(runDir), { force: true });
+}

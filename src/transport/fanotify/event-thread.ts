@@ -1,0 +1,83 @@
+/**
+ * The fanotify event thread (started by server.ts): reads the group, records each event in the journal
+ * and posts it to the main thread, which fills the range and answers. Events raised by this process
+ * itself are answered here at once: they are the cache's own reads and writes of a data file opened
+ * after the mark (a restarted worker), which must never wait for the main thread — it may be the one
+ * blocked in that very call. (This process never reads the mounts it serves.)
+ */
+import { closeSync, fstatSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { FAN_ALLOW, respond } from '../../native/fanotify.js';
+import { EAGAIN, EINTR } from '../../fuse/errno.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from '../../fuse/reader-libc.js';
+import type { EventThreadData, EventThreadMessage } from './event-thread-protocol.js';
+import { fileKey, parseEvents, type PendingEvent } from './events.js';
+import { EventJournal } from './journal.js';
+
+if (parentPort === null) throw new Error('event-thread.ts runs only as a worker thread (see server.ts)');
+const port = parentPort;
+const data = workerData as EventThreadData;
+const journal = EventJournal.fromFd(data.journalFd);
+const POLLFD_SIZE = 8;
+const BUFFER = 64 * 1024;
+
+function post(msg: EventThreadMessage): void {
+  port.postMessage(msg);
+}
+
+function run(): never {
+  const { group, wakeFd } = data;
+  fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
+  const buf = Buffer.alloc(BUFFER);
+  const pfds = Buffer.alloc(2 * POLLFD_SIZE);
+  pfds.writeInt32LE(group, 0);
+  pfds.writeInt16LE(POLLIN, 4);
+  pfds.writeInt32LE(wakeFd, POLLFD_SIZE);
+  pfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+  for (;;) {
+    const n = read(group, buf, BUFFER);
+    if (n > 0) {
+      const pending: PendingEvent[] = [];
+      let own = 0;
+      for (const ev of parseEvents(buf, n)) {
+        if (ev.pid === process.pid) {
+          respond(group, ev.fd, FAN_ALLOW);
+          closeSync(ev.fd);
+          own += 1;
+          continue;
+        }
+        const st = fstatSync(ev.fd, { bigint: true });
+        const p = { ...ev, file: fileKey(st.dev, st.ino) };
+        journal.record(p);
+        pending.push(p);
+      }
+      if (pending.length > 0) post({ kind: 'events', events: pending });
+      if (own > 0) post({ kind: 'own', count: own });
+      continue;
+    }
+    const e = n < 0 ? errno() : 0;
+    if (e === EINTR) continue;
+    if (e !== EAGAIN) {
+      post({ kind: 'end', errno: e, message: `read of the fanotify group failed (errno ${e})` });
+      process.exit(0);
+    }
+    pfds.writeInt16LE(0, 6);
+    pfds.writeInt16LE(0, POLLFD_SIZE + 6);
+    const r = poll(pfds, 2, -1);
+    if (r < 0 && errno() !== EINTR) {
+      post({ kind: 'end', errno: errno() });
+      process.exit(0);
+    }
+    if (pfds.readInt16LE(POLLFD_SIZE + 6) !== 0) {
+      post({ kind: 'end', errno: 0 });
+      process.exit(0);
+    }
+  }
+}
+
+try {
+  run();
+} catch (err) {
+  post({ kind: 'end', errno: -1, message: err instanceof Error ? err.message : String(err) });
+  process.exit(0);
+}

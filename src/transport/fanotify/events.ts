@@ -1,0 +1,59 @@
+/**
+ * fanotify event records as read(2) returns them from a pre-content group, and what the reader thread
+ * hands the main thread. Free of side effects: both sides import it.
+ */
+import { FAN_EVENT_INFO_TYPE_RANGE } from '../../native/fanotify.js';
+
+/** struct fanotify_event_metadata: event_len u32, vers u8, reserved u8, metadata_len u16, mask u64, fd s32, pid s32. */
+const METADATA_SIZE = 24;
+const FANOTIFY_METADATA_VERSION = 3;
+
+/** One pre-content event: the reader wants [offset, offset+count) of the file open as `fd`. */
+export interface RawEvent {
+  /** The event's fd in this process; its number is what the response names. */
+  fd: number;
+  pid: number;
+  offset: number;
+  count: number;
+  /** False when the record has no range (an event without a position): the whole file is wanted. */
+  ranged: boolean;
+}
+
+/** An event the main thread serves: which file (dev:ino of the event fd) besides the range. */
+export interface PendingEvent extends RawEvent {
+  file: string;
+}
+
+/** `dev:ino`, the key a served file is known by (st_dev and st_ino of any fd of it). */
+export function fileKey(dev: bigint | number, ino: bigint | number): string {
+  return `${dev}:${ino}`;
+}
+
+/** Splits buf[0, n) into events; throws on a record the kernel would not write (wrong version, torn). */
+export function parseEvents(buf: Buffer, n: number): RawEvent[] {
+  const events: RawEvent[] = [];
+  let at = 0;
+  while (at + METADATA_SIZE <= n) {
+    const eventLen = buf.readUInt32LE(at);
+    const vers = buf.readUInt8(at + 4);
+    const metadataLen = buf.readUInt16LE(at + 6);
+    if (vers !== FANOTIFY_METADATA_VERSION || eventLen < METADATA_SIZE || at + eventLen > n || metadataLen < METADATA_SIZE) {
+      throw new Error(`bad fanotify event record at byte ${at} of ${n} (version ${vers}, length ${eventLen})`);
+    }
+    const ev: RawEvent = { fd: buf.readInt32LE(at + 16), pid: buf.readInt32LE(at + 20), offset: 0, count: 0, ranged: false };
+    for (let info = at + metadataLen; info + 4 <= at + eventLen;) {
+      const type = buf.readUInt8(info);
+      const len = buf.readUInt16LE(info + 2);
+      if (len < 4) break;
+      if (type === FAN_EVENT_INFO_TYPE_RANGE && len >= 24) {
+        ev.offset = Number(buf.readBigUInt64LE(info + 8));
+        ev.count = Number(buf.readBigUInt64LE(info + 16));
+        ev.ranged = true;
+      }
+      info += len;
+    }
+    events.push(ev);
+    at += eventLen;
+  }
+  return events;
+}

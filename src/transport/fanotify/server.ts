@@ -1,0 +1,199 @@
+/**
+ * Serves a fanotify pre-content group: one per worker process, shared by every fanotify mount (their
+ * blobs' cache data files carry the group's marks). An event names a range of a data file the kernel
+ * is about to read; the range (widened to whole frames by the cache) is made present through the cache
+ * backend, then the event is allowed. A failed fetch denies it with EIO, so the reader gets an error
+ * and never a hole read as zeros. A blob that becomes complete gets an ignore mark: its reads no
+ * longer leave the kernel.
+ *
+ * The group's fd belongs to the kernel-object owner (the supervisor), so a worker that dies leaves
+ * the events it had read pending; the next worker finds them in the journal and answers them before it
+ * reads anything new (fd numbers of old and new events must not mix: the kernel matches by number).
+ */
+import { closeSync, statSync, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { CachedBlob } from '../../cache/types.js';
+import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond } from '../../native/fanotify.js';
+import { closeQuietly, pipe2 } from '../../native/fd.js';
+import { OndemandError, errorText } from '../../util/errors.js';
+import { log, logFor } from '../../util/log.js';
+import { compiledThreadUrl } from '../../util/thread-url.js';
+import type { EventThreadData, EventThreadMessage } from './event-thread-protocol.js';
+import { fileKey, type PendingEvent } from './events.js';
+import { EventJournal } from './journal.js';
+
+/** Fd numbers past the journal's highest slot that a restart also answers (events read, not yet journaled). */
+const SWEEP_MARGIN = 256;
+const SWEEP_MIN = 1024;
+
+/**
+ * How long the frames of a fetch that just failed are denied at once to the same reader: the kernel
+ * follows a failed readahead with reads of the rest of the window and a read of its own, one after
+ * the other, and each must not wait out another fetch deadline (a hung registry made one `cat` take 3
+ * deadlines). Per reader, so another program (or a retry) right after the registry is back fetches.
+ */
+const FAILED_RANGE_MS = 1_000;
+
+interface ServedFile {
+  blob: CachedBlob;
+  image: string;
+  users: number;
+  ignored: boolean;
+  /** Frames whose fetch failed lately: [offset, end, until (ms), reader pid]. */
+  failed: [number, number, number, number][];
+}
+
+export interface FanotifyStats {
+  /** Events served by the main thread (filled or found present, then allowed). */
+  events: number;
+  /** Events this process raised itself (its own cache I/O), allowed on the event thread. */
+  ownEvents: number;
+  /** Events denied with EIO (fetch failed, or a file no mount serves). */
+  denied: number;
+  /** Events a dead worker left, answered by this one. */
+  recovered: number;
+  /** Blobs whose reads no longer raise events (ignore marks). */
+  ignoreMarks: number;
+}
+
+export class FanotifyServer {
+  private readonly files = new Map<string, ServedFile>();
+  private readonly counters: FanotifyStats = { events: 0, ownEvents: 0, denied: 0, recovered: 0, ignoreMarks: 0 };
+  private thread: Worker | null = null;
+  private wake: [number, number] | null = null;
+  private started = false;
+
+  constructor(private readonly group: number, private readonly journal: EventJournal, private readonly fresh: boolean) {
+    if (fresh) journal.reset();
+  }
+
+  stats(): FanotifyStats {
+    return { ...this.counters };
+  }
+
+  /** Serves events on `blob`'s data file (already marked by the owner) until the returned function is called. */
+  register(blob: CachedBlob, image: string): () => void {
+    const st = statSync(blob.dataPath, { bigint: true });
+    const key = fileKey(st.dev, st.ino);
+    const served: ServedFile = this.files.get(key) ?? { blob, image, users: 0, ignored: false, failed: [] };
+    served.users += 1;
+    this.files.set(key, served);
+    this.ignoreIfComplete(served);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      served.users -= 1;
+      if (served.users === 0 && this.files.get(key) === served) this.files.delete(key);
+    };
+  }
+
+  /** Starts reading events; a group another worker served first has its leftover events answered before. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (!this.fresh) await this.recover();
+    this.startThread();
+  }
+
+  private startThread(): void {
+    const pipe = pipe2();
+    if (typeof pipe === 'number') throw new OndemandError('EFANOTIFY', `pipe2 failed: errno ${-pipe}`);
+    this.wake = pipe;
+    const data: EventThreadData = { group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd };
+    const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data });
+    thread.on('message', (msg: EventThreadMessage) => {
+      if (msg.kind === 'events') for (const ev of msg.events) void this.serve(ev);
+      else if (msg.kind === 'own') this.counters.ownEvents += msg.count;
+      else if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
+    });
+    thread.on('error', (err) => log.error({ err: errorText(err) }, 'fanotify event thread failed'));
+    thread.unref();
+    this.thread = thread;
+  }
+
+  /** Answers what a dead worker had read: filled and allowed when its file is served here, else EIO. */
+  private async recover(): Promise<void> {
+    const orphans = this.journal.entries();
+    const known = new Set(orphans.map((o) => o.fd));
+    await Promise.all(orphans.map(async (ev) => {
+      const ok = await this.fill(ev);
+      if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters.recovered += 1;
+      this.journal.clear(ev.fd);
+    }));
+    // Events read in the instant before they were journaled: their range is unknown, so EIO (never zeros).
+    const last = Math.max(SWEEP_MIN, this.journal.highestFd() + SWEEP_MARGIN);
+    let swept = 0;
+    for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
+    if (orphans.length > 0 || swept > 0) log.warn({ recovered: this.counters.recovered, deniedUnknown: swept }, 'answered fanotify events left by the previous worker');
+    this.counters.denied += swept;
+  }
+
+  /** Makes the event's range present; false when it cannot (no mount serves the file, or the fetch failed). */
+  private async fill(ev: PendingEvent): Promise<boolean> {
+    const served = this.files.get(ev.file);
+    if (!served) {
+      log.warn({ file: ev.file, pid: ev.pid, offset: ev.offset, count: ev.count }, 'fanotify event on a file no mount serves: denied (EIO)');
+      return false;
+    }
+    const { blob } = served;
+    const offset = ev.ranged ? ev.offset : 0;
+    const count = ev.ranged ? ev.count : blob.size;
+    const now = Date.now();
+    served.failed = served.failed.filter(([, , until]) => until > now);
+    if (served.failed.some(([from, to, , pid]) => pid === ev.pid && offset < to && offset + count > from)) return false;
+    try {
+      await blob.ensure(offset, count);
+      this.ignoreIfComplete(served);
+      return true;
+    } catch (err) {
+      const frame = blob.toc.frameSize;
+      served.failed.push([Math.floor(offset / frame) * frame, Math.ceil((offset + count) / frame) * frame, Date.now() + FAILED_RANGE_MS, ev.pid]);
+      logFor({ image: served.image, blob: blob.blobId }).warn({ offset, count, pid: ev.pid, err: errorText(err) }, 'read failed: answering the kernel EIO');
+      return false;
+    }
+  }
+
+  private async serve(ev: PendingEvent): Promise<void> {
+    const ok = await this.fill(ev);
+    this.counters[ok ? 'events' : 'denied'] += 1;
+    try {
+      respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO));
+    } catch (err) {
+      log.error({ fd: ev.fd, err: errorText(err) }, 'fanotify response failed');
+    }
+    // Cleared before the close: a new event can reuse the fd number (and its slot) only after it.
+    this.journal.clear(ev.fd);
+    closeQuietly(ev.fd);
+  }
+
+  private ignoreIfComplete(served: ServedFile): void {
+    if (served.ignored || !served.blob.isComplete()) return;
+    try {
+      ignorePreAccess(this.group, served.blob.dataPath);
+      served.ignored = true;
+      this.counters.ignoreMarks += 1;
+    } catch (err) {
+      log.warn({ blob: served.blob.blobId, err: errorText(err) }, 'cannot add the ignore mark of a complete blob (its reads keep raising events)');
+    }
+  }
+
+  /** Stops the event thread and closes this process's fds (the group itself lives on in its owner). */
+  async stop(): Promise<void> {
+    const thread = this.thread;
+    this.thread = null;
+    if (thread && this.wake) {
+      const exited = new Promise<void>((r) => thread.once('exit', () => r()));
+      try {
+        writeSync(this.wake[1], Buffer.from([1]));
+      } catch {
+        // already gone
+      }
+      await exited;
+    }
+    if (this.wake) for (const fd of this.wake) closeQuietly(fd);
+    this.wake = null;
+    this.journal.close();
+    closeSync(this.group);
+  }
+}
