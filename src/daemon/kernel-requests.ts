@@ -123,7 +123,6 @@ export class KernelRequests {
         this.cachefiles = bindCachefiles(this.cacheDir);
         return { ...this.cachefiles, fresh: true };
       case 'openFanotify': {
-        this.record(req.id);
         const f = this.fanotifyGroup();
         const fresh = !f.served;
         f.served = true;
@@ -153,6 +152,7 @@ export class KernelRequests {
   /** Every mount, with its credentials, for a restarted worker. */
   list(): Omit<SupervisorResults['list'], 'restarts'> {
     return {
+      fanotify: this.fanotify !== null,
       mounts: [...this.records.values()].map((r) => ({ ...r, ...(this.secrets.has(r.id) ? { credentials: this.secrets.get(r.id) } : {}) })),
       cacheDir: this.cacheDir,
     };

@@ -73,7 +73,7 @@ export type SupervisorRequest =
   | { op: 'mkdir'; id: string; path: string }
   /** The supervisor's /dev/cachefiles fd, bound `ondemand` on first use and held for its lifetime (one per host). */
   | { op: 'openCachefiles'; id: string }
-  /** The supervisor's fanotify pre-content group (created on first use, kept by a holder process too). */
+  /** The supervisor's fanotify pre-content group (created on first use, kept by a holder process too); `id` may be ''. */
   | { op: 'openFanotify'; id: string }
   /** Marks a blob's data file in that group (before erofs opens it). */
   | { op: 'markFanotify'; id: string; path: string }
@@ -102,7 +102,8 @@ export interface SupervisorResults {
   unmake: null;
   mounted: null;
   end: null;
-  list: { mounts: (MountRecord & { credentials?: Credentials })[]; cacheDir: string; restarts: number };
+  /** `fanotify`: the supervisor holds a fanotify group (events may be waiting for a worker to answer them). */
+  list: { mounts: (MountRecord & { credentials?: Credentials })[]; cacheDir: string; restarts: number; fanotify: boolean };
   ready: null;
   shutdown: null;
 }

@@ -10,6 +10,8 @@ import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { serveFanotifyGroup } from '../transport/fanotify/transport.js';
+import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
 import { SupervisorClient } from './ipc-client.js';
 import { SupervisorRecords } from './supervisor-records.js';
@@ -27,11 +29,14 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   });
   const cache = await openCache(cacheOptions(args.cacheDir));
-  const manager = new MountManager(cache, new SupervisorRecords(supervisor, args.supervisorPid), args.features, fuseMountsDir(args.runDir), fetchDeadlineMs(),
+  const records = new SupervisorRecords(supervisor, args.supervisorPid);
+  const manager = new MountManager(cache, records, args.features, fuseMountsDir(args.runDir), fetchDeadlineMs(),
     daemonDirs(args.runDir, args.cacheDir));
 
   const listed = await supervisor.request({ op: 'list' });
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
+  // A group the supervisor holds may have events waiting (a dead worker's, or a dead daemon's).
+  if (listed.fanotify) await serveFanotifyGroup(records.broker('', new UndoStack())).catch((err: unknown) => log.error({ err: errorText(err) }, 'cannot serve the fanotify group'));
 
   let server: Server | null = null;
   let stopping = false;

@@ -13,7 +13,8 @@ function features(have: Have): Features {
 }
 
 const ALL: readonly MountMode[] = ['fscache', 'fanotify', 'fuse-blobs', 'fuse-tree'];
-const TODAY: readonly MountMode[] = ['fscache', 'fuse-blobs'];
+const TODAY: readonly MountMode[] = ['fscache', 'fanotify', 'fuse-blobs'];
+const WITHOUT_FANOTIFY: readonly MountMode[] = ['fscache', 'fuse-blobs'];
 
 // Feature sets: what each kernel has (docs of the transports and compat/ say where each comes from).
 const KERNEL_6_18: Have = { erofs: true, erofsFileBacked: true, fuse: true, fusePassthrough: true, fanotifyPreContent: true, loop: true };
@@ -25,7 +26,9 @@ const NOTHING: Have = {};
 describe('chooseMode', () => {
   const table: [string, Have, readonly MountMode[], MountMode | null, RegExp][] = [
     ['6.18 with every transport', KERNEL_6_18, ALL, 'fanotify', /fanotify pre-content events/],
-    ['6.18 today', KERNEL_6_18, TODAY, 'fuse-blobs', /FUSE files, passthrough/],
+    ['6.18 today', KERNEL_6_18, TODAY, 'fanotify', /fanotify pre-content events/],
+    ['6.18 with the cache dir on tmpfs', { ...KERNEL_6_18, fanotifyPreContent: false }, TODAY, 'fuse-blobs', /passed over: fscache: .*; fanotify: no fanotify pre-content events/],
+    ['6.18 without the fanotify transport', KERNEL_6_18, WITHOUT_FANOTIFY, 'fuse-blobs', /FUSE files, passthrough/],
     ['6.1 with on-demand', KERNEL_6_1_ONDEMAND, TODAY, 'fscache', /cachefiles on-demand mode and erofs/],
     ['6.1 with on-demand and every transport', KERNEL_6_1_ONDEMAND, ALL, 'fscache', /cachefiles/],
     ['6.1 without on-demand', KERNEL_6_1_PLAIN, TODAY, 'fuse-blobs', /loop devices/],
@@ -49,7 +52,8 @@ describe('modeUsable', () => {
     ['fscache', { ...KERNEL_6_1_ONDEMAND, erofs: false }, ALL, false, /no erofs/],
     ['fanotify', KERNEL_6_1_PLAIN, ALL, false, /needs erofs file-backed mounts/],
     ['fanotify', { ...KERNEL_6_18, fanotifyPreContent: false }, ALL, false, /no fanotify pre-content events/],
-    ['fanotify', KERNEL_6_18, TODAY, false, /does not implement the fanotify transport/],
+    ['fanotify', KERNEL_6_18, WITHOUT_FANOTIFY, false, /does not implement the fanotify transport/],
+    ['fanotify', KERNEL_6_18, TODAY, true, /fanotify pre-content events and erofs file-backed mounts/],
     ['fuse-blobs', { erofs: true, fuse: true }, ALL, false, /neither mount files nor loop devices/],
     ['fuse-blobs', { erofs: true, loop: true }, ALL, false, /no FUSE/],
     ['fuse-blobs', KERNEL_6_18, ALL, true, /erofs over FUSE files, passthrough for complete blobs/],

@@ -20,3 +20,16 @@ export function closeQuietly(fd: number): void {
     // already closed
   }
 }
+
+const dup2Raw = libc.func('int dup2(int oldfd, int newfd)') as (oldFd: number, newFd: number) => number;
+const fcntlGetfd = libc.func('int fcntl(int fd, int cmd)') as (fd: number, cmd: number) => number;
+const F_GETFD = 1;
+
+/**
+ * Takes fd number `n` with a copy of `placeholder` if no fd of this process has it (true), so the
+ * kernel hands it to nothing else until closed; false when it is in use already.
+ */
+export function reserveFdNumber(n: number, placeholder: number): boolean {
+  if (fcntlGetfd(n, F_GETFD) !== -1) return false;
+  return dup2Raw(placeholder, n) === n;
+}

@@ -18,12 +18,20 @@ describe.skipIf(!needs('detect', [isRoot, 'root'], [cliBuilt(), 'a current build
       expect(f.reason.length).toBeGreaterThan(5);
     }
     expect(r.reason.length).toBeGreaterThan(5);
-    // This host (6.18, no cachefiles on-demand): FUSE + erofs file-backed are there, so fuse-blobs;
-    // fanotify is supported by the kernel but not implemented, which the reason says.
-    if (!r.features.cachefilesOndemand!.supported && r.features.fuse!.supported && r.features.erofs!.supported) {
-      expect(r.mode).toBe('fuse-blobs');
-      if (r.features.fanotifyPreContent!.supported) expect(r.reason).toMatch(/fanotify: the kernel supports it, but ondemand does not implement/);
+    // This host (6.18, no cachefiles on-demand): fanotify pre-content events and file-backed erofs,
+    // so fanotify, and the reason says why fscache was passed over.
+    if (!r.features.cachefilesOndemand!.supported && r.features.fanotifyPreContent!.supported && r.features.erofsFileBacked!.supported) {
+      expect(r.mode).toBe('fanotify');
+      expect(r.reason).toMatch(/fanotify pre-content events.*passed over: fscache: no cachefiles on-demand mode/);
     }
+  });
+
+  it('passes fanotify over for a cache dir on a filesystem without pre-content events (tmpfs), saying so', async () => {
+    const r = JSON.parse(await h.ok('detect', '--json', '--cache-dir', '/dev/shm/ondemand-detect-cache')) as Report;
+    expect(r.features.fanotifyPreContent!.supported).toBe(false);
+    expect(r.features.fanotifyPreContent!.reason).toMatch(/does not allow pre-content events/);
+    expect(r.mode).not.toBe('fanotify');
+    expect(r.reason).toMatch(/fanotify: no fanotify pre-content events: the cache dir's filesystem/);
   });
 
   it('prints one line per feature and the chosen mode', async () => {

@@ -63,9 +63,11 @@ describe.skipIf(!ready)('daemon crashes', () => {
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
   });
 
+  // The FUSE path: its connection dies with the supervisor (fanotify's group outlives it in a holder:
+  // test/daemon/fanotify-crash.test.ts).
   it('SIGKILL of the daemon: reads fail (no zeros), and ondemand umount still cleans up', async () => {
     const mp = h.mountpoint('killed');
-    await h.ok('mount', ...cold, mp);
+    await h.ok('mount', '--mode', 'fuse-blobs', ...cold, mp);
     const pid = h.daemonPid()!;
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && h.daemonPid() !== null; i++) await new Promise((r) => setTimeout(r, 50));

@@ -30,7 +30,7 @@ describe.skipIf(!ready)('mount a local image (OCI layout, or mkfs.erofs until on
   });
 
   it('mounts lazily: reading one file fetches a small fraction of the image', async () => {
-    const out = await h.ok('mount', ...image.args, mp);
+    const out = await h.ok('mount', '--mode', 'fuse-blobs', ...image.args, mp);
     process.stderr.write(`image made with ${image.how}: ${image.bytes} stored bytes\n`);
     expect(out).toMatch(/mounted .* \(mode fuse-blobs/);
     const before = await mountStatus(h, mp);
@@ -53,7 +53,7 @@ describe.skipIf(!ready)('mount a local image (OCI layout, or mkfs.erofs until on
   });
 
   it('mounted again, fetches 0 bytes (everything is cached) and uses passthrough for complete blobs', async () => {
-    await h.ok('mount', ...image.args, mp);
+    await h.ok('mount', '--mode', 'fuse-blobs', ...image.args, mp);
     expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
     const s = await mountStatus(h, mp);
     process.stderr.write(`second mount: fetched ${s.bytesFetched} bytes, passthrough opens ${s.passthroughOpens ?? 'n/a'}\n`);

@@ -29,7 +29,7 @@ describe.skipIf(!ready)('mount --prefetch', () => {
 
   it('fetches everything in the background, then serves reads straight from the cache files', async () => {
     const mp = h.mountpoint('pf');
-    await h.ok('mount', '--prefetch', ...image.args, mp);
+    await h.ok('mount', '--mode', 'fuse-blobs', '--prefetch', ...image.args, mp);
     let s = await mountStatus(h, mp);
     for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
       await new Promise((r) => setTimeout(r, 500));
@@ -49,12 +49,37 @@ describe.skipIf(!ready)('mount --prefetch', () => {
 
   it('the next mount opens the complete blobs with FUSE passthrough and fetches nothing', async () => {
     const mp = h.mountpoint('again');
-    await h.ok('mount', ...image.args, mp);
+    await h.ok('mount', '--mode', 'fuse-blobs', ...image.args, mp);
     expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
     const s = await mountStatus(h, mp);
     expect(s.bytesFetched).toBe(0);
     expect(s.passthroughOpens).toBeGreaterThan(0);
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  });
+
+  it('fanotify: the blobs of a prefetched image get ignore marks, and a whole-tree read fetches nothing', async () => {
+    const fresh = makeHarness('prefetch-fanotify');
+    try {
+      const mp = fresh.mountpoint('pf');
+      await fresh.ok('mount', '--mode', 'fanotify', '--prefetch', ...image.args, mp);
+      let s = await mountStatus(fresh, mp);
+      for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        s = await mountStatus(fresh, mp);
+      }
+      expect(s.prefetch).toBe('done');
+      expect(s.blobsDirect).toBeGreaterThan(0);
+      const before = s.requests;
+      expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+      const after = await mountStatus(fresh, mp);
+      process.stderr.write(`fanotify after prefetch: ${after.blobsDirect} blobs with ignore marks, ${after.requests - before} requests for a whole-tree read\n`);
+      expect(after.requests - before).toBe(0);
+      expect(after.bytesFetched).toBe(s.bytesFetched);
+      await fresh.ok('umount', mp);
+      expect(leftovers(fresh, [mp])).toEqual({ mounts: [], loops: [] });
+    } finally {
+      await fresh.cleanup();
+    }
   });
 });

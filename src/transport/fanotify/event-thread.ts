@@ -20,6 +20,11 @@ const data = workerData as EventThreadData;
 const journal = EventJournal.fromFd(data.journalFd);
 const POLLFD_SIZE = 8;
 const BUFFER = 64 * 1024;
+/**
+ * poll(2) wakes up this often when idle: a thread parked in native code would hold process.exit()
+ * (and worker.terminate()) forever, and this one lives as long as its process.
+ */
+const IDLE_WAKE_MS = 250;
 
 function post(msg: EventThreadMessage): void {
   port.postMessage(msg);
@@ -63,7 +68,7 @@ function run(): never {
     }
     pfds.writeInt16LE(0, 6);
     pfds.writeInt16LE(0, POLLFD_SIZE + 6);
-    const r = poll(pfds, 2, -1);
+    const r = poll(pfds, 2, IDLE_WAKE_MS);
     if (r < 0 && errno() !== EINTR) {
       post({ kind: 'end', errno: errno() });
       process.exit(0);

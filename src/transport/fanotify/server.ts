@@ -10,11 +10,11 @@
  * the events it had read pending; the next worker finds them in the journal and answers them before it
  * reads anything new (fd numbers of old and new events must not mix: the kernel matches by number).
  */
-import { closeSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { CachedBlob } from '../../cache/types.js';
 import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond } from '../../native/fanotify.js';
-import { closeQuietly, pipe2 } from '../../native/fd.js';
+import { closeQuietly, pipe2, reserveFdNumber } from '../../native/fd.js';
 import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
@@ -62,6 +62,8 @@ export class FanotifyServer {
   private thread: Worker | null = null;
   private wake: [number, number] | null = null;
   private started = false;
+  /** Events a dead worker left, by fd number, while they are being answered. */
+  private readonly oldEvents = new Map<number, Promise<void>>();
 
   constructor(private readonly group: number, private readonly journal: EventJournal, private readonly fresh: boolean) {
     if (fresh) journal.reset();
@@ -92,8 +94,8 @@ export class FanotifyServer {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    if (!this.fresh) await this.recover();
-    this.startThread();
+    if (this.fresh) this.startThread();
+    else await this.recover();
   }
 
   private startThread(): void {
@@ -112,21 +114,39 @@ export class FanotifyServer {
     this.thread = thread;
   }
 
-  /** Answers what a dead worker had read: filled and allowed when its file is served here, else EIO. */
+  /**
+   * Answers what a dead worker had read: filled and allowed when its file is served here, else EIO.
+   * The kernel matches a response to the oldest pending event with its fd number, so while an old
+   * event waits for its fill, no new event may get its number: free numbers are taken by placeholder
+   * fds, and a new event that gets one anyway (a number this process used and freed meanwhile) is
+   * answered only after the old one. The event thread runs meanwhile: the fills' own cache writes may
+   * raise events that it must allow.
+   */
   private async recover(): Promise<void> {
     const orphans = this.journal.entries();
     const known = new Set(orphans.map((o) => o.fd));
-    await Promise.all(orphans.map(async (ev) => {
-      const ok = await this.fill(ev);
-      if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters.recovered += 1;
-      this.journal.clear(ev.fd);
-    }));
     // Events read in the instant before they were journaled: their range is unknown, so EIO (never zeros).
     const last = Math.max(SWEEP_MIN, this.journal.highestFd() + SWEEP_MARGIN);
     let swept = 0;
     for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
-    if (orphans.length > 0 || swept > 0) log.warn({ recovered: this.counters.recovered, deniedUnknown: swept }, 'answered fanotify events left by the previous worker');
     this.counters.denied += swept;
+    const placeholder = openSync('/dev/null', 'r');
+    const reserved = orphans.filter((ev) => reserveFdNumber(ev.fd, placeholder)).map((ev) => ev.fd);
+    closeSync(placeholder);
+    this.startThread();
+    await Promise.all(orphans.map(async (ev) => {
+      const done = (async () => {
+        const ok = await this.fill(ev);
+        if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters.recovered += 1;
+        this.journal.clear(ev.fd);
+      })();
+      this.oldEvents.set(ev.fd, done);
+      await done.finally(() => {
+        this.oldEvents.delete(ev.fd);
+        if (reserved.includes(ev.fd)) closeQuietly(ev.fd);
+      });
+    }));
+    if (orphans.length > 0 || swept > 0) log.warn({ recovered: this.counters.recovered, deniedUnknown: swept }, 'answered fanotify events left by the previous worker');
   }
 
   /** Makes the event's range present; false when it cannot (no mount serves the file, or the fetch failed). */
@@ -156,6 +176,7 @@ export class FanotifyServer {
 
   private async serve(ev: PendingEvent): Promise<void> {
     const ok = await this.fill(ev);
+    await this.oldEvents.get(ev.fd)?.catch(() => undefined);
     this.counters[ok ? 'events' : 'denied'] += 1;
     try {
       respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO));
@@ -165,6 +186,17 @@ export class FanotifyServer {
     // Cleared before the close: a new event can reuse the fd number (and its slot) only after it.
     this.journal.clear(ev.fd);
     closeQuietly(ev.fd);
+  }
+
+  /** Every registered blob that is complete now stops raising events (after a prefetch); how many are. */
+  ignoreComplete(blobs: readonly CachedBlob[]): number {
+    let ignored = 0;
+    for (const served of this.files.values()) {
+      if (!blobs.includes(served.blob)) continue;
+      this.ignoreIfComplete(served);
+      if (served.ignored) ignored += 1;
+    }
+    return ignored;
   }
 
   private ignoreIfComplete(served: ServedFile): void {

@@ -11,6 +11,7 @@
  */
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CachedBlob } from '../../cache/types.js';
 import { MountError } from '../../util/errors.js';
 import { erofsReadAheadFor, withErofsReadAhead } from '../erofs-readahead.js';
 import { failPoint } from '../fail-point.js';
@@ -42,21 +43,35 @@ function serving(kernel: KernelBroker, holdBack: boolean): Promise<FanotifyServe
   return server;
 }
 
+/**
+ * Serves the owner's group now, mounts or not: a group adopted from a daemon that died may hold
+ * events its readers wait on (answered EIO: no mount serves their files any more).
+ */
+export async function serveFanotifyGroup(kernel: KernelBroker): Promise<void> {
+  await serving(kernel, false);
+}
+
 /** This process's fanotify server (tests and benchmarks read its counters), if one was started. */
 export function fanotifyServer(): Promise<FanotifyServer> | null {
   return server;
 }
 
 export interface ActiveFanotify extends ActiveTransport {
-  stats(): FanotifyStats & { requests: number };
+  /** Counters of the process's server (shared by every fanotify mount); blobsDirect: this mount's blobs with ignore marks. */
+  stats(): FanotifyStats & { requests: number; blobsDirect: number };
 }
 
 class ServedMount implements ActiveFanotify {
-  constructor(private readonly server: FanotifyServer, private readonly unregister: (() => void)[]) {}
+  constructor(private readonly server: FanotifyServer, private readonly blobs: readonly CachedBlob[], private readonly unregister: (() => void)[]) {}
 
-  stats(): FanotifyStats & { requests: number } {
+  stats(): FanotifyStats & { requests: number; blobsDirect: number } {
     const s = this.server.stats();
-    return { ...s, requests: s.events };
+    return { ...s, requests: s.events, blobsDirect: this.server.ignoreComplete(this.blobs) };
+  }
+
+  /** Prefetch made every blob complete: ignore marks, so no read of them leaves the kernel. */
+  async blobsComplete(): Promise<void> {
+    this.server.ignoreComplete(this.blobs);
   }
 
   async stop(): Promise<void> {
@@ -66,7 +81,7 @@ class ServedMount implements ActiveFanotify {
 
 async function serve(ctx: TransportContext, holdBack: boolean): Promise<ServedMount> {
   const s = await serving(ctx.kernel, holdBack);
-  const served = new ServedMount(s, ctx.blobs.map((b) => s.register(b, ctx.image)));
+  const served = new ServedMount(s, ctx.blobs, ctx.blobs.map((b) => s.register(b, ctx.image)));
   // Pushed before the mount, so it runs after the unmount.
   ctx.kernel.undo.push(`fanotify serving of ${ctx.mountpoint}`, () => served.stop());
   return served;
