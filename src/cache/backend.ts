@@ -18,7 +18,7 @@ import { systemClock, type CacheClock } from './clock.js';
 import { BLOB_FILE_NAME, blobPaths, prepareCacheDir, resolveCacheDir, type BlobPaths, type CacheLayout } from './dir.js';
 import { readMapSummary } from './inventory.js';
 import { ImageMetadataStore } from './metadata-store.js';
-import { acquireCacheLock, type CacheLock } from './lock.js';
+import { acquireCacheLock, adoptCacheLock, type CacheLock } from './lock.js';
 import { FetchSlots, Throttle } from './scheduler.js';
 import { sumStats } from './stats.js';
 import { readStoredToc } from './toc-store.js';
@@ -27,6 +27,11 @@ import type { BlobStats, CacheBackend, CachedBlob, GcResult, OpenBlobOptions } f
 
 export interface CacheOptions extends Partial<BlobTuning> {
   /** Cache directory (default: resolveCacheDir(), i.e. $ONDEMAND_CACHE_DIR or /var/cache/ondemand). */
+  /**
+   * This process's fd of `<dir>/lock` whose flock another process holds for it (the daemon's
+   * supervisor): the cache then takes no lock of its own (see adoptCacheLock).
+   */
+  heldLockFd?: number;
   dir?: string;
   /** Size limit of the directory in bytes; undefined = no eviction. */
   maxSize?: number;
@@ -119,7 +124,7 @@ export class Cache implements CacheBackend, BlobHost {
 
   static async open(options: CacheOptions = {}): Promise<Cache> {
     const layout = prepareCacheDir(resolveCacheDir(options.dir));
-    const lock = acquireCacheLock(layout.lock, layout.dir);
+    const lock = options.heldLockFd !== undefined ? adoptCacheLock(options.heldLockFd) : acquireCacheLock(layout.lock, layout.dir);
     try {
       const cache = new Cache(layout, lock, options);
       cache.scan();

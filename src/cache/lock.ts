@@ -7,13 +7,31 @@ import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:f
 import { LOCK_EX, tryFlock, unflock } from '../native/flock.js';
 import { CacheError, errorText } from '../util/errors.js';
 import { readWhole } from './file-io.js';
+import { prepareCacheDir } from './dir.js';
 import { openCacheFile } from './safe-files.js';
 
 export interface CacheLock {
   release(): void;
 }
 
-export function acquireCacheLock(lockPath: string, dir: string): CacheLock {
+/**
+ * The lock of a cache directory whose flock another process holds for this one (the daemon's
+ * supervisor, which outlives its worker: a `cache gc` never runs in the gap while a worker restarts).
+ * `fd` is this process's duplicate of that holder's fd; release only closes it (the flock belongs
+ * to the open file both share, so an unlock would free it for everyone).
+ */
+export function adoptCacheLock(fd: number): CacheLock {
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      closeSync(fd);
+    },
+  };
+}
+
+export function acquireCacheLock(lockPath: string, dir: string): CacheLock & { fd: number } {
   // Never through a planted symlink: the pid written below would overwrite its target.
   const fd = openCacheFile(lockPath, 'lock', { create: true });
   let taken: boolean;
@@ -36,6 +54,7 @@ export function acquireCacheLock(lockPath: string, dir: string): CacheLock {
   writeSync(fd, `${process.pid}\n`, 0);
   let released = false;
   return {
+    fd,
     release: () => {
       if (released) return;
       released = true;
@@ -43,6 +62,12 @@ export function acquireCacheLock(lockPath: string, dir: string): CacheLock {
       closeSync(fd);
     },
   };
+}
+
+/** Prepares `dir` as a cache directory and takes its lock (for a process that hands it to another). */
+export function lockCacheDir(dir: string): CacheLock & { fd: number } {
+  const layout = prepareCacheDir(dir);
+  return acquireCacheLock(layout.lock, layout.dir);
 }
 
 /** The pid written by the lock holder, if readable. */

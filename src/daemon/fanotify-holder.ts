@@ -1,29 +1,34 @@
 /**
  * The process that keeps the daemon's fanotify group open when the supervisor dies: the kernel allows
- * every pending event when a group's last fd closes, and readers would see holes as zeros. It does
- * nothing but hold the fd (as its fd 3); the next supervisor adopts the group from it, and a clean
- * shutdown ends it once no mark is left that a detached, still-busy mount may need.
+ * every pending event when a group's last fd closes, and readers would see holes as zeros. It holds
+ * the fd (as its fd 3; what it does meanwhile: fanotify-holder-main.ts); the next supervisor adopts
+ * the group from it, and a clean shutdown ends it once no mark is left that a detached, still-busy
+ * mount may need.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fdOfProcess } from '../native/process.js';
 import { errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 
 const HOLDER_FD = 3;
-const MARKER = 'ondemand-fanotify-holder';
+const ENTRY = 'fanotify-holder-main.js';
 
 export const holderPidPath = (runDir: string): string => join(runDir, 'fanotify-holder.pid');
 export const fanotifyJournalPath = (runDir: string): string => join(runDir, 'fanotify.journal');
 
-/** Starts a holder of `groupFd`; returns its pid (also written to the run dir). */
-export function spawnHolder(runDir: string, groupFd: number): number {
-  const child = spawn(process.execPath, ['-e', `/* ${MARKER} */ process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1 << 30);`], {
-    stdio: ['ignore', 'ignore', 'ignore', groupFd], detached: true,
-  });
+/**
+ * Starts a holder of `groupFd`; returns its pid (also written to the run dir). `onExit` runs if it
+ * dies while this process lives (someone killed it: the caller starts another).
+ */
+export function spawnHolder(runDir: string, groupFd: number, onExit?: () => void): number {
+  const entry = fileURLToPath(new URL(`./${ENTRY}`, import.meta.url));
+  const child = spawn(process.execPath, [entry, runDir], { stdio: ['ignore', 'ignore', 'ignore', groupFd], detached: true });
   child.unref();
   if (child.pid === undefined) throw new Error('cannot start the fanotify group holder');
+  if (onExit) child.once('exit', onExit);
   writeFileSync(holderPidPath(runDir), `${child.pid}\n`, { mode: 0o600 });
   log.info({ holderPid: child.pid }, 'fanotify group holder started');
   return child.pid;
@@ -39,7 +44,7 @@ export function adoptHolder(runDir: string): { pid: number; fd: number } | null 
   }
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes(MARKER) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
+    if (!cmdline.includes(ENTRY) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
     const fd = fdOfProcess(pid, HOLDER_FD);
     log.warn({ holderPid: pid }, 'adopted the fanotify group a previous daemon left');
     return { pid, fd };

@@ -9,6 +9,7 @@ import type { KernelObject } from '../transport/kernel-broker.js';
 import {
   attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop, unmakeObject,
 } from '../transport/kernel-objects.js';
+import { unmarkPreAccess } from '../native/fanotify.js';
 import { FanotifyGroup } from '../transport/fanotify/group.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -17,7 +18,7 @@ import { adoptHolder, endHolder, fanotifyJournalPath, spawnHolder } from './fano
 import { readRecordFile, writeRecordFile } from './records.js';
 
 /** Requests about kernel objects and records; the lifecycle ones (ready, shutdown) are the supervisor's. */
-export type KernelRequest = Exclude<SupervisorRequest, { op: 'ready' } | { op: 'shutdown' } | { op: 'list' }>;
+export type KernelRequest = Exclude<SupervisorRequest, { op: 'ready' } | { op: 'shutdown' } | { op: 'list' } | { op: 'cacheLock' }>;
 
 export class KernelRequests {
   private readonly records = new Map<string, MountRecord>();
@@ -27,6 +28,8 @@ export class KernelRequests {
   private cachefiles: { fd: number; restoreSupported: boolean } | null = null;
   /** The fanotify group, made on the first fanotify mount or adopted from a dead daemon's holder. */
   private fanotify: { group: FanotifyGroup; holderPid: number; served: boolean } | null = null;
+  /** Set at shutdown: a holder that ends then is not replaced. */
+  private stopping = false;
   /** Mounts whose erofs was detached while busy: their fanotify marks stay. */
   private readonly detachedBusy = new Set<string>();
 
@@ -35,28 +38,70 @@ export class KernelRequests {
   /** Takes over the fanotify group a supervisor that died left with its holder (its marks, its pending events). */
   adoptFanotify(): void {
     const held = adoptHolder(this.runDir);
-    if (held) this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
+    if (!held) return;
+    this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
+    // A holder of our own (restarted if it dies), then the old one can go.
+    this.holdFanotify();
+    try {
+      process.kill(held.pid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
   }
 
   private fanotifyGroup(): { group: FanotifyGroup; holderPid: number; served: boolean } {
     if (!this.fanotify) {
       const group = FanotifyGroup.create();
-      this.fanotify = { group, holderPid: spawnHolder(this.runDir, group.fd), served: false };
+      this.fanotify = { group, holderPid: 0, served: false };
+      this.holdFanotify();
     }
     return this.fanotify;
+  }
+
+  /** (Re)starts the holder of the group: one must outlive this process at every moment. */
+  private holdFanotify(): void {
+    const f = this.fanotify;
+    if (!f || this.stopping) return;
+    f.holderPid = spawnHolder(this.runDir, f.group.fd, () => {
+      if (this.stopping || this.fanotify !== f) return;
+      log.warn({ holderPid: f.holderPid }, 'the fanotify group holder died; starting another');
+      this.holdFanotify();
+    });
   }
 
   get size(): number {
     return this.records.size;
   }
 
-  /** Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo them. */
+  /**
+   * Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo
+   * them. Their fanotify marks (in the group adopted from the holder) go with a mount that was really
+   * unmounted; a mount still busy keeps them (its readers get EIO from the worker, never zeros).
+   */
   async undoStale(): Promise<void> {
     const stale = readRecordFile(this.recordFile);
+    const keep = new Set<string>();
+    const drop: string[] = [];
     for (const m of stale?.mounts ?? []) {
       log.warn({ mountpoint: m.mountpoint, image: m.image }, 'undoing a mount left by a daemon that died');
+      let busy = false;
       for (const o of [...m.objects].reverse()) {
-        await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));
+        if (o.kind === 'fanotify-mark') {
+          if (busy) keep.add(o.path);
+          else drop.push(o.path);
+          continue;
+        }
+        const outcome = await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));
+        if (outcome === 'detached-busy') busy = true;
+      }
+    }
+    const group = this.fanotify?.group;
+    for (const path of drop) {
+      if (!group || keep.has(path)) continue;
+      try {
+        unmarkPreAccess(group.fd, path);
+      } catch (err) {
+        log.warn({ path, err: errorText(err) }, 'cannot remove a stale fanotify mark');
       }
     }
   }
@@ -190,6 +235,7 @@ export class KernelRequests {
    * its readers wait (never zeros) and the next daemon adopts the group and answers them.
    */
   async undoAll(): Promise<void> {
+    this.stopping = true;
     for (const r of [...this.records.values()]) {
       for (const o of [...r.objects].reverse()) await this.unmake(r, o).catch(() => undefined);
       this.records.delete(r.id);

@@ -82,6 +82,8 @@ export type SupervisorRequest =
   /** Undoes every object of the mount that is left, then forgets it. */
   | { op: 'end'; id: string }
   | { op: 'list' }
+  /** The supervisor's fd of the cache dir's lock (it holds the flock for the worker; see adoptCacheLock). */
+  | { op: 'cacheLock' }
   /** The worker is listening on the control socket. */
   | { op: 'ready' }
   | { op: 'shutdown' };
@@ -104,6 +106,7 @@ export interface SupervisorResults {
   end: null;
   /** `fanotify`: the supervisor holds a fanotify group (events may be waiting for a worker to answer them). */
   list: { mounts: (MountRecord & { credentials?: Credentials })[]; cacheDir: string; restarts: number; fanotify: boolean };
+  cacheLock: { fd: number };
   ready: null;
   shutdown: null;
 }

@@ -6,6 +6,7 @@
  * the fd.
  */
 import { constants, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { lockCacheDir, type CacheLock } from '../cache/lock.js';
 import { detect } from '../mount/mode-choice.js';
 import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
@@ -27,6 +28,7 @@ export class Supervisor {
   private stopping = false;
   private exitResolve: (() => void) | null = null;
   private everReady = false;
+  private cacheLock: (CacheLock & { fd: number }) | null = null;
   /** Set when the daemon stops because its first worker could not start. */
   failure: string | null = null;
 
@@ -38,6 +40,9 @@ export class Supervisor {
   async run(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.takeRunDir();
+    // Held here, not by the worker: a worker that dies must not free the cache for a `cache gc` to
+    // evict its mounts' blobs before the next worker pins them again.
+    this.cacheLock = lockCacheDir(this.options.cacheDir);
     this.kernel.adoptFanotify();
     await this.kernel.undoStale();
     this.kernel.persist();
@@ -96,6 +101,9 @@ export class Supervisor {
         return null;
       case 'list':
         return { ...this.kernel.list(), restarts: this.worker?.restarts ?? 0 };
+      case 'cacheLock':
+        if (!this.cacheLock) throw new MountError('the cache directory is not locked');
+        return { fd: this.cacheLock.fd };
       default:
         return this.kernel.handle(req);
     }
@@ -108,6 +116,7 @@ export class Supervisor {
     log.info({ why }, 'daemon stopping');
     await this.worker?.stop();
     await this.kernel.undoAll();
+    this.cacheLock?.release();
     rmSync(controlSocketPath(this.dir), { force: true });
     rmSync(pidFilePath(this.dir), { force: true });
     rmSync(recordFilePath(this.dir), { force: true });

@@ -10,6 +10,7 @@ import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { fdOfProcess } from '../native/process.js';
 import { serveFanotifyGroup } from '../transport/fanotify/transport.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
@@ -28,7 +29,8 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     log.error('supervisor went away; worker exiting');
     process.kill(process.pid, 'SIGKILL');
   });
-  const cache = await openCache(cacheOptions(args.cacheDir));
+  const lock = await supervisor.request({ op: 'cacheLock' });
+  const cache = await openCache({ ...cacheOptions(args.cacheDir), heldLockFd: fdOfProcess(args.supervisorPid, lock.fd) });
   const records = new SupervisorRecords(supervisor, args.supervisorPid);
   const manager = new MountManager(cache, records, args.features, fuseMountsDir(args.runDir), fetchDeadlineMs(),
     daemonDirs(args.runDir, args.cacheDir));

@@ -2,6 +2,7 @@
  * Kernel objects held by this process: how tests, benchmarks and the compat guest mount images with
  * the product's transports, making every object with the same functions the daemon's supervisor uses.
  */
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UndoStack } from '../util/undo-stack.js';
@@ -97,7 +98,9 @@ export class InProcessKernel implements KernelObjectOwner {
     fanotify ??= { group: FanotifyGroup.create(), served: false };
     const fresh = !fanotify.served;
     fanotify.served = true;
-    return { fd: fanotify.group.fd, fresh, journal: join(tmpdir(), `ondemand-fanotify-${process.pid}.journal`) };
+    const journal = join(tmpdir(), `ondemand-fanotify-${process.pid}.journal`);
+    if (fresh) process.once('exit', () => rmSync(journal, { force: true }));
+    return { fd: fanotify.group.fd, fresh, journal };
   }
 
   async markFanotify(path: string): Promise<void> {

@@ -3,7 +3,7 @@
  * dir leave exactly one, untouched; SIGTERM to the worker restarts it without unmounting anything.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
@@ -94,6 +94,32 @@ describe.skipIf(!needs('daemon lifecycle', [isRoot, 'root'], [cliBuilt(), 'a cur
     expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
     const after = JSON.parse(await h.ok('status', '--json')) as StatusJson;
     expect(after.daemon!.workerPid).not.toBe(before.daemon!.workerPid);
+    await h.ok('umount', mp);
+  });
+
+  it('the cache stays locked while a killed worker is replaced (no `cache gc` in the gap)', async () => {
+    const mp = h.mountpoint();
+    await h.ok('mount', ...image.args, mp);
+    const before = JSON.parse(await h.ok('status', '--json')) as StatusJson;
+    const lockFile = join(h.cacheDir, 'lock');
+    expect(Number(readFileSync(lockFile, 'utf8'))).toBe(before.daemon!.pid);
+    process.kill(before.daemon!.workerPid, 'SIGKILL');
+    // Probe the flock as often as we can until the new worker answers: it must never be free.
+    let probes = 0;
+    let freed = 0;
+    for (;;) {
+      probes += 1;
+      if (spawnSync('flock', ['--nonblock', lockFile, 'true']).status === 0) freed += 1;
+      const now = await h.cli('status', '--json');
+      if (now.code === 0 && (JSON.parse(now.stdout) as StatusJson).daemon?.workerPid !== before.daemon!.workerPid) break;
+      if (probes > 400) throw new Error('no new worker');
+    }
+    process.stderr.write(`cache lock probed ${probes} times while the worker was replaced: free ${freed} times\n`);
+    expect(freed).toBe(0);
+    const gc = await h.cli('cache', 'gc', '--max-size', '0');
+    expect(gc.code).not.toBe(0);
+    expect(gc.stderr).toMatch(/in use by another ondemand process/);
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
     await h.ok('umount', mp);
   });
 

@@ -1,8 +1,8 @@
 /**
  * Running the real CLI and daemon in isolation: each harness has its own run dir (socket, records,
  * private FUSE mounts) and cache dir under /var/tmp, and `cleanup()` leaves nothing behind — it stops
- * the daemon, lazily unmounts anything under its dirs or its mountpoints, and detaches loop devices
- * whose backing files live there.
+ * the daemon, lazily unmounts anything under its dirs or its mountpoints, detaches loop devices
+ * whose backing files live there, and ends a fanotify group holder a killed daemon left.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -110,6 +110,10 @@ export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Har
       for (const dev of loopsUnder([run.dir, cache.dir])) {
         try { execFileSync('losetup', ['-d', dev], { stdio: 'ignore' }); } catch { /* gone */ }
       }
+      // A fanotify group holder a killed daemon left (its marks outlive the run dir otherwise).
+      try {
+        process.kill(Number(readFileSync(join(run.dir, 'fanotify-holder.pid'), 'utf8').trim()), 'SIGKILL');
+      } catch { /* none */ }
       for (const d of [mnts, run, cache]) {
         try { d.remove(); } catch { /* a lazily unmounted dir may still be busy */ }
       }
