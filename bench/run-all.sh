@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node dist/bench/fuse-read.js
+# fanotify vs fuse-blobs vs local erofs (skips itself on a kernel without pre-content events, < 6.14)
+node dist/bench/fanotify-read.js
 node dist/bench/cache-throughput.js
 node dist/bench/erofs-write.js
 node dist/bench/registry-read.js
