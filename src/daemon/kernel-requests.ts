@@ -50,13 +50,20 @@ export class KernelRequests {
     return this.records.size;
   }
 
-  /** Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo them. */
+  /**
+   * Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo them.
+   * A fanotify mount still in use is only detached: its marks stay in the adopted group (unmarked, its
+   * readers would read holes as zeros), and so does the group holder.
+   */
   async undoStale(): Promise<void> {
     const stale = readRecordFile(this.recordFile);
     for (const m of stale?.mounts ?? []) {
       log.warn({ mountpoint: m.mountpoint, image: m.image }, 'undoing a mount left by a daemon that died');
+      let busy = false;
       for (const o of [...m.objects].reverse()) {
-        await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));
+        const outcome = await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));
+        if (outcome === 'detached-busy') busy = true;
+        if (o.kind === 'fanotify-mark' && busy) this.fanotify?.group.retain(o.path);
       }
     }
   }
