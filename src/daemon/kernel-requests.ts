@@ -87,8 +87,12 @@ export class KernelRequests {
       let busy = false;
       for (const o of [...m.objects].reverse()) {
         if (o.kind === 'fanotify-mark') {
-          if (busy) keep.add(o.path);
-          else drop.push(o.path);
+          if (busy) {
+            keep.add(o.path);
+            this.fanotify?.group.retain(o.path);
+          } else {
+            drop.push(o.path);
+          }
           continue;
         }
         const outcome = await unmakeObject(o).catch((err: unknown) => log.warn({ object: describeObject(o), err: errorText(err) }, 'stale cleanup step failed'));

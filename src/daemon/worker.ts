@@ -8,6 +8,7 @@ import { openCache, type CacheOptions } from '../cache/backend.js';
 import { parseSize } from '../cache/size.js';
 import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
+import { shutdownTransports } from '../transport/index.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
@@ -48,6 +49,7 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     log.info({ why }, 'worker stopping: unmounting everything');
     server?.close();
     await manager.umountAll();
+    await shutdownTransports().catch((err: unknown) => log.warn({ err: errorText(err) }, 'stopping the transports failed'));
     await cache.close().catch(() => undefined);
     process.exit(0);
   };

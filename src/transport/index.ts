@@ -15,6 +15,11 @@ export function reattachDone(): void {
   for (const t of transports) t.reattachDone?.();
 }
 
+/** Before the process exits, its mounts unmade: stops what transports run process-wide (event threads). */
+export async function shutdownTransports(): Promise<void> {
+  for (const t of transports) await t.shutdown?.();
+}
+
 export function implementedModes(): MountMode[] {
   return transports.map((t) => t.mode);
 }

@@ -56,4 +56,6 @@ export interface Transport {
   reattach?(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveTransport>;
   /** Every recorded mount has been re-attached (or torn down): start serving what reattach held back. */
   reattachDone?(): void;
+  /** The process is about to exit (its mounts are gone): stop what it runs process-wide (threads would keep it alive). */
+  shutdown?(): Promise<void>;
 }

@@ -13,13 +13,14 @@
  * action and every failed read, for a reproduction).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { cliBuilt, leftovers, makeHarness, repoRoot, type Harness } from '../mount/harness.js';
+import {
+  alive, cliBuilt, leftovers, makeHarness, readCheck, waitUntil, type Harness, type ReadOutcome, type ReadRequest,
+} from '../mount/harness.js';
 import { cliHas } from '../mount/images.js';
 import { MAP_HEADER, MAP_HEADER_SIZE } from '../../src/cache/map-layout.js';
 
@@ -48,7 +49,6 @@ const MAX_MOUNTS = 3;
 const FRAME_SIZE = 64 * 1024;
 /** The daemon's cache limit: below the images' total, so it evicts unmounted blobs by itself. */
 const CACHE_MAX_SIZE = '6M';
-const READER = join(repoRoot, 'test', 'helpers', 'read-check.mjs');
 
 /** mulberry32: small, seedable, good enough to pick faults. */
 class Random {
@@ -100,41 +100,15 @@ interface Image { tree: string; layout: string; tag: string; digest: string; blo
 type MountRef = 'digest' | 'fixed tag' | 'moving tag';
 interface LiveMount { mountpoint: string; image: number; ref: string; by: MountRef; madeAt: number; supervisorPid: number; dead: boolean }
 
-type Outcome = 'right' | 'error' | 'wrong' | 'zero-filled' | 'hung';
-interface ReadRequest { id: number; path: string; source: string; ranges: [number, number][] | null }
-interface ReadResult { id: number; outcome: Outcome; code?: string; detail?: string }
-
-/** Runs one round of reads in a child process; reads it did not answer by the deadline are hung. */
-function readRound(reads: ReadRequest[]): Promise<ReadResult[]> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [READER, JSON.stringify(reads)], { timeout: READ_DEADLINE_MS, killSignal: 'SIGKILL', env: { ...process.env, UV_THREADPOOL_SIZE: '16' }, maxBuffer: 16 << 20 },
-      (_err, stdout) => {
-        const answered = new Map<number, ReadResult>();
-        for (const line of stdout.split('\n').filter(Boolean)) {
-          const r = JSON.parse(line) as ReadResult;
-          answered.set(r.id, r);
-        }
-        resolve(reads.map((r) => answered.get(r.id) ?? { id: r.id, outcome: 'hung', detail: `no answer within ${READ_DEADLINE_MS} ms` }));
-      });
-  });
-}
-
 function mountedPaths(): Set<string> {
   return new Set(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
     .map((l) => l.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))));
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Child pids of `parent` (the supervisor's worker), from /proc. */
-/** The supervisor's worker(s): its children but the fanotify group holder (a helper that only holds an fd). */
+/**
+ * Child pids of `parent` (the supervisor's worker), from /proc. Not its fanotify group holder (also its
+ * child until it dies): that one must outlive it, and killing it would close the group under the mounts.
+ */
 function childrenOf(parent: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
@@ -146,14 +120,6 @@ function childrenOf(parent: number): number[] {
     } catch { /* exited meanwhile */ }
   }
   return out;
-}
-
-async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end;) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
 }
 
 /** Frames whose bit is set in a presence map file (`<id>.map`), with the frame size; empty if unreadable. */
@@ -178,7 +144,7 @@ function presentFrames(mapFile: string): { frameSize: number; size: number; fram
 
 type RegistryState = 'up' | 'hung' | 'down';
 
-interface Failure { iteration: number; outcome: Outcome; mount: string; file: string; detail: string; suspect: string; recent: string[] }
+interface Failure { iteration: number; outcome: ReadOutcome; mount: string; file: string; detail: string; suspect: string; recent: string[] }
 
 describe.skipIf(!ready)('fault campaign (issue 13)', () => {
   let h: Harness;
@@ -221,7 +187,7 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
     let registry: RegistryState = 'up';
     const live: LiveMount[] = [];
     let mountSeq = 0;
-    const reads: Record<Outcome, number> = { right: 0, error: 0, wrong: 0, 'zero-filled': 0, hung: 0 };
+    const reads: Record<ReadOutcome, number> = { right: 0, error: 0, wrong: 0, 'zero-filled': 0, hung: 0 };
     const errorsBySuspect = new Map<string, number>();
     const errorCodes = new Map<string, number>();
     const failures: Failure[] = [];
@@ -313,7 +279,7 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
           owners.set(id, { mount: m, file });
         }
       }
-      for (const r of await readRound(requests)) {
+      for (const r of await readCheck(requests, READ_DEADLINE_MS)) {
         reads[r.outcome]++;
         if (r.outcome === 'right') continue;
         const { mount, file } = owners.get(r.id)!;

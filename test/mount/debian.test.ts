@@ -5,27 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeDebianTree } from '../helpers/trees.js';
-import { cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
+import { cliBuilt, erofsMount, leftovers, makeHarness, type Harness } from './harness.js';
 import { buildImage, cliHas, mountStatus, pushLayout, type TestImage } from './images.js';
 
 const ready = needs('Debian image from a registry', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)'], [cliHas('build'), 'ondemand build'],
   [cliHas('push'), 'ondemand push'], [haveCommand('docker-registry'), 'docker-registry']);
-
-/** Source and super options of the erofs mount at `mp` (from mountinfo). */
-function erofsMount(mp: string): { source: string; options: string } | undefined {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [head, tail] = line.split(' - ');
-    if (head?.split(' ')[4] !== mp || !tail) continue;
-    const [fstype, source, options] = tail.split(' ');
-    if (fstype === 'erofs' && source && options) return { source, options };
-  }
-  return undefined;
-}
 
 const dpkgCount = (root: string): string => execFileSync('chroot', [root, '/bin/sh', '-c', 'dpkg -l | wc -l'], { encoding: 'utf8' }).trim();
 

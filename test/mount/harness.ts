@@ -57,6 +57,25 @@ export function leftovers(h: Harness, extra: string[] = []): { mounts: string[];
   return { mounts: mountsUnder(prefixes), loops: loopsUnder(prefixes) };
 }
 
+/** Whether `pid` is a live fanotify group holder (src/daemon/fanotify-holder.ts). */
+export function isFanotifyHolder(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fanotify-holder-main.js');
+  } catch {
+    return false;
+  }
+}
+
+/** The live fanotify group holder recorded in `runDir`, or null. */
+export function fanotifyHolder(runDir: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(runDir, 'fanotify-holder.pid'), 'utf8').trim());
+    return isFanotifyHolder(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Harness {
   const run = makeTempDir(`${name}-run`);
   const cache = makeTempDir(`${name}-cache`);
@@ -96,6 +115,7 @@ export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Har
     },
     daemonPid,
     async cleanup() {
+      const holder = fanotifyHolder(run.dir);
       const pid = daemonPid();
       if (pid !== null) {
         process.kill(pid, 'SIGTERM');
@@ -110,10 +130,10 @@ export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Har
       for (const dev of loopsUnder([run.dir, cache.dir])) {
         try { execFileSync('losetup', ['-d', dev], { stdio: 'ignore' }); } catch { /* gone */ }
       }
-      // A fanotify group holder a killed daemon left (its marks outlive the run dir otherwise).
-      try {
-        process.kill(Number(readFileSync(join(run.dir, 'fanotify-holder.pid'), 'utf8').trim()), 'SIGKILL');
-      } catch { /* none */ }
+      // A fanotify group holder a daemon left (it was killed, or its mounts were detached busy).
+      for (const p of [holder, fanotifyHolder(run.dir)]) {
+        if (p !== null && isFanotifyHolder(p)) process.kill(p, 'SIGKILL');
+      }
       for (const d of [mnts, run, cache]) {
         try { d.remove(); } catch { /* a lazily unmounted dir may still be busy */ }
       }
@@ -131,4 +151,75 @@ export function listFiles(dir: string, base = ''): string[] {
     else out.push(rel);
   }
   return out.sort();
+}
+
+/** Source and super options of the erofs mount at `mp` (from mountinfo), if there is one. */
+export function erofsMount(mp: string): { source: string; options: string } | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [head, tail] = line.split(' - ');
+    if (head?.split(' ')[4] !== mp || !tail) continue;
+    const [fstype, source, options] = tail.split(' ');
+    if (fstype === 'erofs' && source && options) return { source, options };
+  }
+  return undefined;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` every 25 ms for up to `ms`; its last answer. */
+export async function waitUntil(check: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return check();
+}
+
+/** What read-check.mjs says of one read; `hung`: no answer by the deadline. */
+export type ReadOutcome = 'right' | 'error' | 'wrong' | 'zero-filled' | 'hung';
+/** One read for read-check.mjs: `ranges` [[offset, length], ...] read with pread, null for the whole file. */
+export interface ReadRequest { id: number; path: string; source: string; ranges: [number, number][] | null }
+export interface ReadResult { id: number; outcome: ReadOutcome; code?: string; detail?: string }
+
+const READ_CHECK = join(repoRoot, 'test', 'helpers', 'read-check.mjs');
+
+/**
+ * Runs `reads` in a child process (test/helpers/read-check.mjs: every byte compared with its source),
+ * so a hung read cannot hang the test: reads not answered within `deadlineMs` are `hung`.
+ */
+export function readCheck(reads: ReadRequest[], deadlineMs: number): Promise<ReadResult[]> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [READ_CHECK, JSON.stringify(reads)], { timeout: deadlineMs, killSignal: 'SIGKILL', env: { ...process.env, UV_THREADPOOL_SIZE: '16' }, maxBuffer: 16 << 20 },
+      (_err, stdout) => {
+        const answered = new Map<number, ReadResult>();
+        for (const line of stdout.split('\n').filter(Boolean)) {
+          const r = JSON.parse(line) as ReadResult;
+          answered.set(r.id, r);
+        }
+        resolve(reads.map((r) => answered.get(r.id) ?? { id: r.id, outcome: 'hung', detail: `no answer within ${deadlineMs} ms` }));
+      });
+  });
+}
+
+export interface DetectReport { features: Record<string, { supported: boolean; reason: string }>; mode: string | null; reason: string }
+
+/**
+ * `ondemand detect --json` for a cache dir on the tests' disk (where harnesses put theirs), or null
+ * when it cannot run (not root, no current build).
+ */
+export function detectHere(): DetectReport | null {
+  if (process.getuid?.() !== 0 || !cliBuilt()) return null;
+  try {
+    const out = execFileSync(process.execPath, [cliPath, 'detect', '--json', '--cache-dir', process.env.ONDEMAND_TEST_TMP ?? '/var/tmp'], { encoding: 'utf8' });
+    return JSON.parse(out) as DetectReport;
+  } catch {
+    return null;
+  }
 }

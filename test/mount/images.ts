@@ -59,10 +59,11 @@ export interface TestImage {
 /**
  * Builds `tree` into an OCI layout with `ondemand build`; until that command exists, into a plain
  * chunked erofs image made by mkfs.erofs (`--blob` mounts), which the same daemon path serves.
+ * `buildArgs`: options for `ondemand build` (e.g. `--compression none`).
  */
-export async function buildImage(h: Harness, tree: string, outDir: string, tag = 'test'): Promise<TestImage> {
+export async function buildImage(h: Harness, tree: string, outDir: string, tag = 'test', buildArgs: string[] = []): Promise<TestImage> {
   if (cliHas('build')) {
-    await h.ok('build', tree, `oci:${outDir}:${tag}`);
+    await h.ok('build', ...buildArgs, tree, `oci:${outDir}:${tag}`);
     let bytes = 0;
     const blobsDir = join(outDir, 'blobs', 'sha256');
     for (const f of listFiles(blobsDir)) bytes += lstatSync(join(blobsDir, f)).size;

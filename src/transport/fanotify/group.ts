@@ -21,10 +21,12 @@ export class FanotifyGroup {
     const n = this.users.get(path) ?? 0;
     if (n === 0) markPreAccess(this.fd, path);
     this.users.set(path, n + 1);
-    this.retained.delete(path);
   }
 
-  /** One user less; the mark goes with the last, unless `retain` (a busy mount was detached). */
+  /**
+   * One user less; the mark goes with the last, unless it is retained: by this release (`retain`: a
+   * busy mount was detached) or earlier (a detached mount still reads the file, whoever else used it since).
+   */
   release(path: string, retain: boolean): void {
     const n = (this.users.get(path) ?? 1) - 1;
     if (n > 0) {
@@ -33,7 +35,12 @@ export class FanotifyGroup {
     }
     this.users.delete(path);
     if (retain) this.retained.add(path);
-    else unmarkPreAccess(this.fd, path);
+    else if (!this.retained.has(path)) unmarkPreAccess(this.fd, path);
+  }
+
+  /** Keeps the mark of `path` for the group's life: a mount detached while busy (by a daemon that died) reads it. */
+  retain(path: string): void {
+    this.retained.add(path);
   }
 
   /** Marks kept for detached busy mounts: the group must stay open while they exist. */

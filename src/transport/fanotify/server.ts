@@ -168,7 +168,11 @@ export class FanotifyServer {
       return true;
     } catch (err) {
       const frame = blob.toc.frameSize;
-      served.failed.push([Math.floor(offset / frame) * frame, Math.ceil((offset + count) / frame) * frame, Date.now() + FAILED_RANGE_MS, ev.pid]);
+      const until = Date.now() + FAILED_RANGE_MS;
+      // The reader's earlier failures stay denied while its reads keep failing: the kernel's own read of
+      // the first failed page comes after the rest of the window, which may have waited out a fetch too.
+      for (const f of served.failed) if (f[3] === ev.pid) f[2] = until;
+      served.failed.push([Math.floor(offset / frame) * frame, Math.ceil((offset + count) / frame) * frame, until, ev.pid]);
       logFor({ image: served.image, blob: blob.blobId }).warn({ offset, count, pid: ev.pid, err: errorText(err) }, 'read failed: answering the kernel EIO');
       return false;
     }

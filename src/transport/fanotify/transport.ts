@@ -133,4 +133,13 @@ export const fanotifyTransport: Transport = {
     heldBack = null;
     void s?.start();
   },
+
+  // The event thread sits in poll(2) inside native code: process.exit() would wait for it forever.
+  async shutdown(): Promise<void> {
+    const s = server;
+    server = null;
+    heldBack = null;
+    const started = await s?.catch(() => null);
+    await started?.stop();
+  },
 };
