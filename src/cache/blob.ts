@@ -185,7 +185,7 @@ export class CachedBlobEntry implements CachedBlob {
     return Promise.reject(err instanceof Error ? err : new CacheError(errorText(err), { blob: this.blobId, offset }));
   }
 
-  async ensure(offset: number, length: number): Promise<void> {
+  async ensure(offset: number, length: number, options: { durable?: boolean } = {}): Promise<void> {
     const end = Math.min(this.size, offset + Math.max(0, length));
     if (offset >= end) return;
     this.lastUsed = this.host.clock.now();
@@ -202,7 +202,7 @@ export class CachedBlobEntry implements CachedBlob {
       if (waits === undefined) return;
       const started = performance.now();
       try {
-        await Promise.all(waits.map((w) => w?.promise ?? Promise.resolve()));
+        await Promise.all(waits.map((w) => (options.durable === false ? w?.written : w?.promise) ?? Promise.resolve()));
       } finally {
         this.counters.recordWait(performance.now() - started);
       }

@@ -39,6 +39,10 @@ export interface FrameWait {
   verified: Promise<Buffer>;
   resolveVerified: (bytes: Buffer) => void;
   rejectVerified: (err: Error) => void;
+  /** Settles once the verified bytes are in the data file (written, maybe not yet durable). */
+  written: Promise<void>;
+  resolveWritten: () => void;
+  rejectWritten: (err: Error) => void;
   job: FetchJob;
 }
 
@@ -193,9 +197,16 @@ export class FetchJobs implements FrameStates {
       resolveVerified = res;
       rejectVerified = rej;
     });
+    let resolveWritten!: () => void;
+    let rejectWritten!: (err: Error) => void;
+    const written = new Promise<void>((res, rej) => {
+      resolveWritten = res;
+      rejectWritten = rej;
+    });
     promise.catch(() => {}); // read-ahead frames may have no waiter
     verified.catch(() => {});
-    this.inflight.set(i, { promise, resolve, reject, verified, resolveVerified, rejectVerified, job });
+    written.catch(() => {});
+    this.inflight.set(i, { promise, resolve, reject, verified, resolveVerified, rejectVerified, written, resolveWritten, rejectWritten, job });
   }
 
   private settle(i: number, job: FetchJob, err?: Error): void {
@@ -204,8 +215,12 @@ export class FetchJobs implements FrameStates {
     this.inflight.delete(i);
     if (err) {
       w.rejectVerified(err);
+      w.rejectWritten(err);
       w.reject(err);
-    } else w.resolve();
+    } else {
+      w.resolveWritten();
+      w.resolve();
+    }
   }
 
   private async run(job: FetchJob): Promise<void> {
@@ -292,6 +307,7 @@ export class FetchJobs implements FrameStates {
       return false;
     }
     this.inflight.get(i)?.resolveVerified(bytes);
+    this.inflight.get(i)?.resolveWritten();
     try {
       this.storedDurable ??= this.groupSync.sync();
       await this.storedDurable;
@@ -323,6 +339,7 @@ export class FetchJobs implements FrameStates {
         const run = good.slice(k, m + 1);
         await pwritev(env.dataFd, run.map(bytesOf), (job.source.toc.frames[run[0] as number] as FrameEntry).uncompressedOffset);
         written.push(...run);
+        for (const i of run) this.inflight.get(i)?.resolveWritten();
         k = m + 1;
       }
       await this.groupSync.sync();

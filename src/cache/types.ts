@@ -51,7 +51,11 @@ export interface CachedBlob {
   /** Bytes [offset, offset+length) of the uncompressed view, fetching missing frames. Clamped at the end. */
   read(offset: number, length: number): Promise<Buffer>;
   /** Makes the range present in the data file (for transports where the kernel reads the file itself). */
-  ensure(offset: number, length: number): Promise<void>;
+  /**
+   * `durable: false`: resolves as soon as the range's verified bytes are written to the data file, before
+   * the fdatasync that makes them present (for a kernel reading the file now; a crash loses only the bits).
+   */
+  ensure(offset: number, length: number, options?: { durable?: boolean }): Promise<void>;
   /**
    * True when every frame is present (false while an eviction runs): the data file may then be read
    * directly (passthrough, loop) by whoever holds a lease taken before this check (leaseIfComplete).

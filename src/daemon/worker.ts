@@ -12,7 +12,7 @@ import { shutdownTransports } from '../transport/index.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
-import { serveFanotifyGroup } from '../transport/fanotify/transport.js';
+import { holdFanotifyGroup, serveFanotifyGroup } from '../transport/fanotify/transport.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
 import { SupervisorClient } from './ipc-client.js';
@@ -37,9 +37,13 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     daemonDirs(args.runDir, args.cacheDir));
 
   const listed = await supervisor.request({ op: 'list' });
+  // A group the supervisor holds: read it before re-attaching opens any data file (the cache's own
+  // I/O on marked files raises events), and serve it after (events of a dead worker or daemon wait).
+  const fanotifyKernel = listed.fanotify ? records.broker('', new UndoStack()) : null;
+  const fanotifyFailed = (err: unknown): void => log.error({ err: errorText(err) }, 'cannot serve the fanotify group');
+  if (fanotifyKernel) await holdFanotifyGroup(fanotifyKernel).catch(fanotifyFailed);
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
-  // A group the supervisor holds may have events waiting (a dead worker's, or a dead daemon's).
-  if (listed.fanotify) await serveFanotifyGroup(records.broker('', new UndoStack())).catch((err: unknown) => log.error({ err: errorText(err) }, 'cannot serve the fanotify group'));
+  if (fanotifyKernel) await serveFanotifyGroup(fanotifyKernel).catch(fanotifyFailed);
 
   let server: Server | null = null;
   let stopping = false;

@@ -3,7 +3,7 @@
  * `<major>:<minor>` like block devices and FUSE), so the only way to find a new mount's bdi is to
  * compare the erofs bdis before and after mounting it.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 const BDI_DIR = '/sys/class/bdi';
 
@@ -25,4 +25,9 @@ export function newErofsBdi(before: ReadonlySet<string>, after: ReadonlySet<stri
 /** Writes read_ahead_kb of bdi `name` (e.g. `0:52`, `erofs-948`); throws what the write threw. */
 export function setBdiReadAheadKb(name: string, kb: number): void {
   writeFileSync(`${BDI_DIR}/${name}/read_ahead_kb`, String(kb));
+}
+
+/** read_ahead_kb of bdi `name`. */
+export function bdiReadAheadKb(name: string): number {
+  return Number(readFileSync(`${BDI_DIR}/${name}/read_ahead_kb`, 'utf8').trim());
 }

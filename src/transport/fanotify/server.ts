@@ -62,11 +62,24 @@ export class FanotifyServer {
   private thread: Worker | null = null;
   private wake: [number, number] | null = null;
   private started = false;
-  /** Events a dead worker left, by fd number, while they are being answered. */
+  /** Events a dead worker left, by fd number, while they are being answered (new ones with that number wait). */
   private readonly oldEvents = new Map<number, Promise<void>>();
 
-  constructor(private readonly group: number, private readonly journal: EventJournal, private readonly fresh: boolean) {
+  /** Events read before start(): their files may not be registered yet (a restart re-attaching). */
+  private waiting: PendingEvent[] = [];
+  /** Events a dead worker left (journal), answered by start(); their fd numbers, reserved meanwhile. */
+  private readonly leftovers: PendingEvent[] = [];
+  private readonly reserved = new Set<number>();
+
+  /**
+   * Reads events at once, so this process's own cache I/O is never left waiting (a restarted worker
+   * re-opening its data files raises events of its own before it re-attaches anything); other events
+   * wait for start(). A group another worker served first has its leftovers reserved before that.
+   */
+  constructor(private readonly group: number, private readonly journal: EventJournal, fresh: boolean) {
     if (fresh) journal.reset();
+    else this.takeLeftovers();
+    this.startThread();
   }
 
   stats(): FanotifyStats {
@@ -90,12 +103,14 @@ export class FanotifyServer {
     };
   }
 
-  /** Starts reading events; a group another worker served first has its leftover events answered before. */
+  /** Serves events (every mount's files are registered now): the leftovers first in line, then the rest. */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    if (this.fresh) this.startThread();
-    else await this.recover();
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const ev of waiting) void this.serve(ev);
+    await this.answerLeftovers();
   }
 
   private startThread(): void {
@@ -105,7 +120,10 @@ export class FanotifyServer {
     const data: EventThreadData = { group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd };
     const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data });
     thread.on('message', (msg: EventThreadMessage) => {
-      if (msg.kind === 'events') for (const ev of msg.events) void this.serve(ev);
+      if (msg.kind === 'events') {
+        if (this.started) for (const ev of msg.events) void this.serve(ev);
+        else this.waiting.push(...msg.events);
+      }
       else if (msg.kind === 'own') this.counters.ownEvents += msg.count;
       else if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
     });
@@ -115,38 +133,41 @@ export class FanotifyServer {
   }
 
   /**
-   * Answers what a dead worker had read: filled and allowed when its file is served here, else EIO.
-   * The kernel matches a response to the oldest pending event with its fd number, so while an old
-   * event waits for its fill, no new event may get its number: free numbers are taken by placeholder
-   * fds, and a new event that gets one anyway (a number this process used and freed meanwhile) is
-   * answered only after the old one. The event thread runs meanwhile: the fills' own cache writes may
-   * raise events that it must allow.
+   * Before any event is read: what a dead worker had read and not answered. The kernel matches a
+   * response to the oldest pending event with its fd number, so while an old event waits for its
+   * fill no new event may get its number: free numbers are taken by placeholder fds (and a new event
+   * that gets one anyway, a number in use here then freed, is answered only after the old one).
+   * Events read in the instant before they were journaled have an unknown range: EIO (never zeros).
    */
-  private async recover(): Promise<void> {
-    const orphans = this.journal.entries();
-    const known = new Set(orphans.map((o) => o.fd));
-    // Events read in the instant before they were journaled: their range is unknown, so EIO (never zeros).
+  private takeLeftovers(): void {
+    this.leftovers.push(...this.journal.entries());
+    const known = new Set(this.leftovers.map((o) => o.fd));
     const last = Math.max(SWEEP_MIN, this.journal.highestFd() + SWEEP_MARGIN);
     let swept = 0;
     for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
     this.counters.denied += swept;
+    if (swept > 0) log.warn({ deniedUnknown: swept }, 'denied fanotify events a dead worker read but had not journaled (EIO)');
     const placeholder = openSync('/dev/null', 'r');
-    const reserved = orphans.filter((ev) => reserveFdNumber(ev.fd, placeholder)).map((ev) => ev.fd);
+    for (const ev of this.leftovers) if (reserveFdNumber(ev.fd, placeholder)) this.reserved.add(ev.fd);
     closeSync(placeholder);
-    this.startThread();
-    await Promise.all(orphans.map(async (ev) => {
+  }
+
+  /** Fills and allows each leftover whose file is served here, else EIO; frees its number after. */
+  private async answerLeftovers(): Promise<void> {
+    const leftovers = this.leftovers.splice(0);
+    await Promise.all(leftovers.map(async (ev) => {
       const done = (async () => {
         const ok = await this.fill(ev);
-        if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters.recovered += 1;
+        if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters[ok ? 'recovered' : 'denied'] += 1;
         this.journal.clear(ev.fd);
       })();
       this.oldEvents.set(ev.fd, done);
       await done.finally(() => {
         this.oldEvents.delete(ev.fd);
-        if (reserved.includes(ev.fd)) closeQuietly(ev.fd);
+        if (this.reserved.delete(ev.fd)) closeQuietly(ev.fd);
       });
     }));
-    if (orphans.length > 0 || swept > 0) log.warn({ recovered: this.counters.recovered, deniedUnknown: swept }, 'answered fanotify events left by the previous worker');
+    if (leftovers.length > 0) log.warn({ leftovers: leftovers.length, recovered: this.counters.recovered }, 'answered fanotify events left by the previous worker');
   }
 
   /** Makes the event's range present; false when it cannot (no mount serves the file, or the fetch failed). */
@@ -163,7 +184,10 @@ export class FanotifyServer {
     served.failed = served.failed.filter(([, , until]) => until > now);
     if (served.failed.some(([from, to, , pid]) => pid === ev.pid && offset < to && offset + count > from)) return false;
     try {
-      await blob.ensure(offset, count);
+      // Allowed once the verified bytes are in the data file: the reader needs them in the page cache,
+      // not on disk (a crash loses only presence bits, and those frames are fetched again). Answering
+      // after the fdatasync cost a quarter of the cold throughput (bench/RESULTS.md).
+      await blob.ensure(offset, count, { durable: false });
       this.ignoreIfComplete(served);
       return true;
     } catch (err) {

@@ -13,7 +13,7 @@ import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CachedBlob } from '../../cache/types.js';
 import { MountError } from '../../util/errors.js';
-import { erofsReadAheadFor, withErofsReadAhead } from '../erofs-readahead.js';
+import { erofsReadAheadFor, withErofsReadAhead, type RaisedReadAhead } from '../erofs-readahead.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelBroker, KernelObject } from '../kernel-broker.js';
 import { erofsMountFlags } from '../kernel-objects.js';
@@ -44,11 +44,22 @@ function serving(kernel: KernelBroker, holdBack: boolean): Promise<FanotifyServe
 }
 
 /**
+ * Reads the owner's group before anything else of a restarted worker touches a data file: the cache
+ * re-opening the files after their marks raises events of its own, which only the server's thread
+ * answers. Other events wait until serveFanotifyGroup (or the re-attach) starts serving.
+ */
+export async function holdFanotifyGroup(kernel: KernelBroker): Promise<void> {
+  await serving(kernel, true);
+}
+
+/**
  * Serves the owner's group now, mounts or not: a group adopted from a daemon that died may hold
  * events its readers wait on (answered EIO: no mount serves their files any more).
  */
 export async function serveFanotifyGroup(kernel: KernelBroker): Promise<void> {
-  await serving(kernel, false);
+  const s = await serving(kernel, false);
+  if (heldBack === s) heldBack = null;
+  await s.start();
 }
 
 /** This process's fanotify server (tests and benchmarks read its counters), if one was started. */
@@ -62,6 +73,9 @@ export interface ActiveFanotify extends ActiveTransport {
 }
 
 class ServedMount implements ActiveFanotify {
+  /** Set when the mount raised erofs's readahead for blobs with holes. */
+  readAhead: RaisedReadAhead | undefined;
+
   constructor(private readonly server: FanotifyServer, private readonly blobs: readonly CachedBlob[], private readonly unregister: (() => void)[]) {}
 
   stats(): FanotifyStats & { requests: number; blobsDirect: number } {
@@ -71,7 +85,10 @@ class ServedMount implements ActiveFanotify {
 
   /** Prefetch made every blob complete: ignore marks, so no read of them leaves the kernel. */
   async blobsComplete(): Promise<void> {
-    this.server.ignoreComplete(this.blobs);
+    if (this.server.ignoreComplete(this.blobs) === this.blobs.length) {
+      this.readAhead?.restore();
+      this.readAhead = undefined;
+    }
   }
 
   async stop(): Promise<void> {
@@ -114,7 +131,7 @@ export const fanotifyTransport: Transport = {
     const removeLinks = (): void => { for (const l of links) rmSync(l, { force: true }); };
     ctx.kernel.undo.push('device links', removeLinks);
     failPoint('before-erofs-mount');
-    await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
+    served.readAhead = await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
       () => ctx.kernel.mount(ctx.bootstrapPath, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), data));
     removeLinks();
     return served;
