@@ -297,12 +297,15 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
 
     // ---- actions ----------------------------------------------------------------------------
 
+    /** The image each moving tag named when the daemon last resolved it (what it mounts with the registry unreachable). */
+    const lastResolved = new Map<string, number>();
     const mount = async (): Promise<void> => {
       const by = rnd.pick<MountRef>(['digest', 'fixed tag', 'moving tag']);
       let image: number;
       let ref: string;
+      let tag: string | undefined;
       if (by === 'moving tag') {
-        const tag = rnd.pick([...movingTags.keys()]);
+        tag = rnd.pick([...movingTags.keys()]);
         image = movingTags.get(tag)!;
         ref = `${repo}:${tag}`;
       } else {
@@ -327,6 +330,11 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
         rmSync(mp, { recursive: true, force: true });
         checkQuiet();
         return;
+      }
+      if (tag !== undefined) {
+        // An unreachable registry: the daemon mounts what the tag named when it last resolved it (and says so).
+        if (`${r.stdout}${r.stderr}`.includes('using the manifest cached for')) image = lastResolved.get(tag) ?? image;
+        else lastResolved.set(tag, image);
       }
       count('mount');
       live.push({ mountpoint: mp, image, ref, by, madeAt: iteration, supervisorPid: h.daemonPid() ?? -1, dead: false });
