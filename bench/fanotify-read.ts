@@ -59,6 +59,7 @@ import { erofsMountFlags } from '../src/transport/kernel-objects.js';
 import type { ActiveTransport, Transport } from '../src/transport/types.js';
 import { UndoStack } from '../src/util/undo-stack.js';
 import { hostFeatures, mountTransport, type TransportMount } from '../test/helpers/transport-mount.js';
+import { deferFreePageReporting } from './free-page-reporting.js';
 
 const exec = promisify(execFile);
 const runs = Number(process.argv[2] ?? 11);
@@ -100,29 +101,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const PAGE_REPORTING_MIN_FREE_MS = '/sys/module/page_reporting/parameters/min_free_ms';
-
-/** As bench/fuse-read.ts: pages freed between runs are not handed back to the host at once. */
-function deferFreePageReporting(): () => void {
-  let before: string;
-  try {
-    before = readFileSync(PAGE_REPORTING_MIN_FREE_MS, 'utf8').trim();
-    writeFileSync(PAGE_REPORTING_MIN_FREE_MS, '60000');
-  } catch {
-    return () => {};
-  }
-  process.stdout.write(`free page reporting deferred for the run (min_free_ms ${before} -> 60000)\n`);
-  const restore = (): void => writeFileSync(PAGE_REPORTING_MIN_FREE_MS, before);
-  // Interrupted: restored all the same (mounts made so far are left for the operator to detach).
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      restore();
-      process.kill(process.pid, 'SIGKILL');
-    });
-  }
-  return restore;
 }
 
 /** xorshift32 bytes: small files differ from each other, deterministically. */

@@ -32,7 +32,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -48,6 +48,7 @@ import { openCache } from '../src/cache/index.js';
 import type { CachedBlob } from '../src/cache/types.js';
 import type { BlobDescriptor, BlobToc, FrameEntry } from '../src/format/image/types.js';
 import type { BlobFetcher, ByteRange } from '../src/fetch/types.js';
+import { deferFreePageReporting } from './free-page-reporting.js';
 
 const run = promisify(execFile);
 const sizeMiB = Number(process.argv[2] ?? 1024);
@@ -173,25 +174,6 @@ async function randIops(file: Target, mode: 'disk' | 'mem', warmFiles: string[])
   await prepare(mode, file, warmFiles);
   const { stdout } = await run(process.execPath, ['-e', RAND_SCRIPT, file.path, String(randReads)]);
   return randReads / (Number(stdout) / 1000);
-}
-
-const PAGE_REPORTING_MIN_FREE_MS = '/sys/module/page_reporting/parameters/min_free_ms';
-
-/**
- * On this VM free pages are handed back to the host as soon as they are free (page_reporting
- * min_free_ms 0), so pages evicted between runs fault in again at random. Deferring that for the run
- * made rounds far steadier (warm-mem `fuse` seq 3.3-6.2 GB/s instead of 0.25-5.0). Restored at the end.
- */
-function deferFreePageReporting(): () => void {
-  let before: string;
-  try {
-    before = readFileSync(PAGE_REPORTING_MIN_FREE_MS, 'utf8').trim();
-    writeFileSync(PAGE_REPORTING_MIN_FREE_MS, '60000');
-  } catch {
-    return () => {};
-  }
-  process.stdout.write(`free page reporting deferred for the run (min_free_ms ${before} -> 60000)\n`);
-  return () => writeFileSync(PAGE_REPORTING_MIN_FREE_MS, before);
 }
 
 async function main(): Promise<void> {
