@@ -8,25 +8,20 @@
  * unchecked bytes. It exits when no daemon runs and the group has no mark left: then no event can
  * come, and closing it is harmless.
  */
-import { closeSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { AT_FDCWD, FAN_MARK_IGNORE, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanotifyMark } from '../native/fanotify.js';
+import { readFileSync, readSync } from 'node:fs';
+import { AT_FDCWD, EIO, FAN_MARK_IGNORE, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanDenyErrno, fanotifyMark, respond } from '../native/fanotify.js';
+import { O_NONBLOCK, closeQuietly } from '../native/fd.js';
+import { fcntlInt } from '../native/libc.js';
+import { parseEvents } from '../transport/fanotify/events.js';
+import { livePid } from './client.js';
+import { recordFilePath } from './paths.js';
+import { readRecordFile } from './records.js';
 
 const GROUP = 3;
 const CHECK_MS = 100;
-const FAN_DENY = 0x2;
-const EIO = 5;
+const F_GETFL = 3;
+const F_SETFL = 4;
 const runDir = process.argv[2] ?? '';
-
-function daemonAlive(): boolean {
-  try {
-    const pid = Number(readFileSync(join(runDir, 'daemon.pid'), 'utf8').trim());
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function marks(): number {
   try {
@@ -36,7 +31,7 @@ function marks(): number {
   }
 }
 
-/** Reads what is queued (the fd is non-blocking: the worker's event thread set it) and denies it. */
+/** Reads what is queued and denies it (EIO). */
 function denyQueued(): void {
   const buf = Buffer.alloc(16 * 1024);
   for (;;) {
@@ -46,39 +41,29 @@ function denyQueued(): void {
     } catch {
       return; // EAGAIN: nothing queued
     }
-    for (let at = 0; at + 24 <= n;) {
-      const len = buf.readUInt32LE(at);
-      const fd = buf.readInt32LE(at + 16);
-      const response = Buffer.alloc(8);
-      response.writeInt32LE(fd, 0);
-      response.writeUInt32LE(FAN_DENY | (EIO << 24), 4);
+    if (n <= 0) return;
+    for (const ev of parseEvents(buf, n)) {
       try {
-        writeSync(GROUP, response);
+        respond(GROUP, ev.fd, fanDenyErrno(EIO));
       } catch {
         // no longer pending
       }
-      if (fd >= 0) closeSync(fd);
-      if (len < 24) break;
-      at += len;
+      if (ev.fd >= 0) closeQuietly(ev.fd);
     }
-    if (n <= 0) return;
   }
 }
 
-/** Data files the dead daemon's records marked (mounts.json: mounts[].objects[] of kind fanotify-mark). */
+/** Data files the dead daemon's records marked. */
 function markedPaths(): string[] {
-  try {
-    const file = JSON.parse(readFileSync(join(runDir, 'mounts.json'), 'utf8')) as { mounts?: { objects?: { kind?: string; path?: string }[] }[] };
-    return (file.mounts ?? []).flatMap((m) => (m.objects ?? []).flatMap((o) => (o.kind === 'fanotify-mark' && typeof o.path === 'string' ? [o.path] : [])));
-  } catch {
-    return [];
-  }
+  return (readRecordFile(recordFilePath(runDir))?.mounts ?? []).flatMap((m) => m.objects.flatMap((o) => (o.kind === 'fanotify-mark' ? [o.path] : [])));
 }
 
+// Never parked in read(2): the interval must keep checking whether a daemon runs.
+fcntlInt(GROUP, F_SETFL, fcntlInt(GROUP, F_GETFL, 0) | O_NONBLOCK);
 let alone = false;
 process.on('SIGTERM', () => process.exit(0));
 setInterval(() => {
-  if (daemonAlive()) {
+  if (livePid(runDir) !== null) {
     alone = false;
     return;
   }

@@ -216,14 +216,15 @@ export class FanotifyServer {
     closeQuietly(ev.fd);
   }
 
-  /** Every registered blob that is complete now stops raising events (after a prefetch); how many are. */
-  ignoreComplete(blobs: readonly CachedBlob[]): number {
+  /** Every one of `blobs` that is complete now stops raising events (after a prefetch). */
+  ignoreComplete(blobs: readonly CachedBlob[]): void {
+    for (const served of this.files.values()) if (blobs.includes(served.blob)) this.ignoreIfComplete(served);
+  }
+
+  /** How many of `blobs` have their ignore mark (their reads never leave the kernel). */
+  ignoredCount(blobs: readonly CachedBlob[]): number {
     let ignored = 0;
-    for (const served of this.files.values()) {
-      if (!blobs.includes(served.blob)) continue;
-      this.ignoreIfComplete(served);
-      if (served.ignored) ignored += 1;
-    }
+    for (const served of this.files.values()) if (served.ignored && blobs.includes(served.blob)) ignored += 1;
     return ignored;
   }
 

@@ -80,12 +80,13 @@ class ServedMount implements ActiveFanotify {
 
   stats(): FanotifyStats & { requests: number; blobsDirect: number } {
     const s = this.server.stats();
-    return { ...s, requests: s.events, blobsDirect: this.server.ignoreComplete(this.blobs) };
+    return { ...s, requests: s.events, blobsDirect: this.server.ignoredCount(this.blobs) };
   }
 
   /** Prefetch made every blob complete: ignore marks, so no read of them leaves the kernel. */
   async blobsComplete(): Promise<void> {
-    if (this.server.ignoreComplete(this.blobs) === this.blobs.length) {
+    this.server.ignoreComplete(this.blobs);
+    if (this.server.ignoredCount(this.blobs) === this.blobs.length) {
       this.readAhead?.restore();
       this.readAhead = undefined;
     }
