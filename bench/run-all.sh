@@ -8,6 +8,8 @@ node dist/bench/fanotify-read.js
 node dist/bench/cache-throughput.js
 node dist/bench/erofs-write.js
 node dist/bench/registry-read.js
+# mount --prefetch until complete vs skopeo copy of the same image (issue #18)
+node dist/bench/prefetch-pull.js
 node dist/bench/build-debian.js
 node dist/bench/convert-debian.js
 # fscache vs local erofs, inside the compat VM (needs qemu + the compat kernel; builds it when not cached)

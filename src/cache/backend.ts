@@ -54,6 +54,7 @@ export interface CacheOptions extends Partial<BlobTuning> {
 export const DEFAULT_TUNING: BlobTuning = {
   maxMergeBytes: 4 * 1024 * 1024,
   readAheadFrames: 0,
+  readAheadJobBytes: 1024 * 1024,
   hash: 'event-loop',
   prefetchConcurrency: 2,
   prefetchBytesPerSecond: 0,

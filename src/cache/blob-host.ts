@@ -6,8 +6,10 @@ import type { FetchSlots, Throttle } from './scheduler.js';
 export interface BlobTuning {
   /** Cap on the stored bytes of one merged range request. */
   maxMergeBytes: number;
-  /** Missing frames after a sequential demand read's last frame fetched along with it. */
+  /** Most frames a sequential read keeps fetching ahead of itself (fetch-plan.ts: planRead). */
   readAheadFrames: number;
+  /** Cap on the stored bytes of one read-ahead request (smaller than maxMergeBytes: they run side by side). */
+  readAheadJobBytes: number;
   hash: HashMode;
   prefetchConcurrency: number;
   /** Default prefetch bandwidth cap (bytes/s); 0 = none. */

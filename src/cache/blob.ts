@@ -21,12 +21,12 @@ import { BlobUsers } from './blob-users.js';
 import { allocatedBytesOf, mapIdentityOf, openBlobFiles, type BlobFiles } from './blob-open.js';
 import type { BlobPaths } from './dir.js';
 import { FetchJobs, type BlobSource, type FrameWait } from './fetch-jobs.js';
-import { planRead, type ReadStream } from './fetch-plan.js';
+import { continuesStream, planRead, type ReadStream } from './fetch-plan.js';
 import { cacheIoError, ftruncateAsync, pread, preadInto } from './file-io.js';
 import { MAP_FLAG_OPEN } from './map-layout.js';
 import { MapWriter } from './map-writer.js';
 import { prefetchFrames, type PrefetchTarget } from './prefetch.js';
-import { dataRecordOf, type PresenceBits } from './presence-map.js';
+import { dataRecordOf, PresenceBits } from './presence-map.js';
 import { SharedPresence, type PresenceView } from './presence-view.js';
 import { StatsCounter } from './stats.js';
 import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
@@ -63,6 +63,8 @@ export class CachedBlobEntry implements CachedBlob {
   private readonly log: Logger;
   /** Made on first presenceView(): other threads read present frames through it. */
   private shared?: SharedPresence;
+  /** Frames whose verified bytes are in the data file, durable or not yet (for the presence view). */
+  private readonly written: PresenceBits;
 
   private constructor(private readonly host: BlobHost, source: BlobSource, paths: BlobPaths, files: BlobFiles, log: Logger) {
     const toc = source.toc;
@@ -74,6 +76,7 @@ export class CachedBlobEntry implements CachedBlob {
     this.dataFd = files.dataFd;
     this.mapFd = files.mapFd;
     this.bits = files.bits;
+    this.written = new PresenceBits(files.bits.frameCount);
     this.unverified = files.unverified;
     this.lastUsed = files.lastUsed;
     this.allocatedBytes = files.allocatedBytes;
@@ -95,6 +98,7 @@ export class CachedBlobEntry implements CachedBlob {
         this.allocatedBytes += bytes;
       },
       marked: () => this.map.schedule(),
+      wrote: (i) => this.written.set(i),
     }, source);
     this.users = new BlobUsers(() => this.jobs.source, (next) => { this.jobs.source = next; }, () => host.clock.now());
     this.users.opener(source);
@@ -153,6 +157,7 @@ export class CachedBlobEntry implements CachedBlob {
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.closing) return this.readFailed(offset, length, new CacheError('cache is closed', { blob: this.blobId }));
     if (this.gate === null && this.bits.hasAll(first, last)) {
+      this.readAheadOnHit(first, last);
       // The hot path: one pread into a fresh buffer, no other allocation or promise chain.
       this.counters.hits++;
       this.active++;
@@ -193,6 +198,7 @@ export class CachedBlobEntry implements CachedBlob {
     const first = Math.floor(offset / this.frameSize);
     const last = Math.floor((end - 1) / this.frameSize);
     if (this.gate === null && this.bits.hasAll(first, last)) {
+      this.readAheadOnHit(first, last);
       this.counters.hits++;
       return;
     }
@@ -259,6 +265,7 @@ export class CachedBlobEntry implements CachedBlob {
     this.shared ??= new SharedPresence(
       { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.bits.frameCount, dataPath: this.dataPath },
       this.bits.bits,
+      this.written.bits,
     );
     // Made while an eviction runs: odd until it ends (evict() brackets only the view that existed when it began).
     if (this.gate) this.shared.beginChange();
@@ -267,6 +274,9 @@ export class CachedBlobEntry implements CachedBlob {
   }
 
   pin(fetcher?: BlobFetcher): () => void {
+    // A new mount's readers start without streams: an earlier mount's would read ahead from where
+    // its readers stopped as soon as the new ones pass there (a second mount fetching what no one read).
+    this.streams = [];
     return this.users.pin(fetcher);
   }
 
@@ -365,16 +375,35 @@ export class CachedBlobEntry implements CachedBlob {
       return undefined;
     }
     this.counters.misses++;
-    const { maxMergeBytes, readAheadFrames } = this.host.tuning;
-    const plan = planRead({ frames: this.jobs.frames, states: this.jobs, maxMergeBytes, readAheadFrames }, this.streams, first, last);
+    this.plan(first, last);
+    const waits: (FrameWait | undefined)[] = [];
+    for (let i = first; i <= last; i++) waits.push(this.bits.has(i) ? undefined : this.jobs.wait(i));
+    return waits;
+  }
+
+  /** Starts what the read plan asks for a read of frames first..last: its own fetches, then its read-ahead. */
+  private plan(first: number, last: number): void {
+    const { maxMergeBytes, readAheadFrames, readAheadJobBytes } = this.host.tuning;
+    const plan = planRead({ frames: this.jobs.frames, states: this.jobs, maxMergeBytes, readAheadFrames, readAheadJobBytes }, this.streams, first, last);
     this.streams = plan.streams;
     for (const step of plan.steps) {
       if (step.kind === 'fetch') this.jobs.start(step.first, step.last, 'demand');
       else this.jobs.promote(step.frame);
     }
-    const waits: (FrameWait | undefined)[] = [];
-    for (let i = first; i <= last; i++) waits.push(this.bits.has(i) ? undefined : this.jobs.wait(i));
-    return waits;
+    for (const step of plan.ahead) if (step.kind === 'fetch') this.jobs.start(step.first, step.last, 'prefetch');
+  }
+
+  /** A read served from present frames that reached a stream's trigger keeps that stream's read-ahead going. */
+  private readAheadOnHit(first: number, last: number): void {
+    if (this.streams.length > 0 && continuesStream(this.streams, first, last)) this.plan(first, last);
+  }
+
+  readElsewhere(offset: number, length: number): void {
+    const end = Math.min(this.size, offset + Math.max(0, length));
+    if (offset < 0 || offset >= end || this.closing || this.gate !== null) return;
+    this.lastUsed = this.host.clock.now();
+    this.users.usedByAll();
+    this.readAheadOnHit(Math.floor(offset / this.frameSize), Math.floor((end - 1) / this.frameSize));
   }
 
   /** Persists the last-use time if it moved (cheap: one small pwrite, no sync). */
@@ -402,6 +431,7 @@ export class CachedBlobEntry implements CachedBlob {
     try {
       await this.map.flush();
       this.bits.clearAll();
+      this.written.clearAll();
       await this.map.writeDurably(MAP_FLAG_OPEN);
       await ftruncateAsync(this.dataFd, 0);
       await ftruncateAsync(this.dataFd, this.size);

@@ -78,6 +78,8 @@ export interface JobEnv {
   allocated(bytes: number): void;
   /** Bits were set: the map is due a rewrite. */
   marked(): void;
+  /** Frame i's verified bytes are in the data file (not yet durable): other threads may read them. */
+  wrote(i: number): void;
 }
 
 export class FetchJobs implements FrameStates {
@@ -263,26 +265,7 @@ export class FetchJobs implements FrameStates {
       env.counters.bytesFetched += length;
       if (last > first) env.counters.mergedRequests++;
 
-      const decoded = await Promise.allSettled(
-        Array.from({ length: last - first + 1 }, (_, k) => {
-          const f = frames[first + k] as FrameEntry;
-          const at = f.compressedOffset - offset;
-          return decodeFrame(toc, f, stored.subarray(at, at + f.compressedSize), env.hash, { blob: env.blobId, frame: first + k });
-        }),
-      );
-      const good: number[] = [];
-      decoded.forEach((r, k) => {
-        if (r.status === 'rejected') {
-          env.counters.integrityErrors++;
-          const err = r.reason instanceof Error ? r.reason : new IntegrityError(String(r.reason), { blob: env.blobId });
-          env.log.warn({ frame: first + k, err: errorText(err) }, 'fetched frame failed verification; not cached');
-          this.settle(first + k, job, err);
-        } else good.push(first + k);
-      });
-      if (good.length === 0) return;
-      const bytesOf = (i: number): Buffer => (decoded[i - first] as PromiseFulfilledResult<Buffer>).value;
-      for (const i of good) this.inflight.get(i)?.resolveVerified(bytesOf(i));
-      await this.store(job, good, bytesOf);
+      await this.store(job, stored, offset);
     } catch (err) {
       const e = err instanceof OndemandError ? err : new CacheError(`fetching frames ${first}-${last} failed: ${errorText(err)}`, { blob: env.blobId }, { cause: err });
       for (let i = first; i <= last; i++) this.settle(i, job, e);
@@ -307,6 +290,7 @@ export class FetchJobs implements FrameStates {
       return false;
     }
     this.inflight.get(i)?.resolveVerified(bytes);
+    env.wrote(i);
     this.inflight.get(i)?.resolveWritten();
     try {
       this.storedDurable ??= this.groupSync.sync();
@@ -323,35 +307,66 @@ export class FetchJobs implements FrameStates {
     return true;
   }
 
-  /** Writes verified frames, makes them durable, then marks them present. */
-  private async store(job: FetchJob, good: number[], bytesOf: (i: number) => Buffer): Promise<void> {
+  /**
+   * Decodes and verifies the job's frames one by one, each written as soon as it verifies (its pwrite
+   * runs in the threadpool while the next frame is hashed), then makes them durable with one group
+   * commit and only then marks them present. A frame that fails verification is dropped alone.
+   */
+  private async store(job: FetchJob, stored: Buffer, storedOffset: number): Promise<void> {
     const env = this.env;
+    const frames = job.source.toc.frames;
     let newBytes = 0;
-    for (const i of good) newBytes += roundUpToBlock(bytesOf(i).length);
+    for (let i = job.first; i <= job.last; i++) newBytes += roundUpToBlock((frames[i] as FrameEntry).uncompressedSize);
     await env.reserve(newBytes);
-    // Contiguous good frames go down in one pwritev.
+    const decode = (i: number): Promise<Buffer> => {
+      const f = frames[i] as FrameEntry;
+      const at = f.compressedOffset - storedOffset;
+      return decodeFrame(job.source.toc, f, stored.subarray(at, at + f.compressedSize), env.hash, { blob: env.blobId, frame: i });
+    };
+    // Compressed frames decompress in the threadpool side by side; uncompressed ones are hashed on
+    // the event loop one at a time, so each one's write is under way while the next is hashed.
+    const decoding = job.source.toc.compression === 'none' ? [] : Array.from({ length: job.last - job.first + 1 }, (_, k) => decode(job.first + k));
+    for (const d of decoding) d.catch(() => {});
     const written: number[] = [];
+    const writes: Promise<void>[] = [];
+    let writeError: Error | undefined;
+    // Bytes of the writes that went down (as before the pipeline: a failed write's blocks are not counted).
+    let allocated = 0;
     try {
-      let k = 0;
-      while (k < good.length) {
-        let m = k;
-        while (m + 1 < good.length && good[m + 1] === (good[m] as number) + 1) m++;
-        const run = good.slice(k, m + 1);
-        await pwritev(env.dataFd, run.map(bytesOf), (job.source.toc.frames[run[0] as number] as FrameEntry).uncompressedOffset);
-        written.push(...run);
-        for (const i of run) this.inflight.get(i)?.resolveWritten();
-        k = m + 1;
+      for (let i = job.first; i <= job.last; i++) {
+        const f = frames[i] as FrameEntry;
+        let bytes: Buffer;
+        try {
+          bytes = await (decoding[i - job.first] ?? decode(i));
+        } catch (err) {
+          env.counters.integrityErrors++;
+          const e = err instanceof Error ? err : new IntegrityError(String(err), { blob: env.blobId });
+          env.log.warn({ frame: i, err: errorText(e) }, 'fetched frame failed verification; not cached');
+          this.settle(i, job, e);
+          continue;
+        }
+        this.inflight.get(i)?.resolveVerified(bytes);
+        // Handled at once (never rejects): the loop goes on hashing while the write runs.
+        writes.push(pwritev(env.dataFd, [bytes], f.uncompressedOffset).then(() => {
+          allocated += roundUpToBlock(bytes.length);
+          written.push(i);
+          env.wrote(i);
+          this.inflight.get(i)?.resolveWritten();
+        }, (err: unknown) => {
+          writeError ??= err instanceof Error ? err : new Error(String(err));
+        }));
       }
+      await Promise.all(writes);
+      if (writeError !== undefined) throw writeError;
+      if (written.length === 0) return;
       await this.groupSync.sync();
     } catch (err) {
+      await Promise.all(writes);
       const e = cacheIoError(err, `store frames ${job.first}-${job.last}`, { blob: env.blobId, path: env.dir });
       env.log.error({ err: e.message }, 'cannot store fetched frames');
-      for (const i of good) this.settle(i, job, e);
+      for (let i = job.first; i <= job.last; i++) this.settle(i, job, e);
       return;
     } finally {
-      // Failed writes may still have allocated blocks: count what was written either way.
-      let allocated = 0;
-      for (const i of written) allocated += roundUpToBlock(bytesOf(i).length);
       env.allocated(allocated);
       env.release(newBytes);
     }

@@ -25,17 +25,25 @@ export interface PlanInput {
 /** In frame order: start one job (one range request) for frames first..last, or join frame's job. */
 export type PlanStep = { kind: 'fetch'; first: number; last: number } | { kind: 'join'; frame: number };
 
-/** A sequential read followed: the frame it continues at, and the read-ahead it last got. */
+/**
+ * A sequential read followed: `next` is the first frame its read-ahead has not asked for yet, `window`
+ * the size of its last read-ahead, `trigger` the frame whose read asks for the next one (the first
+ * frame of the last read-ahead: reaching it leaves `window` frames in flight ahead of the reader).
+ */
 export interface ReadStream {
   readonly next: number;
   readonly window: number;
+  readonly trigger: number;
 }
 
 /** Sequential reads of one blob followed at once (files read side by side). */
 export const MAX_STREAMS = 8;
 
 export interface ReadPlan {
+  /** The read's own missing frames: fetched (demand) or joined. */
   steps: PlanStep[];
+  /** Read-ahead: fetches started behind the read, nobody waits for them (yet). */
+  ahead: PlanStep[];
   /** The streams after this read (the same array when none changed). */
   streams: readonly ReadStream[];
 }
@@ -82,31 +90,43 @@ export function missingSteps(p: PlanInput, first: number, last: number): PlanSte
   return steps;
 }
 
+/** True when a read of frames first..last moves a stream: it reached the stream's trigger or its end. */
+export function continuesStream(streams: readonly ReadStream[], first: number, last: number): boolean {
+  return streams.some((st) => (st.trigger >= first && st.trigger <= last) || (st.next >= first && st.next <= last));
+}
+
 /**
- * A read of frames first..last, some of them missing. A read that continues a recent stream (it
- * includes the frame right after where an earlier fetching read, with its read-ahead, ended) is
- * widened: the idle missing frames right after it ride along in the same range request, 1 frame the
- * first time, doubling up to readAheadFrames, so a short sequential read is not charged a full
- * read-ahead (flat widening made `make demo` fetch 3.32 MB instead of 2.27). An isolated read (a
- * program's first pages, an mmap fault elsewhere, another read of a frame still in flight) fetches
- * only its own frames: widening every miss by 2 frames had `chroot /bin/true` on Debian minbase fetch
- * 5.9 MB instead of 2.5. An isolated read that fetches starts a new stream.
+ * A read of frames first..last (missing or not). Its own missing frames are fetched alone, so the
+ * reader never waits for frames it did not ask for. A read that moves a stream (continuesStream)
+ * starts the stream's next read-ahead after it, 1 frame the first time, doubling up to
+ * readAheadFrames, in requests of at most readAheadJobBytes that run side by side (decoding, hashing
+ * and writing one overlaps fetching the next); the reader meets them in flight or present, and its
+ * arrival at the first of them asks for the next, so a sequential reader keeps a window in flight
+ * ahead of it and never waits for a fetch it could have started earlier. A short sequential read is
+ * not charged a full read-ahead (flat widening made `make demo` fetch 3.32 MB instead of 2.27). A read
+ * that moves no stream (a program's first pages, an mmap fault elsewhere, another read of a frame in
+ * flight) fetches only its own frames: widening every miss by 2 frames had `chroot /bin/true` on
+ * Debian minbase fetch 5.9 MB instead of 2.5. Such a read that fetches starts a new stream.
  */
 export function planRead(
-  p: PlanInput & { readAheadFrames: number }, streams: readonly ReadStream[], first: number, last: number,
+  p: PlanInput & { readAheadFrames: number; readAheadJobBytes: number }, streams: readonly ReadStream[], first: number, last: number,
 ): ReadPlan {
-  const k = streams.findIndex((st) => st.next >= first && st.next <= last);
+  const steps = missingSteps(p, first, last);
+  const k = streams.findIndex((st) => (st.trigger >= first && st.trigger <= last) || (st.next >= first && st.next <= last));
   const stream = k >= 0 ? streams[k] : undefined;
-  const window = stream ? Math.min(p.readAheadFrames, Math.max(1, stream.window * 2)) : 0;
-  let end = last;
-  const limit = Math.min(p.frames.length - 1, last + window);
-  while (end < limit && !p.states.present(end + 1) && !p.states.inFlight(end + 1)) end++;
-  const steps = missingSteps(p, first, end);
-  if (stream) {
-    const next = [...streams];
-    next[k] = { next: Math.max(stream.next, end + 1), window };
-    return { steps, streams: next };
+  if (!stream) {
+    if (steps.some((s) => s.kind === 'fetch')) {
+      return { steps, ahead: [], streams: [...streams, { next: last + 1, window: 0, trigger: last + 1 }].slice(-MAX_STREAMS) };
+    }
+    return { steps, ahead: [], streams };
   }
-  if (steps.some((s) => s.kind === 'fetch')) return { steps, streams: [...streams, { next: last + 1, window: 0 }].slice(-MAX_STREAMS) };
-  return { steps, streams };
+  const window = Math.min(p.readAheadFrames, Math.max(1, stream.window * 2));
+  const from = Math.max(stream.next, last + 1);
+  const to = Math.min(p.frames.length - 1, from + window - 1);
+  const ahead = window > 0 && from <= to
+    ? missingSteps({ ...p, maxMergeBytes: Math.min(p.maxMergeBytes, p.readAheadJobBytes) }, from, to).filter((s) => s.kind === 'fetch')
+    : [];
+  const next = [...streams];
+  next[k] = window > 0 ? { next: to + 1, window, trigger: from } : { next: last + 1, window: 0, trigger: last + 1 };
+  return { steps, ahead, streams: next };
 }

@@ -2,7 +2,7 @@
  * Prefetch of one blob: workers walk the missing frames in priority order (the given ranges, then the
  * whole blob unless rangesOnly), each taking the next run of missing frames not in flight (merged up
  * to the cap) and waiting on the bandwidth throttle before starting its job, so throttling never
- * holds a fetch slot. Fetch failures do not stop it: it rejects with the first error at the end.
+ * holds a fetch slot. A worker takes its next run once the last one is written, not durable. Fetch failures do not stop it: it rejects with the first error at the end.
  */
 import type { CacheClock } from './clock.js';
 import type { FetchJobs, FrameWait } from './fetch-jobs.js';
@@ -78,14 +78,19 @@ export async function prefetchFrames(t: PrefetchTarget, options: PrefetchOptions
       // The blob may have closed while this worker waited: its files are gone (or their fds reused).
       if (t.closing()) return;
       // Frames may have arrived (or started) while throttled: take only what is still missing.
-      const waits: Promise<void>[] = [];
+      // The worker moves on once its frames are written; their group commit (and the bits) follow
+      // while it fetches the next run, and the prefetch ends only when all are durable.
+      const writes: Promise<void>[] = [];
       for (const step of missingSteps(plan(), a, b)) {
         if (step.kind === 'fetch') jobs.start(step.first, step.last, 'prefetch');
         const [from, to] = step.kind === 'fetch' ? [step.first, step.last] : [step.frame, step.frame];
-        for (let k = from; k <= to; k++) waits.push((jobs.wait(k) as FrameWait).promise);
+        for (let k = from; k <= to; k++) {
+          const w = jobs.wait(k) as FrameWait;
+          writes.push(w.written);
+          waited.push(w.promise);
+        }
       }
-      const results = await t.busy(Promise.allSettled(waits));
-      for (const r of results) if (r.status === 'rejected') errors.push(r.reason as Error);
+      await t.busy(Promise.allSettled(writes));
     }
   };
   const workers = Array.from({ length: Math.max(1, t.concurrency) }, () => worker());

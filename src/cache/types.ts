@@ -92,6 +92,11 @@ export interface CachedBlob {
    * frames from `dataPath` itself (protocol in presence-view.ts); such reads count as hits.
    */
   presenceView?(): PresenceView;
+  /**
+   * Another thread served a read of [offset, offset+length) through the presence view: its use is
+   * noted, and a sequential read it continues keeps its read-ahead going (no fetch waits on this).
+   */
+  readElsewhere?(offset: number, length: number): void;
 }
 
 export interface OpenBlobOptions {

@@ -31,7 +31,7 @@ function presenceView(source: FastReadSource): PresenceView | undefined {
   if (p === undefined) return undefined;
   return {
     blobId: '', size: source.size, frameSize: p.frameSize, frameCount: Math.ceil(source.size / p.frameSize),
-    dataPath: source.path, bits: p.bits, state: p.state, hits: p.hits,
+    dataPath: source.path, bits: p.bits, written: p.written, state: p.state, hits: p.hits,
   };
 }
 

@@ -70,7 +70,7 @@ export interface FastReadSource {
   /** The inode's size: READs are clamped to it. */
   size: number;
   /**
-   * Without it the whole file is valid. With it only frames whose bit is set are, and only while the
+   * Without it the whole file is valid. With it only frames whose bit is set (in `bits` or `written`) are, and only while the
    * epoch is even and unchanged across the pread (the cache's presence-view protocol); anything else
    * goes to read().
    */
@@ -78,6 +78,8 @@ export interface FastReadSource {
     frameSize: number;
     /** Frame i is bit (i & 7) of byte i >> 3. */
     bits: Uint8Array;
+    /** Frames whose verified bytes are written, not yet durable (same layout). */
+    written: Uint8Array;
     /** [0]: the epoch. */
     state: Int32Array;
     /** [0]: incremented for every READ served through this presence. */

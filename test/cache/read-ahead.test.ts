@@ -8,7 +8,7 @@ useCleanups();
 const FRAME = 16384;
 
 describe('read-ahead', () => {
-  it('widens only reads that continue a sequential one; isolated misses fetch just their frames', async () => {
+  it('reads ahead only of reads that continue a sequential one; isolated misses fetch just their frames', async () => {
     const fx = makeBlobFixture({ size: 64 * FRAME, frameSize: FRAME, compression: 'none', seed: 400 });
     const counting = new CountingFetcher(fx.fetcher);
     const { cache } = await freshCache({ readAheadFrames: 2, maxMergeBytes: 1024 * 1024 });
@@ -21,14 +21,14 @@ describe('read-ahead', () => {
 
     await read(10); // isolated: frame 10 only
     await read(10, 8192); // the same frame again (present, or still in flight): no read-ahead
-    await read(11); // continues: 11 and one more (the read-ahead starts at 1 frame)
-    await read(12);
-    await read(13, 12288); // continues again: 13 and two more (doubled, up to readAheadFrames)
-    await read(14);
+    await read(11); // continues: 11 alone, and a read-ahead of 1 frame in a request of its own
+    await read(12); // present (read ahead), the stream's trigger: the next read-ahead, 2 frames
+    await read(13, 12288); // the trigger again: 2 more (readAheadFrames)
+    await read(14); // inside the window: nothing
     await read(40); // isolated, elsewhere
     await read(30, FRAME - 4096, 8192); // a read across frames 30-31: isolated too
-    await read(32); // continues that one: 32 and one more
-    expect(frames()).toEqual([[10, 10], [11, 12], [13, 15], [40, 40], [30, 31], [32, 33]]);
+    await read(32); // continues that one: 32, and 1 frame ahead
+    expect(frames()).toEqual([[10, 10], [11, 11], [12, 12], [13, 14], [15, 16], [40, 40], [30, 31], [32, 32], [33, 33]]);
   });
 
   it('two files read side by side each keep their read-ahead', async () => {
@@ -40,7 +40,7 @@ describe('read-ahead', () => {
       await blob.read(i * FRAME, FRAME);
       await blob.read((32 + i) * FRAME, FRAME);
     }
-    // 0, 1-2, 3-5, 6-9 and 32, 33-34, 35-37, 38-41: each stream is followed on its own.
-    expect(counting.requests).toBe(8);
+    // 0, 1, 2, 3-4, 5-7, 8-10 and 32, 33, 34, 35-36, 37-39, 40-42: each stream is followed on its own.
+    expect(counting.requests).toBe(12);
   });
 });

@@ -1,4 +1,5 @@
 /** What the fanotify event thread (event-thread.ts) starts with and posts. No side effects: both sides import it. */
+import type { MessagePort } from 'node:worker_threads';
 import type { PendingEvent } from './events.js';
 
 export interface EventThreadData {
@@ -8,11 +9,40 @@ export interface EventThreadData {
   wakeFd: number;
   /** The journal's fd (events are recorded before they are posted). */
   journalFd: number;
+  /** Where the main thread's ThreadControl messages come in (read between reads of the group). */
+  control: MessagePort;
+}
+
+/** A served file's presence as the thread checks it (the cache's presence view, src/cache/presence-view.ts). */
+export interface ThreadView {
+  size: number;
+  frameSize: number;
+  bits: Uint8Array;
+  written: Uint8Array;
+  state: Int32Array;
+  hits: BigInt64Array;
+}
+
+/** From the main thread. */
+export type ThreadControl =
+  /** Events on `file` whose range is all written may be allowed on the thread. */
+  | { kind: 'serve'; file: string; view: ThreadView }
+  | { kind: 'unserve'; file: string }
+  /** Allowing on the thread starts once the events a dead worker left are answered. */
+  | { kind: 'fast' };
+
+/** A read allowed on the thread: the main thread learns of it afterwards (read-ahead, ignore marks). */
+export interface AllowedRead {
+  file: string;
+  offset: number;
+  count: number;
 }
 
 export type EventThreadMessage =
   | { kind: 'events'; events: PendingEvent[] }
   /** Events of this very process (the cache's own reads and writes) answered on the thread. */
   | { kind: 'own'; count: number }
+  /** Events whose frames were all written, allowed on the thread. */
+  | { kind: 'allowed'; reads: AllowedRead[] }
   /** The thread stopped: errno of the failure, 0 when asked to. */
   | { kind: 'end'; errno: number; message?: string };

@@ -3,15 +3,18 @@
  * and posts it to the main thread, which fills the range and answers. Events raised by this process
  * itself are answered here at once: they are the cache's own reads and writes of a data file opened
  * after the mark (a restarted worker), which must never wait for the main thread — it may be the one
- * blocked in that very call. (This process never reads the mounts it serves.)
+ * blocked in that very call. (This process never reads the mounts it serves.) So are events whose
+ * frames are all written already (the cache's presence view): a sequential reader meeting its
+ * read-ahead waits for no main-thread turn, which may be busy hashing the next frames.
  */
 import { closeSync, fstatSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { EPOCH, viewCovers } from '../../cache/presence-view.js';
 import { FAN_ALLOW, respond } from '../../native/fanotify.js';
 import { EAGAIN, EINTR } from '../../fuse/errno.js';
 import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from '../../fuse/reader-libc.js';
-import type { EventThreadData, EventThreadMessage } from './event-thread-protocol.js';
-import { fileKey, parseEvents, type PendingEvent } from './events.js';
+import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl, ThreadView } from './event-thread-protocol.js';
+import { fileKey, parseEvents, type PendingEvent, type RawEvent } from './events.js';
 import { EventJournal } from './journal.js';
 
 if (parentPort === null) throw new Error('event-thread.ts runs only as a worker thread (see server.ts)');
@@ -30,6 +33,26 @@ function post(msg: EventThreadMessage): void {
   port.postMessage(msg);
 }
 
+const views = new Map<string, ThreadView>();
+let fast = false;
+
+function takeControl(): void {
+  for (let m = receiveMessageOnPort(data.control); m !== undefined; m = receiveMessageOnPort(data.control)) {
+    const msg = m.message as ThreadControl;
+    if (msg.kind === 'serve') views.set(msg.file, msg.view);
+    else if (msg.kind === 'unserve') views.delete(msg.file);
+    else fast = true;
+  }
+}
+
+/** True when every frame of the event's range is written and the file stable (presence-view protocol). */
+function written(view: ThreadView | undefined, ev: RawEvent): view is ThreadView {
+  if (!view || !ev.ranged || ev.count <= 0) return false;
+  const end = Math.min(view.size, ev.offset + ev.count);
+  if (ev.offset >= end) return false;
+  return (Atomics.load(view.state, EPOCH) & 1) === 0 && viewCovers(view, ev.offset, end);
+}
+
 function run(): never {
   const { group, wakeFd } = data;
   fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
@@ -42,7 +65,9 @@ function run(): never {
   for (;;) {
     const n = read(group, buf, BUFFER);
     if (n > 0) {
+      takeControl();
       const pending: PendingEvent[] = [];
+      const allowed: AllowedRead[] = [];
       let own = 0;
       for (const ev of parseEvents(buf, n)) {
         if (ev.pid === process.pid) {
@@ -52,11 +77,21 @@ function run(): never {
           continue;
         }
         const st = fstatSync(ev.fd, { bigint: true });
-        const p = { ...ev, file: fileKey(st.dev, st.ino) };
+        const file = fileKey(st.dev, st.ino);
+        const view = fast ? views.get(file) : undefined;
+        if (written(view, ev)) {
+          respond(group, ev.fd, FAN_ALLOW);
+          closeSync(ev.fd);
+          Atomics.add(view.hits, 0, 1n);
+          allowed.push({ file, offset: ev.offset, count: ev.count });
+          continue;
+        }
+        const p = { ...ev, file };
         journal.record(p);
         pending.push(p);
       }
       if (pending.length > 0) post({ kind: 'events', events: pending });
+      if (allowed.length > 0) post({ kind: 'allowed', reads: allowed });
       if (own > 0) post({ kind: 'own', count: own });
       continue;
     }

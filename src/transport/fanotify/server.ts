@@ -11,14 +11,14 @@
  * reads anything new (fd numbers of old and new events must not mix: the kernel matches by number).
  */
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CachedBlob } from '../../cache/types.js';
 import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond } from '../../native/fanotify.js';
 import { closeQuietly, pipe2, reserveFdNumber } from '../../native/fd.js';
 import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
-import type { EventThreadData, EventThreadMessage } from './event-thread-protocol.js';
+import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
 import { fileKey, type PendingEvent } from './events.js';
 import { EventJournal } from './journal.js';
 
@@ -46,6 +46,8 @@ interface ServedFile {
 export interface FanotifyStats {
   /** Events served by the main thread (filled or found present, then allowed). */
   events: number;
+  /** Events whose frames were all written already, allowed on the event thread. */
+  threadAllowed: number;
   /** Events this process raised itself (its own cache I/O), allowed on the event thread. */
   ownEvents: number;
   /** Events denied with EIO (fetch failed, or a file no mount serves). */
@@ -58,8 +60,10 @@ export interface FanotifyStats {
 
 export class FanotifyServer {
   private readonly files = new Map<string, ServedFile>();
-  private readonly counters: FanotifyStats = { events: 0, ownEvents: 0, denied: 0, recovered: 0, ignoreMarks: 0 };
+  private readonly counters: FanotifyStats = { events: 0, threadAllowed: 0, ownEvents: 0, denied: 0, recovered: 0, ignoreMarks: 0 };
   private thread: Worker | null = null;
+  /** Where ThreadControl messages go to the event thread. */
+  private control: MessagePort | null = null;
   private wake: [number, number] | null = null;
   private started = false;
   /** Events a dead worker left, by fd number, while they are being answered (new ones with that number wait). */
@@ -92,14 +96,24 @@ export class FanotifyServer {
     const key = fileKey(st.dev, st.ino);
     const served: ServedFile = this.files.get(key) ?? { blob, image, users: 0, ignored: false, failed: [] };
     served.users += 1;
-    this.files.set(key, served);
+    if (!this.files.has(key)) {
+      this.files.set(key, served);
+      const view = blob.presenceView?.();
+      if (view) {
+        const { size, frameSize, bits, written, state, hits } = view;
+        this.tell({ kind: 'serve', file: key, view: { size, frameSize, bits, written, state, hits } });
+      }
+    }
     this.ignoreIfComplete(served);
     let done = false;
     return () => {
       if (done) return;
       done = true;
       served.users -= 1;
-      if (served.users === 0 && this.files.get(key) === served) this.files.delete(key);
+      if (served.users === 0 && this.files.get(key) === served) {
+        this.files.delete(key);
+        this.tell({ kind: 'unserve', file: key });
+      }
     };
   }
 
@@ -111,19 +125,39 @@ export class FanotifyServer {
     this.waiting = [];
     for (const ev of waiting) void this.serve(ev);
     await this.answerLeftovers();
+    this.tell({ kind: 'fast' });
+  }
+
+  private tell(msg: ThreadControl): void {
+    this.control?.postMessage(msg);
+  }
+
+  /** Reads the event thread allowed: they count as uses, keep read-ahead going and may complete a blob. */
+  private allowed(reads: AllowedRead[]): void {
+    this.counters.threadAllowed += reads.length;
+    for (const r of reads) {
+      const served = this.files.get(r.file);
+      if (!served) continue;
+      served.blob.readElsewhere?.(r.offset, r.count);
+      this.ignoreIfComplete(served);
+    }
   }
 
   private startThread(): void {
     const pipe = pipe2();
     if (typeof pipe === 'number') throw new OndemandError('EFANOTIFY', `pipe2 failed: errno ${-pipe}`);
     this.wake = pipe;
-    const data: EventThreadData = { group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd };
-    const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data });
+    const channel = new MessageChannel();
+    channel.port1.unref();
+    this.control = channel.port1;
+    const data: EventThreadData = { group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, control: channel.port2 };
+    const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data, transferList: [channel.port2] });
     thread.on('message', (msg: EventThreadMessage) => {
       if (msg.kind === 'events') {
         if (this.started) for (const ev of msg.events) void this.serve(ev);
         else this.waiting.push(...msg.events);
       }
+      else if (msg.kind === 'allowed') this.allowed(msg.reads);
       else if (msg.kind === 'own') this.counters.ownEvents += msg.count;
       else if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
     });
@@ -254,6 +288,8 @@ export class FanotifyServer {
     }
     if (this.wake) for (const fd of this.wake) closeQuietly(fd);
     this.wake = null;
+    this.control?.close();
+    this.control = null;
     this.journal.close();
     closeSync(this.group);
   }

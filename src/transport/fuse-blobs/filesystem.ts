@@ -106,7 +106,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     this.fastServed.blobs.push(served);
     return {
       path: view.dataPath, size: view.size, served,
-      presence: { frameSize: view.frameSize, bits: view.bits, state: view.state, hits: view.hits },
+      presence: { frameSize: view.frameSize, bits: view.bits, written: view.written, state: view.state, hits: view.hits },
     };
   }
 

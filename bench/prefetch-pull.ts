@@ -1,0 +1,161 @@
+/**
+ * Issue #18 must-show 2: `ondemand mount --prefetch` until the image is complete, against `skopeo copy`
+ * of the same converted image from the same registry to an OCI layout (which downloads, verifies and
+ * writes the same bytes), side by side in one run, runs interleaved (skopeo, ondemand; ondemand,
+ * skopeo; ...) so drift cancels.
+ * Images: the Debian minbase tree (makeDebianTree's cache) and a tree of big random files, each built by
+ * `ondemand build` with the default compression and pushed to a local Debian docker-registry.
+ * ondemand runs through the shipped CLI and daemon (its own run and cache dirs each run, so the cache
+ * starts empty): the time is from `ondemand mount --prefetch` being started until the daemon's status
+ * says the prefetch is done (polled over its control socket every 20 ms), i.e. mount and every blob
+ * fetched, verified, written and made durable. The registry's files are evicted from the page cache
+ * before every copy, as are the copies themselves afterwards.
+ *   node dist/bench/prefetch-pull.js [runs=3] [bigMiB=2048]
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { request } from '../src/daemon/client.js';
+import { controlSocketPath } from '../src/daemon/paths.js';
+import { makeHarness, type Harness } from '../test/mount/harness.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { makeDebianTree } from '../test/helpers/trees.js';
+import { deferFreePageReporting } from './free-page-reporting.js';
+
+const exec = promisify(execFile);
+const runs = Number(process.argv[2] ?? 3);
+const bigMiB = Number(process.argv[3] ?? 2048);
+const MiB = 1024 * 1024;
+const FILE_MIB = 256;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Every regular file under `dir`. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** Drops the page cache of every file under the given directories (per file: see bench/fuse-read.ts). */
+function evictUnder(...dirs: string[]): void {
+  const files = dirs.flatMap((d) => filesUnder(d));
+  for (let i = 0; i < files.length; i += 500) {
+    execFileSync('python3', ['-c', 'import os,sys\nfor p in sys.argv[1:]:\n  fd=os.open(p,os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); os.close(fd)', ...files.slice(i, i + 500)]);
+  }
+}
+
+function bigTree(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const chunk = Buffer.allocUnsafe(MiB);
+  for (let f = 0; f * FILE_MIB < bigMiB; f++) {
+    const parts: Buffer[] = [];
+    for (let m = 0; m < Math.min(FILE_MIB, bigMiB - f * FILE_MIB); m++) parts.push(Buffer.from(randomFillSync(chunk)));
+    writeFileSync(join(dir, `big${f}`), Buffer.concat(parts));
+  }
+}
+
+interface Image { name: string; ref: string; storedBytes: number }
+
+async function main(): Promise<void> {
+  const restoreReporting = deferFreePageReporting();
+  const tmp = mkdtempSync('/var/tmp/ondemand-bench-prefetch-');
+  const registry = await startRegistry({ auth: 'none' });
+  const setup = makeHarness('bench-prefetch-setup');
+  const out = (s: string): void => void process.stdout.write(s);
+  try {
+    const images: Image[] = [];
+    const add = async (name: string, tree: string): Promise<void> => {
+      const layout = join(tmp, `layout-${name}`);
+      await setup.ok('build', tree, `oci:${layout}:od`);
+      const ref = `${registry.host}/bench/${name}:od`;
+      await setup.ok('push', '--insecure', `oci:${layout}:od`, ref);
+      const storedBytes = filesUnder(join(layout, 'blobs')).reduce((n, f) => n + statSync(f).size, 0);
+      rmSync(layout, { recursive: true, force: true });
+      images.push({ name, ref, storedBytes });
+    };
+    const rootfs = join(tmp, 'debian');
+    const why = makeDebianTree(rootfs);
+    if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
+    await add('debian', rootfs);
+    rmSync(rootfs, { recursive: true, force: true });
+    const big = join(tmp, 'big');
+    bigTree(big);
+    await add(`big${bigMiB}m`, big);
+    rmSync(big, { recursive: true, force: true });
+
+    const skopeo = async (img: Image): Promise<number> => {
+      const dest = join(tmp, 'skopeo-dest');
+      rmSync(dest, { recursive: true, force: true });
+      evictUnder(registry.dir);
+      const t0 = performance.now();
+      await exec('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${img.ref}`, `oci:${dest}:od`]);
+      const ms = performance.now() - t0;
+      rmSync(dest, { recursive: true, force: true });
+      return ms;
+    };
+    const ondemand = async (img: Image): Promise<number> => {
+      const h: Harness = makeHarness('bench-prefetch');
+      try {
+        const mnt = h.mountpoint();
+        evictUnder(registry.dir);
+        const t0 = performance.now();
+        await h.ok('mount', '--insecure', '--prefetch', '--image', img.ref, mnt);
+        const socket = controlSocketPath(h.runDir);
+        for (;;) {
+          const s = await request({ op: 'status' }, socket);
+          const m = s.mounts.find((x) => x.mountpoint === mnt);
+          if (m?.prefetch === 'failed') throw new Error(`prefetch of ${img.ref} failed`);
+          if (m?.prefetch === 'done') break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const ms = performance.now() - t0;
+        await h.ok('umount', mnt);
+        return ms;
+      } finally {
+        await h.cleanup();
+      }
+    };
+
+    const times = new Map<string, { skopeo: number[]; ondemand: number[] }>(images.map((i) => [i.name, { skopeo: [], ondemand: [] }]));
+    for (let run = 0; run < runs; run++) {
+      for (const img of images) {
+        const t = times.get(img.name)!;
+        const order = run % 2 === 0 ? (['skopeo', 'ondemand'] as const) : (['ondemand', 'skopeo'] as const);
+        for (const who of order) {
+          const ms = who === 'skopeo' ? await skopeo(img) : await ondemand(img);
+          t[who].push(ms);
+          process.stderr.write(`run ${run + 1}/${runs} ${img.name} ${who}: ${(ms / 1000).toFixed(2)} s\n`);
+        }
+      }
+    }
+    out(`\nprefetch-pull: ${runs} runs; registry ${registry.host} (Debian docker-registry, filesystem storage)\n`);
+    out(`image              stored MiB   skopeo copy s   mount --prefetch s   ratio (skopeo/ondemand time; per run)\n`);
+    for (const img of images) {
+      const t = times.get(img.name)!;
+      const ratios = t.skopeo.map((s, i) => s / t.ondemand[i]!);
+      out(`${img.name.padEnd(18)} ${(img.storedBytes / MiB).toFixed(0).padStart(10)} ${(median(t.skopeo) / 1000).toFixed(2).padStart(15)} ${(median(t.ondemand) / 1000).toFixed(2).padStart(20)}   ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+    }
+    out('target (issue #18): mount --prefetch >= 0.8x skopeo copy, i.e. ratio >= 0.80\n');
+  } finally {
+    await setup.cleanup();
+    await registry.stop();
+    rmSync(tmp, { recursive: true, force: true });
+    restoreReporting();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`prefetch-pull: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
