@@ -10,6 +10,8 @@ node dist/bench/erofs-write.js
 node dist/bench/registry-read.js
 # mount --prefetch until complete vs skopeo copy of the same image (issue #18)
 node dist/bench/prefetch-pull.js
+# cold reads through a fresh mount vs curl of the same blob, 1, 8 and 32 readers (issue #18)
+node dist/bench/registry-cold.js
 node dist/bench/build-debian.js
 node dist/bench/convert-debian.js
 # fscache vs local erofs, inside the compat VM (needs qemu + the compat kernel; builds it when not cached)

@@ -56,7 +56,7 @@ export const DEFAULT_TUNING: BlobTuning = {
   readAheadFrames: 0,
   readAheadJobBytes: 1024 * 1024,
   hash: 'event-loop',
-  prefetchConcurrency: 2,
+  prefetchConcurrency: 4,
   prefetchBytesPerSecond: 0,
   verifyOnOpen: 'unclean',
 };

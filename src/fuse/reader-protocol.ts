@@ -66,7 +66,11 @@ export interface ControlMessage {
 }
 
 /** Thread -> session. */
-export type ThreadMessage = { kind: 'requests'; batch: ArrayBuffer[] } | { kind: 'end'; errno: number };
+export type ThreadMessage =
+  | { kind: 'requests'; batch: ArrayBuffer[] }
+  /** A READ served from a source with presence, the first in its frame (FuseFilesystem.servedOnThread). */
+  | { kind: 'served'; ino: number; offset: number; length: number }
+  | { kind: 'end'; errno: number };
 
 export function newCopyShared(count: number, minBytes: number): CopyShared {
   return {

@@ -20,6 +20,8 @@ interface Source {
   served: BigInt64Array | undefined;
   /** This thread's own fd on path, opened at the first READ (-1 before). */
   fd: number;
+  /** Frame of the last READ served through `view` (-1 before): the owner hears of the first in each. */
+  lastFrame: number;
 }
 
 /**
@@ -51,7 +53,8 @@ export class FastReads {
   private readonly replyData: Buffer;
   private readonly splicer: Splicer;
 
-  constructor(data: ThreadData) {
+  /** `onServed`: a READ answered through a presence view, the first in its frame (a sequential reader's progress). */
+  constructor(data: ThreadData, private readonly onServed?: (ino: number, offset: number, length: number) => void) {
     this.fd = data.fd;
     this.control = data.control;
     this.counters = data.counters;
@@ -68,7 +71,7 @@ export class FastReads {
       const old = this.sources.get(msg.ino);
       if (old !== undefined && old.fd >= 0) close(old.fd);
       const { path, size, served } = msg.source;
-      this.sources.set(msg.ino, { path, size, view: presenceView(msg.source), served, fd: -1 });
+      this.sources.set(msg.ino, { path, size, view: presenceView(msg.source), served, fd: -1, lastFrame: -1 });
     }
   }
 
@@ -122,11 +125,11 @@ export class FastReads {
           return false;
         }
       }
-      if (this.splicer.fits(offset, len)) return this.spliceReply(src, epoch, offset, len);
+      if (this.splicer.fits(offset, len)) return this.spliceReply(ino, src, epoch, offset, len);
       if (!this.preadAll(src.fd, offset, len) || (view !== undefined && epochOf(view) !== epoch)) return false;
     }
     // Counted first: whoever got the bytes may look at the statistics right away.
-    this.count(src, len);
+    this.count(ino, src, offset, len);
     if (write(this.fd, this.reply, OUT_HEADER_SIZE + len) >= 0) return true;
     // ENOENT: the request was interrupted meanwhile; ENODEV: the connection is gone (the next read
     // says so). Anything else: let the main thread answer (and log) it.
@@ -139,17 +142,24 @@ export class FastReads {
     return transferAll(len, (done) => pread(fd, done === 0 ? data : data.subarray(done), len - done, offset + done));
   }
 
-  private spliceReply(src: Source, epoch: number, offset: number, len: number): boolean {
+  private spliceReply(ino: number, src: Source, epoch: number, offset: number, len: number): boolean {
     if (!this.splicer.fill(this.reply, OUT_HEADER_SIZE, src.fd, offset, len) || (src.view !== undefined && epochOf(src.view) !== epoch)) {
       this.splicer.reset();
       return false;
     }
-    this.count(src, len);
+    this.count(ino, src, offset, len);
     return this.splicer.drain(this.fd, OUT_HEADER_SIZE + len);
   }
 
-  private count(src: Source, len: number): void {
-    if (src.view !== undefined) Atomics.add(src.view.hits, 0, 1n);
+  private count(ino: number, src: Source, offset: number, len: number): void {
+    if (src.view !== undefined) {
+      Atomics.add(src.view.hits, 0, 1n);
+      const frame = Math.floor(offset / src.view.frameSize);
+      if (frame !== src.lastFrame && len > 0) {
+        src.lastFrame = frame;
+        this.onServed?.(ino, offset, len);
+      }
+    }
     if (src.served !== undefined) {
       Atomics.add(src.served, 0, 1n);
       Atomics.add(src.served, 1, BigInt(len));

@@ -26,7 +26,7 @@ const POLLFD_SIZE = 8;
 if (parentPort === null) throw new Error('reader-thread.ts runs only as a worker thread (see reader.ts)');
 const port = parentPort;
 const data = workerData as ThreadData;
-const fast = new FastReads(data);
+const fast = new FastReads(data, (ino, offset, length) => post({ kind: 'served', ino, offset, length }));
 
 function post(msg: ThreadMessage, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);

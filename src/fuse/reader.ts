@@ -20,6 +20,8 @@ import type { FastReadSource } from './types.js';
 
 export interface ReaderHandlers {
   onRequest(request: Buffer): void;
+  /** A READ the thread served from a source's presence, the first in its frame. */
+  onServed?(ino: number, offset: number, length: number): void;
   /** The reader stopped: errno 0 = asked to stop, 19 (ENODEV) = the connection went away. */
   onEnd(errno: number): void;
 }
@@ -80,6 +82,7 @@ export class FuseReader {
     };
     const onMessage = (msg: ThreadMessage): void => {
       if (msg.kind === 'requests') for (const ab of msg.batch) handlers.onRequest(Buffer.from(ab));
+      else if (msg.kind === 'served') handlers.onServed?.(msg.ino, msg.offset, msg.length);
       else end(msg.errno);
     };
     const exits: Promise<void>[] = [];

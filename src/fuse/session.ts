@@ -59,6 +59,7 @@ export class FuseSession {
     this.ended = new Promise((resolve) => { resolveEnded = resolve; });
     this.reader = new FuseReader(fd, readerOptions(this.settings, options.params), {
       onRequest: (req) => this.dispatch(req),
+      onServed: (ino, offset, length) => fs.servedOnThread?.(ino, offset, length),
       onEnd: (errno) => {
         this.endErrno = errno;
         for (const c of this.inFlight.values()) c.abort();

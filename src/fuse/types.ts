@@ -59,6 +59,11 @@ export interface FuseFilesystem {
    * must stay those of the source for the session's life. Undefined = always call read().
    */
   fastReadSource?(ino: number): FastReadSource | undefined;
+  /**
+   * The reader thread answered a READ of `ino` from its FastReadSource's presence (the first one in
+   * each frame: a sequential reader's progress), so the owner can read ahead of it. No reply.
+   */
+  servedOnThread?(ino: number, offset: number, length: number): void;
 }
 
 /**

@@ -6,10 +6,12 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { makeTempDir } from '../helpers/env.js';
 
-export const repoRoot = join(import.meta.dirname, '..', '..');
+// From the build (dist/test/mount, as benchmarks import it) the repository is one level further up.
+const twoUp = join(import.meta.dirname, '..', '..');
+export const repoRoot = basename(twoUp) === 'dist' ? dirname(twoUp) : twoUp;
 export const cliPath = join(repoRoot, 'bin', 'ondemand');
 const mainJs = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 

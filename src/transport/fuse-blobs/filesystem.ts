@@ -110,6 +110,11 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     };
   }
 
+  /** The reader thread served a frame of a blob that has holes: its read-ahead goes on (cache: readElsewhere). */
+  servedOnThread(ino: number, offset: number, length: number): void {
+    this.blob(ino)?.readElsewhere?.(offset, length);
+  }
+
   private blob(ino: number): CachedBlob | undefined {
     return ino >= FIRST_BLOB_INO ? this.blobs[ino - FIRST_BLOB_INO] : undefined;
   }

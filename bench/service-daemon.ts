@@ -1,0 +1,51 @@
+/**
+ * What the registry benches share: a daemon started the way a host service runs (before the clock,
+ * its own run and cache dirs, the cache empty), and per-file page cache eviction.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from '../src/daemon/client.js';
+import { controlSocketPath } from '../src/daemon/paths.js';
+import { cliPath, type Harness } from '../test/mount/harness.js';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Every regular file under `dir`. */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** Drops the page cache of every file under the given directories (per file: see bench/fuse-read.ts). */
+export function evictUnder(...dirs: string[]): void {
+  const files = dirs.flatMap((d) => filesUnder(d));
+  for (let i = 0; i < files.length; i += 500) {
+    execFileSync('python3', ['-c', 'import os,sys\nfor p in sys.argv[1:]:\n  fd=os.open(p,os.O_RDONLY); os.posix_fadvise(fd,0,0,os.POSIX_FADV_DONTNEED); os.close(fd)', ...files.slice(i, i + 500)]);
+  }
+}
+
+/** Starts `ondemand daemon` for the harness and waits until it answers; returns its control socket. */
+export async function startServiceDaemon(h: Harness): Promise<string> {
+  const daemon = spawn(process.execPath, [cliPath, 'daemon'], { env: h.env, stdio: 'ignore', detached: true });
+  daemon.unref();
+  const socket = controlSocketPath(h.runDir);
+  for (let tries = 0; ; tries++) {
+    try {
+      await request({ op: 'ping' }, socket);
+      return socket;
+    } catch (err) {
+      if (tries > 300) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
