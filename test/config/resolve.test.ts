@@ -252,3 +252,23 @@ describe('the daemon\'s cache options', () => {
     expect(cacheOptions('/d', { ONDEMAND_CACHE_READ_AHEAD_FRAMES: '0' })).toEqual({ dir: '/d', readAheadFrames: 0 });
   });
 });
+
+describe('the registry settings every command uses', () => {
+  let tmp: { dir: string; remove: () => void };
+  beforeAll(() => { tmp = makeTempDir('config-registry'); });
+  afterAll(() => tmp.remove());
+
+  it('mirrors, retries, the Docker config, and registry.creds_file below the flags', async () => {
+    const { registryAccess } = await import('../../src/cli/image-ref.js');
+    const creds = join(tmp.dir, 'creds');
+    writeFileSync(creds, 'alice:s3cret\n');
+    const config = resolveConfig({
+      env: { ONDEMAND_REGISTRY_MIRRORS: 'm:5000', ONDEMAND_REGISTRY_RETRIES: '1', ONDEMAND_DOCKER_CONFIG: '/etc/d.json', ONDEMAND_REGISTRY_CREDS_FILE: creds },
+      noFile: true,
+    });
+    const access = await registryAccess({ insecure: false }, config);
+    expect(access).toEqual({ insecure: false, mirrors: ['m:5000'], retries: 1, dockerConfig: '/etc/d.json', creds: 'alice:s3cret' });
+    // --creds wins over the configured file.
+    expect((await registryAccess({ insecure: false, creds: 'bob:pw' }, config)).creds).toBe('bob:pw');
+  });
+});
