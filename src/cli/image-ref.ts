@@ -5,6 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
+import { cliConfig } from './config.js';
+import { setting, type ResolvedConfig } from '../config/resolve.js';
 import { findCredentials, type Credentials } from '../registry/credentials.js';
 import { registryOfRef, resolveImage } from '../resolve/index.js';
 import type { ResolvedImage, ResolveOptions } from '../resolve/types.js';
@@ -49,27 +51,39 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** USER:PASS from --creds-file: its first line. */
-async function credsFromFile(file: string): Promise<string> {
+/** USER:PASS from a creds file (`--creds-file`, or the configuration's `registry.creds_file`): its first line. */
+async function credsFromFile(file: string, named: string): Promise<string> {
   let text: string;
   try {
     text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read --creds-file ${file}: ${systemCode(err) ?? String(err)}`, { path: file }, { cause: err });
+    throw new UsageError(`cannot read ${named} ${file}: ${systemCode(err) ?? String(err)}`, { path: file }, { cause: err });
   }
   const line = text.split(/\r?\n/)[0] ?? '';
-  if (line.indexOf(':') <= 0) throw new UsageError(`--creds-file ${file === '-' ? '- (stdin)' : file} must hold USER:PASS on its first line`);
+  if (line.indexOf(':') <= 0) throw new UsageError(`${named} ${file === '-' ? '- (stdin)' : file} must hold USER:PASS on its first line`);
   return line;
 }
 
 /** The registry options as the resolver, the registry client and a mount request take them. */
-export type RegistryAccess = Pick<ResolveOptions, 'creds' | 'platform'> & { insecure: boolean };
+export type RegistryAccess = Pick<ResolveOptions, 'creds' | 'platform' | 'mirrors' | 'retries' | 'dockerConfig'> & { insecure: boolean };
 
-export async function registryAccess(argv: RegistryArgs): Promise<RegistryAccess> {
+/**
+ * The command's registry flags with the configuration's registry settings. Credentials: --creds or
+ * --creds-file, else $ONDEMAND_REGISTRY_USER/PASSWORD (looked up later, by findCredentials), else the
+ * configuration's registry.creds_file, else the Docker config (registry.docker_config or Docker's own).
+ */
+export async function registryAccess(argv: RegistryArgs, config: ResolvedConfig = cliConfig()): Promise<RegistryAccess> {
   if (argv.creds !== undefined && argv.credsFile !== undefined) throw new UsageError('give --creds or --creds-file, not both');
-  const creds = argv.credsFile !== undefined ? await credsFromFile(argv.credsFile) : argv.creds;
+  let creds = argv.credsFile !== undefined ? await credsFromFile(argv.credsFile, '--creds-file') : argv.creds;
+  const configured = setting(config, 'registry.creds_file');
+  const envCreds = process.env.ONDEMAND_REGISTRY_USER !== undefined && process.env.ONDEMAND_REGISTRY_PASSWORD !== undefined;
+  if (creds === undefined && !envCreds && configured !== null) creds = await credsFromFile(configured, 'registry.creds_file');
+  const dockerConfig = setting(config, 'registry.docker_config');
   return {
     insecure: argv.insecure,
+    mirrors: setting(config, 'registry.mirrors'),
+    retries: setting(config, 'registry.retries'),
+    ...(dockerConfig !== null ? { dockerConfig } : {}),
     ...(creds !== undefined ? { creds } : {}),
     ...(argv.platform !== undefined ? { platform: argv.platform } : {}),
   };
@@ -84,7 +98,10 @@ export async function registryAccess(argv: RegistryArgs): Promise<RegistryAccess
 export async function callerCredentials(ref: string, access: RegistryAccess, blobs: readonly string[] = []): Promise<Credentials | null | undefined> {
   const registry = registryOfRef(ref, blobs);
   if (registry === undefined) return undefined;
-  return (await findCredentials(registry, access.creds !== undefined ? { creds: access.creds } : {})) ?? null;
+  return (await findCredentials(registry, {
+    ...(access.creds !== undefined ? { creds: access.creds } : {}),
+    ...(access.dockerConfig !== undefined ? { dockerConfig: access.dockerConfig } : {}),
+  })) ?? null;
 }
 
 /** Resolves the image named by `argv`, hands it to `use`, and always closes its fetcher. */

@@ -5,6 +5,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { endQuietlyOnClosedStdout } from './command.js';
+import { applyLogConfig, cliConfig, useConfigFlag } from './config.js';
 import { loadCommandsFor } from './commands/index.js';
 import { OndemandError, UsageError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -20,6 +21,12 @@ export async function runCli(args: string[]): Promise<number> {
     .help()
     .alias('h', 'help')
     .version(false)
+    .option('config', { type: 'string', global: true, nargs: 1, describe: 'Configuration file (default $ONDEMAND_CONFIG, else /etc/ondemand/config.toml; see docs/config.md)' })
+    // Every command reads the configuration first: a bad file fails it in one line, and logging follows it.
+    .middleware((argv) => {
+      useConfigFlag(typeof argv.config === 'string' ? argv.config : undefined);
+      applyLogConfig(cliConfig());
+    })
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // yargs reports its own parse errors (e.g. an option missing its value) as a YError: bad usage too.

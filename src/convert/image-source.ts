@@ -11,15 +11,12 @@ import { FormatError, IntegrityError, NotFoundError, systemCode } from '../util/
 import { blobPath, parseOciRef, selectManifest } from '../format/image/oci-layout.js';
 import { readIndex } from '../fetch/read-layout.js';
 import { clientForReference } from '../resolve/registry.js';
+import type { ResolveOptions } from '../resolve/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { MAX_MANIFEST_BYTES, manifestMediaType, type FetchedManifest } from '../registry/manifest.js';
 import { formatReference, manifestReference, parseReference, type ImageReference } from '../registry/reference.js';
 
-export interface SourceOptions {
-  insecure?: boolean;
-  creds?: string;
-  mirrors?: string[];
-}
+export type SourceOptions = Pick<ResolveOptions, 'insecure' | 'creds' | 'mirrors' | 'retries' | 'dockerConfig'>;
 
 export interface ImageSource {
   /** For messages: `oci:/path:tag` or `host/repo:tag`. */

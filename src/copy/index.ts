@@ -24,7 +24,7 @@ export type CopyEvent =
   | { kind: 'blob'; digest: string; size: number; outcome: 'uploaded' | 'exists' | 'mounted' | 'downloaded' | 'present' }
   | { kind: 'manifest'; digest: string; mediaType: string; reference: string };
 
-export interface CopyOptions extends Pick<ResolveOptions, 'insecure' | 'creds' | 'platform'> {
+export interface CopyOptions extends Pick<ResolveOptions, 'insecure' | 'creds' | 'platform' | 'mirrors' | 'retries' | 'dockerConfig'> {
   /** Pull: copy an index with every platform instead of choosing one. */
   allPlatforms?: boolean;
   /** Push: repositories on the same registry to mount blobs from. */

@@ -2,9 +2,10 @@
  * The CLI's side of the control socket, and starting the host's daemon when none is running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_CONFIG_ENV, configToJson, setting, type ResolvedConfig } from '../config/resolve.js';
 import { MountError, errorText, systemCode } from '../util/errors.js';
 import { controlSocketPath, daemonLogPath, pidFilePath, runDir } from './paths.js';
 import type { ControlRequest, ControlResponse, ControlResults } from './protocol.js';
@@ -76,7 +77,8 @@ export async function requestDaemon<K extends ControlRequest['op']>(req: Control
 }
 
 export interface StartOptions {
-  cacheDir: string;
+  /** The configuration the daemon runs with if this call starts it (the caller's, resolved); its cache.dir must be the running daemon's. */
+  config: ResolvedConfig;
   /** Keep the daemon attached to this terminal (its logs on stderr) instead of detaching it. */
   foreground?: boolean;
 }
@@ -126,13 +128,22 @@ export function startFailure(logPath: string, offset: number): string | null {
   return fatal ?? last;
 }
 
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
 /** Reuses the running daemon or starts one; returns the child when this call started an attached one. */
 export async function ensureDaemon(options: StartOptions): Promise<{ started: boolean; child?: ChildProcess }> {
   const dir = runDir();
+  const cacheDir = setting(options.config, 'cache.dir');
   try {
     const ping = await requestDaemon({ op: 'ping' });
-    if (ping.cacheDir !== options.cacheDir) {
-      throw new MountError(`the running daemon (pid ${ping.pid}) uses cache ${ping.cacheDir}, not ${options.cacheDir}; stop it first (kill ${ping.pid})`);
+    if (ping.cacheDir !== cacheDir) {
+      throw new MountError(`the running daemon (pid ${ping.pid}) uses cache ${ping.cacheDir}, not ${cacheDir}; stop it first (kill ${ping.pid})`);
     }
     return { started: false };
   } catch (err) {
@@ -142,20 +153,24 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
   const silentHolder = livePid(dir);
   prepareRunDir(dir);
   const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const args = [main, 'daemon', '--cache-dir', options.cacheDir];
+  const args = [main, 'daemon'];
+  const env = { ...process.env, [DAEMON_CONFIG_ENV]: JSON.stringify(configToJson(options.config)) };
   const logPath = daemonLogPath(dir);
+  // The daemon's fatal line is in the configured log file when there is one (stdout/stderr still go to daemon.log).
+  const configuredLog = setting(options.config, 'log.file');
   let logStart = 0;
   let child: ChildProcess;
   // cwd '/': a daemon must not keep the caller's directory (perhaps inside another mount) busy.
   if (options.foreground) {
-    child = spawn(process.execPath, args, { cwd: '/', stdio: ['ignore', 'inherit', 'inherit'] });
+    child = spawn(process.execPath, args, { cwd: '/', env, stdio: ['ignore', 'inherit', 'inherit'] });
   } else {
     const logFd = openSync(logPath, 'a');
     logStart = fstatSync(logFd).size;
-    child = spawn(process.execPath, args, { cwd: '/', detached: true, stdio: ['ignore', logFd, logFd] });
+    child = spawn(process.execPath, args, { cwd: '/', env, detached: true, stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     child.unref();
   }
+  const configuredLogStart = configuredLog !== null ? fileSize(configuredLog) : 0;
   // Typed wide: set in a callback, so the checks below must not narrow it to null.
   let exited = null as string | null;
   child.once('exit', (code, signal) => { exited = `exit ${code ?? signal}`; });
@@ -172,7 +187,8 @@ export async function ensureDaemon(options: StartOptions): Promise<{ started: bo
     const holder = livePid(dir);
     if (exited !== null && (holder === null || holder === silentHolder)) {
       if (options.foreground) throw new MountError(`the daemon failed to start (${exited}): see its output above`);
-      throw new MountError(`the daemon failed to start: ${startFailure(logPath, logStart) ?? exited} (log: ${logPath})`);
+      const why = (configuredLog !== null ? startFailure(configuredLog, configuredLogStart) : null) ?? startFailure(logPath, logStart) ?? exited;
+      throw new MountError(`the daemon failed to start: ${why} (log: ${configuredLog ?? logPath})`);
     }
     if (Date.now() > deadline) throw new MountError(`the daemon did not open ${controlSocketPath(dir)} within 30 s; see ${logPath}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -7,6 +7,7 @@
  */
 import { constants, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { lockCacheDir, type CacheLock } from '../cache/lock.js';
+import { configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { detect } from '../mount/mode-choice.js';
 import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
@@ -19,6 +20,8 @@ import { WorkerProcess } from './worker-process.js';
 
 export interface SupervisorOptions {
   cacheDir: string;
+  /** The daemon's configuration: every worker gets it as it is. */
+  config: ResolvedConfig;
 }
 
 export class Supervisor {
@@ -52,7 +55,10 @@ export class Supervisor {
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
     const done = new Promise<void>((r) => { this.exitResolve = r; });
     this.worker = new WorkerProcess(
-      { cacheDir: this.options.cacheDir, supervisorPid: process.pid, runDir: this.dir, features: report.features },
+      {
+        cacheDir: this.options.cacheDir, supervisorPid: process.pid, runDir: this.dir, features: report.features,
+        config: JSON.stringify(configToJson(this.options.config)),
+      },
       {
         request: (msg) => this.onRequest(msg),
         died: (code, signal) => {

@@ -4,7 +4,7 @@
  * comes back as an OndemandError with its code, e.g. EBUSY).
  */
 import {
-  AuthError, CacheError, FetchError, FormatError, IntegrityError, MountError, NotFoundError, OndemandError,
+  AuthError, CacheError, ConfigError, FetchError, FormatError, IntegrityError, MountError, NotFoundError, OndemandError,
   UnsupportedError, UsageError, errorText, systemCode, systemErrno, type ErrorContext,
 } from '../util/errors.js';
 import type { WireError } from './protocol.js';
@@ -30,6 +30,7 @@ export function fromWire(w: WireError): OndemandError {
   const withErrno = { ...options, ...(w.errno !== undefined ? { errno: w.errno } : {}) };
   switch (w.code) {
     case 'EUSAGE': return new UsageError(w.message, ctx, options);
+    case 'ECONFIG': return new ConfigError(w.message, ctx, options);
     case 'EFORMAT': return new FormatError(w.message, ctx, options);
     case 'EINTEGRITY': return new IntegrityError(w.message, ctx, options);
     case 'EFETCH': return new FetchError(w.message, ctx, options);

@@ -17,6 +17,8 @@ export interface WorkerArgs {
   runDir: string;
   /** Probed once by the supervisor: a restarted worker must come back fast (reads wait for it). */
   features: Features;
+  /** The daemon's resolved configuration (config/resolve.ts ConfigJson, as text). */
+  config: string;
 }
 
 const RESTART_DELAY_MS = 200;

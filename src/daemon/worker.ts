@@ -5,8 +5,9 @@
  */
 import type { Server } from 'node:net';
 import { openCache, type CacheOptions } from '../cache/backend.js';
-import { parseSize } from '../cache/size.js';
-import { DEFAULT_FETCH_DEADLINE_MS, MountManager } from '../mount/manager.js';
+import { DAEMON_READ_AHEAD_FRAMES } from '../config/keys.js';
+import { resolveConfig, setting, type ResolvedConfig } from '../config/resolve.js';
+import { MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
 import { shutdownTransports } from '../transport/index.js';
 import { UsageError, errorText } from '../util/errors.js';
@@ -21,7 +22,8 @@ import { controlSocketPath, fuseMountsDir } from './paths.js';
 import type { ControlRequest, IpcFromSupervisor, StatusResult } from './protocol.js';
 import type { WorkerArgs } from './worker-process.js';
 
-export async function runWorker(args: WorkerArgs): Promise<void> {
+/** `config`: the daemon's configuration, resolved once by whoever started it (never re-read here). */
+export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promise<void> {
   const supervisor = new SupervisorClient();
   // The supervisor gone means every fd it held is gone too: nothing left to serve.
   // SIGKILL ourselves rather than process.exit(): exit waits for the FUSE reader threads, which sit in
@@ -31,10 +33,13 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   });
   const lock = await supervisor.request({ op: 'cacheLock' });
-  const cache = await openCache({ ...cacheOptions(args.cacheDir), heldLockFd: fdOfProcess(args.supervisorPid, lock.fd) });
+  const cache = await openCache({ ...cacheOptionsFrom(config), dir: args.cacheDir, heldLockFd: fdOfProcess(args.supervisorPid, lock.fd) });
   const records = new SupervisorRecords(supervisor, args.supervisorPid);
-  const manager = new MountManager(cache, records, args.features, fuseMountsDir(args.runDir), fetchDeadlineMs(),
-    daemonDirs(args.runDir, args.cacheDir));
+  const manager = new MountManager(cache, records, args.features, fuseMountsDir(args.runDir), {
+    fetchDeadlineMs: setting(config, 'fetch.timeout') * 1000,
+    reserved: daemonDirs(args.runDir, args.cacheDir),
+    registry: { mirrors: setting(config, 'registry.mirrors'), retries: setting(config, 'registry.retries') },
+  });
 
   const listed = await supervisor.request({ op: 'list' });
   // A group the supervisor holds: read it before re-attaching opens any data file (the cache's own
@@ -91,34 +96,25 @@ export async function runWorker(args: WorkerArgs): Promise<void> {
   log.info({ socket: controlSocketPath(args.runDir), restarts: args.restarts }, 'worker listening');
 }
 
-/** $ONDEMAND_FETCH_TIMEOUT (seconds): how long a read waits for a registry that does not answer. */
-export function fetchDeadlineMs(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.ONDEMAND_FETCH_TIMEOUT?.trim();
-  if (!text) return DEFAULT_FETCH_DEADLINE_MS;
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`bad ONDEMAND_FETCH_TIMEOUT "${text}": need a number of seconds > 0`);
-  return seconds * 1000;
+export { DAEMON_READ_AHEAD_FRAMES };
+
+/** The cache options of the daemon's configuration: cache.dir, cache.max_size, cache.read_ahead_frames, prefetch.rate. */
+export function cacheOptionsFrom(config: ResolvedConfig): CacheOptions {
+  const maxSize = setting(config, 'cache.max_size');
+  const rate = setting(config, 'prefetch.rate');
+  return {
+    dir: setting(config, 'cache.dir'),
+    readAheadFrames: setting(config, 'cache.read_ahead_frames'),
+    ...(maxSize !== null ? { maxSize } : {}),
+    ...(rate > 0 ? { prefetchBytesPerSecond: rate } : {}),
+  };
 }
 
 /**
- * Most frames a sequential reader keeps in flight ahead of it (the read-ahead starts at 1 frame and
- * doubles up to this: fetch-plan.ts). A cold sequential read through fanotify measured 0.58, 0.58,
- * 0.61 and 0.61 GB/s with 2, 4, 8 and 16 (medians of 8 runs). Starting programs has few sequential
- * misses, and short ones get a short read-ahead: on the Debian minbase image `chroot /bin/true`
- * fetched 2.5 MB with 0 and 3.0 MB with 2 or 4 read-ahead frames merged into the demand request.
- */
-export const DAEMON_READ_AHEAD_FRAMES = 8;
-
-/**
- * The daemon's cache options, from the environment it was started with: $ONDEMAND_CACHE_MAX_SIZE
- * (e.g. "20G"; unset = no limit) and $ONDEMAND_CACHE_READ_AHEAD_FRAMES (default DAEMON_READ_AHEAD_FRAMES).
+ * The daemon's cache options for `dir` from the environment alone ($ONDEMAND_CACHE_MAX_SIZE,
+ * $ONDEMAND_CACHE_READ_AHEAD_FRAMES, ...; no file): for benchmarks and the compat guest, which make a
+ * cache the way the daemon does without a CLI.
  */
 export function cacheOptions(dir: string, env: NodeJS.ProcessEnv = process.env): CacheOptions {
-  const limit = env.ONDEMAND_CACHE_MAX_SIZE?.trim();
-  const ahead = env.ONDEMAND_CACHE_READ_AHEAD_FRAMES?.trim();
-  const readAheadFrames = ahead ? Number(ahead) : DAEMON_READ_AHEAD_FRAMES;
-  if (!Number.isSafeInteger(readAheadFrames) || readAheadFrames < 0) {
-    throw new UsageError(`bad ONDEMAND_CACHE_READ_AHEAD_FRAMES "${ahead}": need a whole number of frames >= 0`);
-  }
-  return { dir, readAheadFrames, ...(limit ? { maxSize: parseSize(limit) } : {}) };
+  return { ...cacheOptionsFrom(resolveConfig({ env, noFile: true })), dir };
 }

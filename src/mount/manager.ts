@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
 import type { Credentials } from '../registry/credentials.js';
-import type { ResolvedImage } from '../resolve/types.js';
+import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
 import { reattachDone, transportFor } from '../transport/index.js';
 import { failPoint } from '../transport/fail-point.js';
 import type { Features } from '../transport/kernel-features.js';
@@ -19,7 +19,9 @@ import { settlesWithin } from '../util/with-timeout.js';
 import { resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsable, type ReservedDir } from './mountpoint.js';
-import type { MountRecord, MountRecordKeeper, MountRequest, MountResult, MountStatus, UmountResult } from './types.js';
+import { DEFAULT_FETCH_DEADLINE_MS, type MountRecord, type MountRecordKeeper, type MountRequest, type MountResult, type MountStatus, type UmountResult } from './types.js';
+
+export { DEFAULT_FETCH_DEADLINE_MS };
 
 interface ActiveMount {
   id: string;
@@ -33,11 +35,17 @@ interface ActiveMount {
   prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController };
 }
 
-/**
- * A registry that stops answering fails the reads waiting on it after this long (EIO), instead of
- * holding them for the registry client's own 10-minute operation deadline.
- */
-export const DEFAULT_FETCH_DEADLINE_MS = 30_000;
+
+/** How the daemon talks to registries for every mount (its configuration), whoever asks. */
+export type RegistrySettings = Pick<ResolveOptions, 'mirrors' | 'retries'>;
+
+export interface MountManagerOptions {
+  /** Longest one fetch of image data may take before the read that needs it fails (default DEFAULT_FETCH_DEADLINE_MS). */
+  fetchDeadlineMs?: number;
+  /** Directories no mountpoint may be inside or above (the daemon's run dir and cache dir). */
+  reserved?: readonly ReservedDir[];
+  registry?: RegistrySettings;
+}
 
 const ZERO: BlobStats = { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0 };
 
@@ -46,19 +54,22 @@ export class MountManager {
   /** Mountpoints being mounted or unmounted right now: a second request for one is refused. */
   private readonly busy = new Set<string>();
 
-  /**
-   * `privateRoot`: where each mount's private directory (its FUSE mount) is made.
-   * `fetchDeadlineMs`: longest one fetch of image data may take before the read that needs it fails.
-   * `reserved`: directories no mountpoint may be inside or above (the daemon's run dir and cache dir).
-   */
+  private readonly fetchDeadlineMs: number;
+  private readonly reserved: readonly ReservedDir[];
+  private readonly registry: RegistrySettings;
+
+  /** `privateRoot`: where each mount's private directory (its FUSE mount) is made. */
   constructor(
     private readonly cache: CacheBackend,
     private readonly records: MountRecordKeeper,
     private readonly features: Features,
     private readonly privateRoot: string,
-    private readonly fetchDeadlineMs = DEFAULT_FETCH_DEADLINE_MS,
-    private readonly reserved: readonly ReservedDir[] = [],
-  ) {}
+    options: MountManagerOptions = {},
+  ) {
+    this.fetchDeadlineMs = options.fetchDeadlineMs ?? DEFAULT_FETCH_DEADLINE_MS;
+    this.reserved = options.reserved ?? [];
+    this.registry = options.registry ?? {};
+  }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
     if (requested === 'auto') {
@@ -101,6 +112,7 @@ export class MountManager {
         ...(options.platform ? { platform: options.platform } : {}),
         ...(options.manifestDigest ? { manifestDigest: options.manifestDigest } : {}),
         fetchDeadlineMs: this.fetchDeadlineMs,
+        ...this.registry,
       });
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof UnsupportedError || err instanceof AuthError) throw err;

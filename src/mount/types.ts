@@ -4,6 +4,12 @@ import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
 import type { UndoStack } from '../util/undo-stack.js';
 import type { MountMode } from '../transport/types.js';
 
+/**
+ * A registry that stops answering fails the reads waiting on it after this long (EIO), instead of
+ * holding them for the registry client's own 10-minute operation deadline.
+ */
+export const DEFAULT_FETCH_DEADLINE_MS = 30_000;
+
 export const MOUNT_MODE_REQUESTS = ['auto', 'fscache', 'fuse-blobs', 'fuse-tree', 'fanotify'] as const;
 export type MountModeRequest = (typeof MOUNT_MODE_REQUESTS)[number];
 

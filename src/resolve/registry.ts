@@ -16,18 +16,17 @@ import { loadToc } from './load-toc.js';
 import { resolveManifest } from './manifest-cache.js';
 import type { ResolveOptions, ResolvedImage } from './types.js';
 
-/** Mirrors from options, else $ONDEMAND_REGISTRY_MIRRORS (comma-separated). */
-export function mirrorsFrom(options: ResolveOptions, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (options.mirrors !== undefined) return options.mirrors;
-  return (env.ONDEMAND_REGISTRY_MIRRORS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 export function clientForReference(registry: string, options: ResolveOptions): RegistryClient {
-  const credentials = options.credentials !== undefined ? { resolved: options.credentials } : options.creds !== undefined ? { creds: options.creds } : {};
-  return new RegistryClient({ registry, insecure: options.insecure ?? false, credentials, mirrors: mirrorsFrom(options) });
+  const credentials = options.credentials !== undefined
+    ? { resolved: options.credentials }
+    : { ...(options.creds !== undefined ? { creds: options.creds } : {}), ...(options.dockerConfig !== undefined ? { dockerConfig: options.dockerConfig } : {}) };
+  return new RegistryClient({
+    registry,
+    insecure: options.insecure ?? false,
+    credentials,
+    mirrors: options.mirrors ?? [],
+    ...(options.retries !== undefined ? { retry: { attempts: options.retries + 1 } } : {}),
+  });
 }
 
 /** Gunzips and verifies a stored bootstrap; the size limit stops a gzip bomb. */

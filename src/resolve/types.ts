@@ -25,8 +25,12 @@ export interface ResolveOptions {
   credentials?: Credentials | null;
   /** Where manifests, TOCs and tag resolutions are kept (registry images mount again without the registry). */
   metadata?: MetadataStore;
-  /** Registry pull-through mirrors (`host[:port]` or URL), tried in order before the registry. */
+  /** Registry pull-through mirrors (`host[:port]` or URL), tried in order before the registry (default none). */
   mirrors?: string[];
+  /** Tries after the first for a registry request that failed transiently (default: the registry client's). */
+  retries?: number;
+  /** The Docker config.json credentials are looked up in (default: Docker's own lookup). */
+  dockerConfig?: string;
   /**
    * The manifest the image must be (`sha256:...`): a mount re-attached after a worker restart serves
    * exactly what it mounted, whatever its tag points to now.

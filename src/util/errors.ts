@@ -43,6 +43,16 @@ export class UsageError extends OndemandError {
   }
 }
 
+/**
+ * A configuration that cannot be used: the file (syntax, unknown key, wrong value) or an environment
+ * variable. Exit code 1, one line naming the file or variable, the key and the problem.
+ */
+export class ConfigError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('ECONFIG', message, context, { ...options, errno: 22 });
+  }
+}
+
 /** A malformed image: erofs, TOC, manifest, layer tar. */
 export class FormatError extends OndemandError {
   constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {

@@ -8,12 +8,14 @@ import { out, outJson } from '../command.js';
 import { openCache, type BlobVerifyResult } from '../../cache/index.js';
 import type { BlobToc } from '../../format/image/types.js';
 import { resolveImage } from '../../resolve/index.js';
+import { registryAccess } from '../image-ref.js';
 import { IntegrityError } from '../../util/errors.js';
 
 const BLOB_ARG = /^(sha256:)?[0-9a-f]{12,64}$/;
 
 async function tocsOfImage(ref: string): Promise<BlobToc[]> {
-  const resolved = await resolveImage(ref);
+  // The configured registry settings (mirrors, retries, credential sources), as every command uses them.
+  const resolved = await resolveImage(ref, await registryAccess({ insecure: false }));
   try {
     const tocs: BlobToc[] = [];
     for (const blob of resolved.image.blobs) tocs.push(await resolved.loadToc(blob));

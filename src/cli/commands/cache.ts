@@ -5,7 +5,9 @@
  * `ondemand cache verify [IMAGE|BLOB]` re-hashes present frames (cache-verify.ts).
  */
 import { defineCommand, out, outJson } from '../command.js';
-import { formatSize, listCache, openCache, parseSize, resolveCacheDir } from '../../cache/index.js';
+import { formatSize, listCache, openCache } from '../../cache/index.js';
+import { cliConfig } from '../config.js';
+import { setting } from '../../config/resolve.js';
 import { UsageError } from '../../util/errors.js';
 import { cacheVerify } from './cache-verify.js';
 
@@ -16,11 +18,15 @@ export const cacheCommand = defineCommand({
     y
       .positional('action', { choices: ['ls', 'gc', 'verify'] as const, demandOption: true, describe: 'ls: list; gc: evict to --max-size; verify: re-hash present frames, drop bad ones' })
       .positional('target', { type: 'string', describe: 'verify: an IMAGE, or a BLOB id (or prefix); default all blobs' })
-      .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' })
-      .option('max-size', { type: 'string', describe: 'gc: evict least recently used blobs until the cache uses at most this (e.g. 10G)' })
+      .option('cache-dir', { type: 'string', describe: 'Cache directory (default cache.dir: $ONDEMAND_CACHE_DIR, the config file, /var/cache/ondemand)' })
+      .option('max-size', { type: 'string', describe: 'gc: evict least recently used blobs until the cache uses at most this (e.g. 10G; default cache.max_size)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
   handler: async (argv) => {
-    const dir = resolveCacheDir(argv.cacheDir);
+    const config = cliConfig({
+      'cache.dir': { flag: '--cache-dir', value: argv.cacheDir },
+      'cache.max_size': { flag: '--max-size', value: argv.maxSize },
+    });
+    const dir = setting(config, 'cache.dir');
     if (argv.action === 'verify') return cacheVerify(dir, argv.target, argv.json);
     if (argv.target !== undefined) throw new UsageError(`cache ${argv.action} takes no argument`);
     if (argv.action === 'ls') {
@@ -43,8 +49,8 @@ export const cacheCommand = defineCommand({
       for (const t of md.tags) out([t.reference, t.digest.slice(0, 19), t.resolvedAt].join('\t'));
       return;
     }
-    const maxSize = argv.maxSize === undefined ? undefined : parseSize(argv.maxSize);
-    if (maxSize === undefined) throw new UsageError('cache gc needs --max-size SIZE (e.g. --max-size 10G)');
+    const maxSize = setting(config, 'cache.max_size');
+    if (maxSize === null) throw new UsageError('cache gc needs --max-size SIZE (e.g. --max-size 10G) or cache.max_size in the configuration');
     const cache = await openCache({ dir });
     try {
       const res = await cache.gc({ maxSize });

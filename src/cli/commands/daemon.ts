@@ -1,8 +1,8 @@
 import { defineCommand } from '../command.js';
-import { resolveCacheDir } from '../../cache/dir.js';
+import { applyLogConfig, cliConfig } from '../config.js';
+import { setting } from '../../config/resolve.js';
 import { Supervisor } from '../../daemon/supervisor.js';
 import { MountError } from '../../util/errors.js';
-import { log } from '../../util/log.js';
 
 export const daemonCommand = defineCommand({
   command: 'daemon',
@@ -15,13 +15,14 @@ export const daemonCommand = defineCommand({
         'mounts again; readers wait, they never see an error or zeros for it.',
       )
       .option('foreground', { type: 'boolean', default: true, describe: 'Stay attached (the daemon never forks itself; `mount` detaches it)' })
-      .option('cache-dir', { type: 'string', describe: 'Cache directory (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' }),
+      .option('cache-dir', { type: 'string', describe: 'Cache directory (default cache.dir: $ONDEMAND_CACHE_DIR, the config file, /var/cache/ondemand)' }),
   handler: async (argv) => {
-    if (process.env.ONDEMAND_LOG_LEVEL === undefined) {
-      log.level = 'info';
-      process.env.ONDEMAND_LOG_LEVEL = 'info'; // the worker inherits it
-    }
-    const supervisor = new Supervisor({ cacheDir: resolveCacheDir(argv.cacheDir) });
+    // Started by `mount`: the configuration that CLI resolved (its flags included); else this command's own.
+    const config = cliConfig({ 'cache.dir': { flag: '--cache-dir', value: argv.cacheDir } });
+    // The daemon's default level is info (a CLI's is warn): set here so its worker gets it too.
+    if (config.settings['log.level'].source.kind === 'default') config.settings['log.level'] = { value: 'info', source: { kind: 'default' } };
+    applyLogConfig(config);
+    const supervisor = new Supervisor({ cacheDir: setting(config, 'cache.dir'), config });
     await supervisor.run();
     if (supervisor.failure) throw new MountError(supervisor.failure);
   },

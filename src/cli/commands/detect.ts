@@ -1,5 +1,6 @@
 import { defineCommand, out, outJson } from '../command.js';
-import { resolveCacheDir } from '../../cache/dir.js';
+import { cliConfig } from '../config.js';
+import { setting } from '../../config/resolve.js';
 import { detect } from '../../mount/mode-choice.js';
 import { FEATURE_NAMES } from '../../transport/kernel-features.js';
 
@@ -18,9 +19,9 @@ export const detectCommand = defineCommand({
   describe: 'Show what this kernel supports and which mount mode `mount` would pick',
   builder: (y) => y
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' })
-    .option('cache-dir', { type: 'string', describe: 'Cache directory whose filesystem fanotify would mark (default $ONDEMAND_CACHE_DIR or /var/cache/ondemand)' }),
+    .option('cache-dir', { type: 'string', describe: 'Cache directory whose filesystem fanotify would mark (default cache.dir)' }),
   handler: async (argv) => {
-    const report = detect(resolveCacheDir(argv['cache-dir']));
+    const report = detect(setting(cliConfig({ 'cache.dir': { flag: '--cache-dir', value: argv['cache-dir'] } }), 'cache.dir'));
     if (argv.json) {
       outJson({ features: report.features, mode: report.mode, reason: report.reason });
       return;

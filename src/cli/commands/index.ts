@@ -22,6 +22,7 @@ export const commands: LazyCommand[] = [
   { name: 'status', load: async () => (await import('./status.js')).statusCommand },
   { name: 'detect', load: async () => (await import('./detect.js')).detectCommand },
   { name: 'daemon', load: async () => (await import('./daemon.js')).daemonCommand },
+  { name: 'config', load: async () => (await import('./config.js')).configCommand },
   { name: 'cache', load: async () => (await import('./cache.js')).cacheCommand },
   { name: 'convert', load: async () => (await import('./convert.js')).convertCommand },
   { name: 'push', load: async () => (await import('./push.js')).pushCommand },
