@@ -1,9 +1,9 @@
 /**
- * The HTTP layer of the registry client: one undici Agent (keep-alive pools per origin) with
- * connect, headers and body-idle timeouts. No retries, auth or redirects here (client.ts does those).
+ * The HTTP layer of the registry client: one undici keep-alive Pool per origin with connect, headers
+ * and body-idle timeouts. No retries, auth or redirects here (client.ts does those).
  */
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { FormatError } from '../util/errors.js';
 
 export interface HttpTimeouts {
@@ -68,17 +68,30 @@ export async function discardBody(res: HttpResponse): Promise<void> {
 }
 
 export class HttpTransport {
-  private readonly agent: Agent;
+  /**
+   * Pools of our own, not an undici Agent: undici 7's Agent closes an origin's whole pool when the
+   * connection count it keeps for that origin reaches 0, and a disconnect of a pool it already closed
+   * counts against the next one, so back-to-back range requests each got a new TCP connection
+   * (6.6 ms per 1 MiB range on 127.0.0.1 against 2.6 ms with the connection kept).
+   */
+  private readonly pools = new Map<string, Pool>();
 
-  constructor(readonly timeouts: HttpTimeouts = DEFAULT_TIMEOUTS, connectionsPerOrigin = 64) {
-    this.agent = new Agent({
-      connect: { timeout: timeouts.connectMs },
-      headersTimeout: timeouts.headersMs,
-      bodyTimeout: timeouts.bodyIdleMs,
-      keepAliveTimeout: 30_000,
-      connections: connectionsPerOrigin,
-      pipelining: 1,
-    });
+  constructor(readonly timeouts: HttpTimeouts = DEFAULT_TIMEOUTS, private readonly connectionsPerOrigin = 64) {}
+
+  private pool(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, {
+        connect: { timeout: this.timeouts.connectMs },
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyIdleMs,
+        keepAliveTimeout: 30_000,
+        connections: this.connectionsPerOrigin,
+        pipelining: 1,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
   }
 
   async request(req: HttpRequest): Promise<HttpResponse> {
@@ -92,8 +105,7 @@ export class HttpTransport {
       }
       headers['content-length'] = String(req.body.length);
     }
-    const res = await this.agent.request({
-      origin: req.url.origin,
+    const res = await this.pool(req.url.origin).request({
       path: req.url.pathname + req.url.search,
       method: req.method,
       headers,
@@ -106,6 +118,8 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
   }
 }
