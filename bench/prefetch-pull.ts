@@ -15,15 +15,13 @@
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { request } from '../src/daemon/client.js';
 import { makeHarness, type Harness } from '../test/mount/harness.js';
-import { startRegistry } from '../test/helpers/registry.js';
 import { makeDebianTree } from '../test/helpers/trees.js';
-import { deferFreePageReporting } from './free-page-reporting.js';
-import { evictUnder, filesUnder, median, startServiceDaemon } from './service-daemon.js';
+import { evictUnder, filesUnder, median, runRegistryBench, startServiceDaemon } from './service-daemon.js';
 
 const exec = promisify(execFile);
 const runs = Number(process.argv[2] ?? 3);
@@ -45,98 +43,82 @@ function bigTree(dir: string): void {
 
 interface Image { name: string; ref: string; storedBytes: number }
 
-async function main(): Promise<void> {
-  const restoreReporting = deferFreePageReporting();
-  const tmp = mkdtempSync('/var/tmp/ondemand-bench-prefetch-');
-  const registry = await startRegistry({ auth: 'none' });
-  const setup = makeHarness('bench-prefetch-setup');
+runRegistryBench('prefetch-pull', async ({ tmp, registry, setup }) => {
   const out = (s: string): void => void process.stdout.write(s);
-  try {
-    const images: Image[] = [];
-    const add = async (name: string, tree: string): Promise<void> => {
-      const layout = join(tmp, `layout-${name}`);
-      await setup.ok('build', '--compression', compression, tree, `oci:${layout}:od`);
-      const ref = `${registry.host}/bench/${name}:od`;
-      await setup.ok('push', '--insecure', `oci:${layout}:od`, ref);
-      const storedBytes = filesUnder(join(layout, 'blobs')).reduce((n, f) => n + statSync(f).size, 0);
-      rmSync(layout, { recursive: true, force: true });
-      images.push({ name, ref, storedBytes });
-    };
-    const rootfs = join(tmp, 'debian');
-    const why = makeDebianTree(rootfs);
-    if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
-    await add('debian', rootfs);
-    rmSync(rootfs, { recursive: true, force: true });
-    const big = join(tmp, 'big');
-    bigTree(big);
-    await add(`big${bigMiB}m`, big);
-    rmSync(big, { recursive: true, force: true });
+  const images: Image[] = [];
+  const add = async (name: string, tree: string): Promise<void> => {
+    const layout = join(tmp, `layout-${name}`);
+    await setup.ok('build', '--compression', compression, tree, `oci:${layout}:od`);
+    const ref = `${registry.host}/bench/${name}:od`;
+    await setup.ok('push', '--insecure', `oci:${layout}:od`, ref);
+    const storedBytes = filesUnder(join(layout, 'blobs')).reduce((n, f) => n + statSync(f).size, 0);
+    rmSync(layout, { recursive: true, force: true });
+    images.push({ name, ref, storedBytes });
+  };
+  const rootfs = join(tmp, 'debian');
+  const why = makeDebianTree(rootfs);
+  if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
+  await add('debian', rootfs);
+  rmSync(rootfs, { recursive: true, force: true });
+  const big = join(tmp, 'big');
+  bigTree(big);
+  await add(`big${bigMiB}m`, big);
+  rmSync(big, { recursive: true, force: true });
 
-    const times = new Map<string, { skopeo: number[]; ondemand: number[] }>(images.map((i) => [i.name, { skopeo: [], ondemand: [] }]));
-    const mountMs = new Map<string, number[]>(images.map((i) => [i.name, []]));
-    const skopeo = async (img: Image): Promise<number> => {
-      const dest = join(tmp, 'skopeo-dest');
-      rmSync(dest, { recursive: true, force: true });
+  const times = new Map<string, { skopeo: number[]; ondemand: number[] }>(images.map((i) => [i.name, { skopeo: [], ondemand: [] }]));
+  const mountMs = new Map<string, number[]>(images.map((i) => [i.name, []]));
+  const skopeo = async (img: Image): Promise<number> => {
+    const dest = join(tmp, 'skopeo-dest');
+    rmSync(dest, { recursive: true, force: true });
+    evictUnder(registry.dir);
+    const t0 = performance.now();
+    await exec('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${img.ref}`, `oci:${dest}:od`]);
+    const ms = performance.now() - t0;
+    rmSync(dest, { recursive: true, force: true });
+    return ms;
+  };
+  const ondemand = async (img: Image): Promise<number> => {
+    const h: Harness = makeHarness('bench-prefetch');
+    try {
+      const mnt = h.mountpoint();
+      // The daemon runs before the clock starts, as a host service does (its cache still empty).
+      const socket = await startServiceDaemon(h);
       evictUnder(registry.dir);
       const t0 = performance.now();
-      await exec('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${img.ref}`, `oci:${dest}:od`]);
+      await h.ok('mount', '--insecure', '--prefetch', '--image', img.ref, mnt);
+      mountMs.get(img.name)!.push(performance.now() - t0);
+      for (;;) {
+        const s = await request({ op: 'status' }, socket);
+        const m = s.mounts.find((x) => x.mountpoint === mnt);
+        if (m?.prefetch === 'failed') throw new Error(`prefetch of ${img.ref} failed`);
+        if (m?.prefetch === 'done') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const ms = performance.now() - t0;
-      rmSync(dest, { recursive: true, force: true });
+      await h.ok('umount', mnt);
       return ms;
-    };
-    const ondemand = async (img: Image): Promise<number> => {
-      const h: Harness = makeHarness('bench-prefetch');
-      try {
-        const mnt = h.mountpoint();
-        // The daemon runs before the clock starts, as a host service does (its cache still empty).
-        const socket = await startServiceDaemon(h);
-        evictUnder(registry.dir);
-        const t0 = performance.now();
-        await h.ok('mount', '--insecure', '--prefetch', '--image', img.ref, mnt);
-        mountMs.get(img.name)!.push(performance.now() - t0);
-        for (;;) {
-          const s = await request({ op: 'status' }, socket);
-          const m = s.mounts.find((x) => x.mountpoint === mnt);
-          if (m?.prefetch === 'failed') throw new Error(`prefetch of ${img.ref} failed`);
-          if (m?.prefetch === 'done') break;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        const ms = performance.now() - t0;
-        await h.ok('umount', mnt);
-        return ms;
-      } finally {
-        await h.cleanup();
-      }
-    };
-
-    for (let run = 0; run < runs; run++) {
-      for (const img of images) {
-        const t = times.get(img.name)!;
-        const order = run % 2 === 0 ? (['skopeo', 'ondemand'] as const) : (['ondemand', 'skopeo'] as const);
-        for (const who of order) {
-          const ms = who === 'skopeo' ? await skopeo(img) : await ondemand(img);
-          t[who].push(ms);
-          process.stderr.write(`run ${run + 1}/${runs} ${img.name} ${who}: ${(ms / 1000).toFixed(2)} s\n`);
-        }
-      }
+    } finally {
+      await h.cleanup();
     }
-    out(`\nprefetch-pull: ${runs} runs, frames ${compression}; registry ${registry.host} (Debian docker-registry, filesystem storage)\n`);
-    out(`image              stored MiB   skopeo copy s   mount --prefetch s (of which mount)   ratio (skopeo/ondemand time; per run)\n`);
+  };
+
+  for (let run = 0; run < runs; run++) {
     for (const img of images) {
       const t = times.get(img.name)!;
-      const ratios = t.skopeo.map((s, i) => s / t.ondemand[i]!);
-      out(`${img.name.padEnd(18)} ${(img.storedBytes / MiB).toFixed(0).padStart(10)} ${(median(t.skopeo) / 1000).toFixed(2).padStart(15)} ${(median(t.ondemand) / 1000).toFixed(2).padStart(20)} ${`(${(median(mountMs.get(img.name)!) / 1000).toFixed(2)})`.padStart(17)}   ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+      const order = run % 2 === 0 ? (['skopeo', 'ondemand'] as const) : (['ondemand', 'skopeo'] as const);
+      for (const who of order) {
+        const ms = who === 'skopeo' ? await skopeo(img) : await ondemand(img);
+        t[who].push(ms);
+        process.stderr.write(`run ${run + 1}/${runs} ${img.name} ${who}: ${(ms / 1000).toFixed(2)} s\n`);
+      }
     }
-    out('target (issue #18): mount --prefetch >= 0.8x skopeo copy, i.e. ratio >= 0.80\n');
-  } finally {
-    await setup.cleanup();
-    await registry.stop();
-    rmSync(tmp, { recursive: true, force: true });
-    restoreReporting();
   }
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`prefetch-pull: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
+  out(`\nprefetch-pull: ${runs} runs, frames ${compression}; registry ${registry.host} (Debian docker-registry, filesystem storage)\n`);
+  out(`image              stored MiB   skopeo copy s   mount --prefetch s (of which mount)   ratio (skopeo/ondemand time; per run)\n`);
+  for (const img of images) {
+    const t = times.get(img.name)!;
+    const ratios = t.skopeo.map((s, i) => s / t.ondemand[i]!);
+    out(`${img.name.padEnd(18)} ${(img.storedBytes / MiB).toFixed(0).padStart(10)} ${(median(t.skopeo) / 1000).toFixed(2).padStart(15)} ${(median(t.ondemand) / 1000).toFixed(2).padStart(20)} ${`(${(median(mountMs.get(img.name)!) / 1000).toFixed(2)})`.padStart(17)}   ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+  }
+  out('target (issue #18): mount --prefetch >= 0.8x skopeo copy, i.e. ratio >= 0.80\n');
 });

@@ -14,13 +14,11 @@
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeHarness } from '../test/mount/harness.js';
-import { startRegistry } from '../test/helpers/registry.js';
-import { deferFreePageReporting } from './free-page-reporting.js';
-import { evictUnder, median, startServiceDaemon } from './service-daemon.js';
+import { evictUnder, median, runRegistryBench, startServiceDaemon } from './service-daemon.js';
 
 const exec = promisify(execFile);
 const runs = Number(process.argv[2] ?? 3);
@@ -39,83 +37,67 @@ function randomFile(path: string, mib: number): void {
   writeFileSync(path, Buffer.concat(parts));
 }
 
-async function main(): Promise<void> {
-  const restoreReporting = deferFreePageReporting();
-  const tmp = mkdtempSync('/var/tmp/ondemand-bench-cold-');
-  const registry = await startRegistry({ auth: 'none' });
-  const setup = makeHarness('bench-cold-setup');
+runRegistryBench('registry-cold', async ({ tmp, registry, setup }) => {
   const out = (s: string): void => void process.stdout.write(s);
-  try {
-    const tree = join(tmp, 'tree');
-    mkdirSync(tree);
-    randomFile(join(tree, 'big'), seqMiB);
-    for (let i = 0; i < SMALL_FILES; i++) randomFile(join(tree, `f${i}`), smallMiB);
-    const layout = join(tmp, 'layout');
-    await setup.ok('build', '--compression', compression, tree, `oci:${layout}:od`);
-    rmSync(tree, { recursive: true, force: true });
-    const ref = `${registry.host}/bench/cold:od`;
-    await setup.ok('push', '--insecure', `oci:${layout}:od`, ref);
-    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string; size: number }[] };
-    const blob = manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
-    rmSync(layout, { recursive: true, force: true });
+  const tree = join(tmp, 'tree');
+  mkdirSync(tree);
+  randomFile(join(tree, 'big'), seqMiB);
+  for (let i = 0; i < SMALL_FILES; i++) randomFile(join(tree, `f${i}`), smallMiB);
+  const layout = join(tmp, 'layout');
+  await setup.ok('build', '--compression', compression, tree, `oci:${layout}:od`);
+  rmSync(tree, { recursive: true, force: true });
+  const ref = `${registry.host}/bench/cold:od`;
+  await setup.ok('push', '--insecure', `oci:${layout}:od`, ref);
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string; size: number }[] };
+  const blob = manifest.layers.reduce((a, b) => (b.size > a.size ? b : a));
+  rmSync(layout, { recursive: true, force: true });
 
-    const curl = async (): Promise<number> => {
+  const curl = async (): Promise<number> => {
+    evictUnder(registry.dir);
+    const t0 = performance.now();
+    await exec('curl', ['-sf', '-o', '/dev/null', `${registry.url}/v2/bench/cold/blobs/${blob.digest}`]);
+    return blob.size / MiB / ((performance.now() - t0) / 1000);
+  };
+  const read = async (files: string[]): Promise<number> => {
+    const h = makeHarness('bench-cold');
+    try {
+      const mnt = h.mountpoint();
+      await startServiceDaemon(h);
+      await h.ok('mount', '--insecure', '--image', ref, mnt);
       evictUnder(registry.dir);
       const t0 = performance.now();
-      await exec('curl', ['-sf', '-o', '/dev/null', `${registry.url}/v2/bench/cold/blobs/${blob.digest}`]);
-      return blob.size / MiB / ((performance.now() - t0) / 1000);
-    };
-    const read = async (files: string[]): Promise<number> => {
-      const h = makeHarness('bench-cold');
-      try {
-        const mnt = h.mountpoint();
-        await startServiceDaemon(h);
-        await h.ok('mount', '--insecure', '--image', ref, mnt);
-        evictUnder(registry.dir);
-        const t0 = performance.now();
-        await Promise.all(files.map((f) => exec('sh', ['-c', 'cat "$1" > /dev/null', 'sh', join(mnt, f)])));
-        const mib = files.reduce((n, f) => n + (f === 'big' ? seqMiB : smallMiB), 0);
-        const rate = mib / ((performance.now() - t0) / 1000);
-        await h.ok('umount', mnt);
-        return rate;
-      } finally {
-        await h.cleanup();
-      }
-    };
-    const small = (n: number): string[] => Array.from({ length: n }, (_, i) => `f${i}`);
-    const measure: Record<Row, () => Promise<number>> = {
-      curl,
-      seq: () => read(['big']),
-      '8 readers': () => read(small(8)),
-      '32 readers': () => read(small(SMALL_FILES)),
-    };
-    const results = new Map<Row, number[]>(ROWS.map((r) => [r, []]));
-    for (let run = 0; run < runs; run++) {
-      const order = [...ROWS.slice(run % ROWS.length), ...ROWS.slice(0, run % ROWS.length)];
-      for (const row of order) {
-        const rate = await measure[row]();
-        results.get(row)!.push(rate);
-        process.stderr.write(`run ${run + 1}/${runs} ${row}: ${rate.toFixed(0)} MiB/s\n`);
-      }
+      await Promise.all(files.map((f) => exec('sh', ['-c', 'cat "$1" > /dev/null', 'sh', join(mnt, f)])));
+      const mib = files.reduce((n, f) => n + (f === 'big' ? seqMiB : smallMiB), 0);
+      const rate = mib / ((performance.now() - t0) / 1000);
+      await h.ok('umount', mnt);
+      return rate;
+    } finally {
+      await h.cleanup();
     }
-    out(`\nregistry-cold: ${runs} runs; blob ${(blob.size / MiB).toFixed(0)} MiB, frames ${compression}; seq file ${seqMiB} MiB, ${SMALL_FILES} files of ${smallMiB} MiB; registry ${registry.host}\n`);
-    out('row          MiB/s (median)   ratio to curl (median of per-run ratios; per run)\n');
-    for (const row of ROWS) {
-      const rates = results.get(row)!;
-      const ratios = rates.map((r, i) => r / results.get('curl')![i]!);
-      out(`${row.padEnd(12)} ${median(rates).toFixed(0).padStart(14)}   ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+  };
+  const small = (n: number): string[] => Array.from({ length: n }, (_, i) => `f${i}`);
+  const measure: Record<Row, () => Promise<number>> = {
+    curl,
+    seq: () => read(['big']),
+    '8 readers': () => read(small(8)),
+    '32 readers': () => read(small(SMALL_FILES)),
+  };
+  const results = new Map<Row, number[]>(ROWS.map((r) => [r, []]));
+  for (let run = 0; run < runs; run++) {
+    const order = [...ROWS.slice(run % ROWS.length), ...ROWS.slice(0, run % ROWS.length)];
+    for (const row of order) {
+      const rate = await measure[row]();
+      results.get(row)!.push(rate);
+      process.stderr.write(`run ${run + 1}/${runs} ${row}: ${rate.toFixed(0)} MiB/s\n`);
     }
-    out('targets (issue #18): seq >= 0.7x curl (uncompressed frames); 8 and 32 readers >= 1.0x curl\n');
-  } finally {
-    await setup.cleanup();
-    await registry.stop();
-    rmSync(tmp, { recursive: true, force: true });
-    restoreReporting();
   }
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`registry-cold: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
+  out(`\nregistry-cold: ${runs} runs; blob ${(blob.size / MiB).toFixed(0)} MiB, frames ${compression}; seq file ${seqMiB} MiB, ${SMALL_FILES} files of ${smallMiB} MiB; registry ${registry.host}\n`);
+  out('row          MiB/s (median)   ratio to curl (median of per-run ratios; per run)\n');
+  for (const row of ROWS) {
+    const rates = results.get(row)!;
+    const ratios = rates.map((r, i) => r / results.get('curl')![i]!);
+    out(`${row.padEnd(12)} ${median(rates).toFixed(0).padStart(14)}   ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(' ')})\n`);
+  }
+  out('targets (issue #18): seq >= 0.7x curl (uncompressed frames); 8 and 32 readers >= 1.0x curl\n');
 });

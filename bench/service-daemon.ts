@@ -1,13 +1,16 @@
 /**
- * What the registry benches share: a daemon started the way a host service runs (before the clock,
+ * What the registry benches share: their set-up (a local Debian docker-registry, a work dir, a CLI
+ * harness to build and push with), a daemon started the way a host service runs (before the clock,
  * its own run and cache dirs, the cache empty), and per-file page cache eviction.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from '../src/daemon/client.js';
 import { controlSocketPath } from '../src/daemon/paths.js';
-import { cliPath, type Harness } from '../test/mount/harness.js';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
+import { cliPath, makeHarness, type Harness } from '../test/mount/harness.js';
+import { deferFreePageReporting } from './free-page-reporting.js';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -48,4 +51,37 @@ export async function startServiceDaemon(h: Harness): Promise<string> {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+export interface RegistryBench {
+  /** A work dir under /var/tmp, removed at the end. */
+  tmp: string;
+  registry: TestRegistry;
+  /** A CLI harness for building and pushing images. */
+  setup: Harness;
+}
+
+/**
+ * Runs `body` as the bench `name` with its registry, work dir and harness, tears them down whatever
+ * happens, and exits non-zero with the error on failure. Free page reporting is deferred meanwhile.
+ */
+export function runRegistryBench(name: string, body: (b: RegistryBench) => Promise<void>): void {
+  const main = async (): Promise<void> => {
+    const restoreReporting = deferFreePageReporting();
+    const tmp = mkdtempSync(`/var/tmp/ondemand-bench-${name}-`);
+    const registry = await startRegistry({ auth: 'none' });
+    const setup = makeHarness(`bench-${name}-setup`);
+    try {
+      await body({ tmp, registry, setup });
+    } finally {
+      await setup.cleanup();
+      await registry.stop();
+      rmSync(tmp, { recursive: true, force: true });
+      restoreReporting();
+    }
+  };
+  main().catch((err: unknown) => {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  });
 }
