@@ -28,6 +28,7 @@ const host = [
   'test/image/debian.test.ts',
   'test/image/hard-cases.test.ts',
   'test/image/multi-blob.test.ts',
+  'test/metrics/scrape.test.ts',
   'test/mount/detect.test.ts',
   'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',
