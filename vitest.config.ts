@@ -48,6 +48,7 @@ const registry = [
   'test/faults/campaign.test.ts',
   'test/image/skopeo.test.ts',
   'test/daemon/fanotify-crash.test.ts',
+  'test/metrics/registry-hang.test.ts',
   'test/mount/debian.test.ts',
   'test/mount/fanotify.test.ts',
   'test/mount/offline.test.ts',
