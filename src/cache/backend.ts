@@ -102,6 +102,8 @@ export class Cache implements CacheBackend, BlobHost {
   private readonly closing = new Map<string, Promise<void>>();
   /** Statistics of blobs closed for idleness (the cache-wide counters keep them). */
   private retired: BlobStats = sumStats([]);
+  /** Blobs evicted since this process opened the cache (for status and metrics). */
+  evictedBlobs = 0;
 
   private constructor(private readonly layout: CacheLayout, private readonly lock: CacheLock, options: CacheOptions) {
     this.dir = layout.dir;
@@ -320,6 +322,7 @@ export class Cache implements CacheBackend, BlobHost {
             await removed;
           } else continue;
           evicted.push(c.id);
+          this.evictedBlobs++;
           log.info({ blob: c.id.slice(0, 12), usage: this.usage(), target }, 'evicted blob from cache');
         } catch (err) {
           log.warn({ blob: c.id.slice(0, 12), err: errorText(err) }, 'cannot evict blob');

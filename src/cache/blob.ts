@@ -313,6 +313,10 @@ export class CachedBlobEntry implements CachedBlob {
           this.active--;
         }
       },
+      fetched: (bytes: number): void => {
+        this.counters.prefetchRequestsFetched++;
+        this.counters.prefetchBytesFetched += bytes;
+      },
     };
   }
 

@@ -25,6 +25,8 @@ export interface PrefetchTarget {
   closing(): boolean;
   /** Counts the blob as busy while `p` runs. */
   busy<T>(p: Promise<T>): Promise<T>;
+  /** A range request this prefetch started brought its `bytes` (stored) and they are written: for the stats' prefetch share. */
+  fetched?(bytes: number): void;
 }
 
 /** Frame spans to walk, in priority order. */
@@ -84,10 +86,19 @@ export async function prefetchFrames(t: PrefetchTarget, options: PrefetchOptions
       for (const step of missingSteps(plan(), a, b)) {
         if (step.kind === 'fetch') jobs.start(step.first, step.last, 'prefetch');
         const [from, to] = step.kind === 'fetch' ? [step.first, step.last] : [step.frame, step.frame];
+        const stepWrites: Promise<void>[] = [];
         for (let k = from; k <= to; k++) {
           const w = jobs.wait(k) as FrameWait;
-          writes.push(w.written);
+          stepWrites.push(w.written);
           waited.push(w.promise);
+        }
+        writes.push(...stepWrites);
+        // Counted here, not in the job (which does not know who started it): one request per job this
+        // prefetch started, once all its frames are written (a failed one is not counted).
+        if (step.kind === 'fetch' && t.fetched) {
+          const bytes = storedBytes(jobs.frames, step.first, step.last);
+          const fetched = t.fetched.bind(t);
+          void Promise.all(stepWrites).then(() => fetched(bytes), () => undefined);
         }
       }
       await t.busy(Promise.allSettled(writes));

@@ -13,6 +13,9 @@ export class StatsCounter {
   integrityErrors = 0;
   fetchErrors = 0;
   failedReads = 0;
+  /** The part of bytesFetched/requestsFetched that background prefetch asked for (the rest: reads and their read-ahead). */
+  prefetchBytesFetched = 0;
+  prefetchRequestsFetched = 0;
   readonly waitCounts: number[] = new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0);
   waitTotalMs = 0;
 
@@ -39,6 +42,8 @@ export class StatsCounter {
       integrityErrors: this.integrityErrors,
       fetchErrors: this.fetchErrors,
       failedReads: this.failedReads,
+      prefetchBytesFetched: this.prefetchBytesFetched,
+      prefetchRequestsFetched: this.prefetchRequestsFetched,
       waitHistogram: this.histogram(),
     };
   }
@@ -48,7 +53,7 @@ export class StatsCounter {
 export function sumStats(all: BlobStats[]): BlobStats {
   const total: BlobStats = {
     hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0,
-    integrityErrors: 0, fetchErrors: 0,
+    integrityErrors: 0, fetchErrors: 0, failedReads: 0, prefetchBytesFetched: 0, prefetchRequestsFetched: 0,
     waitHistogram: { boundsMs: [...WAIT_BUCKETS_MS], counts: new Array<number>(WAIT_BUCKETS_MS.length + 1).fill(0), totalMs: 0 },
   };
   for (const s of all) {
@@ -61,6 +66,9 @@ export function sumStats(all: BlobStats[]): BlobStats {
     total.framesTotal += s.framesTotal;
     total.integrityErrors = (total.integrityErrors ?? 0) + (s.integrityErrors ?? 0);
     total.fetchErrors = (total.fetchErrors ?? 0) + (s.fetchErrors ?? 0);
+    total.failedReads = (total.failedReads ?? 0) + (s.failedReads ?? 0);
+    total.prefetchBytesFetched = (total.prefetchBytesFetched ?? 0) + (s.prefetchBytesFetched ?? 0);
+    total.prefetchRequestsFetched = (total.prefetchRequestsFetched ?? 0) + (s.prefetchRequestsFetched ?? 0);
     const h = s.waitHistogram;
     const th = total.waitHistogram;
     if (h && th) {

@@ -5,14 +5,12 @@
  */
 import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
 import type { BlobFetcher, ByteRange } from '../fetch/types.js';
+import type { MsHistogram } from '../util/histogram.js';
 import type { PresenceView } from './presence-view.js';
 
 /** Wait times of reads that had to wait for frames: counts[i] waited ≤ boundsMs[i]; the last count is the rest. */
-export interface WaitHistogram {
-  boundsMs: number[];
-  counts: number[];
-  totalMs: number;
-}
+/** How long reads waited for fetches (buckets in ms; stats.ts WAIT_BUCKETS_MS). */
+export type WaitHistogram = MsHistogram;
 
 export interface BlobStats {
   hits: number;
@@ -28,6 +26,9 @@ export interface BlobStats {
   fetchErrors?: number;
   /** read()/ensure() calls that failed: a transport answered the kernel with an error (logged at warn). */
   failedReads?: number;
+  /** Of bytesFetched and requestsFetched: what background prefetch fetched (reads and their read-ahead: the rest). */
+  prefetchBytesFetched?: number;
+  prefetchRequestsFetched?: number;
   waitHistogram?: WaitHistogram;
 }
 
@@ -150,6 +151,10 @@ export interface CacheBackend {
   gc?(options?: { maxSize?: number }): Promise<GcResult>;
   /** Bytes the cache directory uses (allocated blocks of data, maps, bootstraps and metadata). */
   usage?(): number;
+  /** The size limit (undefined: none). */
+  readonly maxSize?: number | undefined;
+  /** Blobs evicted since this process opened the cache. */
+  readonly evictedBlobs?: number;
 }
 
 export interface GcResult {

@@ -54,7 +54,7 @@ export const KEYS = {
   'prefetch.rate': spec(sizeKind, 0, 'Bandwidth cap of background prefetch in bytes per second, e.g. 50M (0: no cap)', 'ONDEMAND_PREFETCH_RATE'),
   'log.level': spec(choiceKind(LOG_LEVELS), 'warn' as LogLevel, 'Log level (the daemon logs at info unless this is set)', 'ONDEMAND_LOG_LEVEL'),
   'log.file': spec(optional(pathKind, '(stderr)'), null, 'Log to this file (appended) instead of stderr', 'ONDEMAND_LOG_FILE'),
-  'metrics.address': spec(optional(addressKind, '(off)'), null, 'Where the Prometheus metrics endpoint will listen (no endpoint yet)', 'ONDEMAND_METRICS_ADDRESS'),
+  'metrics.address': spec(optional(addressKind, '(off)'), null, 'Where the daemon serves Prometheus metrics (GET /metrics; unset: off)', 'ONDEMAND_METRICS_ADDRESS'),
 } as const;
 
 export type KeyName = keyof typeof KEYS;

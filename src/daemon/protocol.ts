@@ -18,15 +18,36 @@ export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
 export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest;
 
+/** The cache as a whole, since the worker opened it (usage: now). */
 export interface CacheStatus {
   dir: string;
   hits: number;
   misses: number;
   bytesFetched: number;
   requestsFetched: number;
+  /** Of bytesFetched/requestsFetched: background prefetch's share. */
+  prefetchBytesFetched: number;
+  prefetchRequestsFetched: number;
+  failedReads: number;
+  /** Bytes the cache directory uses now. */
+  usageBytes: number;
+  /** cache.max_size (null: no limit). */
+  maxSizeBytes: number | null;
+  evictedBlobs: number;
+}
+export interface DaemonStatus {
+  pid: number;
+  workerPid: number;
+  /** How often the supervisor restarted the worker (a crash each). */
+  workerRestarts: number;
+  cacheDir: string;
+  /** The worker's memory (it holds the cache and serves the mounts). */
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+  /** The metrics endpoint's address (null: off). */
+  metricsAddress: string | null;
 }
 export interface StatusResult {
-  daemon: { pid: number; workerPid: number; workerRestarts: number; cacheDir: string };
+  daemon: DaemonStatus;
   mounts: MountStatus[];
   cache: CacheStatus;
 }

@@ -3,6 +3,7 @@
  * objects are made by the supervisor; the worker serves them on duplicated fds, so if it dies the
  * supervisor starts another, which re-attaches to every live mount.
  */
+import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { openCache, type CacheOptions } from '../cache/backend.js';
 import { DAEMON_READ_AHEAD_FRAMES } from '../config/keys.js';
@@ -16,6 +17,8 @@ import { fdOfProcess } from '../native/process.js';
 import { holdFanotifyGroup, serveFanotifyGroup } from '../transport/fanotify/transport.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
+import { DaemonMetrics, serveMetrics } from './metrics.js';
+import { gatherStatus } from './status.js';
 import { SupervisorClient } from './ipc-client.js';
 import { SupervisorRecords } from './supervisor-records.js';
 import { controlSocketPath, fuseMountsDir } from './paths.js';
@@ -50,13 +53,21 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
   if (listed.mounts.length > 0) await manager.reattach(listed.mounts);
   if (fanotifyKernel) await serveFanotifyGroup(fanotifyKernel).catch(fanotifyFailed);
 
+  const metricsAddress = setting(config, 'metrics.address');
+  const figures = (): StatusResult => gatherStatus({
+    cache, manager, supervisorPid: args.supervisorPid, workerRestarts: listed.restarts, cacheDir: args.cacheDir, metricsAddress,
+  });
+
   let server: Server | null = null;
+  let metricsServer: HttpServer | null = null;
   let stopping = false;
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ why }, 'worker stopping: unmounting everything');
     server?.close();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     await manager.umountAll();
     await shutdownTransports().catch((err: unknown) => log.warn({ err: errorText(err) }, 'stopping the transports failed'));
     await cache.close().catch(() => undefined);
@@ -73,15 +84,8 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
         return manager.mount(req);
       case 'umount':
         return manager.umount(req.mountpoint, { lazy: req.lazy === true });
-      case 'status': {
-        const s = cache.stats();
-        const result: StatusResult = {
-          daemon: { pid: args.supervisorPid, workerPid: process.pid, workerRestarts: listed.restarts, cacheDir: args.cacheDir },
-          ...manager.status(),
-          cache: { dir: cache.dir, hits: s.hits, misses: s.misses, bytesFetched: s.bytesFetched, requestsFetched: s.requestsFetched },
-        };
-        return result;
-      }
+      case 'status':
+        return figures();
       case 'shutdown':
         // Unmount first, answer, then let the supervisor stop us.
         await manager.umountAll();
@@ -92,6 +96,19 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
     }
   };
   server = await listenControl(controlSocketPath(args.runDir), handle);
+  if (metricsAddress !== null) {
+    // A port that is taken must not stop the worker from serving mounts: logged, and served without it.
+    metricsServer = await serveMetrics(metricsAddress, new DaemonMetrics(figures, { defaultMetrics: true })).then(
+      (srv) => {
+        log.info({ address: metricsAddress }, 'metrics endpoint listening');
+        return srv;
+      },
+      (err: unknown) => {
+        log.error({ address: metricsAddress, err: errorText(err) }, 'cannot serve metrics');
+        return null;
+      },
+    );
+  }
   await supervisor.request({ op: 'ready' });
   log.info({ socket: controlSocketPath(args.runDir), restarts: args.restarts }, 'worker listening');
 }

@@ -5,7 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { WAIT_BUCKETS_MS } from '../cache/stats.js';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
+import { ObservedFetcher } from '../fetch/observed.js';
+import type { BlobFetcher } from '../fetch/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
 import { reattachDone, transportFor } from '../transport/index.js';
@@ -15,11 +18,12 @@ import type { ActiveTransport, MountMode, Transport, TransportContext } from '..
 import { AuthError, MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
 import { logFor, log } from '../util/log.js';
 import { UndoStack } from '../util/undo-stack.js';
+import { addHistogram, emptyHistogram, histogramDelta } from '../util/histogram.js';
 import { settlesWithin } from '../util/with-timeout.js';
 import { resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsable, type ReservedDir } from './mountpoint.js';
-import { DEFAULT_FETCH_DEADLINE_MS, type MountRecord, type MountRecordKeeper, type MountRequest, type MountResult, type MountStatus, type UmountResult } from './types.js';
+import { DEFAULT_FETCH_DEADLINE_MS, type MountRecord, type MountRecordKeeper, type MountRequest, type MountResult, type MountStatus, type UmountResult, type BlobStatus } from './types.js';
 
 export { DEFAULT_FETCH_DEADLINE_MS };
 
@@ -29,7 +33,11 @@ interface ActiveMount {
   image: string;
   mode: MountMode;
   blobs: CachedBlob[];
+  /** The blobs' digests (same order). */
+  digests: string[];
   baseline: BlobStats[];
+  /** The fetcher every blob of this mount fetches through, timed for status and metrics. */
+  fetcher: ObservedFetcher;
   transport: ActiveTransport;
   undo: UndoStack;
   prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController };
@@ -45,7 +53,12 @@ export interface MountManagerOptions {
   /** Directories no mountpoint may be inside or above (the daemon's run dir and cache dir). */
   reserved?: readonly ReservedDir[];
   registry?: RegistrySettings;
+  /** A fetch in flight longer than this counts as stalled in status (default STALLED_FETCH_MS). */
+  stalledFetchMs?: number;
 }
+
+/** A range request running this long is reported as stalled (hung I/O): well under the fetch deadline. */
+export const STALLED_FETCH_MS = 10_000;
 
 const ZERO: BlobStats = { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0 };
 
@@ -57,6 +70,7 @@ export class MountManager {
   private readonly fetchDeadlineMs: number;
   private readonly reserved: readonly ReservedDir[];
   private readonly registry: RegistrySettings;
+  private readonly stalledFetchMs: number;
 
   /** `privateRoot`: where each mount's private directory (its FUSE mount) is made. */
   constructor(
@@ -69,6 +83,7 @@ export class MountManager {
     this.fetchDeadlineMs = options.fetchDeadlineMs ?? DEFAULT_FETCH_DEADLINE_MS;
     this.reserved = options.reserved ?? [];
     this.registry = options.registry ?? {};
+    this.stalledFetchMs = options.stalledFetchMs ?? STALLED_FETCH_MS;
   }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
@@ -83,13 +98,13 @@ export class MountManager {
   }
 
   /** Opens, pins and snapshots every blob of the image (device-table order). */
-  private async openBlobs(resolved: ResolvedImage, undo: UndoStack): Promise<CachedBlob[]> {
+  private async openBlobs(resolved: ResolvedImage, fetcher: BlobFetcher, undo: UndoStack): Promise<CachedBlob[]> {
     const blobs: CachedBlob[] = [];
     for (const descriptor of resolved.image.blobs) {
       const toc = await resolved.loadToc(descriptor);
-      const blob = await this.cache.openBlob(descriptor, { fetcher: resolved.fetcher, toc, image: resolved.image.ref });
+      const blob = await this.cache.openBlob(descriptor, { fetcher, toc, image: resolved.image.ref });
       // Pinned with its fetcher: this mount's fetches never go through a fetcher another mount closed.
-      const unpin = blob.pin(resolved.fetcher);
+      const unpin = blob.pin(fetcher);
       undo.push(`pin of blob ${descriptor.digest}`, unpin);
       blobs.push(blob);
     }
@@ -100,7 +115,7 @@ export class MountManager {
     ref: string,
     options: { insecure: boolean; credentials?: Credentials | null; blobs?: string[]; platform?: string; manifestDigest?: string },
     undo: UndoStack,
-  ): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[] }> {
+  ): Promise<{ resolved: ResolvedImage; bootstrapPath: string; blobs: CachedBlob[]; fetcher: ObservedFetcher }> {
     let resolved: ResolvedImage;
     try {
       resolved = await resolveImageRef(ref, {
@@ -121,11 +136,12 @@ export class MountManager {
     undo.push(`fetcher for ${ref}`, () => resolved.fetcher.close());
     for (const w of resolved.warnings ?? []) logFor({ image: ref }).warn({ detail: w.detail, digest: w.digest }, w.message);
     const bootstrapPath = await this.cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
-    const blobs = await this.openBlobs(resolved, undo);
+    const fetcher = new ObservedFetcher(resolved.fetcher);
+    const blobs = await this.openBlobs(resolved, fetcher, undo);
     // Unwound after the transport stops serving and before the pins and the fetcher go: reads the kernel
     // made just before the unmount (async readahead) may still be fetching or storing their frames.
     undo.push(`in-flight fetches of ${ref}`, () => settleFetches(blobs, ref));
-    return { resolved, bootstrapPath, blobs };
+    return { resolved, bootstrapPath, blobs, fetcher };
   }
 
   async mount(req: MountRequest): Promise<MountResult> {
@@ -139,7 +155,7 @@ export class MountManager {
     const undo = new UndoStack();
     const mlog = logFor({ mountpoint, image: req.image, mode: transport.mode });
     try {
-      const { resolved, bootstrapPath, blobs } = await this.prepare(req.image, req, undo);
+      const { resolved, bootstrapPath, blobs, fetcher } = await this.prepare(req.image, req, undo);
       const baseline = blobs.map((b) => b.stats());
       await this.records.begin({
         id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, ...(req.allowDevices ? { allowDevices: true } : {}), createdAt: new Date().toISOString(),
@@ -155,7 +171,8 @@ export class MountManager {
       failPoint('before-usable');
       await waitUsable(mountpoint);
       await this.records.mounted(id, resolved.image.manifestDigest);
-      const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, baseline, transport: active, undo };
+      const digests = resolved.image.blobs.map((b) => b.digest);
+      const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, digests, baseline, fetcher, transport: active, undo };
       this.mounts.set(mountpoint, m);
       if (req.prefetch) this.startPrefetch(m);
       mlog.info({ reason, manifestDigest: resolved.image.manifestDigest }, 'mounted');
@@ -253,7 +270,7 @@ export class MountManager {
         if (!transport?.reattach) throw new UnsupportedError(`the ${r.mode} transport cannot re-attach`);
         // Pinned to the manifest it mounted (its tag may name another image by now), which the cache
         // keeps: a re-attach needs no registry.
-        const { bootstrapPath, blobs } = await this.prepare(r.image, {
+        const { resolved, bootstrapPath, blobs, fetcher } = await this.prepare(r.image, {
           insecure: r.resolve.insecure,
           credentials: r.credentials ?? null,
           ...(r.resolve.blobs ? { blobs: r.resolve.blobs } : {}),
@@ -264,7 +281,10 @@ export class MountManager {
         const active = await transport.reattach(ctx, r.objects);
         // Unmount later = unmake the recorded kernel objects first, then stop serving (pushed by reattach).
         undo.push(`record of ${r.mountpoint}`, () => this.records.end(r.id));
-        const m: ActiveMount = { id: r.id, mountpoint: r.mountpoint, image: r.image, mode: r.mode, blobs, baseline: blobs.map(() => ZERO), transport: active, undo };
+        const m: ActiveMount = {
+          id: r.id, mountpoint: r.mountpoint, image: r.image, mode: r.mode, blobs, digests: resolved.image.blobs.map((b) => b.digest),
+          baseline: blobs.map(() => ZERO), fetcher, transport: active, undo,
+        };
         this.mounts.set(r.mountpoint, m);
         if (r.prefetch) this.startPrefetch(m);
         rlog.info('re-attached after a worker restart');
@@ -277,29 +297,49 @@ export class MountManager {
     reattachDone();
   }
 
+  /** Every mount's figures since it was made: `status` and the metrics endpoint both read these. */
   status(): { mounts: MountStatus[] } {
     const mounts: MountStatus[] = [];
     for (const m of this.mounts.values()) {
-      const s = { bytesFetched: 0, requests: 0, hits: 0, misses: 0, failedReads: 0 };
+      const blobs = m.blobs.map((b, i) => blobStatus(m.digests[i] ?? b.blobId, b.stats(), m.baseline[i] ?? ZERO));
+      const sum = (k: keyof Omit<BlobStatus, 'digest' | 'framesPresent' | 'framesTotal'>): number => blobs.reduce((n, b) => n + b[k], 0);
+      const readWait = emptyHistogram(WAIT_BUCKETS_MS);
       m.blobs.forEach((b, i) => {
-        const now = b.stats();
-        const base = m.baseline[i] ?? ZERO;
-        s.bytesFetched += now.bytesFetched - base.bytesFetched;
-        s.requests += now.requestsFetched - base.requestsFetched;
-        s.hits += now.hits - base.hits;
-        s.misses += now.misses - base.misses;
-        s.failedReads += (now.failedReads ?? 0) - (base.failedReads ?? 0);
+        const now = b.stats().waitHistogram;
+        if (now) addHistogram(readWait, histogramDelta(now, m.baseline[i]?.waitHistogram));
       });
       const t = m.transport.stats();
       mounts.push({
-        mountpoint: m.mountpoint, image: m.image, mode: m.mode, ...s,
+        mountpoint: m.mountpoint, image: m.image, mode: m.mode,
+        bytesFetched: sum('bytesFetched'), requests: sum('requests'), hits: sum('hits'), misses: sum('misses'), failedReads: sum('failedReads'),
+        prefetchBytesFetched: sum('prefetchBytesFetched'), prefetchRequests: sum('prefetchRequests'),
         ...(t.passthroughOpens !== undefined ? { passthroughOpens: t.passthroughOpens } : {}),
         ...(t.blobsDirect !== undefined ? { blobsDirect: t.blobsDirect } : {}),
         ...(m.prefetch ? { prefetch: m.prefetch.state } : {}),
+        readWait,
+        fetch: m.fetcher.figures(this.stalledFetchMs),
+        blobs,
       });
     }
     return { mounts };
   }
+}
+
+/** A blob's counters since `base` (taken when the mount was made: a shared blob's earlier traffic is not this mount's). */
+function blobStatus(digest: string, now: BlobStats, base: BlobStats): BlobStatus {
+  const d = (k: 'failedReads' | 'prefetchBytesFetched' | 'prefetchRequestsFetched'): number => (now[k] ?? 0) - (base[k] ?? 0);
+  return {
+    digest,
+    bytesFetched: now.bytesFetched - base.bytesFetched,
+    requests: now.requestsFetched - base.requestsFetched,
+    prefetchBytesFetched: d('prefetchBytesFetched'),
+    prefetchRequests: d('prefetchRequestsFetched'),
+    hits: now.hits - base.hits,
+    misses: now.misses - base.misses,
+    failedReads: d('failedReads'),
+    framesPresent: now.framesPresent,
+    framesTotal: now.framesTotal,
+  };
 }
 
 /** Longest an unmount waits for fetches its reads started (a stalled registry must not block it). */

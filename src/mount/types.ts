@@ -1,6 +1,8 @@
 /** What a mount is: the request that makes one, what it reports, and the record of what it made. */
+import type { FetchFigures } from '../fetch/observed.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
+import type { MsHistogram } from '../util/histogram.js';
 import type { UndoStack } from '../util/undo-stack.js';
 import type { MountMode } from '../transport/types.js';
 
@@ -61,6 +63,30 @@ export interface MountStatus {
   prefetch?: 'running' | 'done' | 'failed';
   /** Reads that failed (the program got EIO); each is in the daemon's log with image, blob and offset. */
   failedReads: number;
+  /** Of bytesFetched/requests: what background prefetch fetched; the rest was for reads (and their read-ahead). */
+  prefetchBytesFetched: number;
+  prefetchRequests: number;
+  /** How long reads that missed waited for their frames (buckets in ms). */
+  readWait: MsHistogram;
+  /** This mount's range requests, timed where they leave the cache. */
+  fetch: FetchFigures;
+  /** The same counters per blob of the image (device-table order). */
+  blobs: BlobStatus[];
+}
+
+/** One blob of a mount: counters since the mount was made (frames: now). */
+export interface BlobStatus {
+  /** The blob's digest (as in the image's manifest). */
+  digest: string;
+  bytesFetched: number;
+  requests: number;
+  prefetchBytesFetched: number;
+  prefetchRequests: number;
+  hits: number;
+  misses: number;
+  failedReads: number;
+  framesPresent: number;
+  framesTotal: number;
 }
 export interface MountRecord {
   id: string;

@@ -23,9 +23,14 @@ export const statusCommand = defineCommand({
       for (const m of s.mounts) {
         const pt = m.passthroughOpens !== undefined ? `, passthrough opens ${m.passthroughOpens}` : '';
         const pf = m.prefetch ? `, prefetch ${m.prefetch}` : '';
-        out(`${m.mountpoint}  ${m.image}  ${m.mode}  fetched ${mib(m.bytesFetched)} in ${m.requests} requests, hits ${m.hits}, misses ${m.misses}${pt}${pf}`);
+        const pfb = m.prefetchBytesFetched > 0 ? ` (${mib(m.prefetchBytesFetched)} by prefetch)` : '';
+        const failed = m.failedReads > 0 ? `, failed reads ${m.failedReads}` : '';
+        const stalled = m.fetch.stalled > 0 ? `, ${m.fetch.stalled} fetches stalled (oldest ${(m.fetch.oldestInFlightMs / 1000).toFixed(0)} s)` : '';
+        out(`${m.mountpoint}  ${m.image}  ${m.mode}  fetched ${mib(m.bytesFetched)}${pfb} in ${m.requests} requests, hits ${m.hits}, misses ${m.misses}${failed}${stalled}${pt}${pf}`);
       }
-      out(`cache: fetched ${mib(s.cache.bytesFetched)}, hits ${s.cache.hits}, misses ${s.cache.misses}`);
+      const limit = s.cache.maxSizeBytes === null ? '' : ` of ${mib(s.cache.maxSizeBytes)}`;
+      out(`cache: fetched ${mib(s.cache.bytesFetched)}, hits ${s.cache.hits}, misses ${s.cache.misses}, failed reads ${s.cache.failedReads}, using ${mib(s.cache.usageBytes)}${limit}, evicted ${s.cache.evictedBlobs} blobs`);
+      out(`worker memory: rss ${mib(s.daemon.memory.rssBytes)}, heap ${mib(s.daemon.memory.heapUsedBytes)}${s.daemon.metricsAddress ? `; metrics on http://${s.daemon.metricsAddress}/metrics` : ''}`);
     } catch (err) {
       if (!(err instanceof DaemonNotRunning)) throw err;
       const left = readRecordFile(recordFilePath())?.mounts ?? [];
