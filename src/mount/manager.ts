@@ -9,6 +9,7 @@ import { WAIT_BUCKETS_MS } from '../cache/stats.js';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
 import { ObservedFetcher } from '../fetch/observed.js';
 import type { BlobFetcher } from '../fetch/types.js';
+import type { BlobToc } from '../format/image/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { ResolveOptions, ResolvedImage } from '../resolve/types.js';
 import { reattachDone, transportFor } from '../transport/index.js';
@@ -97,11 +98,11 @@ export class MountManager {
     return { transport: transportFor(requested)!, reason: `--mode ${requested}: ${usable.reason}` };
   }
 
-  /** Opens, pins and snapshots every blob of the image (device-table order). */
-  private async openBlobs(resolved: ResolvedImage, fetcher: BlobFetcher, undo: UndoStack): Promise<CachedBlob[]> {
+  /** Opens, pins and snapshots every blob of the image (device-table order), each with its TOC from `tocs`. */
+  private async openBlobs(resolved: ResolvedImage, fetcher: BlobFetcher, undo: UndoStack, tocs: Promise<BlobToc>[]): Promise<CachedBlob[]> {
     const blobs: CachedBlob[] = [];
-    for (const descriptor of resolved.image.blobs) {
-      const toc = await resolved.loadToc(descriptor);
+    for (const [i, descriptor] of resolved.image.blobs.entries()) {
+      const toc = await (tocs[i] as Promise<BlobToc>);
       const blob = await this.cache.openBlob(descriptor, { fetcher, toc, image: resolved.image.ref });
       // Pinned with its fetcher: this mount's fetches never go through a fetcher another mount closed.
       const unpin = blob.pin(fetcher);
@@ -135,9 +136,12 @@ export class MountManager {
     }
     undo.push(`fetcher for ${ref}`, () => resolved.fetcher.close());
     for (const w of resolved.warnings ?? []) logFor({ image: ref }).warn({ detail: w.detail, digest: w.digest }, w.message);
+    // The TOCs load while the bootstrap does, and side by side: one round trip instead of 1 + blobs.
+    const tocs = resolved.image.blobs.map((d) => resolved.loadToc(d));
+    for (const t of tocs) t.catch(() => undefined); // awaited below, unless the bootstrap fails first
     const bootstrapPath = await this.cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
     const fetcher = new ObservedFetcher(resolved.fetcher);
-    const blobs = await this.openBlobs(resolved, fetcher, undo);
+    const blobs = await this.openBlobs(resolved, fetcher, undo, tocs);
     // Unwound after the transport stops serving and before the pins and the fetcher go: reads the kernel
     // made just before the unmount (async readahead) may still be fetching or storing their frames.
     undo.push(`in-flight fetches of ${ref}`, () => settleFetches(blobs, ref));
