@@ -8,7 +8,7 @@ import { runDir } from '../../daemon/paths.js';
 import { MOUNT_MODE_REQUESTS } from '../../mount/types.js';
 import { checkMountpoint, daemonDirs } from '../../mount/mountpoint.js';
 import { parsePathList } from '../../mount/prefetch-paths.js';
-import { MountError, UsageError, errorText } from '../../util/errors.js';
+import { MountError, NotFoundError, UsageError, errorText } from '../../util/errors.js';
 import { createProgress } from '../progress.js';
 
 export const mountCommand = defineCommand({
@@ -89,7 +89,7 @@ function readPathList(file: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--prefetch-paths ${file}: cannot read it: ${errorText(err)}`);
+    throw new NotFoundError(`--prefetch-paths ${file}: cannot read it: ${errorText(err)}`, {}, { cause: err });
   }
   return parsePathList(text);
 }
