@@ -330,8 +330,14 @@ export class MountManager {
         };
         this.mounts.set(r.mountpoint, m);
         // The list is resolved again from the bootstrap (cached): what is present already is skipped.
-        const paths = this.prefetchPlan(r.prefetchPaths, bootstrapPath, r.image, blobs.length);
-        this.startPrefetch(m, { ranges: paths.ranges, whole: r.prefetch, rate: r.prefetchRate ?? 0 });
+        // A list that cannot be resolved now costs the ordering, never the mount that is serving.
+        let ranges: BlobRange[] = [];
+        try {
+          ranges = this.prefetchPlan(r.prefetchPaths, bootstrapPath, r.image, blobs.length).ranges;
+        } catch (err) {
+          rlog.warn({ err: errorText(err) }, 'prefetch paths not resolved after a worker restart; prefetching without them');
+        }
+        this.startPrefetch(m, { ranges, whole: r.prefetch, rate: r.prefetchRate ?? 0 });
         rlog.info('re-attached after a worker restart');
       } catch (err) {
         rlog.error({ err: errorText(err) }, 'cannot re-attach: tearing the mount down');
