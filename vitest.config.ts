@@ -35,6 +35,7 @@ const host = [
   'test/mount/local-layout.test.ts',
   'test/mount/many.test.ts',
   'test/mount/prefetch.test.ts',
+  'test/mount/prefetch-paths-mount.test.ts',
   'test/mount/unwind.test.ts',
 ];
 

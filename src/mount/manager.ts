@@ -24,6 +24,7 @@ import { settlesWithin } from '../util/with-timeout.js';
 import { resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsable, type ReservedDir } from './mountpoint.js';
+import { resolvePrefetchPaths, type BlobRange } from './prefetch-paths.js';
 import { DEFAULT_FETCH_DEADLINE_MS, type MountRecord, type MountRecordKeeper, type MountRequest, type MountResult, type MountStatus, type UmountResult, type BlobStatus } from './types.js';
 
 export { DEFAULT_FETCH_DEADLINE_MS };
@@ -41,7 +42,7 @@ interface ActiveMount {
   fetcher: ObservedFetcher;
   transport: ActiveTransport;
   undo: UndoStack;
-  prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController };
+  prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController; error?: string };
 }
 
 
@@ -60,6 +61,13 @@ export interface MountManagerOptions {
 
 /** A range request running this long is reported as stalled (hung I/O): well under the fetch deadline. */
 export const STALLED_FETCH_MS = 10_000;
+
+/** What a mount prefetches: `ranges` first (in order), then every blob if `whole`; `rate` caps it (0: the cache's default). */
+interface PrefetchPlan {
+  ranges: BlobRange[];
+  whole: boolean;
+  rate: number;
+}
 
 const ZERO: BlobStats = { hits: 0, misses: 0, bytesFetched: 0, requestsFetched: 0, mergedRequests: 0, framesPresent: 0, framesTotal: 0 };
 
@@ -160,9 +168,12 @@ export class MountManager {
     const mlog = logFor({ mountpoint, image: req.image, mode: transport.mode });
     try {
       const { resolved, bootstrapPath, blobs, fetcher } = await this.prepare(req.image, req, undo);
+      // Resolved before anything is mounted: a bootstrap that cannot be read fails the mount cleanly.
+      const paths = this.prefetchPlan(req.prefetchPaths, bootstrapPath, req.image, blobs.length);
       const baseline = blobs.map((b) => b.stats());
       await this.records.begin({
         id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, ...(req.allowDevices ? { allowDevices: true } : {}), createdAt: new Date().toISOString(),
+        ...(req.prefetchPaths?.length ? { prefetchPaths: req.prefetchPaths } : {}), ...(req.prefetchRate ? { prefetchRate: req.prefetchRate } : {}),
         resolve: {
           insecure: req.insecure, ...(req.blobs?.length ? { blobs: req.blobs } : {}), ...(req.platform ? { platform: req.platform } : {}),
           manifestDigest: resolved.image.manifestDigest,
@@ -178,9 +189,9 @@ export class MountManager {
       const digests = resolved.image.blobs.map((b) => b.digest);
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, digests, baseline, fetcher, transport: active, undo };
       this.mounts.set(mountpoint, m);
-      if (req.prefetch) this.startPrefetch(m);
+      this.startPrefetch(m, { ranges: paths.ranges, whole: req.prefetch, rate: req.prefetchRate ?? 0 });
       mlog.info({ reason, manifestDigest: resolved.image.manifestDigest }, 'mounted');
-      const warnings = (resolved.warnings ?? []).map((w) => w.message);
+      const warnings = [...(resolved.warnings ?? []).map((w) => w.message), ...paths.warnings];
       return { mountpoint, image: req.image, mode: transport.mode, reason, ...(warnings.length > 0 ? { warnings } : {}) };
     } catch (err) {
       mlog.warn({ err: errorText(err) }, 'mount failed; undoing what was made');
@@ -205,17 +216,49 @@ export class MountManager {
     };
   }
 
-  private startPrefetch(m: ActiveMount): void {
+  /** The `--prefetch-paths` entries as blob ranges; entries that match nothing become warnings, never errors. */
+  private prefetchPlan(patterns: string[] | undefined, bootstrapPath: string, image: string, blobCount: number): { ranges: BlobRange[]; warnings: string[] } {
+    if (!patterns || patterns.length === 0) return { ranges: [], warnings: [] };
+    const r = resolvePrefetchPaths(bootstrapPath, patterns, image);
+    const ranges = r.ranges.filter((x) => x.blob < blobCount);
+    const warnings = r.unmatched.map((p) => `prefetch path ${p} matches no file with data in the image`);
+    const plog = logFor({ image });
+    for (const w of warnings) plog.warn(w);
+    plog.info({ patterns: patterns.length, files: r.files, ranges: ranges.length, bytes: ranges.reduce((n, x) => n + x.length, 0) }, 'prefetch paths resolved');
+    return { ranges, warnings };
+  }
+
+  /**
+   * The listed ranges first, strictly in list order: consecutive ranges of one blob go to that blob's
+   * prefetch together (its workers merge them), the next group starts when they are in. Then, with
+   * `whole`, every blob at once. One mount's blobs share its rate as one budget per step.
+   */
+  private startPrefetch(m: ActiveMount, plan: PrefetchPlan): void {
+    if (plan.ranges.length === 0 && !plan.whole) return;
     const abort = new AbortController();
     m.prefetch = { state: 'running', abort };
-    Promise.all(m.blobs.map((b) => b.prefetch({ signal: abort.signal }))).then(
+    const options = { signal: abort.signal, ...(plan.rate > 0 ? { bytesPerSecond: plan.rate } : {}) };
+    const run = async (): Promise<void> => {
+      let i = 0;
+      while (i < plan.ranges.length) {
+        const blob = plan.ranges[i]!.blob;
+        const group: { offset: number; length: number }[] = [];
+        for (; i < plan.ranges.length && plan.ranges[i]!.blob === blob; i++) group.push({ offset: plan.ranges[i]!.offset, length: plan.ranges[i]!.length });
+        await m.blobs[blob]!.prefetch({ ...options, ranges: group, rangesOnly: true });
+      }
+      if (!plan.whole) return;
+      // The cap is per prefetch call: split it among the blobs so the mount as a whole keeps to it.
+      const share = plan.rate > 0 ? { bytesPerSecond: Math.max(1, Math.floor(plan.rate / m.blobs.length)) } : {};
+      await Promise.all(m.blobs.map((b) => b.prefetch({ signal: abort.signal, ...share })));
+    };
+    run().then(
       async () => {
         if (abort.signal.aborted) return;
         await m.transport.blobsComplete?.().catch((err: unknown) => log.warn({ mountpoint: m.mountpoint, err: errorText(err) }, 'switching to the complete blobs failed'));
         if (m.prefetch) m.prefetch.state = 'done';
       },
       (err: unknown) => {
-        if (m.prefetch) m.prefetch.state = 'failed';
+        if (m.prefetch) Object.assign(m.prefetch, { state: 'failed', error: errorText(err) });
         if (!abort.signal.aborted) log.warn({ mountpoint: m.mountpoint, err: errorText(err) }, 'prefetch failed');
       },
     );
@@ -290,7 +333,15 @@ export class MountManager {
           baseline: blobs.map(() => ZERO), fetcher, transport: active, undo,
         };
         this.mounts.set(r.mountpoint, m);
-        if (r.prefetch) this.startPrefetch(m);
+        // The list is resolved again from the bootstrap (cached): what is present already is skipped.
+        // A list that cannot be resolved now costs the ordering, never the mount that is serving.
+        let ranges: BlobRange[] = [];
+        try {
+          ranges = this.prefetchPlan(r.prefetchPaths, bootstrapPath, r.image, blobs.length).ranges;
+        } catch (err) {
+          rlog.warn({ err: errorText(err) }, 'prefetch paths not resolved after a worker restart; prefetching without them');
+        }
+        this.startPrefetch(m, { ranges, whole: r.prefetch, rate: r.prefetchRate ?? 0 });
         rlog.info('re-attached after a worker restart');
       } catch (err) {
         rlog.error({ err: errorText(err) }, 'cannot re-attach: tearing the mount down');
@@ -305,7 +356,7 @@ export class MountManager {
   status(): { mounts: MountStatus[] } {
     const mounts: MountStatus[] = [];
     for (const m of this.mounts.values()) {
-      const blobs = m.blobs.map((b, i) => blobStatus(m.digests[i] ?? b.blobId, b.stats(), m.baseline[i] ?? ZERO));
+      const blobs = m.blobs.map((b, i) => blobStatus(m.digests[i] ?? b.blobId, b, m.baseline[i] ?? ZERO));
       const sum = (k: keyof Omit<BlobStatus, 'digest' | 'framesPresent' | 'framesTotal'>): number => blobs.reduce((n, b) => n + b[k], 0);
       const readWait = emptyHistogram(WAIT_BUCKETS_MS);
       m.blobs.forEach((b, i) => {
@@ -317,9 +368,11 @@ export class MountManager {
         mountpoint: m.mountpoint, image: m.image, mode: m.mode,
         bytesFetched: sum('bytesFetched'), requests: sum('requests'), hits: sum('hits'), misses: sum('misses'), failedReads: sum('failedReads'),
         prefetchBytesFetched: sum('prefetchBytesFetched'), prefetchRequests: sum('prefetchRequests'),
+        bytesPresent: sum('bytesPresent'), bytesTotal: sum('bytesTotal'),
         ...(t.passthroughOpens !== undefined ? { passthroughOpens: t.passthroughOpens } : {}),
         ...(t.blobsDirect !== undefined ? { blobsDirect: t.blobsDirect } : {}),
         ...(m.prefetch ? { prefetch: m.prefetch.state } : {}),
+        ...(m.prefetch?.error !== undefined ? { prefetchError: m.prefetch.error } : {}),
         readWait,
         fetch: m.fetcher.figures(this.stalledFetchMs),
         blobs,
@@ -330,7 +383,10 @@ export class MountManager {
 }
 
 /** A blob's counters since `base` (taken when the mount was made: a shared blob's earlier traffic is not this mount's). */
-function blobStatus(digest: string, now: BlobStats, base: BlobStats): BlobStatus {
+function blobStatus(digest: string, blob: CachedBlob, base: BlobStats): BlobStatus {
+  const now = blob.stats();
+  // Whole frames: every frame but the last is frameSize long, so this is exact but for a present last frame.
+  const bytesPresent = now.framesPresent >= now.framesTotal ? blob.size : Math.min(blob.size, now.framesPresent * blob.toc.frameSize);
   const d = (k: 'failedReads' | 'prefetchBytesFetched' | 'prefetchRequestsFetched'): number => (now[k] ?? 0) - (base[k] ?? 0);
   return {
     digest,
@@ -343,6 +399,8 @@ function blobStatus(digest: string, now: BlobStats, base: BlobStats): BlobStatus
     failedReads: d('failedReads'),
     framesPresent: now.framesPresent,
     framesTotal: now.framesTotal,
+    bytesPresent,
+    bytesTotal: blob.size,
   };
 }
 

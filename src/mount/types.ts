@@ -34,6 +34,13 @@ export interface MountRequest {
   platform?: string;
   /** Let device nodes of the image work (mounts are nodev by default). Not plumbed into the transports yet. */
   allowDevices?: boolean;
+  /**
+   * Paths or globs inside the image whose data is prefetched first, in this order (`mount
+   * --prefetch-paths`); then the rest of the image if `prefetch`.
+   */
+  prefetchPaths?: string[];
+  /** This mount's prefetch bandwidth cap, bytes/s (absent or 0: the daemon's prefetch.rate). */
+  prefetchRate?: number;
 }
 export interface UmountResult {
   mountpoint: string;
@@ -61,11 +68,16 @@ export interface MountStatus {
   /** Blobs whose loop device now reads the complete cache file directly (no userspace on reads). */
   blobsDirect?: number;
   prefetch?: 'running' | 'done' | 'failed';
+  /** Why the prefetch failed (its first error). */
+  prefetchError?: string;
   /** Reads that failed (the program got EIO); each is in the daemon's log with image, blob and offset. */
   failedReads: number;
   /** Of bytesFetched/requests: what background prefetch fetched; the rest was for reads (and their read-ahead). */
   prefetchBytesFetched: number;
   prefetchRequests: number;
+  /** Bytes of the mount's blobs (uncompressed views) present in the cache now, and their total. */
+  bytesPresent: number;
+  bytesTotal: number;
   /** How long reads that missed waited for their frames (buckets in ms). */
   readWait: MsHistogram;
   /** This mount's range requests, timed where they leave the cache. */
@@ -87,6 +99,9 @@ export interface BlobStatus {
   failedReads: number;
   framesPresent: number;
   framesTotal: number;
+  /** Bytes of the uncompressed view present now (whole frames), and its size. */
+  bytesPresent: number;
+  bytesTotal: number;
 }
 export interface MountRecord {
   id: string;
@@ -97,6 +112,9 @@ export interface MountRecord {
   /** How to resolve the image again after a worker restart (no secrets). */
   resolve: { insecure: boolean; blobs?: string[]; platform?: string; manifestDigest?: string };
   prefetch: boolean;
+  /** The request's prefetch list and rate: a re-attached mount prefetches as the first worker did. */
+  prefetchPaths?: string[];
+  prefetchRate?: number;
   /** Mounted without nodev (`mount --allow-devices`). */
   allowDevices?: boolean;
   createdAt: string;

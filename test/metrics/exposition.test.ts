@@ -15,7 +15,7 @@ useCleanups();
 function figures(): StatusResult {
   const blob = (digest: string, bytes: number, prefetchBytes: number): StatusResult['mounts'][number]['blobs'][number] => ({
     digest, bytesFetched: bytes, requests: 3, prefetchBytesFetched: prefetchBytes, prefetchRequests: 1, hits: 10, misses: 2, failedReads: 0,
-    framesPresent: 4, framesTotal: 8,
+    framesPresent: 4, framesTotal: 8, bytesPresent: 4096, bytesTotal: 8192,
   });
   return {
     daemon: {
@@ -24,7 +24,7 @@ function figures(): StatusResult {
     },
     mounts: [{
       mountpoint: '/mnt/a', image: 'oci:/img:t', mode: 'fuse-blobs',
-      bytesFetched: 3000, requests: 6, hits: 20, misses: 4, failedReads: 1, prefetchBytesFetched: 1000, prefetchRequests: 2,
+      bytesFetched: 3000, requests: 6, hits: 20, misses: 4, failedReads: 1, prefetchBytesFetched: 1000, prefetchRequests: 2, bytesPresent: 8192, bytesTotal: 16384,
       readWait: { boundsMs: [1, 10], counts: [3, 1, 1], totalMs: 250 },
       fetch: { requests: 6, failed: 1, inFlight: 2, stalled: 1, oldestInFlightMs: 12_000, latency: { boundsMs: [5, 50], counts: [1, 4, 1], totalMs: 400 } },
       blobs: [blob('sha256:aa', 2000, 1000), blob('sha256:bb', 1000, 0)],

@@ -17,12 +17,14 @@ export const configCommand = defineCommand({
       .option('json', { type: 'boolean', default: false, describe: 'Print JSON' })
       .option('cache-dir', { type: 'string', describe: 'As `mount --cache-dir` (cache.dir)' })
       .option('max-size', { type: 'string', describe: 'As `cache gc --max-size` (cache.max_size)' })
-      .option('prefetch', { type: 'boolean', describe: 'As `mount --prefetch` / `--no-prefetch` (prefetch.enabled)' }),
+      .option('prefetch', { type: 'boolean', describe: 'As `mount --prefetch` / `--no-prefetch` (prefetch.enabled)' })
+      .option('prefetch-rate', { type: 'string', describe: 'As `mount --prefetch-rate` (prefetch.rate)' }),
   handler: async (argv) => {
     const flags: FlagValues = {
       'cache.dir': { flag: '--cache-dir', value: argv.cacheDir },
       'cache.max_size': { flag: '--max-size', value: argv.maxSize },
       'prefetch.enabled': { flag: argv.prefetch === false ? '--no-prefetch' : '--prefetch', value: argv.prefetch },
+      'prefetch.rate': { flag: '--prefetch-rate', value: argv.prefetchRate },
     };
     const config = cliConfig(flags);
     const fileLine = config.file === null ? null : { path: config.file.path, from: describeSource(config.file.from) };

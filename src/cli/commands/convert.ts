@@ -4,50 +4,40 @@ import { convertImage, type ProgressEvent } from '../../convert/index.js';
 import { UsageError } from '../../util/errors.js';
 import { COMPRESSIONS, type Compression } from '../../format/image/types.js';
 import { registryAccess, registryOptions } from '../image-ref.js';
+import { createProgress, mib } from '../progress.js';
 
-function mib(n: number): string {
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
-}
-
-/** Progress on stderr: one rewritten bar line on a terminal, plain lines otherwise. */
-function progressPrinter(): { onEvent: (e: ProgressEvent & { platform?: string }) => void; end: () => void } {
-  const tty = process.stderr.isTTY === true;
-  let barShown = false;
-  const line = (text: string): void => {
-    if (tty && barShown) process.stderr.write('\r\x1b[K');
-    barShown = false;
-    process.stderr.write(text + '\n');
-  };
+/**
+ * Convert's phases through the shared progress renderer (stderr): layer bars, a line per phase; with
+ * --json, JSON lines on stderr so stdout stays the one result document.
+ */
+function progressPrinter(json: boolean): { onEvent: (e: ProgressEvent & { platform?: string }) => void; end: () => void } {
+  const progress = createProgress({ json });
   return {
     onEvent: (e) => {
       const p = e.platform ? `[${e.platform}] ` : '';
+      const platform = e.platform ? { platform: e.platform } : {};
       switch (e.kind) {
         case 'layer-start':
-          line(`${p}layer ${e.layer + 1}/${e.layers} ${e.digest.slice(0, 19)} (${mib(e.size)})`);
+          progress.note(`${p}layer ${e.layer + 1}/${e.layers} ${e.digest.slice(0, 19)} (${mib(e.size)})`,
+            { event: 'layer-start', ...platform, layer: e.layer + 1, layers: e.layers, digest: e.digest, size: e.size });
           break;
         case 'layer-bytes':
-          if (tty) {
-            const frac = e.size > 0 ? Math.min(1, e.compressedBytes / e.size) : 1;
-            const width = 30;
-            const fill = Math.round(frac * width);
-            process.stderr.write(`\r\x1b[K${p}  [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${mib(e.compressedBytes)} / ${mib(e.size)}`);
-            barShown = true;
-          }
+          progress.bytes(e.compressedBytes, e.size, `${p}layer ${e.layer + 1}`);
           break;
         case 'layer-done':
-          line(`${p}layer ${e.layer + 1}/${e.layers} applied: ${e.entries} entries, ${mib(e.uncompressedBytes)} of ${e.codec === 'none' ? 'tar' : `${e.codec} tar`}`);
+          progress.note(`${p}layer ${e.layer + 1}/${e.layers} applied: ${e.entries} entries, ${mib(e.uncompressedBytes)} of ${e.codec === 'none' ? 'tar' : `${e.codec} tar`}`,
+            { event: 'layer-done', ...platform, layer: e.layer + 1, layers: e.layers, entries: e.entries, uncompressedBytes: e.uncompressedBytes });
           break;
         case 'build-start':
-          line(`${p}building: ${e.files} files`);
+          progress.note(`${p}building: ${e.files} files`, { event: 'build-start', ...platform, files: e.files });
           break;
         case 'build-done':
-          line(`${p}built ${e.blobs} blob(s), ${e.frames} frames, ${mib(e.storedBytes)} stored`);
+          progress.note(`${p}built ${e.blobs} blob(s), ${e.frames} frames, ${mib(e.storedBytes)} stored`,
+            { event: 'build-done', ...platform, blobs: e.blobs, frames: e.frames, storedBytes: e.storedBytes });
           break;
       }
     },
-    end: () => {
-      if (tty && barShown) process.stderr.write('\r\x1b[K');
-    },
+    end: () => progress.end(),
   };
 }
 
@@ -73,9 +63,9 @@ export const convertCommand = defineCommand({
       .option('work-dir', { type: 'string', describe: 'Where layer contents are spooled (default $TMPDIR or /var/tmp)' })
       .option('max-layer-size', { type: 'string', describe: 'Most bytes one layer may decompress to (default 64G)' })
       .option('max-ratio', { type: 'number', describe: 'Most decompressed bytes per compressed byte (default 400)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON (progress: JSON lines on stderr)' }),
   handler: async (argv) => {
-    const printer = progressPrinter();
+    const printer = progressPrinter(argv.json);
     const maxLayerBytes = sizeOption(argv.maxLayerSize, '--max-layer-size');
     const chunkSize = sizeOption(argv.chunkSize, '--chunk-size');
     const frameSize = sizeOption(argv.frameSize, '--frame-size');

@@ -1,34 +1,24 @@
-/** Progress of `ondemand push`/`pull` on stderr: one rewritten line on a terminal, plain lines otherwise. */
+/** Progress of `ondemand push`/`pull` on stderr, through the shared renderer: a rewritten line on a terminal, plain lines otherwise. */
 import type { CopyEvent } from '../../copy/index.js';
-
-function mib(n: number): string {
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
-}
+import { createProgress, mib } from '../progress.js';
 
 export function copyProgress(verb: 'push' | 'pull'): { onEvent: (e: CopyEvent) => void; end: () => void } {
+  const progress = createProgress();
   const tty = process.stderr.isTTY === true;
   let blobs = 0;
   let bytes = 0;
-  let shown = false;
   return {
     onEvent: (e) => {
       if (e.kind === 'blob') {
         blobs++;
         if (e.outcome === 'uploaded' || e.outcome === 'downloaded') bytes += e.size;
-        if (tty) {
-          process.stderr.write(`\r\x1b[K${verb}: ${blobs} blob(s), ${mib(bytes)} moved`);
-          shown = true;
-        } else {
-          process.stderr.write(`${verb} blob ${e.digest.slice(0, 19)} ${mib(e.size)} ${e.outcome}\n`);
-        }
+        // A line per blob off a terminal (a log keeps them all), one rewritten total on it.
+        if (tty) progress.status(`${verb}: ${blobs} blob(s), ${mib(bytes)} moved`);
+        else progress.note(`${verb} blob ${e.digest.slice(0, 19)} ${mib(e.size)} ${e.outcome}`);
       } else {
-        if (tty && shown) process.stderr.write('\r\x1b[K');
-        shown = false;
-        process.stderr.write(`${verb} manifest ${e.digest.slice(0, 19)} ${e.mediaType}\n`);
+        progress.note(`${verb} manifest ${e.digest.slice(0, 19)} ${e.mediaType}`);
       }
     },
-    end: () => {
-      if (tty && shown) process.stderr.write('\r\x1b[K');
-    },
+    end: () => progress.end(),
   };
 }
