@@ -3,11 +3,10 @@
  * flight, and once the fetch deadline fails it, as a failed read and a failed fetch of its mount.
  */
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { cliBuilt, makeHarness, type Harness } from '../mount/harness.js';
 import { buildImage, cliHas, makeTree, pushLayout, sha } from '../mount/images.js';
 
@@ -16,16 +15,6 @@ const ready = needs('metrics with a hung registry', [isRoot, 'root'], [cliBuilt(
 
 const FETCH_TIMEOUT_S = 3;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function value(text: string, key: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${key} `));

@@ -3,25 +3,15 @@
  * before and after reads through the mount moves as the reads do, agrees with `status --json`, and
  * comes back on the same address after a worker crash, with the restart counted.
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { freePort } from '../helpers/registry.js';
 import { cliBuilt, makeHarness, type Harness } from '../mount/harness.js';
 import { buildImage, makeTree, sha } from '../mount/images.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** `name{labels} value` lines of a scrape, keyed by everything before the value. */
 function samples(text: string): Map<string, number> {
