@@ -90,9 +90,14 @@ export function missingSteps(p: PlanInput, first: number, last: number): PlanSte
   return steps;
 }
 
-/** True when a read of frames first..last moves a stream: it reached the stream's trigger or its end. */
+/** True when a read of frames first..last moves stream `st`: it reached the stream's trigger or its end. */
+function moves(st: ReadStream, first: number, last: number): boolean {
+  return (st.trigger >= first && st.trigger <= last) || (st.next >= first && st.next <= last);
+}
+
+/** True when a read of frames first..last moves one of `streams` (see moves). */
 export function continuesStream(streams: readonly ReadStream[], first: number, last: number): boolean {
-  return streams.some((st) => (st.trigger >= first && st.trigger <= last) || (st.next >= first && st.next <= last));
+  return streams.some((st) => moves(st, first, last));
 }
 
 /**
@@ -112,7 +117,7 @@ export function planRead(
   p: PlanInput & { readAheadFrames: number; readAheadJobBytes: number }, streams: readonly ReadStream[], first: number, last: number,
 ): ReadPlan {
   const steps = missingSteps(p, first, last);
-  const k = streams.findIndex((st) => (st.trigger >= first && st.trigger <= last) || (st.next >= first && st.next <= last));
+  const k = streams.findIndex((st) => moves(st, first, last));
   const stream = k >= 0 ? streams[k] : undefined;
   if (!stream) {
     if (steps.some((s) => s.kind === 'fetch')) {
