@@ -6,7 +6,6 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import { openCache, type CacheOptions } from '../cache/backend.js';
-import { DAEMON_READ_AHEAD_FRAMES } from '../config/keys.js';
 import { resolveConfig, setting, type ResolvedConfig } from '../config/resolve.js';
 import { MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
@@ -112,8 +111,6 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
   await supervisor.request({ op: 'ready' });
   log.info({ socket: controlSocketPath(args.runDir), restarts: args.restarts }, 'worker listening');
 }
-
-export { DAEMON_READ_AHEAD_FRAMES };
 
 /** The cache options of the daemon's configuration: cache.dir, cache.max_size, cache.read_ahead_frames, prefetch.rate. */
 export function cacheOptionsFrom(config: ResolvedConfig): CacheOptions {

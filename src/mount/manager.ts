@@ -27,8 +27,6 @@ import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsabl
 import { resolvePrefetchPaths, type BlobRange } from './prefetch-paths.js';
 import { DEFAULT_FETCH_DEADLINE_MS, type MountRecord, type MountRecordKeeper, type MountRequest, type MountResult, type MountStatus, type UmountResult, type BlobStatus } from './types.js';
 
-export { DEFAULT_FETCH_DEADLINE_MS };
-
 interface ActiveMount {
   id: string;
   mountpoint: string;
@@ -44,7 +42,6 @@ interface ActiveMount {
   undo: UndoStack;
   prefetch?: { state: 'running' | 'done' | 'failed'; abort: AbortController; error?: string };
 }
-
 
 /** How the daemon talks to registries for every mount (its configuration), whoever asks. */
 export type RegistrySettings = Pick<ResolveOptions, 'mirrors' | 'retries'>;

@@ -6,7 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CachedBlob } from '../../src/cache/types.js';
 import { settleFetches } from '../../src/mount/manager.js';
-import { cacheOptions, DAEMON_READ_AHEAD_FRAMES } from '../../src/daemon/worker.js';
+import { DAEMON_READ_AHEAD_FRAMES } from '../../src/config/keys.js';
+import { cacheOptions } from '../../src/daemon/worker.js';
 
 /** A blob whose in-flight fetches end when the test says so (`finish()`), or never. */
 function busyBlob(): { blob: CachedBlob; finish: () => void } {
