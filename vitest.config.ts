@@ -32,6 +32,7 @@ const host = [
   'test/mount/detect.test.ts',
   'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',
+  'test/mount/fuse-tree.test.ts',
   'test/mount/local-layout.test.ts',
   'test/mount/many.test.ts',
   'test/mount/prefetch.test.ts',

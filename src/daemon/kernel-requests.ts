@@ -135,7 +135,7 @@ export class KernelRequests {
         return null;
       case 'openFuse': {
         this.record(req.id);
-        const fd = await mountFuseConnection(req.path, req.fsname, req.options);
+        const fd = await mountFuseConnection(req.path, req.fsname, req.options, req.flags);
         this.add(req.id, { kind: 'fuse', path: req.path, fd });
         return { fd, supervisorPid: process.pid };
       }

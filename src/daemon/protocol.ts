@@ -85,7 +85,7 @@ export interface RecordFile {
 
 export type SupervisorRequest =
   | { op: 'begin'; record: Omit<MountRecord, 'objects' | 'state'>; credentials?: Credentials }
-  | { op: 'openFuse'; id: string; path: string; fsname: string; options: string }
+  | { op: 'openFuse'; id: string; path: string; fsname: string; options: string; flags?: number }
   | { op: 'fuseParams'; id: string; path: string; params: unknown }
   | { op: 'attachLoop'; id: string; file: string }
   /** Points a read-only loop device at another file of the same size (a complete blob's cache file). */

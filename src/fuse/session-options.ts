@@ -17,6 +17,8 @@ export interface FuseSessionOptions {
   attrTimeout?: number;
   /** Negotiate FUSE passthrough when the kernel offers it (default true). */
   passthrough?: boolean;
+  /** Ask for READDIRPLUS (default false; the filesystem must give readdir entries their attributes). */
+  readdirPlus?: boolean;
   /**
    * Largest READ the kernel may send, in pages. Default 256 (1 MiB), or 255 when the reader splices
    * replies and a pipe may not hold 257 pages (no CAP_SYS_RESOURCE): a spliced 1020 KiB READ beat an
@@ -67,6 +69,7 @@ export function sessionSettings(options: FuseSessionOptions): SessionSettings {
     entryTimeout: options.entryTimeout ?? DEFAULT_TIMEOUT,
     attrTimeout: options.attrTimeout ?? DEFAULT_TIMEOUT,
     passthrough: options.passthrough ?? true,
+    readdirPlus: options.readdirPlus ?? false,
     maxPages: options.maxPages ?? defaultMaxPages(readerSpliceMinBytes),
     maxWrite: options.maxWrite ?? 128 * 1024,
     maxReadahead: options.maxReadahead ?? 1024 * 1024,

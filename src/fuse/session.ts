@@ -53,7 +53,7 @@ export class FuseSession {
     this.fd = fd;
     this.fs = fs;
     this.log = logFor({ fuse: options.name ?? `fd${fd}` });
-    this.settings = sessionSettings(options);
+    this.settings = sessionSettings({ readdirPlus: fs.readdirPlus === true, ...options });
     this.connection = options.params;
     let resolveEnded!: (errno: number) => void;
     this.ended = new Promise((resolve) => { resolveEnded = resolve; });

@@ -22,22 +22,25 @@ export function modeUsable(mode: MountMode, f: Features, implemented: readonly M
   switch (mode) {
     case 'fscache':
       kernel = !f.erofs.supported ? need(false, 'no erofs')
+        : !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
         : !f.cachefilesOndemand.supported ? need(false, `no cachefiles on-demand mode: ${f.cachefilesOndemand.reason}`)
           : need(true, 'cachefiles on-demand mode and erofs are available (cache hits never leave the kernel)');
       break;
     case 'fanotify':
-      kernel = !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
+      kernel = !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
+        : !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
         : !f.fanotifyPreContent.supported ? need(false, `no fanotify pre-content events: ${f.fanotifyPreContent.reason}`)
           : need(true, 'fanotify pre-content events and erofs file-backed mounts are available');
       break;
     case 'fuse-blobs':
       kernel = !f.fuse.supported ? need(false, 'no FUSE')
         : !f.erofs.supported ? need(false, 'no erofs')
+          : !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
           : !f.erofsFileBacked.supported && !f.loop.supported ? need(false, 'erofs can neither mount files nor loop devices')
             : need(true, `FUSE and erofs are available (erofs over ${f.erofsFileBacked.supported ? 'FUSE files' : 'loop devices'}${f.fusePassthrough.supported ? ', passthrough for complete blobs' : ''})`);
       break;
     case 'fuse-tree':
-      kernel = f.fuse.supported ? need(true, 'FUSE is available') : need(false, 'no FUSE');
+      kernel = f.fuse.supported ? need(true, 'FUSE is available (the whole tree served by ondemand\'s own erofs reader)') : need(false, 'no FUSE');
       break;
   }
   if (kernel.ok && !implemented.includes(mode)) return { ok: false, reason: `the kernel supports it, but ondemand does not implement the ${mode} transport yet` };

@@ -24,7 +24,7 @@ import { errorText, systemCode } from '../util/errors.js';
 import { CACHEFILES_DEVICE, deviceCommand, openDevice } from './fscache/device.js';
 
 export interface Feature { supported: boolean; reason: string }
-export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
+export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsImages', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 export type Features = Record<FeatureName, Feature>;
 
@@ -184,6 +184,53 @@ function probeFanotify(cacheDir: string | undefined): Feature {
   }
 }
 
+/** Attaches a read-only loop device to `file` (for the probe on kernels without file-backed erofs). */
+function probeLoopDevice(file: string): string {
+  return execFileSync('losetup', ['--find', '--show', '--read-only', file], { encoding: 'utf8' }).trim();
+}
+
+/**
+ * Whether this kernel's erofs mounts images like ours: chunk-based files (5.15) whose chunks live on an
+ * extra device (5.16). Probed by mounting a tiny mkfs.erofs image of that kind (from a file, or loop
+ * devices on kernels without file-backed mounts) and reading its file back.
+ */
+function probeErofsImages(erofs: Feature, fileBacked: Feature, loop: Feature): Feature {
+  if (!erofs.supported) return { supported: false, reason: 'no erofs' };
+  const byVersion = atLeast(5, 16);
+  const guess = (why: string): Feature => ({ supported: byVersion, reason: `kernel ${release()} ${byVersion ? '>=' : '<'} 5.16 (not probed: ${why})` });
+  if (!isRoot) return guess('needs root');
+  try { execFileSync('sh', ['-c', 'command -v mkfs.erofs'], { stdio: 'ignore' }); } catch { return guess('mkfs.erofs missing'); }
+  if (!fileBacked.supported && !loop.supported) return guess('neither file-backed erofs nor loop devices');
+  const tmp = scratch();
+  const loops: string[] = [];
+  let mnt: string | undefined;
+  try {
+    const src = join(tmp.dir, 'src');
+    const img = join(tmp.dir, 'meta.erofs');
+    const blob = join(tmp.dir, 'blob');
+    execFileSync('mkdir', ['-p', src, join(tmp.dir, 'mnt')]);
+    const content = Buffer.alloc(8192, 'ondemand');
+    writeFileSync(join(src, 'probe'), content);
+    execFileSync('mkfs.erofs', ['--quiet', '--chunksize=4096', `--blobdev=${blob}`, img, src], { stdio: 'ignore' });
+    const [source, device] = fileBacked.supported ? [img, blob] : [probeLoopDevice(img), probeLoopDevice(blob)];
+    if (!fileBacked.supported) loops.push(source, device);
+    if (mount(source, join(tmp.dir, 'mnt'), 'erofs', MS_RDONLY, `device=${device}`) !== 0) {
+      const e = koffi.errno();
+      return { supported: false, reason: `probe: erofs refused an image with chunk-based files on an extra device (${errnoName(e)}; erofs learned chunk-based files in 5.15 and extra devices in 5.16)` };
+    }
+    mnt = join(tmp.dir, 'mnt');
+    return readFileSync(join(mnt, 'probe')).equals(content)
+      ? { supported: true, reason: 'probe: erofs mounts chunk-based files on an extra device' }
+      : { supported: false, reason: 'probe: a chunk-based image on an extra device mounted but read back wrong' };
+  } catch (err) {
+    return { supported: byVersion, reason: `probe failed (${errorText(err)}); kernel ${release()}` };
+  } finally {
+    if (mnt !== undefined) umount2(mnt, MNT_DETACH);
+    for (const l of loops) { try { execFileSync('losetup', ['--detach', l], { stdio: 'ignore' }); } catch { /* autoclear */ } }
+    tmp.remove();
+  }
+}
+
 function probeLoop(): Feature {
   if (!existsSync('/dev/loop-control')) return { supported: false, reason: 'no /dev/loop-control' };
   try {
@@ -198,14 +245,17 @@ function probeLoop(): Feature {
 export function probeFeatures(cacheDir?: string): Features {
   const erofs = probeErofs();
   const { fuse, passthrough } = probeFuse();
+  const erofsFileBacked = probeErofsFileBacked(erofs);
+  const loop = probeLoop();
   return {
     cachefilesOndemand: probeCachefiles(),
     erofs,
-    erofsFileBacked: probeErofsFileBacked(erofs),
+    erofsImages: probeErofsImages(erofs, erofsFileBacked, loop),
+    erofsFileBacked,
     fuse,
     fusePassthrough: passthrough,
     fanotifyPreContent: probeFanotify(cacheDir),
-    loop: probeLoop(),
+    loop,
   };
 }
 

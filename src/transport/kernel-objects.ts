@@ -41,11 +41,11 @@ export function erofsMountFlags(allowDevices: boolean): number {
 }
 
 /** Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). */
-export async function mountFuseConnection(path: string, fsname: string, options: string): Promise<number> {
+export async function mountFuseConnection(path: string, fsname: string, options: string, flags = MS_RDONLY | MS_NOSUID | MS_NODEV): Promise<number> {
   const fd = openSync('/dev/fuse', constants.O_RDWR);
   try {
     const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0${options ? ',' + options : ''}`;
-    await mountAsync(fsname, path, `fuse.${fsname}`, MS_RDONLY | MS_NOSUID | MS_NODEV, data);
+    await mountAsync(fsname, path, `fuse.${fsname}`, flags, data);
     return fd;
   } catch (err) {
     closeSync(fd);

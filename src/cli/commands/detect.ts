@@ -7,6 +7,7 @@ import { FEATURE_NAMES } from '../../transport/kernel-features.js';
 const LABELS: Record<(typeof FEATURE_NAMES)[number], string> = {
   cachefilesOndemand: 'cachefiles on-demand',
   erofs: 'erofs',
+  erofsImages: 'erofs chunked, multi-device',
   erofsFileBacked: 'erofs file-backed',
   fuse: 'FUSE',
   fusePassthrough: 'FUSE passthrough',
