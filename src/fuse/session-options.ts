@@ -53,10 +53,16 @@ export interface FuseSessionOptions {
    * (FUSE_NOTIFY_RESEND). Default true.
    */
   resend?: boolean;
+  /**
+   * Where the connection is mounted. With `params`, on a kernel that cannot resend (before 6.9) and
+   * requests still waiting, the connection is aborted through it: the dead server's requests would
+   * otherwise hang their readers forever, and an error is what they get instead.
+   */
+  mountPath?: string;
 }
 
 /** The options with every default filled in (those that have one). */
-export type SessionSettings = Required<Omit<FuseSessionOptions, 'params' | 'name' | 'resend'>>;
+export type SessionSettings = Required<Omit<FuseSessionOptions, 'params' | 'name' | 'resend' | 'mountPath'>>;
 
 /** 256 pages, unless replies are spliced and a pipe cannot hold 256 pages plus the header's. */
 function defaultMaxPages(spliceMinBytes: number): number {

@@ -100,7 +100,7 @@ function holder(ctx: TransportContext): { set: (s: ServedTree) => void } {
 function sessionOptions(ctx: TransportContext): Omit<FuseSessionOptions, 'params'> {
   const r = ctx.fuseReader;
   return {
-    name: ctx.mountpoint, passthrough: false,
+    name: ctx.mountpoint, mountPath: ctx.mountpoint, passthrough: false,
     ...(r?.copyThreads !== undefined ? { readerCopyThreads: r.copyThreads } : {}),
     ...(r?.spliceMinBytes !== undefined ? { readerSpliceMinBytes: r.spliceMinBytes } : {}),
   };
