@@ -37,6 +37,7 @@ const host = [
   'test/mount/many.test.ts',
   'test/mount/prefetch.test.ts',
   'test/mount/prefetch-paths-mount.test.ts',
+  'test/mount/rootless.test.ts',
   'test/mount/unwind.test.ts',
 ];
 

@@ -5,12 +5,13 @@
  */
 import { DEFAULT_FETCH_DEADLINE_MS } from '../mount/types.js';
 import { DEFAULT_RETRY } from '../registry/retry.js';
+import { defaultCacheDir } from '../util/user-dirs.js';
 import {
   addressKind, boolKind, choiceKind, countKind, hostListKind, optional, pathKind, secondsKind, sizeKind, type ValueKind,
 } from './values.js';
 
-/** Not imported from cache/dir.ts: that loads the native layer, and every command reads the configuration. (A test checks they agree.) */
-export const DEFAULT_CACHE_DIR = '/var/cache/ondemand';
+/** /var/cache/ondemand for root, the user's cache dir otherwise (util/user-dirs.ts). */
+export const DEFAULT_CACHE_DIR = defaultCacheDir();
 export const DEFAULT_CONFIG_PATH = '/etc/ondemand/config.toml';
 
 /**

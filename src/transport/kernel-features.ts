@@ -11,7 +11,7 @@
  *     argument was accepted: success, or EOPNOTSUPP when the scratch dir's fs cannot hold a cache (tmpfs).
  *     Closing the fd tears the probe cache down again. EBUSY means another daemon owns the device.
  */
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { constants as osConstants, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,10 +21,13 @@ import {
   FSCONFIG_SET_STRING, FSOPEN_CLOEXEC, SYS_fsconfig, SYS_fsopen, lastErrno, syscallFsconfig, syscallFsopen,
 } from '../native/cachefiles.js';
 import { errorText, systemCode } from '../util/errors.js';
+import { hasCapSysAdmin } from '../util/user-dirs.js';
 import { CACHEFILES_DEVICE, deviceCommand, openDevice } from './fscache/device.js';
 
 export interface Feature { supported: boolean; reason: string }
-export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsImages', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
+export const FEATURE_NAMES = [
+  'mountSyscall', 'fusermount', 'cachefilesOndemand', 'erofs', 'erofsImages', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop',
+] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 export type Features = Record<FeatureName, Feature>;
 
@@ -231,6 +234,26 @@ function probeErofsImages(erofs: Feature, fileBacked: Feature, loop: Feature): F
   }
 }
 
+/** CAP_SYS_ADMIN (bit 21 of CapEff): mount(2) of erofs and FUSE, loop devices, fanotify, cachefiles. */
+function probeMountSyscall(): Feature {
+  return hasCapSysAdmin() ? { supported: true, reason: 'CAP_SYS_ADMIN: mount(2) works' } : { supported: false, reason: 'not root (no CAP_SYS_ADMIN): the kernel mounts only FUSE for this user, through fusermount3' };
+}
+
+/** fusermount3 (fuse3), set-user-id root: how an unprivileged user mounts FUSE. */
+function probeFusermount(): Feature {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])) {
+    const path = join(dir, 'fusermount3');
+    try {
+      const st = statSync(path);
+      if (st.uid === 0 && (st.mode & 0o4000) !== 0) return { supported: true, reason: `${path} is set-user-id root` };
+      return { supported: false, reason: `${path} is not set-user-id root` };
+    } catch {
+      // not in this directory
+    }
+  }
+  return { supported: false, reason: 'fusermount3 not found (Debian package fuse3)' };
+}
+
 function probeLoop(): Feature {
   if (!existsSync('/dev/loop-control')) return { supported: false, reason: 'no /dev/loop-control' };
   try {
@@ -248,6 +271,8 @@ export function probeFeatures(cacheDir?: string): Features {
   const erofsFileBacked = probeErofsFileBacked(erofs);
   const loop = probeLoop();
   return {
+    mountSyscall: probeMountSyscall(),
+    fusermount: probeFusermount(),
     cachefilesOndemand: probeCachefiles(),
     erofs,
     erofsImages: probeErofsImages(erofs, erofsFileBacked, loop),
