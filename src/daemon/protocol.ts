@@ -79,6 +79,8 @@ export interface RecordFile {
   supervisorPid: number;
   cacheDir: string;
   mounts: MountRecord[];
+  /** The supervisor's /dev/cachefiles fd, once bound (a successor daemon takes it over: `daemon restart`). */
+  cachefiles?: { fd: number; restoreSupported: boolean };
 }
 
 // ---- IPC: worker → supervisor -----------------------------------------------------------------
