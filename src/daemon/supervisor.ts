@@ -18,7 +18,8 @@ import { configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { detect } from '../mount/mode-choice.js';
 import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { log, reopenLog } from '../util/log.js';
+import { sendDatagram } from '../native/unix-socket.js';
 import { KernelRequests } from './kernel-requests.js';
 import { controlSocketPath, daemonLockPath, pidFilePath, recordFilePath, runDir } from './paths.js';
 import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './protocol.js';
@@ -36,6 +37,18 @@ function takeHandoverEnv(): number | undefined {
   delete process.env[HANDOVER_ENV];
   const pid = v === undefined ? NaN : Number(v);
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * sd_notify(3) when systemd runs the daemon (Type=notify, NotifyAccess=all): READY once the first
+ * worker serves, with MAINPID, which is how a successor started by `daemon restart` (ExecReload)
+ * becomes the service's main process. Nothing without $NOTIFY_SOCKET.
+ */
+function notifyServiceManager(state: string): void {
+  const socket = process.env.NOTIFY_SOCKET;
+  if (socket === undefined || socket === '') return;
+  const r = sendDatagram(socket, state);
+  if (r < 0) log.warn({ socket, errno: -r }, 'cannot notify systemd');
 }
 
 /** Calls `f` until it stops throwing, for up to `ms`; then throws its last error with `why`. */
@@ -94,6 +107,11 @@ export class Supervisor {
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
     process.on('SIGUSR2', () => void this.handOver());
+    process.on('SIGHUP', () => {
+      reopenLog();
+      this.worker?.signal('SIGHUP');
+      log.info('log reopened (SIGHUP)');
+    });
     const done = new Promise<void>((r) => { this.exitResolve = r; });
     this.worker = new WorkerProcess(
       {
@@ -182,6 +200,7 @@ export class Supervisor {
   private async handle(req: SupervisorRequest): Promise<unknown> {
     switch (req.op) {
       case 'ready':
+        if (!this.everReady) notifyServiceManager(`READY=1\nMAINPID=${process.pid}`);
         this.everReady = true;
         return null;
       case 'shutdown':
@@ -202,6 +221,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     log.info({ why }, 'daemon stopping');
+    notifyServiceManager('STOPPING=1');
     await this.worker?.stop();
     await this.kernel.undoAll();
     this.cacheLock?.release();

@@ -64,6 +64,11 @@ export class WorkerProcess {
     });
   }
 
+  /** Passes a signal the worker handles (SIGHUP: reopen its log). */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
   /** Kills the worker without unmounting anything (a hand-over: the successor's worker re-attaches); resolves once it exited. */
   async kill(): Promise<void> {
     const w = this.child;

@@ -33,3 +33,26 @@ export function receiveFd(sock: number): number {
   if (control.readBigUInt64LE(0) < BigInt(CMSG_HEADER + 4) || control.readInt32LE(8) !== SOL_SOCKET || control.readInt32LE(12) !== SCM_RIGHTS) return -74;
   return control.readInt32LE(CMSG_HEADER);
 }
+
+const SOCK_DGRAM = 2;
+const socketRaw = libc.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
+const sendtoRaw = libc.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32 addrlen)') as
+  (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number) => number;
+const closeRaw = libc.func('int close(int fd)') as (fd: number) => number;
+
+/** One datagram to a Unix socket at `path` ('@name': the abstract namespace); 0 or a negative errno. */
+export function sendDatagram(path: string, message: string): number {
+  const name = Buffer.from(path.startsWith('@') ? `\0${path.slice(1)}` : path);
+  if (name.length > 107) return -36; // ENAMETOOLONG
+  const addr = Buffer.alloc(2 + name.length + (path.startsWith('@') ? 0 : 1));
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, 2);
+  const fd = socketRaw(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno();
+  try {
+    const body = Buffer.from(message);
+    return sendtoRaw(fd, body, body.length, 0, addr, addr.length) < 0 ? -errno() : 0;
+  } finally {
+    closeRaw(fd);
+  }
+}
