@@ -58,6 +58,7 @@ const registry = [
   'test/mount/registry.test.ts',
   'test/mount/resend.test.ts',
   'test/mount/shared-blobs.test.ts',
+  'test/mount/startup-trace.test.ts',
 ];
 const compat = ['compat/**/*.test.ts'];
 

@@ -52,6 +52,7 @@ export const KEYS = {
   'registry.creds_file': spec(optional(pathKind, '(none)'), null,
     'File holding USER:PASS used for every registry, like --creds-file (after $ONDEMAND_REGISTRY_USER/PASSWORD, before the Docker config)', 'ONDEMAND_REGISTRY_CREDS_FILE'),
   'prefetch.enabled': spec(boolKind, false, 'Whether `mount` fetches every blob in the background (its --prefetch / --no-prefetch)', 'ONDEMAND_PREFETCH'),
+  'prefetch.trace_seconds': spec(countKind, 10, 'Seconds of first reads a cold mount records as the image\'s start-up trace, fetched first by later mounts (0: never record)', 'ONDEMAND_PREFETCH_TRACE_SECONDS'),
   'prefetch.rate': spec(sizeKind, 0, 'Bandwidth cap of background prefetch in bytes per second, e.g. 50M (0: no cap)', 'ONDEMAND_PREFETCH_RATE'),
   'log.level': spec(choiceKind(LOG_LEVELS), 'warn' as LogLevel, 'Log level (the daemon logs at info unless this is set)', 'ONDEMAND_LOG_LEVEL'),
   'log.file': spec(optional(pathKind, '(stderr)'), null, 'Log to this file (appended) instead of stderr', 'ONDEMAND_LOG_FILE'),

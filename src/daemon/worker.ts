@@ -41,6 +41,7 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
     fetchDeadlineMs: setting(config, 'fetch.timeout') * 1000,
     reserved: daemonDirs(args.runDir, args.cacheDir),
     registry: { mirrors: setting(config, 'registry.mirrors'), retries: setting(config, 'registry.retries') },
+    traceSeconds: setting(config, 'prefetch.trace_seconds'),
   });
 
   const listed = await supervisor.request({ op: 'list' });
