@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests, the demo and the compat VM need, only when some are missing.
 set -euo pipefail
+# bench/fuse-tree.ts compares fuse-tree with erofsfuse, erofs-utils' user-space erofs, which
+# bookworm's erofs-utils does not ship: scripts/build-erofsfuse.sh builds it from Debian 13 (trixie)'s
+# source package. Only trixie's source index is added here (deb-src): no binary package comes from it.
+erofs_src=/etc/apt/sources.list.d/ondemand-erofs-utils-src.sources
+erofs_src_want="# Written by ondemand's scripts/install-deps.sh: Debian 13's sources, for scripts/build-erofsfuse.sh
+# (apt-get source erofs-utils/trixie). Sources only: no binary package is installed from this entry.
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+if [ "$(id -u)" -eq 0 ] && [ "$(cat "$erofs_src" 2>/dev/null)" != "$erofs_src_want" ]; then
+  printf '%s\n' "$erofs_src_want" > "$erofs_src"
+  echo "install-deps: added trixie's deb-src ($erofs_src)"
+  apt-get update -qq
+fi
 packages=(
   erofs-utils docker-registry skopeo umoci debootstrap attr fuse3 e2fsprogs util-linux curl
-  apache2-utils zstd xz-utils cpio
+  apache2-utils zstd xz-utils cpio fio
   qemu-system-x86 busybox-static linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev
 )
 missing=()
