@@ -12,10 +12,10 @@
  * the piece's offset in the blob's cache file, under the cache's presence view): frames already in
  * the cache are served without this thread.
  */
-import { constants } from 'node:fs';
+import { constants, readFileSync, statSync } from 'node:fs';
 import { OndemandError } from '../../util/errors.js';
 import { FUSE_ROOT_ID } from '../../fuse/layout.js';
-import { ErofsReader, fromFile, type DeviceReader, type ErofsInodeInfo } from '../../format/erofs/reader.js';
+import { ErofsReader, fromBuffer, fromFile, type DeviceReader, type ErofsInodeInfo } from '../../format/erofs/reader.js';
 import type { NodeKind } from '../../format/erofs/model.js';
 import type { CachedBlob } from '../../cache/types.js';
 import type { DirEntry, FastReadSource, FuseAttr, FuseFilesystem, FuseStatfs, OpenResult } from '../../fuse/types.js';
@@ -27,6 +27,8 @@ const EROFS = 30;
 const ENODATA = 61;
 const EROFS_NAME_LEN = 255;
 const O_ACCMODE = 3;
+/** Bootstraps up to this size are read into memory (a Debian minbase's is 2.9 MB). */
+const IN_MEMORY_BOOTSTRAP_MAX = 256 << 20;
 
 const TYPE_BITS: Record<NodeKind, number> = {
   file: 0o100000, dir: 0o040000, symlink: 0o120000, chardev: 0o020000, blockdev: 0o060000, fifo: 0o010000, socket: 0o140000,
@@ -63,9 +65,13 @@ export class FuseTreeFilesystem implements FuseFilesystem {
   private readonly image: string | undefined;
   private readonly devices: DeviceReader;
   private readonly counters: FuseTreeStats = { fileReads: 0, fileBytesRead: 0, lookups: 0, fastSources: 0 };
+  /** Inodes handed to the reader thread: which blob holds each, from where. */
+  private readonly fast = new Map<number, { blob: CachedBlob; base: number }>();
 
   constructor(options: FuseTreeOptions) {
-    const source = fromFile(options.bootstrapPath);
+    // Every LOOKUP and READDIR reads inodes and directory blocks: from memory, unless the bootstrap is huge.
+    const size = statSync(options.bootstrapPath).size;
+    const source = size <= IN_MEMORY_BOOTSTRAP_MAX ? { ...fromBuffer(readFileSync(options.bootstrapPath)), close: () => undefined } : fromFile(options.bootstrapPath);
     this.closeSource = () => source.close();
     this.image = options.image;
     try {
@@ -149,19 +155,22 @@ export class FuseTreeFilesystem implements FuseFilesystem {
     const extents = this.reader.fileExtents(i.nid);
     const only = extents[0];
     if (extents.length !== 1 || only === undefined || only.hole || only.device === 0 || only.length !== i.size) return undefined;
-    const view = this.blobs[only.device - 1]?.presenceView?.();
-    if (!view || only.deviceOffset + i.size > view.size) return undefined;
+    const blob = this.blobs[only.device - 1];
+    const view = blob?.presenceView?.();
+    if (!blob || !view || only.deviceOffset + i.size > view.size) return undefined;
     this.counters.fastSources++;
+    this.fast.set(ino, { blob, base: only.deviceOffset });
     return {
       path: view.dataPath, size: i.size, base: only.deviceOffset,
       presence: { frameSize: view.frameSize, bits: view.bits, written: view.written, state: view.state, hits: view.hits },
     };
   }
 
-  /** The reader thread served a frame of a file in a blob: that blob's read-ahead goes on. */
+  /** The reader thread served a frame of a file in a blob: that blob's read-ahead goes on (nothing to do once it is complete). */
   servedOnThread(ino: number, offset: number, length: number): void {
-    const [e] = this.reader.fileExtents(this.nid(ino), offset, length);
-    if (e && !e.hole && e.device > 0) this.blobs[e.device - 1]?.readElsewhere?.(e.deviceOffset, Math.min(length, e.length));
+    const f = this.fast.get(ino);
+    if (!f || f.blob.isComplete()) return;
+    f.blob.readElsewhere?.(f.base + offset, length);
   }
 
   readdir(ino: number): DirEntry[] {

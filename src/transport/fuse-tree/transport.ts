@@ -101,6 +101,9 @@ function sessionOptions(ctx: TransportContext): Omit<FuseSessionOptions, 'params
   const r = ctx.fuseReader;
   return {
     name: ctx.mountpoint, mountPath: ctx.mountpoint, passthrough: false,
+    // Most requests here are metadata answered by the main thread: a reader thread spinning after each
+    // takes the CPU that thread needs (stat of every file: 633 -> 542 ms without it, on 2 CPUs).
+    readerSpinMicros: 0,
     ...(r?.copyThreads !== undefined ? { readerCopyThreads: r.copyThreads } : {}),
     ...(r?.spliceMinBytes !== undefined ? { readerSpliceMinBytes: r.spliceMinBytes } : {}),
   };
