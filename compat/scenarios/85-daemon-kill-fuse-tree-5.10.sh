@@ -6,7 +6,7 @@
 #   reader with the right bytes or a clean error, never a hang and never wrong bytes (zeros): each
 #   file's sha256 read during the kill is the source's or an error is reported for it, the reader ends
 #   within 180 s of the kill, and so does a second whole-tree read after the supervisor restarted the
-#   worker; `ondemand umount` then unmounts.
+#   worker; `ondemand umount` then unmounts, and the image mounted again reads right.
 . "$REPO/compat/scenarios/registry.inc"
 case "$(uname -r)" in 5.10.*) ;; *) fail "not a 5.10 kernel: $(uname -r)" ;; esac
 mountpoint -q /sys/fs/fuse/connections || mount -t fusectl fusectl /sys/fs/fuse/connections
@@ -44,25 +44,26 @@ wait_reader() { # pid what seconds
   wait "$1" 2>/dev/null
 }
 # Every hash read must be the source's; a file without a hash must have an error naming it or one of
-# its directories. Prints "right errors" (run in $(...): check its status).
+# its directories (the mount's root included). Prints "right errors" (run in $(...): check its status).
 judge() { # got err
   local right=0 errors=0 line name p named
   while IFS= read -r line; do
-    grep -qxF "$line" /tmp/want || fail "wrong bytes read (zeros?): $line (want $(grep -F "  ${line#*  }" /tmp/want | cut -c1-16)...)"
+    grep -qxF "$line" /tmp/want || fail "wrong bytes read (zeros?): $line (want $(awk -v n="${line#*  }" 'substr($0, 67) == n' /tmp/want | cut -c1-16)...)"
     right=$((right+1))
   done < "$1"
   while IFS= read -r line; do
     name="${line#*  }"
-    grep -qF "  $name" "$1" && continue
+    awk -v n="$name" 'substr($0, 67) == n { f = 1 } END { exit !f }' "$1" && continue
+    # sha256sum names the file ("sha256sum: ./d/f: ..."), find a directory ("find: ‘./d’: ...").
     named=0; p="$name"
-    while [ "$p" != . ] && [ -n "$p" ]; do grep -qF "$p" "$2" && { named=1; break; }; p="${p%/*}"; done
-    grep -qF "/tmp/mnt/a" "$2" && named=1
+    grep -qF "sha256sum: $name:" "$2" && named=1
+    while [ "$named" = 0 ] && [ "$p" != . ]; do p="${p%/*}"; grep -qF "‘$p’:" "$2" && named=1; done
     [ "$named" = 1 ] || fail "no hash and no error for $name"
     errors=$((errors+1))
   done < /tmp/want
   echo "$right $errors"
 }
-sums() { (cd /tmp/mnt/a && find . -type f | sort | xargs sha256sum) > "$1" 2> "$2"; }
+sums() { (cd /tmp/mnt/a && find . -type f | sort | xargs -r sha256sum) > "$1" 2> "$2"; }
 
 sums /tmp/got1 /tmp/err1 &
 R=$!
@@ -96,4 +97,9 @@ note "read after the restart: $1 file(s) right, $2 error(s), no wrong bytes"
 $OD status 2>&1 | tail -4
 $OD umount /tmp/mnt/a || fail "umount"
 grep -q ' /tmp/mnt/' /proc/mounts && fail "mounts left"
+# Whatever the kill left, a new mount of the image reads it right.
+$OD mount --insecure --image "$REG/x:one" /tmp/mnt/a || fail "mount again"
+(cd /tmp/mnt/a && sha256sum -c --quiet /tmp/want) || fail "the image mounted again reads wrong"
+note "mounted again: every file right, $(fetched /tmp/mnt/a) bytes fetched"
+$OD umount /tmp/mnt/a || fail "umount"
 note PASS
