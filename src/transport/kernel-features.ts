@@ -20,6 +20,7 @@ import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACC
 import {
   FSCONFIG_SET_STRING, FSOPEN_CLOEXEC, SYS_fsconfig, SYS_fsopen, lastErrno, syscallFsconfig, syscallFsopen,
 } from '../native/cachefiles.js';
+import { IN_HEADER_SIZE, InitFlag2, Opcode, decodeInHeader, decodeInitIn } from '../fuse/layout.js';
 import { errorText, systemCode } from '../util/errors.js';
 import { hasCapSysAdmin } from '../util/user-dirs.js';
 import { CACHEFILES_DEVICE, deviceCommand, openDevice } from './fscache/device.js';
@@ -123,14 +124,10 @@ function probeFuse(): { fuse: Feature; passthrough: Feature } {
     mounted = true;
     const buf = Buffer.alloc(64 * 1024 + 4096 * 2);
     const n = readSync(fd, buf, 0, buf.length, null);
-    const FUSE_INIT = 26;
-    if (n < 64 || buf.readUInt32LE(4) !== FUSE_INIT) return { fuse, passthrough: { supported: false, reason: 'FUSE probe: first request was not INIT' } };
-    const major = buf.readUInt32LE(40);
-    const minor = buf.readUInt32LE(44);
-    const flags = buf.readUInt32LE(52);
-    const INIT_EXT = 1 << 30;
-    const flags2 = (flags & INIT_EXT) !== 0 ? buf.readUInt32LE(56) : 0;
-    const passthrough = (flags2 & (1 << 5)) !== 0;
+    // fuse_init_in is 16 bytes before protocol 7.36 (5.10 sends 7.32), 64 after: the decoder takes either.
+    if (n < IN_HEADER_SIZE + 16 || decodeInHeader(buf).opcode !== Opcode.INIT) return { fuse, passthrough: { supported: false, reason: 'FUSE probe: first request was not INIT' } };
+    const { major, minor, flags2 } = decodeInitIn(buf.subarray(IN_HEADER_SIZE, n));
+    const passthrough = (flags2 & InitFlag2.PASSTHROUGH) !== 0;
     return {
       fuse: { supported: true, reason: `/dev/fuse present, protocol ${major}.${minor}` },
       passthrough: passthrough
