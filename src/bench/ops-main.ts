@@ -1,0 +1,131 @@
+/**
+ * A reading process of `ondemand bench` (run by ops.ts): opens what it needs, prints `ready`, waits for
+ * `go` on stdin, does its operations, prints one JSON line (OpsResult). Its own start-up is never
+ * timed. The reads happen here, not in the CLI: a process that serves a mount must never read it, and
+ * every mode is read the same way.
+ *   node ops-main.js '<OpsSpec JSON>'
+ */
+import { closeSync, lstatSync, openSync, opendirSync, readFileSync, readSync, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { record, type LatencyCounts } from './latency.js';
+import type { OpsResult, OpsSpec } from './ops-spec.js';
+
+const PAGE = 4096;
+
+function lines(list: string): string[] {
+  return readFileSync(list, 'utf8').split('\n').filter((l) => l.length > 0);
+}
+
+function now(): number {
+  return Number(process.hrtime.bigint());
+}
+
+/** Prepares the operations; returns the function that does them. */
+function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
+  const latency: LatencyCounts = {};
+  switch (spec.op) {
+    case 'seq':
+    case 'tree': {
+      const files = spec.op === 'seq' ? spec.files : lines(spec.list).map((p) => join(spec.root, p));
+      const buf = Buffer.allocUnsafe(spec.blockSize);
+      return () => {
+        let ops = 0;
+        let bytes = 0;
+        for (const f of files) {
+          const fd = openSync(f, 'r');
+          try {
+            for (;;) {
+              const t0 = performance.now();
+              const n = readSync(fd, buf, 0, buf.length, null);
+              record(latency, (performance.now() - t0) * 1e6);
+              ops++;
+              if (n === 0) break;
+              bytes += n;
+            }
+          } finally {
+            closeSync(fd);
+          }
+        }
+        return { ops, bytes, latency };
+      };
+    }
+    case 'rand': {
+      const fds = spec.files.map((f) => openSync(f, 'r'));
+      const pages = fds.map((fd) => Math.floor(fstatSync(fd).size / PAGE));
+      const total = pages.reduce((a, b) => a + b, 0);
+      if (total === 0) throw new Error('no whole 4 KiB page in the files to read');
+      const buf = Buffer.allocUnsafe(PAGE);
+      let x = (spec.seed * 2654435761) >>> 0 || 1;
+      return () => {
+        for (let k = 0; k < spec.reads; k++) {
+          // xorshift32: a page index uniform over every page of the files.
+          x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+          const y = Math.floor((x / 4294967296) * total);
+          let p = y;
+          let i = 0;
+          while (p >= pages[i]!) p -= pages[i++]!;
+          const t0 = performance.now();
+          const n = readSync(fds[i]!, buf, 0, PAGE, p * PAGE);
+          record(latency, (performance.now() - t0) * 1e6);
+          if (n !== PAGE) throw new Error(`short read of ${spec.files[i]!} at ${p * PAGE}: ${n} bytes`);
+        }
+        for (const fd of fds) closeSync(fd);
+        return { ops: spec.reads, bytes: spec.reads * PAGE, latency };
+      };
+    }
+    case 'stat': {
+      const paths = lines(spec.list).map((p) => join(spec.root, p));
+      return () => {
+        for (const p of paths) {
+          const t0 = performance.now();
+          lstatSync(p);
+          record(latency, (performance.now() - t0) * 1e6);
+        }
+        return { ops: paths.length, bytes: 0, latency };
+      };
+    }
+    case 'readdir': {
+      const dirs = lines(spec.list).map((p) => join(spec.root, p));
+      return () => {
+        let entries = 0;
+        for (const d of dirs) {
+          const t0 = performance.now();
+          const dir = opendirSync(d, { bufferSize: 128 });
+          try {
+            while (dir.readSync() !== null) entries++;
+          } finally {
+            dir.closeSync();
+          }
+          record(latency, (performance.now() - t0) * 1e6);
+        }
+        return { ops: entries, bytes: 0, latency };
+      };
+    }
+  }
+}
+
+function main(): void {
+  const spec = JSON.parse(process.argv[2] ?? '') as OpsSpec;
+  const run = prepare(spec);
+  process.stdout.write('ready\n');
+  let input = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    input += chunk;
+    if (!input.includes('go\n')) return;
+    process.stdin.pause();
+    const startNs = now();
+    const r = run();
+    const endNs = now();
+    const result: OpsResult = { startNs, endNs, ...r };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
+  });
+}
+
+try {
+  main();
+} catch (err) {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,22 @@
+/**
+ * posix_fadvise(2) through koffi: dropping a file's clean pages from the page cache (DONTNEED), per
+ * file, which `ondemand bench` uses instead of `drop_caches` (on VMs that hand freed memory back to the
+ * host, dropping everything at once makes the next reads fault every page in again at random).
+ */
+import { closeSync, openSync } from 'node:fs';
+import { libc, sysError } from './libc.js';
+
+const posixFadvise = libc.func('int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)') as (fd: number, offset: number, len: number, advice: number) => number;
+
+export const POSIX_FADV_DONTNEED = 4;
+
+/** Drops the clean cached pages of the file at `path` (dirty ones stay until written back). */
+export function evictFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    const e = posixFadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (e !== 0) throw sysError('posix_fadvise', path, e);
+  } finally {
+    closeSync(fd);
+  }
+}
