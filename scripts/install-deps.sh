@@ -4,6 +4,7 @@ set -euo pipefail
 packages=(
   erofs-utils docker-registry skopeo umoci debootstrap attr fuse3 e2fsprogs util-linux curl
   apache2-utils zstd xz-utils cpio
+  fio chromium
   qemu-system-x86 busybox-static linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev
 )
 missing=()

@@ -13,8 +13,10 @@ import { controlSocketPath, daemonLogPath } from '../daemon/paths.js';
 import type { MountModeRequest, MountStatus } from '../mount/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import { BenchError, MountError, errorText } from '../util/errors.js';
+import { compiledThreadUrl } from '../util/thread-url.js';
 
-const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The CLI's entry, compiled (under vitest this module is a .ts source: then the build's, checked current). */
+const cliMain = (): string => fileURLToPath(compiledThreadUrl(import.meta.url, '../cli/main.js', 'EBENCH'));
 
 /** Clock ticks per second of /proc/PID/stat (USER_HZ: 100 on every Linux architecture Node runs on). */
 const USER_HZ = 100;
@@ -74,7 +76,7 @@ export class BenchDaemon {
       [DAEMON_CONFIG_ENV]: JSON.stringify(configToJson(benchDaemonConfig(this.config, this.cacheDir))),
     };
     const logFd = openSync(daemonLogPath(this.runDir), 'a');
-    const child = spawn(process.execPath, [MAIN, 'daemon'], { cwd: '/', env, stdio: ['ignore', logFd, logFd] });
+    const child = spawn(process.execPath, [cliMain(), 'daemon'], { cwd: '/', env, stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     this.child = child;
     // Typed wide: set in a callback, so the checks below must not narrow it to null.

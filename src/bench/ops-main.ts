@@ -20,14 +20,42 @@ function now(): number {
   return Number(process.hrtime.bigint());
 }
 
+/**
+ * Per-operation latencies (ms, as performance.now() differences), kept as plain numbers while the
+ * operations run and counted into buckets only after the clock stops (bucketing costs more than a
+ * page-cache hit).
+ */
+class Latencies {
+  private values: Float64Array;
+  private n = 0;
+  constructor(expected: number) {
+    this.values = new Float64Array(Math.max(1024, expected));
+  }
+  add(ms: number): void {
+    if (this.n === this.values.length) {
+      const more = new Float64Array(this.values.length * 2);
+      more.set(this.values);
+      this.values = more;
+    }
+    this.values[this.n++] = ms;
+  }
+  counts(): LatencyCounts {
+    const c: LatencyCounts = {};
+    for (let i = 0; i < this.n; i++) record(c, this.values[i]! * 1e6);
+    return c;
+  }
+}
+
 /** Prepares the operations; returns the function that does them. */
-function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
-  const latency: LatencyCounts = {};
+function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'latency'> & { latency: Latencies } {
   switch (spec.op) {
     case 'seq':
     case 'tree': {
       const files = spec.op === 'seq' ? spec.files : lines(spec.list).map((p) => join(spec.root, p));
-      const buf = Buffer.allocUnsafe(spec.blockSize);
+      // Touched now, so no page of it faults in while the clock runs.
+      const buf = Buffer.alloc(spec.blockSize, 1);
+      // Not stat'ed beforehand: that would bring their inodes in before a cold run.
+      const latency = new Latencies(files.length * 2);
       return () => {
         let ops = 0;
         let bytes = 0;
@@ -37,7 +65,7 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
             for (;;) {
               const t0 = performance.now();
               const n = readSync(fd, buf, 0, buf.length, null);
-              record(latency, (performance.now() - t0) * 1e6);
+              latency.add(performance.now() - t0);
               ops++;
               if (n === 0) break;
               bytes += n;
@@ -54,7 +82,8 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
       const pages = fds.map((fd) => Math.floor(fstatSync(fd).size / PAGE));
       const total = pages.reduce((a, b) => a + b, 0);
       if (total === 0) throw new Error('no whole 4 KiB page in the files to read');
-      const buf = Buffer.allocUnsafe(PAGE);
+      const buf = Buffer.alloc(PAGE, 1);
+      const latency = new Latencies(spec.reads);
       let x = (spec.seed * 2654435761) >>> 0 || 1;
       return () => {
         for (let k = 0; k < spec.reads; k++) {
@@ -66,7 +95,7 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
           while (p >= pages[i]!) p -= pages[i++]!;
           const t0 = performance.now();
           const n = readSync(fds[i]!, buf, 0, PAGE, p * PAGE);
-          record(latency, (performance.now() - t0) * 1e6);
+          latency.add(performance.now() - t0);
           if (n !== PAGE) throw new Error(`short read of ${spec.files[i]!} at ${p * PAGE}: ${n} bytes`);
         }
         for (const fd of fds) closeSync(fd);
@@ -75,17 +104,19 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
     }
     case 'stat': {
       const paths = lines(spec.list).map((p) => join(spec.root, p));
+      const latency = new Latencies(paths.length);
       return () => {
         for (const p of paths) {
           const t0 = performance.now();
           lstatSync(p);
-          record(latency, (performance.now() - t0) * 1e6);
+          latency.add(performance.now() - t0);
         }
         return { ops: paths.length, bytes: 0, latency };
       };
     }
     case 'readdir': {
       const dirs = lines(spec.list).map((p) => join(spec.root, p));
+      const latency = new Latencies(dirs.length);
       return () => {
         let entries = 0;
         for (const d of dirs) {
@@ -96,7 +127,7 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs'> {
           } finally {
             dir.closeSync();
           }
-          record(latency, (performance.now() - t0) * 1e6);
+          latency.add(performance.now() - t0);
         }
         return { ops: entries, bytes: 0, latency };
       };
@@ -117,7 +148,7 @@ function main(): void {
     const startNs = now();
     const r = run();
     const endNs = now();
-    const result: OpsResult = { startNs, endNs, ...r };
+    const result: OpsResult = { startNs, endNs, ops: r.ops, bytes: r.bytes, latency: r.latency.counts() };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exit(0);
   });

@@ -5,11 +5,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BenchError } from '../util/errors.js';
+import { compiledThreadUrl } from '../util/thread-url.js';
 import { merge, quantile, type LatencyCounts } from './latency.js';
 import type { OpsResult, OpsSpec } from './ops-spec.js';
 import type { Measured } from './types.js';
 
-const OPS_MAIN = fileURLToPath(new URL('./ops-main.js', import.meta.url));
+/** The reading process's module, compiled (see compiledThreadUrl: under vitest, the build's). */
+const opsMain = (): string => fileURLToPath(compiledThreadUrl(import.meta.url, 'ops-main.js', 'EBENCH'));
 
 /** A process that has not answered in this long has hung on a read: it is killed and the workload fails. */
 export const OPS_TIMEOUT_MS = 30 * 60_000;
@@ -21,7 +23,7 @@ interface Job {
 }
 
 function startJob(spec: OpsSpec, what: string): Job {
-  const child = spawn(process.execPath, [OPS_MAIN, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'], cwd: '/' });
+  const child = spawn(process.execPath, [opsMain(), JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'], cwd: '/' });
   let out = '';
   let err = '';
   let onReady: () => void = () => undefined;

@@ -33,7 +33,7 @@ import { runOps } from './ops.js';
 import type { OpsSpec } from './ops-spec.js';
 import { pullAndStart } from './pull.js';
 import { runStartup, type StartupCommand } from './startup.js';
-import { evictUnder, listTree, type TreeLists } from './tree.js';
+import { evictUnder, LARGEST_FILES, listTree, type TreeLists } from './tree.js';
 import {
   BENCH_SCHEMA, PHASES, UNITS, WORKLOADS, type BenchCell, type BenchReport, type BenchSample, type ComparePull, type Measured, type ModeOutcome,
   type Phase, type PullSample, type Workload,
@@ -57,6 +57,8 @@ export interface BenchOptions {
   /** `--compare-pull`: the unconverted image to pull in full for the start-up comparison. */
   comparePull?: string;
   randReads?: number;
+  /** How many of the image's largest files the seq and rand workloads read (default LARGEST_FILES). */
+  largestFiles?: number;
   /** Where the bench makes its directory (run dir, cache, local copy, mountpoints); default /var/tmp. */
   workDir?: string;
   /** Progress lines (stderr). */
@@ -353,6 +355,22 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const dir = mkdtempSync(join(options.workDir ?? '/var/tmp', 'ondemand-bench-'));
   const daemon = new BenchDaemon(join(dir, 'run'), join(dir, 'cache'), options.config);
   const leftoverMounts: string[] = [];
+  const cleanUp = async (): Promise<void> => {
+    await daemon.stop().catch((err: unknown) => log.warn({ err: errorText(err) }, 'bench: stopping its daemon failed'));
+    for (const mp of mountsUnder(dir)) {
+      leftoverMounts.push(mp);
+      if (umount2(mp, MNT_DETACH) !== 0) log.warn({ mountpoint: mp }, 'bench: could not detach a leftover mount');
+    }
+    if (leftoverMounts.length > 0) say(`bench: detached ${leftoverMounts.length} mount(s) left behind: ${leftoverMounts.join(', ')}`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, kill): the same clean-up, then the exit the signal asked for.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    say(`bench: ${signal}: stopping its daemon and unmounting`);
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     mkdirSync(daemon.cacheDir, { recursive: true });
     const detected = detect(daemon.cacheDir);
@@ -369,7 +387,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     const lm = await mountLocal(copy, listMnt, features);
     let lists: TreeLists;
     try {
-      lists = listTree(listMnt, join(dir, 'lists'));
+      lists = listTree(listMnt, join(dir, 'lists'), options.largestFiles ?? LARGEST_FILES);
     } finally {
       await lm.unmount();
     }
@@ -452,6 +470,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         workloads,
         run: options.run ? { command: options.run.command, ready: options.run.ready?.source ?? null, timeoutMs: options.run.timeoutMs } : null,
         randReads: opts.randReads,
+        largestFiles: options.largestFiles ?? LARGEST_FILES,
       },
       modes: modes.map((m) => outcomes.get(m)!),
       results,
@@ -459,12 +478,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       leftoverMounts,
     };
   } finally {
-    await daemon.stop().catch((err: unknown) => log.warn({ err: errorText(err) }, 'bench: stopping its daemon failed'));
-    for (const mp of mountsUnder(dir)) {
-      leftoverMounts.push(mp);
-      if (umount2(mp, MNT_DETACH) !== 0) log.warn({ mountpoint: mp }, 'bench: could not detach a leftover mount');
-    }
-    if (leftoverMounts.length > 0) say(`bench: detached ${leftoverMounts.length} mount(s) left behind: ${leftoverMounts.join(', ')}`);
-    rmSync(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanUp();
   }
 }

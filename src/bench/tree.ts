@@ -7,7 +7,7 @@ import { lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evictFile } from '../native/fadvise.js';
 
-/** How many of the largest files the seq and rand workloads read, and at most how many bytes of them. */
+/** How many of the largest files the seq and rand workloads read (default), and at most how many bytes of them. */
 export const LARGEST_FILES = 16;
 export const LARGEST_BYTES = 1024 ** 3;
 
@@ -25,7 +25,7 @@ export interface TreeLists {
 }
 
 /** Lists the tree at `root` into list files in `dir`. */
-export function listTree(root: string, dir: string): TreeLists {
+export function listTree(root: string, dir: string, largestFiles = LARGEST_FILES): TreeLists {
   const entries: string[] = [];
   const dirs: string[] = ['.'];
   const files: { path: string; size: number }[] = [];
@@ -51,7 +51,7 @@ export function listTree(root: string, dir: string): TreeLists {
   const largest: string[] = [];
   let largestBytes = 0;
   for (const f of bySize) {
-    if (largest.length >= LARGEST_FILES || (largest.length > 0 && largestBytes + f.size > LARGEST_BYTES) || f.size < 4096) break;
+    if (largest.length >= largestFiles || (largest.length > 0 && largestBytes + f.size > LARGEST_BYTES) || f.size < 4096) break;
     largest.push(f.path);
     largestBytes += f.size;
   }

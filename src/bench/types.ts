@@ -172,6 +172,8 @@ export interface BenchOptionsJson {
   workloads: Workload[];
   run: { command: string; ready: string | null; timeoutMs: number } | null;
   randReads: number;
+  /** How many of the largest files seq and rand read (at most; and at most 1 GiB of them). */
+  largestFiles: number;
 }
 
 export interface BenchReport {

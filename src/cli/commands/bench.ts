@@ -10,6 +10,7 @@ import { PLATFORM_DEFAULT_HOST, callerCredentials, registryAccess, registryOptio
 import { renderHtml } from '../../bench/report-html.js';
 import { renderText } from '../../bench/report-text.js';
 import { DEFAULT_RAND_READS, runBench } from '../../bench/run.js';
+import { LARGEST_FILES } from '../../bench/tree.js';
 import { WORKLOADS, type Workload } from '../../bench/types.js';
 import { MOUNT_MODES } from '../../transport/types.js';
 import { UsageError } from '../../util/errors.js';
@@ -58,6 +59,7 @@ export const benchCommand = defineCommand({
       .option('run-timeout', { type: 'number', default: 120, describe: 'With --run: seconds one start-up may take' })
       .option('compare-pull', { type: 'string', describe: 'With --run: the unconverted image (registry reference, or skopeo transport:REF) to pull in full (skopeo copy + umoci unpack) and start the same way' })
       .option('rand-reads', { type: 'number', default: DEFAULT_RAND_READS, describe: '4 KiB reads of the rand1 and rand4 workloads' })
+      .option('files', { type: 'number', default: LARGEST_FILES, describe: 'How many of the image\'s largest files the seq and rand workloads read (at most 1 GiB of them)' })
       .option('work-dir', { type: 'string', default: '/var/tmp', describe: 'Where the bench makes its directory (its own daemon\'s run and cache dirs, the local copy, mountpoints); removed at the end. Not tmpfs: fanotify needs a disk filesystem' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON (schema: docs/bench.md) instead of the table' })
       .option('report', { type: 'string', describe: 'Also write a self-contained HTML report (charts, host facts) to this file' })
@@ -73,6 +75,7 @@ export const benchCommand = defineCommand({
     if (argv.comparePull !== undefined && !withRun) throw new UsageError('--compare-pull needs --run (the start-up it compares)');
     if (!Number.isInteger(argv.runs) || argv.runs < 1) throw new UsageError('--runs must be a whole number of at least 1');
     if (!Number.isInteger(argv.randReads) || argv.randReads < 4) throw new UsageError('--rand-reads must be a whole number of at least 4');
+    if (!Number.isInteger(argv.files) || argv.files < 1) throw new UsageError('--files must be a whole number of at least 1');
     if (!(argv.runTimeout > 0)) throw new UsageError('--run-timeout must be more than 0 seconds');
     const workloads = parseWorkloads(argv.workload, withRun);
     const modes = parseModes(argv.modes);
@@ -90,6 +93,7 @@ export const benchCommand = defineCommand({
       ...(withRun ? { run: { command: argv.run!, ready, timeoutMs: argv.runTimeout * 1000 } } : {}),
       ...(argv.comparePull !== undefined ? { comparePull: argv.comparePull } : {}),
       randReads: argv.randReads,
+      largestFiles: argv.files,
       workDir: argv.workDir,
       ...(argv.quiet ? {} : { progress: (line: string) => process.stderr.write(`${line}\n`) }),
     });
