@@ -16,6 +16,11 @@ function lines(list: string): string[] {
   return readFileSync(list, 'utf8').split('\n').filter((l) => l.length > 0);
 }
 
+/** A failed call as one line: what, on which path, why (`EIO: i/o error, read`). */
+function failure(what: string, path: string, err: unknown): Error {
+  return new Error(`${what} ${path}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
 function now(): number {
   return Number(process.hrtime.bigint());
 }
@@ -60,7 +65,12 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
         let ops = 0;
         let bytes = 0;
         for (const f of files) {
-          const fd = openSync(f, 'r');
+          let fd: number;
+          try {
+            fd = openSync(f, 'r');
+          } catch (err) {
+            throw failure('open', f, err);
+          }
           try {
             for (;;) {
               const t0 = performance.now();
@@ -70,6 +80,8 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
               if (n === 0) break;
               bytes += n;
             }
+          } catch (err) {
+            throw failure('read', f, err);
           } finally {
             closeSync(fd);
           }
@@ -94,7 +106,12 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
           let i = 0;
           while (p >= pages[i]!) p -= pages[i++]!;
           const t0 = performance.now();
-          const n = readSync(fds[i]!, buf, 0, PAGE, p * PAGE);
+          let n: number;
+          try {
+            n = readSync(fds[i]!, buf, 0, PAGE, p * PAGE);
+          } catch (err) {
+            throw failure(`pread at ${p * PAGE} of`, spec.files[i]!, err);
+          }
           latency.add(performance.now() - t0);
           if (n !== PAGE) throw new Error(`short read of ${spec.files[i]!} at ${p * PAGE}: ${n} bytes`);
         }
@@ -108,7 +125,11 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
       return () => {
         for (const p of paths) {
           const t0 = performance.now();
-          lstatSync(p);
+          try {
+            lstatSync(p);
+          } catch (err) {
+            throw failure('lstat', p, err);
+          }
           latency.add(performance.now() - t0);
         }
         return { ops: paths.length, bytes: 0, latency };
@@ -121,9 +142,16 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
         let entries = 0;
         for (const d of dirs) {
           const t0 = performance.now();
-          const dir = opendirSync(d, { bufferSize: 128 });
+          let dir;
+          try {
+            dir = opendirSync(d, { bufferSize: 128 });
+          } catch (err) {
+            throw failure('opendir', d, err);
+          }
           try {
             while (dir.readSync() !== null) entries++;
+          } catch (err) {
+            throw failure('readdir', d, err);
           } finally {
             dir.closeSync();
           }
@@ -146,7 +174,13 @@ function main(): void {
     if (!input.includes('go\n')) return;
     process.stdin.pause();
     const startNs = now();
-    const r = run();
+    let r;
+    try {
+      r = run();
+    } catch (err) {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
     const endNs = now();
     const result: OpsResult = { startNs, endNs, ops: r.ops, bytes: r.bytes, latency: r.latency.counts() };
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -425,7 +425,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             const phase = where.phase;
             outcomes.set(mode, { mode, status: 'failed', error, failedAt: { workload, phase, run } });
             say(`run ${run}/${opts.runs} ${workload} ${mode} ${phase}: FAILED: ${error}`);
-            log.warn({ mode, workload, phase, run, err: error }, 'bench: a mode failed; the others go on');
+            log.info({ mode, workload, phase, run, err: error }, 'bench: a mode failed; the others go on');
             // Whatever it left: the daemon unmounts everything it serves when it stops; the local mount is
             // detached below at the end if its own unmount failed.
             if (mode !== 'local') await daemon.stop().catch(() => undefined);
