@@ -19,4 +19,8 @@ node dist/bench/startup.js
 node dist/bench/build-debian.js
 node dist/bench/convert-debian.js
 # fscache vs local erofs, inside the compat VM (needs qemu + the compat kernel; builds it when not cached)
-if command -v qemu-system-x86_64 >/dev/null; then node dist/bench/fscache-read.js; fi
+if command -v qemu-system-x86_64 >/dev/null; then
+  node dist/bench/fscache-read.js
+  # issue #16: the same `ondemand bench` in the VM (fscache vs fuse-blobs vs local)
+  node dist/bench/bench-vm.js
+fi
