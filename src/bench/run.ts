@@ -39,7 +39,7 @@ import {
   type Phase, type PullSample, type Workload,
 } from './types.js';
 
-export const DEFAULT_RAND_READS = 10_000;
+export const DEFAULT_RAND_READS = 50_000;
 const MiB = 1024 * 1024;
 const SEQ_BLOCK = MiB;
 
