@@ -7,6 +7,8 @@
  */
 import { closeSync, lstatSync, openSync, opendirSync, readFileSync, readSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
+import { errno, sysError } from '../native/libc.js';
+import { pread } from '../native/pread.js';
 import { record, type LatencyCounts } from './latency.js';
 import type { OpsResult, OpsSpec } from './ops-spec.js';
 
@@ -107,12 +109,8 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
           let i = 0;
           while (p >= pages[i]!) p -= pages[i++]!;
           const t0 = performance.now();
-          let n: number;
-          try {
-            n = readSync(on[i]!, buf, 0, PAGE, p * PAGE);
-          } catch (err) {
-            throw failure(`pread at ${p * PAGE} of`, spec.files[i]!, err);
-          }
+          const n = pread(on[i]!, buf, PAGE, p * PAGE);
+          if (n < 0) throw failure(`pread at ${p * PAGE} of`, spec.files[i]!, sysError('pread', spec.files[i]!, errno()));
           latency?.add(performance.now() - t0);
           if (n !== PAGE) throw new Error(`short read of ${spec.files[i]!} at ${p * PAGE}: ${n} bytes`);
         }
