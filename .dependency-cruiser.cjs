@@ -2,7 +2,7 @@
 //
 // 1. No import cycles between files of src/ — type-only imports count (tsPreCompilationDeps).
 // 2. Layering: a folder of src/ may only import itself and the folders listed BELOW it here.
-//    Read top to bottom: cli → daemon → config → mount → transport → fuse → cache → fetch → registry, with
+//    Read top to bottom: cli → bench → daemon → config → mount → transport → fuse → cache → fetch → registry, with
 //    resolve used by mount and sitting above cache/fetch/registry; convert, copy, reader and build
 //    used only by cli; format, native and util underneath everything.
 //    A new folder of src/ must be placed here (rule `layer-unknown-folder`).
@@ -11,7 +11,9 @@
 
 /** folder → the folders it may import (besides itself). */
 const layers = {
-  cli: ['daemon', 'config', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'convert', 'copy', 'reader', 'build', 'format', 'native', 'util'],
+  cli: ['bench', 'daemon', 'config', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'convert', 'copy', 'reader', 'build', 'format', 'native', 'util'],
+  // `ondemand bench`: measures the modes through its own daemon (the control protocol) and the mount code.
+  bench: ['daemon', 'config', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'format', 'native', 'util'],
   daemon: ['config', 'mount', 'transport', 'fuse', 'resolve', 'cache', 'fetch', 'registry', 'format', 'native', 'util'],
   // The configuration file and its resolution (read by the CLI, handed to the daemon): it reads the
   // defaults of the layers it configures, so it sits above them.

@@ -68,6 +68,9 @@ compat: build
 demo: build
 	bash scripts/demo.sh
 
+# Every benchmark on this host, `ondemand bench` (all modes vs local on the Debian image, with fio on the
+# same mounts, and HelloBench-style start-up vs a full pull) among them; the compat VM's fscache-read
+# when qemu is there.
 bench: build
 	bash bench/run-all.sh
 

@@ -14,7 +14,15 @@ node dist/bench/registry-read.js
 node dist/bench/prefetch-pull.js
 # cold reads through a fresh mount vs curl of the same blob, 1, 8 and 32 readers (issue #18)
 node dist/bench/registry-cold.js
+# issue #16: one `ondemand bench` on the Debian minbase image (every mode vs local, cold/warm/hot), fio
+# on the same mounts beside it; then HelloBench-style start-up (python, node, nginx) vs a full pull
+node dist/bench/fio-check.js
+node dist/bench/startup.js
 node dist/bench/build-debian.js
 node dist/bench/convert-debian.js
 # fscache vs local erofs, inside the compat VM (needs qemu + the compat kernel; builds it when not cached)
-if command -v qemu-system-x86_64 >/dev/null; then node dist/bench/fscache-read.js; fi
+if command -v qemu-system-x86_64 >/dev/null; then
+  node dist/bench/fscache-read.js
+  # issue #16: the same `ondemand bench` in the VM (fscache vs fuse-blobs vs local)
+  node dist/bench/bench-vm.js
+fi

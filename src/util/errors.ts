@@ -133,3 +133,10 @@ export function systemCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** A benchmark step failed (`ondemand bench`): a workload's processes, a start-up command, a full pull. */
+export class BenchError extends OndemandError {
+  constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
+    super('EBENCH', message, context, options);
+  }
+}

@@ -28,6 +28,7 @@ export const commands: LazyCommand[] = [
   { name: 'convert', load: async () => (await import('./convert.js')).convertCommand },
   { name: 'push', load: async () => (await import('./push.js')).pushCommand },
   { name: 'pull', load: async () => (await import('./pull.js')).pullCommand },
+  { name: 'bench', load: async () => (await import('./bench.js')).benchCommand },
 ];
 
 /** The modules to load for these arguments: the named command's alone, or all (help, unknown names). */

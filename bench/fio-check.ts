@@ -1,0 +1,98 @@
+/**
+ * Issue #16 must-show 1: one `ondemand bench` run (runBench, the function the command calls) on the
+ * Debian bookworm minbase image, built by `ondemand build` and pushed to a local Debian docker-registry,
+ * compares every mode this host serves with local; right after each of its seq, rand1 and rand4
+ * measurements in the warm and hot phases, `fio` (Debian's) does the same reads on the same mount in
+ * the same state, and both figures are printed side by side:
+ *   warm: the files under the mount dropped from the page cache (as the bench's warm phase does before
+ *         it mounts) and fio --invalidate=1 (the file read, on the mount, dropped too);
+ *   hot:  right after the bench's hot run, fio --invalidate=0.
+ * fio jobs (psync, --readonly, --fadvise_hint=0: no POSIX_FADV_RANDOM, which would turn the kernel's
+ * readahead off where the bench's reader, like most programs, leaves it on): seq = --rw=read --bs=1M over the file; rand1/rand4 = --rw=randread
+ * --bs=4k --norandommap, numjobs 1 or 4, --io_size the bench's reads split over the jobs (fio's default,
+ * one file's size, would stop a job after as many reads as the file has pages).
+ * Figures: seq MiB/s = bytes / the sum of fio's per-read latency (its runtime is counted in whole ms,
+ * too coarse for a hot 50 MiB read); rand1 and rand4: fio's reads over its runtime. Rows: the median over the runs of the per-run
+ * ratio bench/fio. The bench reads one file (--files 1: fio's multi-file jobs split a size
+ * evenly over the files and pick files, not pages, at random, so only one file is the same work).
+ *   make build && node dist/bench/fio-check.js [runs=3] [randReads=200000]
+ */
+import { execFile } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { resolveConfig } from '../src/config/resolve.js';
+import { runBench, type MeasuredContext } from '../src/bench/run.js';
+import { renderText } from '../src/bench/report-text.js';
+import { UNITS } from '../src/bench/types.js';
+import { makeDebianTree } from '../test/helpers/trees.js';
+import { median, runRegistryBench } from './service-daemon.js';
+
+const exec = promisify(execFile);
+const runs = Number(process.argv[2] ?? 3);
+const randReads = Number(process.argv[3] ?? 200000);
+
+interface FioRead {
+  io_bytes: number;
+  total_ios: number;
+  runtime: number;
+  iops: number;
+  lat_ns: { mean: number };
+}
+
+async function fio(args: string[]): Promise<FioRead> {
+  const { stdout } = await exec('fio', ['--output-format=json', '--readonly', '--ioengine=psync', '--fadvise_hint=0', ...args], { maxBuffer: 64 << 20 });
+  const doc = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { jobs: { read: FioRead }[] };
+  return doc.jobs[0]!.read;
+}
+
+interface Row { mode: string; workload: string; phase: string; run: number; bench: number; fio: number }
+
+runRegistryBench('fio-check', async ({ tmp, registry, setup }) => {
+  const tree = join(tmp, 'debian');
+  const why = makeDebianTree(tree);
+  if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
+  const layout = join(tmp, 'layout');
+  await setup.ok('build', tree, `oci:${layout}:min`);
+  const ref = `${registry.host}/bench/debian:min`;
+  await setup.ok('push', '--insecure', `oci:${layout}:min`, ref);
+  const rows: Row[] = [];
+  const afterMeasure = async (m: MeasuredContext): Promise<void> => {
+    if (m.phase === 'cold' || !['seq', 'rand1', 'rand4'].includes(m.workload)) return;
+    const file = m.largest[0]!;
+    const invalidate = m.phase === 'warm' ? '1' : '0';
+    if (m.phase === 'warm') m.evict();
+    let value: number;
+    if (m.workload === 'seq') {
+      const r = await fio(['--name=seq', `--filename=${file}`, '--rw=read', '--bs=1M', `--invalidate=${invalidate}`]);
+      value = r.io_bytes / 1048576 / ((r.lat_ns.mean * r.total_ios) / 1e9);
+    } else {
+      const jobs = m.workload === 'rand1' ? 1 : 4;
+      const r = await fio(['--name=rand', `--filename=${file}`, '--rw=randread', '--bs=4k', '--norandommap', '--randrepeat=0', `--invalidate=${invalidate}`,
+        `--numjobs=${jobs}`, '--group_reporting', `--io_size=${Math.floor(randReads / jobs) * 4096}`]);
+      value = (r.total_ios * 1000) / r.runtime;
+    }
+    rows.push({ mode: m.mode, workload: m.workload, phase: m.phase, run: m.run, bench: m.sample.value, fio: value });
+    process.stderr.write(`  fio ${m.workload} ${m.mode} ${m.phase}: ${value.toFixed(0)} ${UNITS[m.workload]} (bench ${m.sample.value.toFixed(0)})\n`);
+  };
+  const report = await runBench({
+    image: ref, access: { insecure: true }, config: resolveConfig({ noFile: true }), modes: 'auto', workloads: ['seq', 'rand1', 'rand4'],
+    runs, randReads, largestFiles: 1, workDir: tmp, progress: (l) => process.stderr.write(`${l}\n`), hooks: { afterMeasure },
+  });
+  process.stdout.write(renderText(report));
+  const file = report.image.largestFiles[0]!;
+  process.stdout.write(`\nfio on the same mounts: ${file} (${(statSync(join(tree, file)).size / 1048576).toFixed(1)} MiB), ${randReads} random reads; ${runs} run(s)\n`);
+  process.stdout.write(`${'mode'.padEnd(11)} ${'workload'.padEnd(8)} ${'phase'.padEnd(5)} ${'unit'.padEnd(6)} ${'bench'.padStart(9)} ${'fio'.padStart(9)}  bench/fio (per run)          within 20 %\n`);
+  const keys = [...new Set(rows.map((r) => `${r.mode}|${r.workload}|${r.phase}`))];
+  let inside = 0;
+  for (const k of keys) {
+    const rs = rows.filter((r) => `${r.mode}|${r.workload}|${r.phase}` === k);
+    const ratios = rs.map((r) => r.bench / r.fio);
+    const med = median(ratios);
+    const ok = Math.abs(med - 1) <= 0.2;
+    if (ok) inside++;
+    const [mode, workload, phase] = k.split('|') as [string, 'seq', string];
+    process.stdout.write(`${mode.padEnd(11)} ${workload.padEnd(8)} ${phase.padEnd(5)} ${UNITS[workload].padEnd(6)} ${median(rs.map((r) => r.bench)).toFixed(0).padStart(9)} ${median(rs.map((r) => r.fio)).toFixed(0).padStart(9)}  ${`${med.toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' ')})`.padEnd(27)} ${ok ? 'yes' : 'NO'}\n`);
+  }
+  process.stdout.write(`within 20 % (median of the per-run ratios): ${inside} of ${keys.length} rows\n`);
+});
