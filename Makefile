@@ -74,8 +74,14 @@ demo: build
 bench: build
 	bash bench/run-all.sh
 
+# The CLI on PATH and the systemd unit (packaging/systemd); DESTDIR for staging (the unit test verifies one).
+PREFIX ?= /usr/local
+UNITDIR ?= /etc/systemd/system
 install: build
-	ln -sf "$(CURDIR)/bin/ondemand" /usr/local/bin/ondemand
+	mkdir -p "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(UNITDIR)"
+	ln -sf "$(CURDIR)/bin/ondemand" "$(DESTDIR)$(PREFIX)/bin/ondemand"
+	sed 's|/usr/local/bin/ondemand|$(PREFIX)/bin/ondemand|g' packaging/systemd/ondemand.service > "$(DESTDIR)$(UNITDIR)/ondemand.service"
+	@[ -n "$(DESTDIR)" ] || ! command -v systemctl >/dev/null || systemctl daemon-reload 2>/dev/null || true
 
 clean:
 	rm -rf dist

@@ -32,10 +32,12 @@ const host = [
   'test/mount/detect.test.ts',
   'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',
+  'test/mount/fuse-tree.test.ts',
   'test/mount/local-layout.test.ts',
   'test/mount/many.test.ts',
   'test/mount/prefetch.test.ts',
   'test/mount/prefetch-paths-mount.test.ts',
+  'test/mount/rootless.test.ts',
   'test/mount/unwind.test.ts',
 ];
 
@@ -58,6 +60,7 @@ const registry = [
   'test/mount/registry.test.ts',
   'test/mount/resend.test.ts',
   'test/mount/shared-blobs.test.ts',
+  'test/mount/startup-trace.test.ts',
 ];
 const compat = ['compat/**/*.test.ts'];
 

@@ -39,8 +39,9 @@ note "ondemand bench exit $rc"
 `;
 
 async function main(): Promise<void> {
-  await ensureKernel('ondemand', (l) => process.stderr.write(`${l}\n`));
-  const r = await runInVm({ kernel: 'ondemand', script, timeoutMs: 3_600_000 });
+  const kernel = { version: '6.1', variant: 'ondemand' } as const;
+  await ensureKernel(kernel, (l) => process.stderr.write(`${l}\n`));
+  const r = await runInVm({ kernel, script, timeoutMs: 3_600_000 });
   process.stderr.write(r.stdout.split('\n').filter((l) => l.startsWith('== ') || l.startsWith('run ') || l.startsWith('bench')).join('\n') + '\n');
   const json = r.out['bench.json'];
   if (r.rc !== 0 || json === undefined) throw new Error(`bench VM failed (rc ${r.rc}):\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`);

@@ -57,8 +57,9 @@ cat out/results.jsonl
 `;
 
 async function main(): Promise<void> {
-  await ensureKernel('ondemand', (l) => process.stderr.write(`${l}\n`));
-  const r = await runInVm({ kernel: 'ondemand', script, timeoutMs: 900_000 });
+  const kernel = { version: '6.1', variant: 'ondemand' } as const;
+  await ensureKernel(kernel, (l) => process.stderr.write(`${l}\n`));
+  const r = await runInVm({ kernel, script, timeoutMs: 900_000 });
   if (r.rc !== 0) throw new Error(`bench VM failed (rc ${r.rc}):\n${r.stdout}\n${r.stderr.slice(-4000)}`);
   const rows = (r.out['results.jsonl'] ?? '').trim().split('\n').map((l) => JSON.parse(l) as { case: string; r: { bytes: number; ms: number } });
   const mbps = new Map(rows.map((x) => [x.case, x.r.bytes / 1048576 / (x.r.ms / 1000)]));

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 node dist/bench/fuse-read.js
 # fanotify vs fuse-blobs vs local erofs (skips itself on a kernel without pre-content events, < 6.14)
 node dist/bench/fanotify-read.js
+# fuse-tree vs fuse-blobs vs local erofs vs erofsfuse (built by scripts/build-erofsfuse.sh; its rows skipped when it cannot be) (issue #15)
+node dist/bench/fuse-tree.js
 node dist/bench/cache-throughput.js
 node dist/bench/erofs-write.js
 node dist/bench/registry-read.js

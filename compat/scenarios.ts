@@ -1,7 +1,9 @@
 /**
  * Compat scenarios: one shell file each in compat/scenarios/, run as the workload of a VM. Adding a
  * scenario is adding a file. Header comments declare how to run it:
- *   # kernel: ondemand | no-ondemand
+ *   # kernel: [5.10 | 6.1 | 6.12] [ondemand | no-ondemand]   (version default 6.1, variant default the
+ *                                                       version's own: `ondemand` is 6.1 ondemand,
+ *                                                       `5.10` is 5.10 no-ondemand)
  *   # mode: fscache | fuse-blobs | auto | detect ...   (the table column)
  *   # timeout: <seconds>
  *   # proves: <what passing shows>
@@ -11,12 +13,12 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, runInVm, type KernelVariant, type VmResult } from './vm.js';
+import { KERNEL_VERSIONS, defaultVariant, repoRoot, runInVm, type KernelSpec, type KernelVersion, type VmResult } from './vm.js';
 
 export interface Scenario {
   name: string;
   file: string;
-  kernel: KernelVariant;
+  kernel: KernelSpec;
   mode: string;
   timeoutMs: number;
   proves: string;
@@ -47,8 +49,7 @@ export function loadScenarios(filter?: string): Scenario[] {
 function parseScenario(file: string): Scenario {
   const text = readFileSync(file, 'utf8');
   const header = (key: string): string | undefined => new RegExp(`^# ${key}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
-  const kernel = header('kernel') ?? 'ondemand';
-  if (kernel !== 'ondemand' && kernel !== 'no-ondemand') throw new Error(`${file}: kernel must be ondemand or no-ondemand`);
+  const kernel = parseKernel(file, header('kernel') ?? 'ondemand');
   const proves = /^# proves:([\s\S]*?)^[^#]/m.exec(text)?.[1]?.replace(/\n#\s*/g, ' ').trim() ?? '';
   return {
     name: file.split('/').pop()!.replace(/\.sh$/, ''),
@@ -60,6 +61,20 @@ function parseScenario(file: string): Scenario {
     memMiB: Number(header('memory') ?? 2048),
     needs: parseNeeds(file, header('needs')),
   };
+}
+
+/** `# kernel:` — `[version] [variant]`, e.g. `6.12 ondemand`, `5.10`, `no-ondemand` (= 6.1 no-ondemand). */
+export function parseKernel(file: string, text: string): KernelSpec {
+  const words = text.split(/\s+/).filter((w) => w !== '');
+  const isVersion = (w: string | undefined): w is KernelVersion => (KERNEL_VERSIONS as readonly string[]).includes(w ?? '');
+  const version: KernelVersion = isVersion(words[0]) ? words[0] : '6.1';
+  const rest = isVersion(words[0]) ? words.slice(1) : words;
+  const variant = rest[0] ?? defaultVariant(version);
+  if (rest.length > 1 || (variant !== 'ondemand' && variant !== 'no-ondemand')) {
+    throw new Error(`${file}: '# kernel: ${text}' must be [${KERNEL_VERSIONS.join('|')}] [ondemand|no-ondemand]`);
+  }
+  if (variant === 'ondemand' && version === '5.10') throw new Error(`${file}: linux 5.10 has no on-demand options (5.19+)`);
+  return { version, variant };
 }
 
 const KNOWN_NEEDS = ['debian-minbase'];

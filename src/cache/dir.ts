@@ -14,11 +14,12 @@
 import { join } from 'node:path';
 import { FS_MAGIC, fsTypeName, statfsType } from '../native/statfs.js';
 import { CacheError, errorText } from '../util/errors.js';
+import { defaultCacheDir } from '../util/user-dirs.js';
 import { ensureCacheDir } from './safe-files.js';
 
-export const DEFAULT_CACHE_DIR = '/var/cache/ondemand';
+export const DEFAULT_CACHE_DIR = defaultCacheDir();
 
-/** `--cache-dir`, else $ONDEMAND_CACHE_DIR, else /var/cache/ondemand. */
+/** `--cache-dir`, else $ONDEMAND_CACHE_DIR, else /var/cache/ondemand (root) or the user's cache dir. */
 export function resolveCacheDir(flag?: string): string {
   if (flag !== undefined && flag !== '') return flag;
   const env = process.env.ONDEMAND_CACHE_DIR;

@@ -29,11 +29,16 @@ export interface MetadataLayout {
   manifests: string;
   tocs: string;
   tags: string;
+  /** Start-up traces (mount/startup-trace.ts), one per manifest digest. */
+  traces: string;
 }
 
 export function metadataLayout(dir: string): MetadataLayout {
-  return { manifests: join(dir, 'manifests'), tocs: join(dir, 'tocs'), tags: join(dir, 'tags') };
+  return { manifests: join(dir, 'manifests'), tocs: join(dir, 'tocs'), tags: join(dir, 'tags'), traces: join(dir, 'traces') };
 }
+
+/** Largest start-up trace read back. */
+const MAX_TRACE = 16 << 20;
 
 function hexOf(digest: string): string {
   const hex = digest.replace(/^sha256:/, '');
@@ -55,6 +60,8 @@ function parseTagRecord(bytes: Buffer, reference?: string): TagResolution | unde
 }
 
 export interface MetadataListing {
+  /** Manifest digests with a start-up trace. */
+  traces: string[];
   manifests: number;
   tocs: number;
   tags: TagResolution[];
@@ -92,6 +99,8 @@ export function listMetadata(dir: string): MetadataListing {
   };
   const manifests = count(l.manifests);
   const tocs = count(l.tocs);
+  const traces = safeReaddir(l.traces).filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => `sha256:${n.slice(0, 64)}`);
+  count(l.traces);
   const tags: TagResolution[] = [];
   bytes += blocksOf(l.tags);
   for (const n of safeReaddir(l.tags)) {
@@ -101,7 +110,13 @@ export function listMetadata(dir: string): MetadataListing {
     if (rec) tags.push(rec);
   }
   tags.sort((a, b) => a.reference.localeCompare(b.reference));
-  return { manifests, tocs, tags, bytes };
+  return { manifests, tocs, tags, bytes, traces };
+}
+
+/** A stored start-up trace, read without the lock (`ondemand trace export`); undefined when there is none. */
+export function readTraceFile(dir: string, digest: string): Buffer | undefined {
+  const b = readWholeFile(join(metadataLayout(dir).traces, `${hexOf(digest)}.json`), 'start-up trace', MAX_TRACE);
+  return b === 'refused' ? undefined : b;
 }
 
 /** For listings: a file's bytes, empty for anything missing, refused or unreadable. */
@@ -128,7 +143,7 @@ export class ImageMetadataStore implements MetadataStore {
 
   constructor(private readonly dir: string, private readonly tmp: string) {
     this.layout = metadataLayout(dir);
-    for (const d of [this.layout.manifests, this.layout.tocs, this.layout.tags]) ensureCacheDir(d);
+    for (const d of [this.layout.manifests, this.layout.tocs, this.layout.tags, this.layout.traces]) ensureCacheDir(d);
     this.bytes = listMetadata(dir).bytes;
   }
 
@@ -187,6 +202,16 @@ export class ImageMetadataStore implements MetadataStore {
     hexOf(digest);
     const rec: TagResolution = { reference, digest, resolvedAt: at.toISOString() };
     await writeWholeFile(this.tmp, this.tagPath(reference), Buffer.from(JSON.stringify(rec) + '\n'));
+    this.recount();
+  }
+
+  async trace(digest: string): Promise<Buffer | undefined> {
+    const bytes = readWholeFile(join(this.layout.traces, `${hexOf(digest)}.json`), 'start-up trace', MAX_TRACE);
+    return bytes === 'refused' ? undefined : bytes;
+  }
+
+  async setTrace(digest: string, bytes: Buffer): Promise<void> {
+    await writeWholeFile(this.tmp, join(this.layout.traces, `${hexOf(digest)}.json`), bytes);
     this.recount();
   }
 

@@ -135,6 +135,9 @@ export interface MetadataStore {
   tag(reference: string): Promise<TagResolution | undefined>;
   /** Records that `reference` named `digest` just now. */
   setTag(reference: string, digest: string): Promise<void>;
+  /** The start-up trace recorded for the image with manifest `digest` (opaque JSON), if any. */
+  trace?(digest: string): Promise<Buffer | undefined>;
+  setTrace?(digest: string, bytes: Buffer): Promise<void>;
 }
 
 export interface CacheBackend {

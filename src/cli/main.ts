@@ -43,7 +43,8 @@ export async function runCli(args: string[]): Promise<number> {
   } catch (err) {
     exitCode = reportFailure(err);
   }
-  return exitCode;
+  // A command may end with a status of its own (`daemon status`: 3 when none runs).
+  return exitCode !== 0 ? exitCode : Number(process.exitCode ?? 0);
 }
 
 function reportFailure(err: unknown): number {

@@ -5,12 +5,13 @@
  */
 import { DEFAULT_FETCH_DEADLINE_MS } from '../mount/types.js';
 import { DEFAULT_RETRY } from '../registry/retry.js';
+import { defaultCacheDir } from '../util/user-dirs.js';
 import {
   addressKind, boolKind, choiceKind, countKind, hostListKind, optional, pathKind, secondsKind, sizeKind, type ValueKind,
 } from './values.js';
 
-/** Not imported from cache/dir.ts: that loads the native layer, and every command reads the configuration. (A test checks they agree.) */
-export const DEFAULT_CACHE_DIR = '/var/cache/ondemand';
+/** /var/cache/ondemand for root, the user's cache dir otherwise (util/user-dirs.ts). */
+export const DEFAULT_CACHE_DIR = defaultCacheDir();
 export const DEFAULT_CONFIG_PATH = '/etc/ondemand/config.toml';
 
 /**
@@ -52,6 +53,7 @@ export const KEYS = {
     'File holding USER:PASS used for every registry, like --creds-file (after $ONDEMAND_REGISTRY_USER/PASSWORD, before the Docker config)', 'ONDEMAND_REGISTRY_CREDS_FILE'),
   'prefetch.enabled': spec(boolKind, false, 'Whether `mount` fetches every blob in the background (its --prefetch / --no-prefetch)', 'ONDEMAND_PREFETCH'),
   'prefetch.rate': spec(sizeKind, 0, 'Bandwidth cap of background prefetch in bytes per second, e.g. 50M (0: no cap)', 'ONDEMAND_PREFETCH_RATE'),
+  'prefetch.trace_seconds': spec(countKind, 10, 'Seconds of first reads a cold mount records as the image\'s start-up trace, fetched first by later mounts (0: never record)', 'ONDEMAND_PREFETCH_TRACE_SECONDS'),
   'log.level': spec(choiceKind(LOG_LEVELS), 'warn' as LogLevel, 'Log level (the daemon logs at info unless this is set)', 'ONDEMAND_LOG_LEVEL'),
   'log.file': spec(optional(pathKind, '(stderr)'), null, 'Log to this file (appended) instead of stderr', 'ONDEMAND_LOG_FILE'),
   'metrics.address': spec(optional(addressKind, '(off)'), null, 'Where the daemon serves Prometheus metrics (GET /metrics; unset: off)', 'ONDEMAND_METRICS_ADDRESS'),

@@ -10,6 +10,7 @@ import {
   attachLoop, bindCachefiles, describeObject, makeDir, mountFilesystem, mountFuseConnection, releaseObject, sameObject, swapLoop, unmakeObject,
 } from '../transport/kernel-objects.js';
 import { unmarkPreAccess } from '../native/fanotify.js';
+import { fdOfProcess } from '../native/process.js';
 import { FanotifyGroup } from '../transport/fanotify/group.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -111,7 +112,32 @@ export class KernelRequests {
   }
 
   persist(): void {
-    writeRecordFile(this.recordFile, { supervisorPid: process.pid, cacheDir: this.cacheDir, mounts: [...this.records.values()] });
+    writeRecordFile(this.recordFile, {
+      supervisorPid: process.pid, cacheDir: this.cacheDir, mounts: [...this.records.values()], ...(this.cachefiles ? { cachefiles: this.cachefiles } : {}),
+    });
+  }
+
+  /** Credentials of every mount (memory only): what a successor daemon needs to fetch for them. */
+  secretsToHandOver(): Record<string, Credentials> {
+    return Object.fromEntries(this.secrets);
+  }
+
+  /**
+   * Takes over the mounts of the daemon `fromPid` that is handing over (`daemon restart`): duplicates of
+   * its kernel fds (pidfd_getfd, while it waits for us), its records with our fd numbers, the
+   * credentials it passed. Its fanotify group comes from the holder (adoptFanotify).
+   */
+  adoptFrom(fromPid: number, secrets: Record<string, Credentials>): number {
+    const file = readRecordFile(this.recordFile);
+    if (!file || file.supervisorPid !== fromPid) throw new MountError(`no records of daemon ${fromPid} to take over in ${this.recordFile}`);
+    for (const m of file.mounts) {
+      const objects = m.objects.map((o): KernelObject => (o.kind === 'fuse' ? { ...o, fd: fdOfProcess(fromPid, o.fd) } : o));
+      this.records.set(m.id, { ...m, objects });
+      const creds = secrets[m.id];
+      if (creds) this.secrets.set(m.id, creds);
+    }
+    if (file.cachefiles) this.cachefiles = { fd: fdOfProcess(fromPid, file.cachefiles.fd), restoreSupported: file.cachefiles.restoreSupported };
+    return file.mounts.length;
   }
 
   private record(id: string): MountRecord {
@@ -135,7 +161,7 @@ export class KernelRequests {
         return null;
       case 'openFuse': {
         this.record(req.id);
-        const fd = await mountFuseConnection(req.path, req.fsname, req.options);
+        const fd = await mountFuseConnection(req.path, req.fsname, req.options, req.flags);
         this.add(req.id, { kind: 'fuse', path: req.path, fd });
         return { fd, supervisorPid: process.pid };
       }

@@ -1,8 +1,10 @@
 /** Where the host's daemon keeps its socket, records and logs. `$ONDEMAND_RUN_DIR` isolates test daemons. */
 import { join } from 'node:path';
+import { defaultRunDir } from '../util/user-dirs.js';
 
+/** $ONDEMAND_RUN_DIR, else /run/ondemand (root) or $XDG_RUNTIME_DIR/ondemand (an unprivileged user's own daemon). */
 export function runDir(): string {
-  return process.env.ONDEMAND_RUN_DIR ?? '/run/ondemand';
+  return process.env.ONDEMAND_RUN_DIR ?? defaultRunDir();
 }
 
 export const controlSocketPath = (dir = runDir()): string => join(dir, 'control.sock');

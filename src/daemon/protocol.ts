@@ -79,13 +79,15 @@ export interface RecordFile {
   supervisorPid: number;
   cacheDir: string;
   mounts: MountRecord[];
+  /** The supervisor's /dev/cachefiles fd, once bound (a successor daemon takes it over: `daemon restart`). */
+  cachefiles?: { fd: number; restoreSupported: boolean };
 }
 
 // ---- IPC: worker → supervisor -----------------------------------------------------------------
 
 export type SupervisorRequest =
   | { op: 'begin'; record: Omit<MountRecord, 'objects' | 'state'>; credentials?: Credentials }
-  | { op: 'openFuse'; id: string; path: string; fsname: string; options: string }
+  | { op: 'openFuse'; id: string; path: string; fsname: string; options: string; flags?: number }
   | { op: 'fuseParams'; id: string; path: string; params: unknown }
   | { op: 'attachLoop'; id: string; file: string }
   /** Points a read-only loop device at another file of the same size (a complete blob's cache file). */

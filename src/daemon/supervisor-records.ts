@@ -28,7 +28,7 @@ export class SupervisorRecords implements MountRecordKeeper {
     const sup = this.supervisor;
     const adoptFd = (fd: number): number => fdOfProcess(this.supervisorPid, fd);
     return brokerOver({
-      openFuse: async (path, fsname, options) => (await sup.request({ op: 'openFuse', id, path, fsname, options })).fd,
+      openFuse: async (path, fsname, options, flags) => (await sup.request({ op: 'openFuse', id, path, fsname, options, ...(flags === undefined ? {} : { flags }) })).fd,
       adoptFd,
       saveFuseParams: async (path, params) => { await sup.request({ op: 'fuseParams', id, path, params }); },
       attachLoop: async (file) => (await sup.request({ op: 'attachLoop', id, file })).device,

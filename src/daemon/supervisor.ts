@@ -4,19 +4,65 @@
  * the control socket) as a child, restarting it whenever it dies (worker-process.ts). A worker crash
  * therefore never closes a kernel connection: the kernel queues requests until the new worker adopts
  * the fd.
+ *
+ * `ondemand daemon restart` (SIGUSR2) replaces the supervisor itself without unmounting anything: this
+ * one stops its worker, starts its successor (the same command line) and waits; the successor takes
+ * duplicates of every kernel fd (pidfd_getfd) and the records, signals SIGUSR1, and once this process
+ * has exited (freeing the run dir's and the cache's locks) starts a worker that re-attaches every
+ * mount, as after a worker crash. Readers wait meanwhile; if the successor fails, this one goes on.
  */
-import { constants, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { lockCacheDir, type CacheLock } from '../cache/lock.js';
 import { configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { detect } from '../mount/mode-choice.js';
 import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { log, reopenLog } from '../util/log.js';
+import { sendDatagram } from '../native/unix-socket.js';
 import { KernelRequests } from './kernel-requests.js';
 import { controlSocketPath, daemonLockPath, pidFilePath, recordFilePath, runDir } from './paths.js';
 import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './protocol.js';
 import { toWire } from './wire-errors.js';
 import { WorkerProcess } from './worker-process.js';
+import type { Credentials } from '../registry/credentials.js';
+
+/** Set by a restarting daemon for its successor: the predecessor's pid. */
+const HANDOVER_ENV = 'ONDEMAND_HANDOVER_FROM';
+/** How long each side of a hand-over waits for the other. */
+const HANDOVER_MS = 20_000;
+
+function takeHandoverEnv(): number | undefined {
+  const v = process.env[HANDOVER_ENV];
+  delete process.env[HANDOVER_ENV];
+  const pid = v === undefined ? NaN : Number(v);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * sd_notify(3) when systemd runs the daemon (Type=notify, NotifyAccess=all): READY once the first
+ * worker serves, with MAINPID, which is how a successor started by `daemon restart` (ExecReload)
+ * becomes the service's main process. Nothing without $NOTIFY_SOCKET.
+ */
+function notifyServiceManager(state: string): void {
+  const socket = process.env.NOTIFY_SOCKET;
+  if (socket === undefined || socket === '') return;
+  const r = sendDatagram(socket, state);
+  if (r < 0) log.warn({ socket, errno: -r }, 'cannot notify systemd');
+}
+
+/** Calls `f` until it stops throwing, for up to `ms`; then throws its last error with `why`. */
+async function retryUntil<T>(ms: number, f: () => T, why: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return f();
+    } catch (err) {
+      if (Date.now() > deadline) throw new MountError(`${why}: ${errorText(err)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
 
 export interface SupervisorOptions {
   cacheDir: string;
@@ -31,6 +77,8 @@ export class Supervisor {
   private stopping = false;
   private exitResolve: (() => void) | null = null;
   private everReady = false;
+  /** Between SIGUSR2 and the successor's SIGUSR1 (or its failure). */
+  private handingOver = false;
   private cacheLock: (CacheLock & { fd: number }) | null = null;
   /** Set when the daemon stops because its first worker could not start. */
   failure: string | null = null;
@@ -42,17 +90,28 @@ export class Supervisor {
   /** Runs until shut down. Throws when another daemon owns the run dir. */
   async run(): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.takeRunDir();
-    // Held here, not by the worker: a worker that dies must not free the cache for a `cache gc` to
-    // evict its mounts' blobs before the next worker pins them again.
-    this.cacheLock = lockCacheDir(this.options.cacheDir);
-    this.kernel.adoptFanotify();
-    await this.kernel.undoStale();
+    const predecessor = takeHandoverEnv();
+    if (predecessor !== undefined) {
+      await this.takeOver(predecessor);
+    } else {
+      this.takeRunDir();
+      // Held here, not by the worker: a worker that dies must not free the cache for a `cache gc` to
+      // evict its mounts' blobs before the next worker pins them again.
+      this.cacheLock = lockCacheDir(this.options.cacheDir);
+      this.kernel.adoptFanotify();
+      await this.kernel.undoStale();
+    }
     this.kernel.persist();
     const report = detect(this.options.cacheDir);
     log.info({ mode: report.mode, reason: report.reason }, 'kernel features probed');
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
+    process.on('SIGUSR2', () => void this.handOver());
+    process.on('SIGHUP', () => {
+      reopenLog();
+      this.worker?.signal('SIGHUP');
+      log.info('log reopened (SIGHUP)');
+    });
     const done = new Promise<void>((r) => { this.exitResolve = r; });
     this.worker = new WorkerProcess(
       {
@@ -62,6 +121,7 @@ export class Supervisor {
       {
         request: (msg) => this.onRequest(msg),
         died: (code, signal) => {
+          if (this.handingOver) return false;
           if (this.everReady || this.kernel.size > 0) return true;
           // The first worker never came up (bad cache dir, ...): nothing to protect, so give up loudly.
           this.failure = `the daemon's worker failed to start (exit ${code ?? signal}); see the log above`;
@@ -88,6 +148,46 @@ export class Supervisor {
     writeFileSync(pidFilePath(this.dir), `${process.pid}\n`);
   }
 
+  /** A successor: the predecessor's fds and records first (it waits for us), then its locks once it has exited. */
+  private async takeOver(predecessor: number): Promise<void> {
+    const secrets = JSON.parse(readFileSync(0, 'utf8') || '{}') as Record<string, Credentials>;
+    const mounts = this.kernel.adoptFrom(predecessor, secrets);
+    log.info({ predecessor, mounts }, 'took over the mounts of the daemon that is restarting');
+    process.kill(predecessor, 'SIGUSR1');
+    await retryUntil(HANDOVER_MS, () => this.takeRunDir(), 'the restarting daemon did not exit');
+    this.cacheLock = await retryUntil(HANDOVER_MS, () => lockCacheDir(this.options.cacheDir), 'the restarting daemon did not free the cache');
+    this.kernel.adoptFanotify();
+  }
+
+  /**
+   * `daemon restart`: hands every mount to a successor and exits without unmounting. The worker goes
+   * first (requests queue in the kernel), so only one ever serves a connection.
+   */
+  private async handOver(): Promise<void> {
+    if (this.stopping || this.handingOver) return;
+    this.handingOver = true;
+    log.info('daemon restart: handing the mounts over to a new daemon');
+    await this.worker?.kill();
+    this.kernel.persist();
+    const adopted = new Promise<boolean>((resolve) => {
+      const child = spawn(process.execPath, process.argv.slice(1), {
+        cwd: '/', detached: true, env: { ...process.env, [HANDOVER_ENV]: String(process.pid) }, stdio: ['pipe', 'inherit', 'inherit'],
+      });
+      child.stdin?.end(JSON.stringify(this.kernel.secretsToHandOver()));
+      const timer = setTimeout(() => resolve(false), HANDOVER_MS);
+      process.once('SIGUSR1', () => { clearTimeout(timer); resolve(true); });
+      child.once('exit', (code, signal) => { clearTimeout(timer); resolve(false); log.error({ code, signal }, 'the new daemon exited before taking over'); });
+      child.unref();
+    });
+    if (await adopted) {
+      log.info('the new daemon has the mounts; exiting');
+      process.exit(0);
+    }
+    log.error('daemon restart failed: serving on');
+    this.handingOver = false;
+    this.worker?.start();
+  }
+
   private async onRequest(msg: IpcToSupervisor): Promise<IpcFromSupervisor> {
     try {
       return { rid: msg.rid, ok: true, result: await this.handle(msg.req) };
@@ -100,6 +200,7 @@ export class Supervisor {
   private async handle(req: SupervisorRequest): Promise<unknown> {
     switch (req.op) {
       case 'ready':
+        if (!this.everReady) notifyServiceManager(`READY=1\nMAINPID=${process.pid}`);
         this.everReady = true;
         return null;
       case 'shutdown':
@@ -120,6 +221,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     log.info({ why }, 'daemon stopping');
+    notifyServiceManager('STOPPING=1');
     await this.worker?.stop();
     await this.kernel.undoAll();
     this.cacheLock?.release();

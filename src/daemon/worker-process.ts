@@ -64,6 +64,20 @@ export class WorkerProcess {
     });
   }
 
+  /** Passes a signal the worker handles (SIGHUP: reopen its log). */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
+  /** Kills the worker without unmounting anything (a hand-over: the successor's worker re-attaches); resolves once it exited. */
+  async kill(): Promise<void> {
+    const w = this.child;
+    if (!w || w.exitCode !== null || w.signalCode !== null) return;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.kill('SIGKILL');
+    await exited;
+  }
+
   /** Asks the worker to unmount everything and exit, SIGKILL if it takes too long; resolves once it exited. */
   async stop(): Promise<void> {
     this.stopping = true;

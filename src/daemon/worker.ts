@@ -11,7 +11,7 @@ import { MountManager } from '../mount/manager.js';
 import { daemonDirs } from '../mount/mountpoint.js';
 import { shutdownTransports } from '../transport/index.js';
 import { UsageError, errorText } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { log, reopenLog } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
 import { holdFanotifyGroup, serveFanotifyGroup } from '../transport/fanotify/transport.js';
 import { UndoStack } from '../util/undo-stack.js';
@@ -41,6 +41,7 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
     fetchDeadlineMs: setting(config, 'fetch.timeout') * 1000,
     reserved: daemonDirs(args.runDir, args.cacheDir),
     registry: { mirrors: setting(config, 'registry.mirrors'), retries: setting(config, 'registry.retries') },
+    traceSeconds: setting(config, 'prefetch.trace_seconds'),
   });
 
   const listed = await supervisor.request({ op: 'list' });
@@ -74,6 +75,8 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
   };
   // Only the supervisor stops a worker for good; a signal (SIGTERM included) is a crash it restarts from.
   process.on('message', (msg: IpcFromSupervisor) => { if ('stop' in msg) void stop('daemon shutting down'); });
+  // The supervisor passes SIGHUP on (logrotate): reopen the log file, not a crash.
+  process.on('SIGHUP', () => reopenLog());
 
   const handle = async (req: ControlRequest): Promise<unknown> => {
     switch (req.op) {

@@ -30,17 +30,31 @@ export function setReadAhead(device: string, kb: number): void {
   }
 }
 
+/** fusectl's directory of the connection behind `device` (`major:minor`), mounting fusectl if needed. */
+function fusectlDir(device: string): string {
+  const dir = '/sys/fs/fuse/connections';
+  if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) mount('fusectl', dir, 'fusectl', 0, null);
+  return `${dir}/${device.split(':')[1]}`;
+}
+
+/** Requests of the connection not yet finished (queued, or read and not answered); undefined when unknown. */
+export function connectionWaiting(device: string): number | undefined {
+  try {
+    const n = Number(readFileSync(`${fusectlDir(device)}/waiting`, 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Last resort for a connection whose server is gone or stuck: abort it through fusectl
  * (/sys/fs/fuse/connections/<minor>/abort; mounted here if needed). Pending and future requests
  * then fail with ENOTCONN and the mount can be detached.
  */
 export function abortFuseConnection(device: string): boolean {
-  const minor = device.split(':')[1];
-  const dir = '/sys/fs/fuse/connections';
   try {
-    if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) mount('fusectl', dir, 'fusectl', 0, null);
-    writeFileSync(`${dir}/${minor}/abort`, '1');
+    writeFileSync(`${fusectlDir(device)}/abort`, '1');
     return true;
   } catch {
     return false;

@@ -7,6 +7,7 @@ export const EIO = 5;
 export const EAGAIN = 11;
 export const ENODEV = 19;
 export const EINVAL = 22;
+export const EROFS = 30;
 export const ERANGE = 34;
 export const ENOSYS = 38;
 export const EPROTO = 71;

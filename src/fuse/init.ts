@@ -27,7 +27,7 @@ export function answerInit(k: InitIn, s: SessionSettings): InitAnswer {
     };
   }
   if (k.major < FUSE_KERNEL_VERSION) return { error: -EPROTO, reply: undefined, params: undefined }; // one we cannot speak
-  const flags = k.flags & WANTED;
+  const flags = k.flags & (WANTED | (s.readdirPlus ? InitFlag.DO_READDIRPLUS : 0));
   const passthrough = s.passthrough && (flags & InitFlag.INIT_EXT) !== 0 && (k.flags2 & InitFlag2.PASSTHROUGH) !== 0;
   const minor = Math.min(k.minor, FUSE_KERNEL_MINOR_VERSION);
   const maxReadahead = Math.min(k.maxReadahead, s.maxReadahead);

@@ -67,6 +67,7 @@ export const InitFlag = {
   BIG_WRITES: 1 << 5,
   AUTO_INVAL_DATA: 1 << 12,
   DO_READDIRPLUS: 1 << 13,
+  READDIRPLUS_AUTO: 1 << 14,
   ASYNC_DIO: 1 << 15,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
@@ -274,14 +275,20 @@ export function decodeBatchForgetIn(body: Buffer): { nodeid: number; nlookup: nu
 
 /** A NUL-terminated name (LOOKUP, GETXATTR). */
 export function cString(body: Buffer): string {
+  return cBytes(body).toString('utf8');
+}
+
+/** A NUL-terminated name as its bytes (file names need not be UTF-8). */
+export function cBytes(body: Buffer): Buffer {
   const end = body.indexOf(0);
-  return body.toString('utf8', 0, end < 0 ? body.length : end);
+  return body.subarray(0, end < 0 ? body.length : end);
 }
 
 // ---- reply bodies -------------------------------------------------------------------------------
 
 /** What the kernel needs to know about an inode. Times are seconds since the epoch (float). */
 export interface FuseAttr {
+  /** The FUSE node id (and st_ino unless `stIno` is given). */
   ino: number;
   size: number;
   /** Full st_mode including the file type bits (S_IFREG | 0o644, ...). */
@@ -289,18 +296,25 @@ export interface FuseAttr {
   nlink: number;
   uid: number;
   gid: number;
+  /** Device number as the kernel encodes it (new_encode_dev). */
   rdev?: number;
+  /** With `mtimeNsec`: whole seconds, and the nanoseconds are exact (a float loses them). */
   mtime?: number;
+  mtimeNsec?: number;
   blksize?: number;
+  /** st_ino programs see, when it is not the node id (node ids are ours to choose; root is 1). */
+  stIno?: number;
+  /** st_blocks (512-byte units); default: the size rounded up. */
+  blocks?: number;
 }
 
 function writeAttr(b: Buffer, at: number, a: FuseAttr): void {
   const sec = Math.floor(a.mtime ?? 0);
-  const nsec = Math.floor(((a.mtime ?? 0) - sec) * 1e9);
-  b.writeBigUInt64LE(BigInt(a.ino), at);
+  const nsec = a.mtimeNsec ?? Math.floor(((a.mtime ?? 0) - sec) * 1e9);
+  b.writeBigUInt64LE(BigInt(a.stIno ?? a.ino), at);
   b.writeBigUInt64LE(BigInt(a.size), at + 8);
-  b.writeBigUInt64LE(BigInt(Math.ceil(a.size / 512)), at + 16); // blocks
-  for (const off of [24, 32, 40]) b.writeBigUInt64LE(BigInt(sec), at + off); // atime, mtime, ctime
+  b.writeBigUInt64LE(BigInt(a.blocks ?? Math.ceil(a.size / 512)), at + 16);
+  for (const off of [24, 32, 40]) b.writeBigInt64LE(BigInt(sec), at + off); // atime, mtime, ctime (before 1970: negative)
   for (const off of [48, 52, 56]) b.writeUInt32LE(nsec, at + off);
   b.writeUInt32LE(a.mode >>> 0, at + 60);
   b.writeUInt32LE(a.nlink, at + 64);
@@ -392,6 +406,17 @@ export function writeDirent(b: Buffer, at: number, ino: number, nextOff: number,
   name.copy(b, at + DIRENT_HEADER_SIZE);
   b.fill(0, at + DIRENT_HEADER_SIZE + name.length, at + size);
   return size;
+}
+
+/** Size of one fuse_direntplus record (entry_out, then the dirent, padded to 8 bytes). */
+export function direntPlusSize(nameBytes: number): number {
+  return ENTRY_OUT_SIZE + direntSize(nameBytes);
+}
+
+/** Writes one fuse_direntplus {entry_out, dirent} at `at`; returns the record size. */
+export function writeDirentPlus(b: Buffer, at: number, entry: Buffer, ino: number, nextOff: number, type: number, name: Buffer): number {
+  entry.copy(b, at);
+  return ENTRY_OUT_SIZE + writeDirent(b, at + ENTRY_OUT_SIZE, ino, nextOff, type, name);
 }
 
 /** File type bits of st_mode, and the dirent type (mode >> 12) the kernel expects. */

@@ -16,6 +16,8 @@ import type { FastReadSource } from './types.js';
 interface Source {
   path: string;
   size: number;
+  /** Where the inode's byte 0 is in path. */
+  base: number;
   view: PresenceView | undefined;
   served: BigInt64Array | undefined;
   /** This thread's own fd on path, opened at the first READ (-1 before). */
@@ -71,7 +73,7 @@ export class FastReads {
       const old = this.sources.get(msg.ino);
       if (old !== undefined && old.fd >= 0) close(old.fd);
       const { path, size, served } = msg.source;
-      this.sources.set(msg.ino, { path, size, view: presenceView(msg.source), served, fd: -1, lastFrame: -1 });
+      this.sources.set(msg.ino, { path, size, base: msg.source.base ?? 0, view: presenceView(msg.source), served, fd: -1, lastFrame: -1 });
     }
   }
 
@@ -113,10 +115,11 @@ export class FastReads {
     const view = src.view;
     let epoch = 0;
     writeOutHeader(this.reply, OUT_HEADER_SIZE + len, 0, req.readBigUInt64LE(InHeaderOffset.UNIQUE));
+    const at = src.base + offset;
     if (len > 0) {
       if (view !== undefined) {
         epoch = epochOf(view);
-        if ((epoch & 1) !== 0 || !viewCovers(view, offset, end)) return false;
+        if ((epoch & 1) !== 0 || !viewCovers(view, at, at + len)) return false;
       }
       if (src.fd < 0) {
         src.fd = open(src.path, O_CLOEXEC);
@@ -125,8 +128,8 @@ export class FastReads {
           return false;
         }
       }
-      if (this.splicer.fits(offset, len)) return this.spliceReply(ino, src, epoch, offset, len);
-      if (!this.preadAll(src.fd, offset, len) || (view !== undefined && epochOf(view) !== epoch)) return false;
+      if (this.splicer.fits(at, len)) return this.spliceReply(ino, src, epoch, offset, len);
+      if (!this.preadAll(src.fd, at, len) || (view !== undefined && epochOf(view) !== epoch)) return false;
     }
     // Counted first: whoever got the bytes may look at the statistics right away.
     this.count(ino, src, offset, len);
@@ -143,7 +146,7 @@ export class FastReads {
   }
 
   private spliceReply(ino: number, src: Source, epoch: number, offset: number, len: number): boolean {
-    if (!this.splicer.fill(this.reply, OUT_HEADER_SIZE, src.fd, offset, len) || (src.view !== undefined && epochOf(src.view) !== epoch)) {
+    if (!this.splicer.fill(this.reply, OUT_HEADER_SIZE, src.fd, src.base + offset, len) || (src.view !== undefined && epochOf(src.view) !== epoch)) {
       this.splicer.reset();
       return false;
     }
@@ -154,7 +157,7 @@ export class FastReads {
   private count(ino: number, src: Source, offset: number, len: number): void {
     if (src.view !== undefined) {
       Atomics.add(src.view.hits, 0, 1n);
-      const frame = Math.floor(offset / src.view.frameSize);
+      const frame = Math.floor((src.base + offset) / src.view.frameSize);
       if (frame !== src.lastFrame && len > 0) {
         src.lastFrame = frame;
         this.onServed?.(ino, offset, len);

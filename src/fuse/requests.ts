@@ -4,10 +4,11 @@
  * Connection-level requests (INIT, FORGET, INTERRUPT) stay in session.ts.
  */
 import { OndemandError } from '../util/errors.js';
-import { EINVAL, ENOENT, ENOSYS, ERANGE, errnoOf } from './errno.js';
+import { EINVAL, ENOENT, ENOSYS, ERANGE, EROFS, errnoOf } from './errno.js';
 import {
-  FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Opcode, cString, decodeFh, decodeGetxattrIn, decodeOpenFlags, decodeReadIn, direntSize,
-  direntType, encodeAttrOut, encodeEntryOut, encodeGetxattrOut, encodeOpenOut, encodeStatfsOut, writeDirent, type InHeader,
+  FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Opcode, cBytes, decodeFh, decodeGetxattrIn, decodeOpenFlags, decodeReadIn, direntPlusSize,
+  direntSize, direntType, encodeAttrOut, encodeEntryOut, encodeGetxattrOut, encodeOpenOut, encodeStatfsOut, writeDirent, writeDirentPlus,
+  type FuseAttr, type InHeader,
 } from './layout.js';
 import type { OpenFiles } from './open-files.js';
 import type { FuseReader } from './reader.js';
@@ -42,14 +43,15 @@ export class Requests {
 
   handle(h: InHeader, body: Buffer, ctx: RequestContext): Reply {
     switch (h.opcode) {
-      case Opcode.LOOKUP: return this.lookup(h.nodeid, cString(body), ctx);
+      case Opcode.LOOKUP: return this.lookup(h.nodeid, cBytes(body), ctx);
       case Opcode.GETATTR: return this.getattr(h.nodeid, ctx);
       case Opcode.OPEN: return this.open(h.nodeid, decodeOpenFlags(body), ctx);
       case Opcode.READ: return this.read(h.nodeid, body, ctx);
       case Opcode.RELEASE: return this.release(decodeFh(body));
       case Opcode.FLUSH: return [];
       case Opcode.OPENDIR: return [encodeOpenOut(this.files.openDir(h.nodeid), FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, 0)];
-      case Opcode.READDIR: return this.readdir(h.nodeid, body, ctx);
+      case Opcode.READDIR: return this.readdir(h.nodeid, body, ctx, false);
+      case Opcode.READDIRPLUS: return this.readdir(h.nodeid, body, ctx, true);
       case Opcode.RELEASEDIR:
         this.files.releaseDir(decodeFh(body));
         return [];
@@ -59,13 +61,18 @@ export class Requests {
       case Opcode.LISTXATTR: return this.listxattr(h.nodeid, body, ctx);
       case Opcode.ACCESS: return []; // default_permissions: the kernel has checked the mode bits already
       case Opcode.DESTROY: return [];
+      case Opcode.SETATTR: case Opcode.SYMLINK: case Opcode.MKNOD: case Opcode.MKDIR: case Opcode.UNLINK: case Opcode.RMDIR:
+      case Opcode.RENAME: case Opcode.LINK: case Opcode.WRITE: case Opcode.SETXATTR: case Opcode.REMOVEXATTR: case Opcode.CREATE:
+      case Opcode.FALLOCATE:
+        // Every filesystem served here is an image: read-only (the mount is too, so the VFS mostly answers first).
+        throw new OndemandError('EFUSE', `write-type FUSE opcode ${h.opcode} on a read-only image`, {}, { errno: EROFS });
       default:
         this.counters.unsupported++;
         throw new OndemandError('EFUSE', `unsupported FUSE opcode ${h.opcode}`, {}, { errno: ENOSYS });
     }
   }
 
-  private async lookup(parent: number, name: string, ctx: RequestContext): Promise<Buffer[]> {
+  private async lookup(parent: number, name: Buffer, ctx: RequestContext): Promise<Buffer[]> {
     const { entryTimeout, attrTimeout } = this.settings;
     try {
       const attr = await this.fs.lookup(parent, name, ctx);
@@ -113,7 +120,12 @@ export class Requests {
     return [];
   }
 
-  private async readdir(ino: number, body: Buffer, ctx: RequestContext): Promise<Buffer[]> {
+  /**
+   * READDIR and READDIRPLUS page through the listing read at offset 0; an entry's offset is its index
+   * + 1, so telldir/seekdir positions stay valid for the handle's life. READDIRPLUS hands each entry's
+   * node and attributes along (node id 0 for `.` and `..`, which the kernel skips).
+   */
+  private async readdir(ino: number, body: Buffer, ctx: RequestContext, plus: boolean): Promise<Buffer[]> {
     const r = decodeReadIn(body);
     const dir = this.files.dir(r.fh, ino);
     if (!dir.entries || r.offset === 0) dir.entries = await this.fs.readdir(ino, ctx);
@@ -121,16 +133,29 @@ export class Requests {
     let used = 0;
     for (let i = r.offset; i < dir.entries.length; i++) {
       const e = dir.entries[i]!;
-      const name = Buffer.from(e.name);
-      if (used + direntSize(name.length) > r.size) break;
-      used += writeDirent(out, used, e.ino, i + 1, direntType(e.mode), name);
+      const name = typeof e.name === 'string' ? Buffer.from(e.name) : e.name;
+      const type = direntType(e.mode);
+      if (!plus) {
+        if (used + direntSize(name.length) > r.size) break;
+        used += writeDirent(out, used, e.ino, i + 1, type, name);
+        continue;
+      }
+      if (used + direntPlusSize(name.length) > r.size) break;
+      used += writeDirentPlus(out, used, this.entryOf(e.attr), e.ino, i + 1, type, name);
     }
     return [out.subarray(0, used)];
   }
 
+  /** entry_out of a READDIRPLUS record; all zeros (no node) without attributes. */
+  private entryOf(attr: FuseAttr | undefined): Buffer {
+    const { entryTimeout, attrTimeout } = this.settings;
+    return attr ? encodeEntryOut(attr.ino, 0, entryTimeout, attrTimeout, attr) : encodeEntryOut(0, 0, 0, 0, { ino: 0, size: 0, mode: 0, nlink: 0, uid: 0, gid: 0 });
+  }
+
   private async readlink(ino: number, ctx: RequestContext): Promise<Buffer[]> {
     if (!this.fs.readlink) throw new OndemandError('EFUSE', 'not a symlink', { ino }, { errno: EINVAL });
-    return [Buffer.from(await this.fs.readlink(ino, ctx))];
+    const target = await this.fs.readlink(ino, ctx);
+    return [typeof target === 'string' ? Buffer.from(target) : target];
   }
 
   private async getxattr(ino: number, body: Buffer, ctx: RequestContext): Promise<Buffer[]> {

@@ -17,6 +17,8 @@ export interface FuseSessionOptions {
   attrTimeout?: number;
   /** Negotiate FUSE passthrough when the kernel offers it (default true). */
   passthrough?: boolean;
+  /** Ask for READDIRPLUS (default false; the filesystem must give readdir entries their attributes). */
+  readdirPlus?: boolean;
   /**
    * Largest READ the kernel may send, in pages. Default 256 (1 MiB), or 255 when the reader splices
    * replies and a pipe may not hold 257 pages (no CAP_SYS_RESOURCE): a spliced 1020 KiB READ beat an
@@ -51,10 +53,16 @@ export interface FuseSessionOptions {
    * (FUSE_NOTIFY_RESEND). Default true.
    */
   resend?: boolean;
+  /**
+   * Where the connection is mounted. With `params`, on a kernel that cannot resend (before 6.9) and
+   * requests still waiting, the connection is aborted through it: the dead server's requests would
+   * otherwise hang their readers forever, and an error is what they get instead.
+   */
+  mountPath?: string;
 }
 
 /** The options with every default filled in (those that have one). */
-export type SessionSettings = Required<Omit<FuseSessionOptions, 'params' | 'name' | 'resend'>>;
+export type SessionSettings = Required<Omit<FuseSessionOptions, 'params' | 'name' | 'resend' | 'mountPath'>>;
 
 /** 256 pages, unless replies are spliced and a pipe cannot hold 256 pages plus the header's. */
 function defaultMaxPages(spliceMinBytes: number): number {
@@ -67,6 +75,7 @@ export function sessionSettings(options: FuseSessionOptions): SessionSettings {
     entryTimeout: options.entryTimeout ?? DEFAULT_TIMEOUT,
     attrTimeout: options.attrTimeout ?? DEFAULT_TIMEOUT,
     passthrough: options.passthrough ?? true,
+    readdirPlus: options.readdirPlus ?? false,
     maxPages: options.maxPages ?? defaultMaxPages(readerSpliceMinBytes),
     maxWrite: options.maxWrite ?? 128 * 1024,
     maxReadahead: options.maxReadahead ?? 1024 * 1024,

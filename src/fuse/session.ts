@@ -17,6 +17,7 @@ import { writevSync } from 'node:fs';
 import { logFor, type Logger } from '../util/log.js';
 import { OndemandError } from '../util/errors.js';
 import { EINTR, ENODEV, ENOENT, ENOSYS, errnoOf } from './errno.js';
+import { abortFuseConnection, connectionWaiting, mountDevice } from './connection.js';
 import { answerInit } from './init.js';
 import {
   IN_HEADER_SIZE, NotifyCode, OUT_HEADER_SIZE, Opcode, decodeBatchForgetIn, decodeForgetIn, decodeInHeader, decodeInitIn,
@@ -53,7 +54,7 @@ export class FuseSession {
     this.fd = fd;
     this.fs = fs;
     this.log = logFor({ fuse: options.name ?? `fd${fd}` });
-    this.settings = sessionSettings(options);
+    this.settings = sessionSettings({ readdirPlus: fs.readdirPlus === true, ...options });
     this.connection = options.params;
     let resolveEnded!: (errno: number) => void;
     this.ended = new Promise((resolve) => { resolveEnded = resolve; });
@@ -71,7 +72,29 @@ export class FuseSession {
     });
     const files = new OpenFiles(fd, this.log);
     this.requests = new Requests(fs, this.settings, files, this.reader, this.counters, () => this.connection?.passthrough === true);
-    if (options.params && options.resend !== false) this.resendPending();
+    if (options.params && options.resend !== false && !this.resendPending()) this.endIfRequestsLost(options.mountPath);
+  }
+
+  /**
+   * A kernel without FUSE_NOTIFY_RESEND keeps the requests a dead server had read in its processing
+   * queue for good: their readers would hang. If requests are waiting, end the connection so they
+   * fail (ENOTCONN) instead; an idle connection is kept.
+   */
+  private endIfRequestsLost(mountPath: string | undefined): void {
+    if (mountPath === undefined) return;
+    let device: string;
+    try {
+      device = mountDevice(mountPath);
+    } catch {
+      return;
+    }
+    const waiting = connectionWaiting(device);
+    if (waiting === 0) {
+      this.log.info({ mountPath }, 'kernel cannot resend requests (FUSE_NOTIFY_RESEND is 6.9+), but none were waiting: serving on');
+      return;
+    }
+    this.log.error({ mountPath, waiting }, 'kernel cannot resend the requests the previous server held (FUSE_NOTIFY_RESEND is 6.9+): ending the connection so its readers get an error instead of hanging');
+    abortFuseConnection(device);
   }
 
   /**

@@ -17,10 +17,17 @@ export interface RequestContext {
 }
 
 export interface DirEntry {
-  name: string;
+  /** The name's bytes (a string is taken as UTF-8). */
+  name: string | Buffer;
+  /** d_ino: the st_ino programs see. */
   ino: number;
   /** st_mode (only the type bits are used). */
   mode: number;
+  /**
+   * The entry's node and attributes, for READDIRPLUS (counts as a LOOKUP of it); absent for `.` and
+   * `..`, and when the filesystem does not offer READDIRPLUS.
+   */
+  attr?: FuseAttr;
 }
 
 export interface OpenResult {
@@ -39,14 +46,20 @@ export interface OpenResult {
 }
 
 export interface FuseFilesystem {
-  lookup(parent: number, name: string, ctx: RequestContext): Promise<FuseAttr> | FuseAttr;
+  /** `name` is the entry's bytes (file names need not be UTF-8). */
+  lookup(parent: number, name: Buffer, ctx: RequestContext): Promise<FuseAttr> | FuseAttr;
   getattr(ino: number, ctx: RequestContext): Promise<FuseAttr> | FuseAttr;
   open(ino: number, flags: number, ctx: RequestContext): Promise<OpenResult> | OpenResult;
   read(ino: number, fh: bigint, offset: number, length: number, ctx: RequestContext): Promise<Buffer> | Buffer;
   release?(ino: number, fh: bigint): Promise<void> | void;
   /** Every entry of a directory (the session pages them into READDIR replies). */
   readdir(ino: number, ctx: RequestContext): Promise<DirEntry[]> | DirEntry[];
-  readlink?(ino: number, ctx: RequestContext): Promise<string> | string;
+  /**
+   * True when readdir gives every entry but `.` and `..` its `attr`: the session then offers the kernel
+   * READDIRPLUS (a listing brings the attributes along, so `ls -l` needs no LOOKUP per entry).
+   */
+  readonly readdirPlus?: boolean;
+  readlink?(ino: number, ctx: RequestContext): Promise<string | Buffer> | string | Buffer;
   statfs?(ino: number): FuseStatfs;
   /** Without these the kernel is told ENOSYS once and caches "no xattrs". */
   getxattr?(ino: number, name: string, ctx: RequestContext): Promise<Buffer> | Buffer;
@@ -74,6 +87,8 @@ export interface FastReadSource {
   path: string;
   /** The inode's size: READs are clamped to it. */
   size: number;
+  /** Where the inode's byte 0 is in `path` (default 0); presence frames count from the file's start. */
+  base?: number;
   /**
    * Without it the whole file is valid. With it only frames whose bit is set (in `bits` or `written`) are, and only while the
    * epoch is even and unchanged across the pread (the cache's presence-view protocol); anything else

@@ -2,6 +2,7 @@
  * The worker's mounts: making one (resolve → bootstrap → blobs → transport, every step undoable),
  * unmaking one, re-attaching to the supervisor's live mounts after a restart, and their statistics.
  */
+import { TraceRecorder, saveWhenRecorded, traceFor, traceRanges } from './startup-trace.js';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +55,8 @@ export interface MountManagerOptions {
   registry?: RegistrySettings;
   /** A fetch in flight longer than this counts as stalled in status (default STALLED_FETCH_MS). */
   stalledFetchMs?: number;
+  /** Seconds of first reads a mount without a start-up trace records (0: none; default 0). */
+  traceSeconds?: number;
 }
 
 /** A range request running this long is reported as stalled (hung I/O): well under the fetch deadline. */
@@ -77,6 +80,7 @@ export class MountManager {
   private readonly reserved: readonly ReservedDir[];
   private readonly registry: RegistrySettings;
   private readonly stalledFetchMs: number;
+  private readonly traceSeconds: number;
 
   /** `privateRoot`: where each mount's private directory (its FUSE mount) is made. */
   constructor(
@@ -90,6 +94,7 @@ export class MountManager {
     this.reserved = options.reserved ?? [];
     this.registry = options.registry ?? {};
     this.stalledFetchMs = options.stalledFetchMs ?? STALLED_FETCH_MS;
+    this.traceSeconds = options.traceSeconds ?? 0;
   }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
@@ -167,6 +172,16 @@ export class MountManager {
       const { resolved, bootstrapPath, blobs, fetcher } = await this.prepare(req.image, req, undo);
       // Resolved before anything is mounted: a bootstrap that cannot be read fails the mount cleanly.
       const paths = this.prefetchPlan(req.prefetchPaths, bootstrapPath, req.image, blobs.length);
+      const digests = resolved.image.blobs.map((b) => b.digest);
+      const manifestDigest = resolved.image.manifestDigest;
+      // A start-up trace (given, or kept from an earlier mount) is fetched first; without one, this mount records one.
+      const trace = await traceFor(req.prefetchTrace, this.cache.metadata, manifestDigest, req.image);
+      const traced = trace ? traceRanges(trace, blobs, digests) : [];
+      const recorder = !trace && this.traceSeconds > 0 && manifestDigest && this.cache.metadata ? new TraceRecorder(blobs, this.traceSeconds) : undefined;
+      if (recorder && manifestDigest && this.cache.metadata) {
+        const recording = saveWhenRecorded(recorder, this.cache.metadata, manifestDigest, digests, req.image);
+        undo.push(`start-up trace of ${req.image}`, () => recording.flush());
+      }
       const baseline = blobs.map((b) => b.stats());
       await this.records.begin({
         id, mountpoint, image: req.image, mode: transport.mode, prefetch: req.prefetch, ...(req.allowDevices ? { allowDevices: true } : {}), createdAt: new Date().toISOString(),
@@ -178,16 +193,15 @@ export class MountManager {
       }, req.credentials ?? undefined);
       // Whatever is left of the mount's kernel objects (the steps below undo them one by one first).
       undo.push(`record of ${mountpoint}`, () => this.records.end(id));
-      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, blobs, undo, { prefetch: req.prefetch, allowDevices: req.allowDevices === true });
+      const ctx = this.context(id, mountpoint, req.image, bootstrapPath, recorder ? recorder.wrap() : blobs, undo, { prefetch: req.prefetch, allowDevices: req.allowDevices === true });
       const active = await transport.mount(ctx);
       failPoint('before-usable');
       await waitUsable(mountpoint);
       await this.records.mounted(id, resolved.image.manifestDigest);
-      const digests = resolved.image.blobs.map((b) => b.digest);
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, digests, baseline, fetcher, transport: active, undo };
       this.mounts.set(mountpoint, m);
-      this.startPrefetch(m, { ranges: paths.ranges, whole: req.prefetch, rate: req.prefetchRate ?? 0 });
-      mlog.info({ reason, manifestDigest: resolved.image.manifestDigest }, 'mounted');
+      this.startPrefetch(m, { ranges: [...traced, ...paths.ranges], whole: req.prefetch, rate: req.prefetchRate ?? 0 });
+      mlog.info({ reason, manifestDigest, traceRanges: traced.length, recordingTrace: recorder !== undefined }, 'mounted');
       const warnings = [...(resolved.warnings ?? []).map((w) => w.message), ...paths.warnings];
       return { mountpoint, image: req.image, mode: transport.mode, reason, ...(warnings.length > 0 ? { warnings } : {}) };
     } catch (err) {

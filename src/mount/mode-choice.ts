@@ -19,25 +19,32 @@ export interface DetectReport {
 export function modeUsable(mode: MountMode, f: Features, implemented: readonly MountMode[] = implementedModes()): { ok: boolean; reason: string } {
   const need = (ok: boolean, reason: string): { ok: boolean; reason: string } => ({ ok, reason });
   let kernel: { ok: boolean; reason: string };
+  if (mode !== 'fuse-tree' && !f.mountSyscall.supported) return need(false, `needs mount(2) of erofs: ${f.mountSyscall.reason}`);
   switch (mode) {
     case 'fscache':
       kernel = !f.erofs.supported ? need(false, 'no erofs')
+        : !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
         : !f.cachefilesOndemand.supported ? need(false, `no cachefiles on-demand mode: ${f.cachefilesOndemand.reason}`)
           : need(true, 'cachefiles on-demand mode and erofs are available (cache hits never leave the kernel)');
       break;
     case 'fanotify':
-      kernel = !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
+      kernel = !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
+        : !f.erofsFileBacked.supported ? need(false, 'needs erofs file-backed mounts')
         : !f.fanotifyPreContent.supported ? need(false, `no fanotify pre-content events: ${f.fanotifyPreContent.reason}`)
           : need(true, 'fanotify pre-content events and erofs file-backed mounts are available');
       break;
     case 'fuse-blobs':
       kernel = !f.fuse.supported ? need(false, 'no FUSE')
         : !f.erofs.supported ? need(false, 'no erofs')
+          : !f.erofsImages.supported ? need(false, `erofs cannot mount these images: ${f.erofsImages.reason}`)
           : !f.erofsFileBacked.supported && !f.loop.supported ? need(false, 'erofs can neither mount files nor loop devices')
             : need(true, `FUSE and erofs are available (erofs over ${f.erofsFileBacked.supported ? 'FUSE files' : 'loop devices'}${f.fusePassthrough.supported ? ', passthrough for complete blobs' : ''})`);
       break;
     case 'fuse-tree':
-      kernel = f.fuse.supported ? need(true, 'FUSE is available') : need(false, 'no FUSE');
+      kernel = !f.fuse.supported ? need(false, 'no FUSE')
+        : f.mountSyscall.supported ? need(true, 'FUSE is available (the whole tree served by ondemand\'s own erofs reader)')
+          : f.fusermount.supported ? need(true, 'FUSE through fusermount3 for this user (the whole tree served by ondemand\'s own erofs reader)')
+            : need(false, `not root, and no fusermount3: ${f.fusermount.reason}`);
       break;
   }
   if (kernel.ok && !implemented.includes(mode)) return { ok: false, reason: `the kernel supports it, but ondemand does not implement the ${mode} transport yet` };

@@ -1,4 +1,5 @@
 /** What a mount is: the request that makes one, what it reports, and the record of what it made. */
+import type { StartupTrace } from './startup-trace.js';
 import type { FetchFigures } from '../fetch/observed.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
@@ -41,6 +42,8 @@ export interface MountRequest {
   prefetchPaths?: string[];
   /** This mount's prefetch bandwidth cap, bytes/s (absent or 0: the daemon's prefetch.rate). */
   prefetchRate?: number;
+  /** A start-up trace to fetch first (`mount --prefetch-trace FILE`), instead of the one kept for the image. */
+  prefetchTrace?: StartupTrace;
 }
 export interface UmountResult {
   mountpoint: string;

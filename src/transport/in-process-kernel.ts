@@ -40,8 +40,8 @@ export class InProcessKernel implements KernelObjectOwner {
     return brokerOver(this, undo);
   }
 
-  async openFuse(path: string, fsname: string, options: string): Promise<number> {
-    const fd = await mountFuseConnection(path, fsname, options);
+  async openFuse(path: string, fsname: string, options: string, flags?: number): Promise<number> {
+    const fd = await mountFuseConnection(path, fsname, options, flags);
     this.objects.push({ kind: 'fuse', path, fd });
     return fd;
   }

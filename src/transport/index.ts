@@ -2,9 +2,10 @@
 import { fanotifyTransport } from './fanotify/transport.js';
 import { fscacheTransport } from './fscache/transport.js';
 import { fuseBlobsTransport } from './fuse-blobs/transport.js';
+import { fuseTreeTransport } from './fuse-tree/transport.js';
 import type { MountMode, Transport } from './types.js';
 
-const transports: readonly Transport[] = [fscacheTransport, fanotifyTransport, fuseBlobsTransport];
+const transports: readonly Transport[] = [fscacheTransport, fanotifyTransport, fuseBlobsTransport, fuseTreeTransport];
 
 export function transportFor(mode: MountMode): Transport | undefined {
   return transports.find((t) => t.mode === mode);

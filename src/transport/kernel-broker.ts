@@ -35,8 +35,11 @@ export interface FanotifyGroupHandle {
 
 /** What both sides of the seam do; a broker returns this process's fds, an owner its own. */
 interface KernelOperations {
-  /** Opens /dev/fuse and mounts it at `path`; returns the fd of the connection. */
-  openFuse(path: string, fsname: string, options: string): Promise<number>;
+  /**
+   * Opens /dev/fuse and mounts it at `path` with mount(2) `flags` (default: read-only, nosuid, nodev);
+   * returns the fd of the connection.
+   */
+  openFuse(path: string, fsname: string, options: string, flags?: number): Promise<number>;
   /** This process's duplicate of a /dev/fuse fd the owner already holds (worker restart). */
   adoptFd(ownerFd: number): number;
   /** Saves what INIT negotiated, so a restarted worker can resume the connection without INIT. */
@@ -75,8 +78,8 @@ export function brokerOver(owner: KernelObjectOwner, undo: UndoStack): KernelBro
   const unmake = (object: KernelObject): Promise<void> => owner.unmake(object);
   return {
     undo,
-    async openFuse(path, fsname, options) {
-      const fd = await owner.openFuse(path, fsname, options);
+    async openFuse(path, fsname, options, flags) {
+      const fd = await owner.openFuse(path, fsname, options, flags);
       undo.push(`FUSE mount at ${path}`, () => unmake({ kind: 'fuse', path, fd }));
       return owner.adoptFd(fd);
     },

@@ -11,7 +11,7 @@
  *     argument was accepted: success, or EOPNOTSUPP when the scratch dir's fs cannot hold a cache (tmpfs).
  *     Closing the fd tears the probe cache down again. EBUSY means another daemon owns the device.
  */
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { constants as osConstants, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,11 +20,15 @@ import { AT_FDCWD, FAN_CLASS_PRE_CONTENT, FAN_CLOEXEC, FAN_MARK_ADD, FAN_PRE_ACC
 import {
   FSCONFIG_SET_STRING, FSOPEN_CLOEXEC, SYS_fsconfig, SYS_fsopen, lastErrno, syscallFsconfig, syscallFsopen,
 } from '../native/cachefiles.js';
+import { IN_HEADER_SIZE, InitFlag2, Opcode, decodeInHeader, decodeInitIn } from '../fuse/layout.js';
 import { errorText, systemCode } from '../util/errors.js';
+import { hasCapSysAdmin } from '../util/user-dirs.js';
 import { CACHEFILES_DEVICE, deviceCommand, openDevice } from './fscache/device.js';
 
 export interface Feature { supported: boolean; reason: string }
-export const FEATURE_NAMES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'] as const;
+export const FEATURE_NAMES = [
+  'mountSyscall', 'fusermount', 'cachefilesOndemand', 'erofs', 'erofsImages', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop',
+] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 export type Features = Record<FeatureName, Feature>;
 
@@ -120,14 +124,10 @@ function probeFuse(): { fuse: Feature; passthrough: Feature } {
     mounted = true;
     const buf = Buffer.alloc(64 * 1024 + 4096 * 2);
     const n = readSync(fd, buf, 0, buf.length, null);
-    const FUSE_INIT = 26;
-    if (n < 64 || buf.readUInt32LE(4) !== FUSE_INIT) return { fuse, passthrough: { supported: false, reason: 'FUSE probe: first request was not INIT' } };
-    const major = buf.readUInt32LE(40);
-    const minor = buf.readUInt32LE(44);
-    const flags = buf.readUInt32LE(52);
-    const INIT_EXT = 1 << 30;
-    const flags2 = (flags & INIT_EXT) !== 0 ? buf.readUInt32LE(56) : 0;
-    const passthrough = (flags2 & (1 << 5)) !== 0;
+    // fuse_init_in is 16 bytes before protocol 7.36 (5.10 sends 7.32), 64 after: the decoder takes either.
+    if (n < IN_HEADER_SIZE + 16 || decodeInHeader(buf).opcode !== Opcode.INIT) return { fuse, passthrough: { supported: false, reason: 'FUSE probe: first request was not INIT' } };
+    const { major, minor, flags2 } = decodeInitIn(buf.subarray(IN_HEADER_SIZE, n));
+    const passthrough = (flags2 & InitFlag2.PASSTHROUGH) !== 0;
     return {
       fuse: { supported: true, reason: `/dev/fuse present, protocol ${major}.${minor}` },
       passthrough: passthrough
@@ -184,6 +184,73 @@ function probeFanotify(cacheDir: string | undefined): Feature {
   }
 }
 
+/** Attaches a read-only loop device to `file` (for the probe on kernels without file-backed erofs). */
+function probeLoopDevice(file: string): string {
+  return execFileSync('losetup', ['--find', '--show', '--read-only', file], { encoding: 'utf8' }).trim();
+}
+
+/**
+ * Whether this kernel's erofs mounts images like ours: chunk-based files (5.15) whose chunks live on an
+ * extra device (5.16). Probed by mounting a tiny mkfs.erofs image of that kind (from a file, or loop
+ * devices on kernels without file-backed mounts) and reading its file back.
+ */
+function probeErofsImages(erofs: Feature, fileBacked: Feature, loop: Feature): Feature {
+  if (!erofs.supported) return { supported: false, reason: 'no erofs' };
+  const byVersion = atLeast(5, 16);
+  const guess = (why: string): Feature => ({ supported: byVersion, reason: `kernel ${release()} ${byVersion ? '>=' : '<'} 5.16 (not probed: ${why})` });
+  if (!isRoot) return guess('needs root');
+  try { execFileSync('sh', ['-c', 'command -v mkfs.erofs'], { stdio: 'ignore' }); } catch { return guess('mkfs.erofs missing'); }
+  if (!fileBacked.supported && !loop.supported) return guess('neither file-backed erofs nor loop devices');
+  const tmp = scratch();
+  const loops: string[] = [];
+  let mnt: string | undefined;
+  try {
+    const src = join(tmp.dir, 'src');
+    const img = join(tmp.dir, 'meta.erofs');
+    const blob = join(tmp.dir, 'blob');
+    execFileSync('mkdir', ['-p', src, join(tmp.dir, 'mnt')]);
+    const content = Buffer.alloc(8192, 'ondemand');
+    writeFileSync(join(src, 'probe'), content);
+    execFileSync('mkfs.erofs', ['--quiet', '--chunksize=4096', `--blobdev=${blob}`, img, src], { stdio: 'ignore' });
+    const [source, device] = fileBacked.supported ? [img, blob] : [probeLoopDevice(img), probeLoopDevice(blob)];
+    if (!fileBacked.supported) loops.push(source, device);
+    if (mount(source, join(tmp.dir, 'mnt'), 'erofs', MS_RDONLY, `device=${device}`) !== 0) {
+      const e = koffi.errno();
+      return { supported: false, reason: `probe: erofs refused an image with chunk-based files on an extra device (${errnoName(e)}; erofs learned chunk-based files in 5.15 and extra devices in 5.16)` };
+    }
+    mnt = join(tmp.dir, 'mnt');
+    return readFileSync(join(mnt, 'probe')).equals(content)
+      ? { supported: true, reason: 'probe: erofs mounts chunk-based files on an extra device' }
+      : { supported: false, reason: 'probe: a chunk-based image on an extra device mounted but read back wrong' };
+  } catch (err) {
+    return { supported: byVersion, reason: `probe failed (${errorText(err)}); kernel ${release()}` };
+  } finally {
+    if (mnt !== undefined) umount2(mnt, MNT_DETACH);
+    for (const l of loops) { try { execFileSync('losetup', ['--detach', l], { stdio: 'ignore' }); } catch { /* autoclear */ } }
+    tmp.remove();
+  }
+}
+
+/** CAP_SYS_ADMIN (bit 21 of CapEff): mount(2) of erofs and FUSE, loop devices, fanotify, cachefiles. */
+function probeMountSyscall(): Feature {
+  return hasCapSysAdmin() ? { supported: true, reason: 'CAP_SYS_ADMIN: mount(2) works' } : { supported: false, reason: 'not root (no CAP_SYS_ADMIN): the kernel mounts only FUSE for this user, through fusermount3' };
+}
+
+/** fusermount3 (fuse3), set-user-id root: how an unprivileged user mounts FUSE. */
+function probeFusermount(): Feature {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin'])) {
+    const path = join(dir, 'fusermount3');
+    try {
+      const st = statSync(path);
+      if (st.uid === 0 && (st.mode & 0o4000) !== 0) return { supported: true, reason: `${path} is set-user-id root` };
+      return { supported: false, reason: `${path} is not set-user-id root` };
+    } catch {
+      // not in this directory
+    }
+  }
+  return { supported: false, reason: 'fusermount3 not found (Debian package fuse3)' };
+}
+
 function probeLoop(): Feature {
   if (!existsSync('/dev/loop-control')) return { supported: false, reason: 'no /dev/loop-control' };
   try {
@@ -198,14 +265,19 @@ function probeLoop(): Feature {
 export function probeFeatures(cacheDir?: string): Features {
   const erofs = probeErofs();
   const { fuse, passthrough } = probeFuse();
+  const erofsFileBacked = probeErofsFileBacked(erofs);
+  const loop = probeLoop();
   return {
+    mountSyscall: probeMountSyscall(),
+    fusermount: probeFusermount(),
     cachefilesOndemand: probeCachefiles(),
     erofs,
-    erofsFileBacked: probeErofsFileBacked(erofs),
+    erofsImages: probeErofsImages(erofs, erofsFileBacked, loop),
+    erofsFileBacked,
     fuse,
     fusePassthrough: passthrough,
     fanotifyPreContent: probeFanotify(cacheDir),
-    loop: probeLoop(),
+    loop,
   };
 }
 

@@ -4,12 +4,15 @@
  * its worker, the in-process broker for tests, benchmarks and the compat guest, and the CLI to clean
  * up after a daemon that is gone.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../native/libc.js';
 import { loopChangeFd } from '../native/loop.js';
+import { closeQuietly } from '../native/fd.js';
+import { receiveFd, unixSocketPair } from '../native/unix-socket.js';
+import { hasCapSysAdmin } from '../util/user-dirs.js';
 import { mountAsync, umountAsync } from '../native/mount-async.js';
 import { MountError, errorText, systemCode } from '../util/errors.js';
 import { bindOndemand, openDevice } from './fscache/device.js';
@@ -40,16 +43,45 @@ export function erofsMountFlags(allowDevices: boolean): number {
   return MS_RDONLY | (allowDevices ? 0 : MS_NODEV);
 }
 
-/** Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). */
-export async function mountFuseConnection(path: string, fsname: string, options: string): Promise<number> {
+/**
+ * Opens /dev/fuse and mounts that connection at `path`; returns the fd (its owner serves it). Without
+ * CAP_SYS_ADMIN (an unprivileged user's daemon) fusermount3 mounts it and hands the fd back.
+ */
+export async function mountFuseConnection(path: string, fsname: string, options: string, flags = MS_RDONLY | MS_NOSUID | MS_NODEV): Promise<number> {
+  if (!hasCapSysAdmin()) return mountWithFusermount(path, fsname, options, flags);
   const fd = openSync('/dev/fuse', constants.O_RDWR);
   try {
     const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0${options ? ',' + options : ''}`;
-    await mountAsync(fsname, path, `fuse.${fsname}`, MS_RDONLY | MS_NOSUID | MS_NODEV, data);
+    await mountAsync(fsname, path, `fuse.${fsname}`, flags, data);
     return fd;
   } catch (err) {
     closeSync(fd);
     throw new MountError(`cannot mount FUSE at ${path}: ${systemCode(err) ?? errorText(err)}`, { path }, { cause: err, errno: errnoOf(err) });
+  }
+}
+
+/** fusermount3 (set-user-id root) mounts FUSE for an unprivileged user and passes the /dev/fuse fd back over a socket. */
+async function mountWithFusermount(path: string, fsname: string, options: string, flags: number): Promise<number> {
+  const pair = unixSocketPair();
+  if (typeof pair === 'number') throw new MountError(`cannot mount FUSE at ${path}: socketpair failed (errno ${-pair})`, { path }, { errno: -pair });
+  const [ours, theirs] = pair;
+  const opts = [(flags & MS_RDONLY) !== 0 ? 'ro' : '', 'nosuid', 'nodev', `fsname=${fsname}`, `subtype=${fsname}`, options].filter(Boolean).join(',');
+  try {
+    const stderr = await new Promise<string>((resolve, reject) => {
+      const child = spawn('fusermount3', ['-o', opts, '--', path], { env: { ...process.env, _FUSE_COMMFD: '3' }, stdio: ['ignore', 'ignore', 'pipe', theirs] });
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(err.trim() || `fusermount3 exited ${code}`))));
+    });
+    const fd = receiveFd(ours);
+    if (fd < 0) throw new Error(`fusermount3 mounted but passed no fd (errno ${-fd})${stderr ? `: ${stderr.trim()}` : ''}`);
+    return fd;
+  } catch (err) {
+    throw new MountError(`cannot mount FUSE at ${path} with fusermount3: ${errorText(err)}`, { path }, { cause: err });
+  } finally {
+    closeQuietly(ours);
+    closeQuietly(theirs);
   }
 }
 
@@ -113,6 +145,7 @@ async function detachLoop(device: string): Promise<void> {
 export type UnmakeOutcome = 'done' | 'detached-busy';
 
 async function lazyUmount(target: string): Promise<UnmakeOutcome> {
+  if (!hasCapSysAdmin()) return fusermountUnmount(target);
   try {
     await umountAsync(target, MNT_DETACH);
     return 'done';
@@ -120,6 +153,18 @@ async function lazyUmount(target: string): Promise<UnmakeOutcome> {
     const code = systemCode(err);
     if (code === 'EINVAL' || code === 'ENOENT') return 'done'; // not (or no longer) a mount point
     throw err;
+  }
+}
+
+/** An unprivileged user's FUSE mount goes away through fusermount3 (lazily: a busy one is detached). */
+async function fusermountUnmount(target: string): Promise<UnmakeOutcome> {
+  try {
+    await run('fusermount3', ['-u', '-z', '--', target]);
+    return 'done';
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? '';
+    if (/not found in \/etc\/mtab|not mounted|Invalid argument|No such file/i.test(stderr)) return 'done';
+    throw new MountError(`cannot unmount ${target} with fusermount3: ${stderr.trim() || errorText(err)}`, { mountpoint: target }, { cause: err });
   }
 }
 

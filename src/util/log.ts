@@ -31,6 +31,12 @@ export function configureLog(options: { level: string; file: string | null }): v
   if (options.file !== null) destination = pino.destination({ dest: options.file, sync: true, append: true, mkdir: true });
 }
 
+/** Reopens the log file (after logrotate moved it: SIGHUP); stderr needs nothing. */
+export function reopenLog(): void {
+  const d = destination as DestinationStream & { reopen?: () => void };
+  d.reopen?.();
+}
+
 /** A logger carrying context (image, blob, mountpoint...) for every line it writes. */
 export function logFor(context: Record<string, string | number | undefined>): Logger {
   return log.child(context);

@@ -85,7 +85,7 @@ describe('leases: eviction never truncates a data file under a reader (issue 13)
     const bootstrap = join(tempDir('boot'), 'bootstrap');
     writeFileSync(bootstrap, Buffer.alloc(4096));
     const fs = new FuseBlobsFilesystem({ bootstrapPath: bootstrap, blobs: [blob] });
-    const ino = fs.lookup(1, blob.blobId).ino;
+    const ino = fs.lookup(1, Buffer.from(blob.blobId)).ino;
     const opened = fs.open(ino);
     expect(opened.passthroughPath).toBe(blob.dataPath);
     // Unpinned (e.g. a mount detached lazily, still open in the kernel): only the lease keeps it.

@@ -55,7 +55,7 @@ describe.skipIf(!needs('config show', [cliBuilt(), 'a current build (make build)
     expect(s['metrics.address']).toEqual({ value: '127.0.0.1:9100', source: `file ${file}` });
     expect(s['registry.retries']).toEqual({ value: 5, source: 'default' });
     expect(s['log.file']).toEqual({ value: null, source: 'default' });
-    expect(Object.keys(s)).toHaveLength(13);
+    expect(Object.keys(s)).toHaveLength(14);
   });
 
   it('prints one line per key, $ONDEMAND_CONFIG naming the file and --no-prefetch overriding it', async () => {
@@ -63,7 +63,7 @@ describe.skipIf(!needs('config show', [cliBuilt(), 'a current build (make build)
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe(`config file: ${file} (env ONDEMAND_CONFIG)`);
-    expect(lines).toHaveLength(14);
+    expect(lines).toHaveLength(15);
     const row = (key: string): string[] => lines.find((l) => l.startsWith(key + ' '))!.trim().split(/\s{2,}/);
     expect(row('prefetch.enabled')).toEqual(['prefetch.enabled', 'false', 'flag --no-prefetch']);
     expect(row('cache.max_size')).toEqual(['cache.max_size', '1073741824 (1.0 GiB)', 'env ONDEMAND_CACHE_MAX_SIZE']);
@@ -92,7 +92,7 @@ describe.skipIf(!needs('config show', [cliBuilt(), 'a current build (make build)
     writeFileSync(unknown, '[prefetch]\nrate_limit = "1M"\n');
     const r2 = await runCli(['config', 'show', '--config', unknown], { env });
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toBe(`ondemand: config file ${unknown}: prefetch.rate_limit: unknown key ([prefetch] takes enabled, rate)\n`);
+    expect(r2.stderr).toBe(`ondemand: config file ${unknown}: prefetch.rate_limit: unknown key ([prefetch] takes enabled, rate, trace_seconds)\n`);
   });
 
   it('a missing file named with --config is an error; none at the default path is not', async () => {

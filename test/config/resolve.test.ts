@@ -34,6 +34,7 @@ creds_file = "/etc/ondemand/creds"
 [prefetch]
 enabled = true
 rate = "50M"
+trace_seconds = 20
 
 [log]
 level = "debug"
@@ -66,6 +67,7 @@ describe('the file', () => {
       'registry.creds_file': '/etc/ondemand/creds',
       'prefetch.enabled': true,
       'prefetch.rate': 50 * 1024 ** 2,
+      'prefetch.trace_seconds': 20,
       'log.level': 'debug',
       'log.file': '/var/log/ondemand.log',
       'metrics.address': '127.0.0.1:9100',

@@ -65,8 +65,9 @@ export class ToyFs implements FuseFilesystem {
     return { ino: n.ino, size, mode: n.mode, nlink: n.children ? 2 : 1, uid: 0, gid: 0, mtime: 1700000000.5 };
   }
 
-  lookup(parent: number, name: string): FuseAttr {
+  lookup(parent: number, nameBytes: Buffer): FuseAttr {
     this.count('lookup');
+    const name = nameBytes.toString('utf8');
     const child = this.node(parent).children?.get(name);
     if (!child) throw new OndemandError('ENOTFOUND', 'no such file', { name }, { errno: 2 });
     return this.attr(child);

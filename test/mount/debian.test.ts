@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeDebianTree } from '../helpers/trees.js';
+import { compareTrees } from '../helpers/tree-compare.js';
 import { cliBuilt, erofsMount, leftovers, makeHarness, type Harness } from './harness.js';
 import { buildImage, cliHas, mountStatus, pushLayout, type TestImage } from './images.js';
 
@@ -75,6 +76,19 @@ describe.skipIf(!ready)('Debian minbase from a registry', () => {
     const again = await mountStatus(h, mp);
     process.stderr.write(`second mount: /bin/true + dpkg -l fetched ${again.bytesFetched} bytes\n`);
     expect(again.bytesFetched).toBe(0);
+    await h.ok('umount', mp);
+    expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  }, 900_000);
+
+  it('fuse-tree: the same image served by our own erofs reader equals its source, and dpkg runs from it', async (ctx) => {
+    if (treeProblem) ctx.skip(treeProblem);
+    const mp = h.mountpoint('tree');
+    const out = await h.ok('mount', '--insecure', '--mode', 'fuse-tree', '--image', remote, mp);
+    expect(out).toMatch(/mode fuse-tree/);
+    expect(dpkgCount(mp)).toBe(dpkgCount(join(src.dir, 'tree')));
+    expect(compareTrees(join(src.dir, 'tree'), mp)).toEqual([]);
+    const s = await mountStatus(h, mp);
+    process.stderr.write(`fuse-tree of the Debian image: the whole tree compared, ${s.bytesFetched} bytes fetched by this mount\n`);
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
   }, 900_000);

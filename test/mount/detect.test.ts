@@ -4,7 +4,7 @@ import { isRoot, needs } from '../helpers/env.js';
 import { cliBuilt, makeHarness } from './harness.js';
 
 interface Report { features: Record<string, { supported: boolean; reason: string }>; mode: string | null; reason: string }
-const FEATURES = ['cachefilesOndemand', 'erofs', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'];
+const FEATURES = ['mountSyscall', 'fusermount', 'cachefilesOndemand', 'erofs', 'erofsImages', 'erofsFileBacked', 'fuse', 'fusePassthrough', 'fanotifyPreContent', 'loop'];
 
 describe.skipIf(!needs('detect', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']))('ondemand detect', () => {
   const h = makeHarness('detect');

@@ -32,12 +32,16 @@ describe.skipIf(!ready)('daemon crashes', () => {
   let image: string[];
   /** A second image, never read before the daemon is killed: its data can only come from the daemon. */
   let cold: string[];
+  /** A tree like `image`'s, for the fuse-tree case: its reads are cold too. */
+  let treeImage: string[];
 
   beforeAll(async () => {
     h = makeHarness('faults');
     src = makeTempDir('faults-src');
     makeTree(join(src.dir, 'tree'), { seed: 'f', bulkBytes: 24 * 1024 * 1024 });
     image = (await buildImage(h, join(src.dir, 'tree'), join(src.dir, 'layout'))).args;
+    makeTree(join(src.dir, 'tree2'), { seed: 't', bulkBytes: 24 * 1024 * 1024 });
+    treeImage = (await buildImage(h, join(src.dir, 'tree2'), join(src.dir, 'tree2-layout'))).args;
     makeTree(join(src.dir, 'cold'), { seed: 'c', bulkBytes: 4 * 1024 * 1024 });
     cold = (await buildImage(h, join(src.dir, 'cold'), join(src.dir, 'cold-layout'))).args;
   });
@@ -46,17 +50,18 @@ describe.skipIf(!ready)('daemon crashes', () => {
     src.remove();
   });
 
-  it('a killed worker is replaced and cold reads made meanwhile complete with the right bytes', async () => {
-    const mp = h.mountpoint('worker');
-    await h.ok('mount', ...image, mp);
+  it.each([['auto'], ['fuse-tree']])('a killed worker is replaced and cold reads made meanwhile complete with the right bytes (mode %s)', async (mode) => {
+    const mp = h.mountpoint(`worker-${mode}`);
+    await h.ok('mount', '--mode', mode, ...(mode === 'fuse-tree' ? treeImage : image), mp);
     const s = JSON.parse(await h.ok('status', '--json')) as StatusJson;
     process.kill(s.daemon.workerPid, 'SIGKILL');
     // Cold reads while no worker runs: they wait in the kernel's FUSE queue for the new worker.
     const [bulk, three] = await Promise.all([shaOf(join(mp, 'data', 'bulk.bin')), shaOf(join(mp, 'data', 'nested', 'deeper', 'three-mib.bin'))]);
-    process.stderr.write(`reads across a worker crash: ${bulk.ms} ms and ${three.ms} ms\n`);
+    process.stderr.write(`reads across a worker crash (${mode}): ${bulk.ms} ms and ${three.ms} ms\n`);
+    const tree = join(src.dir, mode === 'fuse-tree' ? 'tree2' : 'tree');
     expect(bulk.error).toBeUndefined();
-    expect(bulk.sha).toBe(sha(join(src.dir, 'tree', 'data', 'bulk.bin')));
-    expect(three.sha).toBe(sha(join(src.dir, 'tree', 'data', 'nested', 'deeper', 'three-mib.bin')));
+    expect(bulk.sha).toBe(sha(join(tree, 'data', 'bulk.bin')));
+    expect(three.sha).toBe(sha(join(tree, 'data', 'nested', 'deeper', 'three-mib.bin')));
     const after = JSON.parse(await h.ok('status', '--json')) as StatusJson;
     expect(after.daemon.workerRestarts).toBe(s.daemon.workerRestarts + 1);
     await h.ok('umount', mp);

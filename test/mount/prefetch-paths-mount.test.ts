@@ -103,4 +103,33 @@ describe.skipIf(!ready)('mount --prefetch-paths', () => {
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
   });
+
+  it('with --prefetch, the listed files are fetched before the rest of the image', async () => {
+    // An empty cache of its own, and a slow prefetch: the order shows while it runs.
+    const cold = makeHarness('prefetch-order');
+    try {
+      const mp = cold.mountpoint('order');
+      await cold.ok('mount', '--mode', 'fuse-blobs', '--prefetch', '--prefetch-paths', list, '--prefetch-rate', '512K', ...image.args, mp);
+      const listed = LISTED.reduce((n, p) => n + readFileSync(join(tree(), p)).length, 0);
+      const st = async (): Promise<StatusMount> => {
+        const s = JSON.parse(await cold.ok('status', '--json')) as { mounts: StatusMount[] };
+        return s.mounts.find((x) => x.mountpoint === mp)!;
+      };
+      let s = await st();
+      for (let i = 0; i < 300 && s.bytesPresent < listed; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        s = await st();
+      }
+      // As much as the listed files is present and the image is not: every listed frame is among it.
+      expect(s.bytesPresent).toBeGreaterThanOrEqual(listed);
+      expect(s.bytesPresent).toBeLessThan(s.bytesTotal);
+      for (const p of LISTED) expect(sha(join(mp, p))).toBe(sha(join(tree(), p)));
+      const after = await st();
+      process.stderr.write(`listed ${listed} bytes present while ${s.bytesPresent} of ${s.bytesTotal} were (${after.bytesPresent} after reading them); on-demand requests for them: ${after.requests - after.prefetchRequests}\n`);
+      expect(after.requests - after.prefetchRequests).toBe(0);
+      await cold.ok('umount', mp);
+    } finally {
+      await cold.cleanup();
+    }
+  }, 120_000);
 });

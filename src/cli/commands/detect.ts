@@ -5,8 +5,11 @@ import { detect } from '../../mount/mode-choice.js';
 import { FEATURE_NAMES } from '../../transport/kernel-features.js';
 
 const LABELS: Record<(typeof FEATURE_NAMES)[number], string> = {
+  mountSyscall: 'mount(2)',
+  fusermount: 'fusermount3',
   cachefilesOndemand: 'cachefiles on-demand',
   erofs: 'erofs',
+  erofsImages: 'erofs our images',
   erofsFileBacked: 'erofs file-backed',
   fuse: 'FUSE',
   fusePassthrough: 'FUSE passthrough',
@@ -28,7 +31,7 @@ export const detectCommand = defineCommand({
     }
     for (const name of FEATURE_NAMES) {
       const f = report.features[name];
-      out(`${LABELS[name].padEnd(22)} ${f.supported ? 'yes' : 'no '}  ${f.reason}`);
+      out(`${LABELS[name].padEnd(21)} ${f.supported ? 'yes' : 'no '}  ${f.reason}`);
     }
     for (const s of report.skipped) out(`skipped ${s}`);
     out(`mode: ${report.mode ?? 'none'} (${report.reason.split('; passed over')[0]})`);

@@ -24,6 +24,7 @@ export const commands: LazyCommand[] = [
   { name: 'daemon', load: async () => (await import('./daemon.js')).daemonCommand },
   { name: 'config', load: async () => (await import('./config.js')).configCommand },
   { name: 'cache', load: async () => (await import('./cache.js')).cacheCommand },
+  { name: 'trace', load: async () => (await import('./trace.js')).traceCommand },
   { name: 'convert', load: async () => (await import('./convert.js')).convertCommand },
   { name: 'push', load: async () => (await import('./push.js')).pushCommand },
   { name: 'pull', load: async () => (await import('./pull.js')).pullCommand },

@@ -8,6 +8,7 @@ import { runDir } from '../../daemon/paths.js';
 import { MOUNT_MODE_REQUESTS } from '../../mount/types.js';
 import { checkMountpoint, daemonDirs } from '../../mount/mountpoint.js';
 import { parsePathList } from '../../mount/prefetch-paths.js';
+import { parseTrace, type StartupTrace } from '../../mount/startup-trace.js';
 import { MountError, NotFoundError, UsageError, errorText } from '../../util/errors.js';
 import { createProgress } from '../progress.js';
 
@@ -21,6 +22,7 @@ export const mountCommand = defineCommand({
       .option('mode', { choices: MOUNT_MODE_REQUESTS, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
       .option('prefetch', { type: 'boolean', describe: 'Fetch every blob in the background after mounting (default prefetch.enabled, false)' })
       .option('prefetch-paths', { type: 'string', describe: 'FILE of paths or globs inside the image (one a line, # comments) whose data is fetched first, in order' })
+      .option('prefetch-trace', { type: 'string', describe: 'FILE: a start-up trace (`ondemand trace export`) whose frames are fetched first, in order' })
       .option('prefetch-rate', { type: 'string', describe: 'Prefetch bandwidth cap of this mount, bytes/s, e.g. 50M (default prefetch.rate)' })
       .option('wait', { type: 'boolean', default: false, describe: 'After mounting, show the prefetch\'s progress until it is done (exit 1 if it fails)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print JSON lines (mounted, progress, done/failed events)' })
@@ -37,6 +39,7 @@ export const mountCommand = defineCommand({
     const prefetch = setting(config, 'prefetch.enabled');
     const prefetchRate = setting(config, 'prefetch.rate');
     const prefetchPaths = argv.prefetchPaths === undefined ? undefined : readPathList(argv.prefetchPaths);
+    const prefetchTrace = argv.prefetchTrace === undefined ? undefined : readTraceFile(argv.prefetchTrace);
     if (argv.wait && !prefetch && !prefetchPaths?.length) throw new UsageError('--wait needs --prefetch or --prefetch-paths (there is nothing to wait for)');
     if (argv.wait && argv.foreground) throw new UsageError('--wait and --foreground do not go together');
     // Bad mountpoints and options fail here, before any daemon is started.
@@ -52,6 +55,7 @@ export const mountCommand = defineCommand({
       result = await requestDaemon({
         op: 'mount', image: argv.image, mountpoint, mode: argv.mode, prefetch, insecure: access.insecure,
         ...(prefetchPaths?.length ? { prefetchPaths } : {}),
+        ...(prefetchTrace ? { prefetchTrace } : {}),
         ...(prefetchRate > 0 ? { prefetchRate } : {}),
         ...(access.platform !== undefined ? { platform: access.platform } : {}),
         ...(credentials !== undefined ? { credentials } : {}),
@@ -92,6 +96,16 @@ function readPathList(file: string): string[] {
     throw new NotFoundError(`--prefetch-paths ${file}: cannot read it: ${errorText(err)}`, {}, { cause: err });
   }
   return parsePathList(text);
+}
+
+function readTraceFile(file: string): StartupTrace {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new NotFoundError(`--prefetch-trace ${file}: cannot read it: ${errorText(err)}`, {}, { cause: err });
+  }
+  return parseTrace(text, `--prefetch-trace ${file}`);
 }
 
 const POLL_MS = 500;

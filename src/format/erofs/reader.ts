@@ -52,12 +52,16 @@ const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 const MAX_SYMLINK = 4095;
 const INODE_CACHE_MAX = 8192;
+const DIR_BLOCK_CACHE_MAX = 4096;
+/** Directory blocks per nid in the parsed-block cache key (a directory of more is not cached past it: keys would collide). */
+const DIR_BLOCK_KEY_SPAN = 2 ** 20;
 
 export class ErofsReader {
   readonly superblock: ErofsSuperblock;
   readonly rootNid: number;
   private readonly ctx: ErrorContext;
   private readonly inodes = new Map<number, InodeRecord>();
+  private readonly dirBlocksParsed = new Map<number, RawDirEntry[]>();
   private readonly map: MapContext;
 
   private constructor(private readonly source: ErofsSource, options: OpenOptions) {
@@ -279,9 +283,17 @@ export class ErofsReader {
   }
 
   private dirBlock(dir: InodeRecord, i: number): RawDirEntry[] {
+    // A lookup binary-searches the blocks and a listing reads them all: parsed blocks are kept (the image never changes).
+    const key = i < DIR_BLOCK_KEY_SPAN ? dir.nid * DIR_BLOCK_KEY_SPAN + i : -1;
+    const hit = this.dirBlocksParsed.get(key);
+    if (hit) return hit;
     const bs = this.blockSize;
     const buf = this.readSync(dir, i * bs, Math.min(bs, dir.size - i * bs));
-    return parseDirBlock(buf, bs, dir.nid, i, this.ctx);
+    const parsed = parseDirBlock(buf, bs, dir.nid, i, this.ctx);
+    if (key < 0) return parsed;
+    if (this.dirBlocksParsed.size >= DIR_BLOCK_CACHE_MAX) this.dirBlocksParsed.clear();
+    this.dirBlocksParsed.set(key, parsed);
+    return parsed;
   }
 
   /** Inode data from the bootstrap only (directories, symlinks, inline files). */

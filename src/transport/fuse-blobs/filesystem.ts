@@ -127,7 +127,8 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     return { ino, size: blob.size, mode: S_IFREG | 0o444, nlink: 1, uid: 0, gid: 0, mtime: this.mtime };
   }
 
-  lookup(parent: number, name: string): FuseAttr {
+  lookup(parent: number, nameBytes: Buffer): FuseAttr {
+    const name = nameBytes.toString('utf8');
     const ino = parent === FUSE_ROOT_ID ? this.byName.get(name) : undefined;
     if (ino === undefined) throw new OndemandError('ENOTFOUND', `no file ${name} in fuse-blobs`, { image: this.image }, { errno: ENOENT });
     return this.attr(ino);

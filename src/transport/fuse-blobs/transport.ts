@@ -153,7 +153,7 @@ function holder(ctx: TransportContext): { set: (s: ServedBlobs) => void } {
 function sessionOptions(ctx: TransportContext, passthrough: boolean): Omit<FuseSessionOptions, 'params'> {
   const r = ctx.fuseReader;
   return {
-    name: ctx.privateDir, passthrough,
+    name: ctx.privateDir, mountPath: ctx.privateDir, passthrough,
     ...(r?.copyThreads !== undefined ? { readerCopyThreads: r.copyThreads } : {}),
     ...(r?.spliceMinBytes !== undefined ? { readerSpliceMinBytes: r.spliceMinBytes } : {}),
   };
