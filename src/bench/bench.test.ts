@@ -32,13 +32,13 @@ describe('latency counts', () => {
 });
 
 describe('modes', () => {
-  const host618 = features({ erofs: true, erofsFileBacked: true, fuse: true, fusePassthrough: true, fanotifyPreContent: true, loop: true });
+  const host618 = features({ mountSyscall: true, erofs: true, erofsImages: true, erofsFileBacked: true, fuse: true, fusePassthrough: true, fanotifyPreContent: true, loop: true });
   it('auto: every mode the host can serve and ondemand implements (a transport that lands joins by itself)', () => {
     const usable = (m: Parameters<typeof modeUsable>[0], f: Features): boolean => modeUsable(m, f, ['fscache', 'fanotify', 'fuse-blobs']).ok;
     expect(chooseBenchModes('auto', host618, usable)).toEqual(['fanotify', 'fuse-blobs']);
     const withTree = (m: Parameters<typeof modeUsable>[0], f: Features): boolean => modeUsable(m, f, ['fscache', 'fanotify', 'fuse-blobs', 'fuse-tree']).ok;
     expect(chooseBenchModes('auto', host618, withTree)).toEqual(['fanotify', 'fuse-blobs', 'fuse-tree']);
-    const guest61 = features({ erofs: true, fuse: true, loop: true, cachefilesOndemand: true });
+    const guest61 = features({ mountSyscall: true, erofs: true, erofsImages: true, fuse: true, loop: true, cachefilesOndemand: true });
     expect(chooseBenchModes('auto', guest61, usable)).toEqual(['fscache', 'fuse-blobs']);
   });
   it('all: every mode there is; a list: checked', () => {

@@ -100,6 +100,18 @@ describe.skipIf(!ready)('ondemand bench', () => {
     expect(readdirSync(benchDir)).toEqual([]);
   }, 900_000);
 
+  it('exits 1 when a mode failed, after printing its results', async (ctx) => {
+    if (detectHere()?.features.cachefilesOndemand?.supported) ctx.skip('fscache works on this kernel: no mode here is sure to fail');
+    const benchDir = join(work.dir, 'benchdir-fail');
+    mkdirSync(benchDir);
+    const r = await runCli(h, ['bench', '--insecure', '--image', ref, '--modes', 'fscache', '--runs', '1', '--workload', 'stat', '--json', '--quiet', '--work-dir', benchDir], 300_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ondemand: 1 mode\(s\) failed: fscache/);
+    const doc = JSON.parse(r.stdout) as BenchReport;
+    expect(doc.modes.map((m) => [m.mode, m.status])).toEqual([['local', 'ok'], ['fscache', 'failed']]);
+    expect(readMountInfo().filter((m) => m.mountpoint.startsWith(benchDir))).toEqual([]);
+  }, 300_000);
+
   it('writes a self-contained HTML report that Chromium renders with its charts, with no network', async (ctx) => {
     if (!report) ctx.skip('the bench run above failed');
     if (!needs('bench report in Chromium', [existsSync(CHROMIUM), 'chromium (Debian)'])) ctx.skip('no chromium');

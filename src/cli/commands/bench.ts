@@ -13,7 +13,7 @@ import { DEFAULT_RAND_READS, runBench } from '../../bench/run.js';
 import { LARGEST_FILES } from '../../bench/tree.js';
 import { WORKLOADS, type Workload } from '../../bench/types.js';
 import { MOUNT_MODES } from '../../transport/types.js';
-import { UsageError } from '../../util/errors.js';
+import { BenchError, UsageError } from '../../util/errors.js';
 
 function parseWorkloads(text: string | undefined, withRun: boolean): Workload[] | undefined {
   if (text === undefined) return undefined;
@@ -100,6 +100,9 @@ export const benchCommand = defineCommand({
     if (argv.report !== undefined) writeFileSync(argv.report, renderHtml(report));
     if (argv.json) out(JSON.stringify(report, null, 2));
     else process.stdout.write(renderText(report));
-    if (report.modes.some((m) => m.status === 'failed') || report.leftoverMounts.length > 0) process.exitCode = 1;
+    // The results are out; a failed mode or a mount left behind still makes the command fail (exit 1).
+    const failed = report.modes.filter((m) => m.status === 'failed').map((m) => m.mode);
+    if (failed.length > 0) throw new BenchError(`${failed.length} mode(s) failed: ${failed.join(', ')} (their errors are in the results)`);
+    if (report.leftoverMounts.length > 0) throw new BenchError(`mounts were left behind and detached: ${report.leftoverMounts.join(', ')}`);
   },
 });
