@@ -33,9 +33,7 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
   beforeAll(async () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}/metrics`;
-    // No start-up trace recording: with it on, the second file's reads of this small image counted no
-    // hit (0 instead of > 0; not explained yet, see the closing note of 2026-12-03).
-    h = makeHarness('metrics', { ONDEMAND_METRICS_ADDRESS: `127.0.0.1:${port}`, ONDEMAND_PREFETCH_TRACE_SECONDS: '0' });
+    h = makeHarness('metrics', { ONDEMAND_METRICS_ADDRESS: `127.0.0.1:${port}` });
     tmp = makeTempDir('metrics');
     makeTree(join(tmp.dir, 'tree'), { seed: 'metrics', bulkBytes: 512 * 1024 });
     ref = (await buildImage(h, join(tmp.dir, 'tree'), join(tmp.dir, 'layout'))).ref;
@@ -75,11 +73,14 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
     expect(mid.get(`ondemand_mount_failed_reads_total{${m}}`)).toBe(0);
     expect(mid.get(`ondemand_mount_fetches_stalled{${m}}`)).toBe(0);
 
-    // Another file: its frames came with the first file's read-ahead (a small image), so its reads are hits.
+    // Another file: its frames came with the first file's read-ahead (a small image), so reading it misses
+    // nothing: its reads are hits, or never reach us at all once the blob is complete (fanotify then lets
+    // the kernel read the cache file without events). Wait for that read-ahead to be in first.
+    await sleep(500);
     expect(sha(join(mp, 'data', 'one-mib-plus-one.bin'))).toBe(sha(join(tmp.dir, 'tree', 'data', 'one-mib-plus-one.bin')));
     const after = await scrape();
-    expect(grew(mid, after, `ondemand_mount_cache_hits_total{${m}}`)).toBeGreaterThan(0);
-    expect(grew(mid, after, `ondemand_mount_cache_misses_total{${m}}`)).toBeGreaterThanOrEqual(0);
+    expect(grew(mid, after, `ondemand_mount_cache_hits_total{${m}}`)).toBeGreaterThanOrEqual(0);
+    expect(grew(mid, after, `ondemand_mount_cache_misses_total{${m}}`)).toBe(0);
     expect(grew(mid, after, `ondemand_mount_fetched_bytes_total{${m},kind="demand"}`)).toBeGreaterThanOrEqual(0);
     // Per blob: the blobs' series add up to the mount's.
     const blobBytes = [...after].filter(([k]) => k.startsWith(`ondemand_blob_fetched_bytes_total{${m},blob=`)).reduce((n, [, v]) => n + v, 0);
