@@ -46,7 +46,7 @@ import { openCache, type Cache } from '../src/cache/backend.js';
 import type { CachedBlob } from '../src/cache/types.js';
 import { cacheOptions } from '../src/daemon/worker.js';
 import type { Compression } from '../src/format/image/types.js';
-import { settleFetches } from '../src/mount/manager.js';
+import { openPinnedImage } from '../src/mount/pinned-image.js';
 import { erofsBdis, newErofsBdi } from '../src/native/bdi.js';
 import { MNT_DETACH, umount2 } from '../src/native/libc.js';
 import { setXattr } from '../src/native/xattr.js';
@@ -180,17 +180,7 @@ async function readAheadOf(mount: () => Promise<void>): Promise<string> {
 
 /** One image opened in one cache as MountManager.prepare does: bootstrap in the cache, blobs pinned. */
 async function prepareImage(ref: string, cache: Cache, undo: UndoStack): Promise<{ bootstrapPath: string; blobs: CachedBlob[] }> {
-  const resolved = await resolveImage(ref);
-  undo.push(`fetcher of ${ref}`, () => resolved.fetcher.close());
-  const bootstrapPath = await cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
-  const blobs: CachedBlob[] = [];
-  for (const descriptor of resolved.image.blobs) {
-    const blob = await cache.openBlob(descriptor, { fetcher: resolved.fetcher, toc: await resolved.loadToc(descriptor), image: ref });
-    undo.push(`pin of ${descriptor.digest}`, blob.pin());
-    blobs.push(blob);
-  }
-  undo.push('in-flight fetches', () => settleFetches(blobs, ref));
-  return { bootstrapPath, blobs };
+  return openPinnedImage(await resolveImage(ref), cache, undo);
 }
 
 /** A mode's mount this run: where its files are and what lies under them. */

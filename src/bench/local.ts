@@ -8,9 +8,8 @@
 import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCache } from '../cache/backend.js';
-import type { CachedBlob } from '../cache/types.js';
 import { resolveImageRef } from '../mount/image-source.js';
-import { settleFetches } from '../mount/manager.js';
+import { openPinnedImage } from '../mount/pinned-image.js';
 import { InProcessKernel } from '../transport/in-process-kernel.js';
 import type { Features } from '../transport/kernel-features.js';
 import { erofsMountFlags } from '../transport/kernel-objects.js';
@@ -44,15 +43,7 @@ export async function makeLocalCopy(ref: string, access: ImageAccess, dir: strin
       ...(access.platform !== undefined ? { platform: access.platform } : {}),
       ...(cache.metadata ? { metadata: cache.metadata } : {}),
     });
-    undo.push(`fetcher of ${ref}`, () => resolved.fetcher.close());
-    const bootstrapPath = await cache.bootstrapPath(resolved.image.bootstrap.uncompressedDigest, () => resolved.loadBootstrap());
-    const blobs: CachedBlob[] = [];
-    for (const descriptor of resolved.image.blobs) {
-      const blob = await cache.openBlob(descriptor, { fetcher: resolved.fetcher, toc: await resolved.loadToc(descriptor), image: ref });
-      undo.push(`pin of ${descriptor.digest}`, blob.pin());
-      blobs.push(blob);
-    }
-    undo.push('in-flight fetches', () => settleFetches(blobs, ref));
+    const { bootstrapPath, blobs } = await openPinnedImage(resolved, cache, undo);
     await Promise.all(blobs.map((b) => b.prefetch()));
     const bootstrap = join(dir, 'bootstrap');
     copyFileSync(bootstrapPath, bootstrap);
