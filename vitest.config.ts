@@ -15,6 +15,7 @@ const host = [
   'test/cli/mountpoint.test.ts',
   'test/cli/umount-busy.test.ts',
   'test/cache/disk.test.ts',
+  'test/cache/live-tamper.test.ts',
   'test/convert/tar.test.ts',
   'test/convert/whiteout.test.ts',
   // All of test/daemon/ but the fanotify crash tests (they need a registry).
@@ -33,6 +34,7 @@ const host = [
   'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',
   'test/mount/fuse-tree.test.ts',
+  'test/mount/live-tamper.test.ts',
   'test/mount/local-layout.test.ts',
   'test/mount/many.test.ts',
   'test/mount/prefetch.test.ts',

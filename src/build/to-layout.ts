@@ -9,6 +9,7 @@ import { gzip as gzipCb } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
 import { makeManifest, manifestBytes } from '../format/image/manifest.js';
+import type { StartupTrace } from '../format/image/trace.js';
 import type { BootstrapDescriptor } from '../format/image/types.js';
 import { hostPlatform } from '../registry/platform.js';
 import { buildImage, type BuildOptions, type BuildResult, type BuildStats } from './builder.js';
@@ -32,6 +33,8 @@ export interface StoreOptions {
   /** The source image's config (bytes stored unchanged); default a minimal config made here. */
   config?: { bytes: Buffer; mediaType: string };
   sourceImage?: string;
+  /** A start-up trace the image carries (manifest annotation). */
+  prefetchTrace?: StartupTrace;
 }
 
 /** A minimal valid OCI image config: rootfs.diff_ids = the uncompressed digest of each layer. */
@@ -54,7 +57,11 @@ export async function storeInLayout(built: BuildResult, layout: string, tag: str
   const blobs = built.blobs.map((b) => b.descriptor);
   const configBytes = options.config?.bytes ?? minimalConfig([...blobs.map((b) => b.digest), bootstrap.uncompressedDigest]);
   const config = await putBlobBytes(layout, configBytes, options.config?.mediaType ?? MEDIA_TYPE_OCI_CONFIG);
-  const manifest = makeManifest({ config, blobs, bootstrap, chunkSize: built.chunkSize, ...(options.sourceImage !== undefined ? { sourceImage: options.sourceImage } : {}) });
+  const manifest = makeManifest({
+    config, blobs, bootstrap, chunkSize: built.chunkSize,
+    ...(options.sourceImage !== undefined ? { sourceImage: options.sourceImage } : {}),
+    ...(options.prefetchTrace !== undefined ? { prefetchTrace: options.prefetchTrace } : {}),
+  });
   const mdesc = await putBlobBytes(layout, manifestBytes(manifest), MEDIA_TYPE_OCI_MANIFEST);
   await tagManifest(layout, mdesc, tag);
   return {
@@ -74,14 +81,15 @@ export async function storeInLayout(built: BuildResult, layout: string, tag: str
 
 /** `ondemand build SRC_DIR oci:LAYOUT[:TAG]`. */
 export async function buildDirectoryToLayout(
-  srcDir: string, layout: string, tag: string, options: Omit<BuildOptions, 'workDir' | 'blobCount'> = {},
+  srcDir: string, layout: string, tag: string, options: Omit<BuildOptions, 'workDir' | 'blobCount'> & Pick<StoreOptions, 'prefetchTrace'> = {},
 ): Promise<LayoutImageSummary> {
   const { root } = scanDirectory(srcDir); // before touching the destination: a bad source leaves nothing behind
   await initLayout(layout);
   const workDir = await mkdtemp(join(layout, '.ondemand-build-'));
   try {
-    const built = await buildImage(root, { ...options, workDir });
-    return await storeInLayout(built, layout, tag);
+    const { prefetchTrace, ...build } = options;
+    const built = await buildImage(root, { ...build, workDir });
+    return await storeInLayout(built, layout, tag, prefetchTrace !== undefined ? { prefetchTrace } : {});
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

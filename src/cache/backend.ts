@@ -21,6 +21,7 @@ import { ImageMetadataStore } from './metadata-store.js';
 import { acquireCacheLock, adoptCacheLock, type CacheLock } from './lock.js';
 import { FetchSlots, Throttle } from './scheduler.js';
 import { sumStats } from './stats.js';
+import { TamperWatch } from './tamper-watch.js';
 import { readStoredToc } from './toc-store.js';
 import { verifyBlobFiles, type BlobVerifyResult } from './verify.js';
 import type { BlobStats, CacheBackend, CachedBlob, GcResult, OpenBlobOptions } from './types.js';
@@ -49,6 +50,11 @@ export interface CacheOptions extends Partial<BlobTuning> {
   idleCloseMs?: number;
   /** Time and timers (default: the system's); tests pass one they move themselves. */
   clock?: CacheClock;
+  /**
+   * Watch open data files for changes by other processes (tamper-watch.ts; default true, where
+   * fanotify is allowed). Off, a change is noticed only at the blob's next open.
+   */
+  watchChanges?: boolean;
 }
 
 export const DEFAULT_TUNING: BlobTuning = {
@@ -105,6 +111,8 @@ export class Cache implements CacheBackend, BlobHost {
   /** Blobs evicted since this process opened the cache (for status and metrics). */
   evictedBlobs = 0;
 
+  private readonly tamperWatch: TamperWatch | undefined;
+
   private constructor(private readonly layout: CacheLayout, private readonly lock: CacheLock, options: CacheOptions) {
     this.dir = layout.dir;
     this.tuning = { ...DEFAULT_TUNING, ...definedOnly(options) };
@@ -123,6 +131,12 @@ export class Cache implements CacheBackend, BlobHost {
     this.stopTimers.push(this.clock.every(60_000, () => this.persistLastUsed()));
     this.idleCloseMs = options.idleCloseMs ?? 10_000;
     if (this.idleCloseMs > 0) this.stopTimers.push(this.clock.every(Math.max(500, this.idleCloseMs / 2), () => this.closeIdle()));
+    this.tamperWatch = options.watchChanges === false ? undefined : TamperWatch.start();
+  }
+
+  /** BlobHost: see TamperWatch. */
+  watchDataFile(fd: number, changed: (pid: number) => void): () => void {
+    return this.tamperWatch?.watch(fd, changed) ?? (() => undefined);
   }
 
   static async open(options: CacheOptions = {}): Promise<Cache> {
@@ -384,6 +398,7 @@ export class Cache implements CacheBackend, BlobHost {
     await Promise.allSettled([...this.closing.values()]);
     const opening = [...this.open.values()];
     for (const r of await Promise.allSettled(opening)) if (r.status === 'fulfilled') await r.value.close();
+    await this.tamperWatch?.stop();
     this.lock.release();
   }
 }

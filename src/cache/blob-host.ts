@@ -35,4 +35,9 @@ export interface BlobHost {
   release(bytes: number): void;
   /** Shared default prefetch throttle (undefined when uncapped). */
   readonly prefetchThrottle: Throttle | undefined;
+  /**
+   * Watches the data file open as `fd` for changes by other processes (tamper-watch.ts) until the
+   * returned function runs; absent where nothing can watch.
+   */
+  watchDataFile?(fd: number, changed: (pid: number) => void): () => void;
 }

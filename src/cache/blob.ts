@@ -11,7 +11,7 @@
  * pin, lease or use. evictable() is false while any of these holds, and an eviction already running
  * makes isComplete() false, presence views odd and ensure/read wait for it.
  */
-import { closeSync, read as fsRead } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, read as fsRead } from 'node:fs';
 import type { BlobToc, FrameEntry } from '../format/image/types.js';
 import type { BlobFetcher } from '../fetch/types.js';
 import { CacheError, errorText } from '../util/errors.js';
@@ -36,6 +36,11 @@ export class CachedBlobEntry implements CachedBlob {
   readonly size: number;
   readonly dataPath: string;
   readonly mapPath: string;
+  /**
+   * The data file this process has open, by its /proc fd link: whoever opens it by this path gets
+   * this very file even if its name was replaced (valid while the blob is open: pinned or leased).
+   */
+  readonly openDataPath: string;
   /** Bytes this blob occupies on disk (data blocks + map), kept up to date for eviction. */
   allocatedBytes: number;
   lastUsed: number;
@@ -65,6 +70,11 @@ export class CachedBlobEntry implements CachedBlob {
   private shared?: SharedPresence;
   /** Frames whose verified bytes are in the data file, durable or not yet (for the presence view). */
   private readonly written: PresenceBits;
+  /** Ends the tamper watch of the data file (BlobHost.watchDataFile). */
+  private readonly unwatch: (() => void) | undefined;
+  /** Told when another process changed the data file (transports that let the kernel read it). */
+  private readonly changeListeners = new Set<() => void>();
+  private changedBehindCount = 0;
 
   private constructor(private readonly host: BlobHost, source: BlobSource, paths: BlobPaths, files: BlobFiles, log: Logger) {
     const toc = source.toc;
@@ -74,6 +84,7 @@ export class CachedBlobEntry implements CachedBlob {
     this.dataPath = paths.data;
     this.mapPath = paths.map;
     this.dataFd = files.dataFd;
+    this.openDataPath = `/proc/${process.pid}/fd/${files.dataFd}`;
     this.mapFd = files.mapFd;
     this.bits = files.bits;
     this.written = new PresenceBits(files.bits.frameCount);
@@ -99,9 +110,11 @@ export class CachedBlobEntry implements CachedBlob {
       },
       marked: () => this.map.schedule(),
       wrote: (i) => this.written.set(i),
+      unwrote: (i) => this.written.clear(i),
     }, source);
     this.users = new BlobUsers(() => this.jobs.source, (next) => { this.jobs.source = next; }, () => host.clock.now());
     this.users.opener(source);
+    this.unwatch = host.watchDataFile?.(files.dataFd, (pid) => this.changedBehind(pid));
   }
 
   /**
@@ -258,12 +271,45 @@ export class CachedBlobEntry implements CachedBlob {
   stats(): BlobStats {
     const s = this.counters.snapshot(this.bits.count, this.bits.frameCount);
     if (this.shared) s.hits += this.shared.hits();
+    if (this.changedBehindCount > 0) s.changedBehind = this.changedBehindCount;
     return s;
+  }
+
+  onChangedBehind(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /**
+   * Another process wrote, cut or punched the data file while this process has it open (the tamper
+   * watch says so): nothing in it is trusted until verified again (docs/cache.md, "Changed while
+   * served"). Transports letting the kernel read the file are told first; the presence view changes
+   * under its epoch, so other threads drop what they read meanwhile; the size comes back.
+   */
+  private changedBehind(pid: number): void {
+    this.changedBehindCount += 1;
+    this.log.warn({ image: this.jobs.source.image, blob: this.blobId, pid, path: this.dataPath },
+      'cache data file changed by another process while open: every frame is verified again before it is served');
+    for (const listener of this.changeListeners) listener();
+    if (this.closing) return;
+    // An eviction running keeps the view odd itself (and restores the size).
+    const bracket = this.gate === null;
+    if (bracket) this.shared?.beginChange();
+    try {
+      this.written.clearAll();
+      this.jobs.distrust();
+      if (bracket && fstatSync(this.dataFd).size !== this.size) ftruncateSync(this.dataFd, this.size);
+    } catch (err) {
+      this.log.error({ blob: this.blobId, err: errorText(err) }, 'cannot restore the size of a cache data file changed behind the cache');
+    } finally {
+      if (bracket) this.shared?.endChange();
+    }
+    this.map.schedule();
   }
 
   presenceView(): PresenceView {
     this.shared ??= new SharedPresence(
-      { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.bits.frameCount, dataPath: this.dataPath },
+      { blobId: this.blobId, size: this.size, frameSize: this.frameSize, frameCount: this.bits.frameCount, dataPath: this.openDataPath },
       this.bits.bits,
       this.written.bits,
     );
@@ -456,6 +502,7 @@ export class CachedBlobEntry implements CachedBlob {
     if (this.closing) return;
     this.closing = true;
     this.shared?.retire();
+    this.unwatch?.();
     this.jobs.cancelVerify(new CacheError('cache is closed', { blob: this.blobId }));
     while (this.active > 0 || this.jobs.running > 0 || this.jobs.pending > 0) await new Promise((r) => setTimeout(r, 5));
     await this.map.flush();

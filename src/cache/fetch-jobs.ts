@@ -80,6 +80,8 @@ export interface JobEnv {
   marked(): void;
   /** Frame i's verified bytes are in the data file (not yet durable): other threads may read them. */
   wrote(i: number): void;
+  /** Frame i's bytes in the data file are no longer known good (the file changed behind the cache). */
+  unwrote(i: number): void;
 }
 
 export class FetchJobs implements FrameStates {
@@ -96,6 +98,14 @@ export class FetchJobs implements FrameStates {
    * be durable yet, and a bit must name durable bytes. One for all frames, not one per frame.
    */
   private storedDurable: Promise<void> | null = null;
+  /**
+   * Bumped when the data file changed behind the cache's back (distrust()): a frame stored or
+   * re-verified across a bump may have been read or overwritten around the change, so it lands
+   * unverified (and is verified again) instead of present.
+   */
+  private era = 0;
+  /** pumpVerify is running (one at a time: frames are verified in order, one after another). */
+  private pumping = false;
 
   constructor(private readonly env: JobEnv, source: BlobSource) {
     this.source = source;
@@ -163,6 +173,27 @@ export class FetchJobs implements FrameStates {
   }
 
   /**
+   * The data file changed behind the cache's back: every present frame becomes unverified (readers
+   * join their verify jobs) and frames landing from jobs already running do too.
+   */
+  distrust(): void {
+    this.era += 1;
+    this.storedDurable = null;
+    for (const i of this.env.bits.present()) this.env.unverified.set(i);
+    this.env.bits.clearAll();
+    this.startVerify();
+  }
+
+  /** Frames that landed across a distrust(): unverified, and verified again. */
+  private landedAcrossChange(frames: readonly number[]): void {
+    for (const i of frames) {
+      this.env.unwrote(i);
+      this.env.unverified.set(i);
+    }
+    this.startVerify();
+  }
+
+  /**
    * Drops the verify jobs not started (the blob is closing): their frames stay unverified, and the
    * map keeps them for the next open to verify.
    */
@@ -173,11 +204,17 @@ export class FetchJobs implements FrameStates {
   }
 
   private async pumpVerify(): Promise<void> {
-    while (this.verifyQueue.length > 0) {
-      const job = this.verifyQueue.shift() as FetchJob;
-      if (job.started || this.inflight.get(job.first)?.job !== job) continue;
-      job.started = true;
-      await this.run(job);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.verifyQueue.length > 0) {
+        const job = this.verifyQueue.shift() as FetchJob;
+        if (job.started || this.inflight.get(job.first)?.job !== job) continue;
+        job.started = true;
+        await this.run(job);
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 
@@ -282,9 +319,16 @@ export class FetchJobs implements FrameStates {
     const env = this.env;
     const i = job.first;
     const f = job.source.toc.frames[i] as FrameEntry;
-    const bytes = await pread(env.dataFd, f.uncompressedSize, f.uncompressedOffset).catch(() => undefined);
-    const ok = bytes !== undefined && bytes.length === f.uncompressedSize && (await sha256Hex(bytes, env.hash)) === f.digest;
-    if (!ok) {
+    let era: number;
+    let bytes: Buffer | undefined;
+    let ok: boolean;
+    // Read again when the file changed while this read and hash ran.
+    do {
+      era = this.era;
+      bytes = await pread(env.dataFd, f.uncompressedSize, f.uncompressedOffset).catch(() => undefined);
+      ok = bytes !== undefined && bytes.length === f.uncompressedSize && (await sha256Hex(bytes, env.hash)) === f.digest;
+    } while (ok && era !== this.era);
+    if (!ok || bytes === undefined) {
       env.unverified.clear(i);
       env.log.warn({ frame: i, offset: f.uncompressedOffset }, 'cached frame failed re-verification; fetching it again');
       return false;
@@ -298,6 +342,11 @@ export class FetchJobs implements FrameStates {
     } catch (err) {
       this.storedDurable = null;
       this.settle(i, job, cacheIoError(err, `re-verify frame ${i}`, { blob: env.blobId, path: env.dir }));
+      return true;
+    }
+    if (era !== this.era) {
+      this.settle(i, job);
+      this.landedAcrossChange([i]);
       return true;
     }
     env.bits.set(i);
@@ -318,6 +367,7 @@ export class FetchJobs implements FrameStates {
     let newBytes = 0;
     for (let i = job.first; i <= job.last; i++) newBytes += roundUpToBlock((frames[i] as FrameEntry).uncompressedSize);
     await env.reserve(newBytes);
+    const era = this.era;
     const decode = (i: number): Promise<Buffer> => {
       const f = frames[i] as FrameEntry;
       const at = f.compressedOffset - storedOffset;
@@ -369,6 +419,11 @@ export class FetchJobs implements FrameStates {
     } finally {
       env.allocated(allocated);
       env.release(newBytes);
+    }
+    if (era !== this.era) {
+      for (const i of written) this.settle(i, job);
+      this.landedAcrossChange(written);
+      return;
     }
     for (const i of written) {
       env.bits.set(i);

@@ -30,6 +30,8 @@ export interface BlobStats {
   prefetchBytesFetched?: number;
   prefetchRequestsFetched?: number;
   waitHistogram?: WaitHistogram;
+  /** Times another process modified the data file while this process had it open (all frames re-verified). */
+  changedBehind?: number;
 }
 
 export interface PrefetchOptions {
@@ -48,6 +50,16 @@ export interface CachedBlob {
   readonly size: number;
   /** Path of the sparse data file; a byte there is valid only where its frame is present. */
   readonly dataPath: string;
+  /**
+   * For whoever opens the data file while the blob is pinned or leased (passthrough, loop, threads):
+   * a path naming the very file the cache has open, even if `dataPath` was replaced behind its back.
+   */
+  readonly openDataPath?: string;
+  /**
+   * `listener` runs when another process changed the data file while it is open: its frames are then
+   * verified again, and a transport that let the kernel read the file directly must stop that.
+   */
+  onChangedBehind?(listener: () => void): () => void;
   readonly toc: BlobToc;
   /** Bytes [offset, offset+length) of the uncompressed view, fetching missing frames. Clamped at the end. */
   read(offset: number, length: number): Promise<Buffer>;

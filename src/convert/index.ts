@@ -13,6 +13,7 @@ import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platf
 import { convertManifest, type BuildSettings, type ConvertLimits, type ProgressEvent } from './convert-image.js';
 import { openDestination, type Destination } from './destination.js';
 import { openImageSource, type SourceOptions } from './image-source.js';
+import type { StartupTrace } from '../format/image/trace.js';
 import { ondemandManifestBytes, packBootstrap, sha256, type OciDescriptor } from './ondemand-manifest.js';
 
 export { readTar, type TarEntry, type TarEntryType, type TarLimits, DEFAULT_TAR_LIMITS } from './tar.js';
@@ -29,6 +30,8 @@ export interface ConvertOptions extends SourceOptions, BuildSettings {
   progress?: (e: ProgressEvent & { platform?: string }) => void;
   /** Keep the work directory (debugging). */
   keepWork?: boolean;
+  /** A start-up trace every converted manifest carries (`convert --prefetch-trace FILE`). */
+  prefetchTrace?: StartupTrace;
 }
 
 export interface ConvertedPlatform {
@@ -97,7 +100,7 @@ export async function convertImage(src: string, dst: string, options: ConvertOpt
       await dest.putBlobBytes(converted.config.digest, converted.configBytes);
       const boot = packBootstrap(built.bootstrap);
       await dest.putBlobBytes(boot.descriptor.digest, boot.stored);
-      const bytes = ondemandManifestBytes(converted.config, built.blobs.map((b) => b.descriptor), boot, built.chunkSize, t.fetched.digest);
+      const bytes = ondemandManifestBytes(converted.config, built.blobs.map((b) => b.descriptor), boot, built.chunkSize, t.fetched.digest, options.prefetchTrace);
       const descriptor: OciDescriptor = { mediaType: MEDIA_TYPE_OCI_MANIFEST, digest: sha256(bytes), size: bytes.length };
       if (t.platform) descriptor.platform = t.platform;
       descriptors.push(descriptor);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { bootstrapLayer, makeManifest, manifestBytes, type OciDescriptor } from '../format/image/manifest.js';
+import type { StartupTrace } from '../format/image/trace.js';
 import type { BlobDescriptor, BootstrapDescriptor } from '../format/image/types.js';
 import type { Descriptor } from '../registry/manifest.js';
 
@@ -27,12 +28,15 @@ export function packBootstrap(bootstrap: Buffer): PackedBootstrap {
   return { stored, info, descriptor: bootstrapLayer(info) };
 }
 
-export function ondemandManifestBytes(config: Descriptor, blobs: BlobDescriptor[], bootstrap: PackedBootstrap, chunkSize: number, sourceDigest: string): Buffer {
+export function ondemandManifestBytes(
+  config: Descriptor, blobs: BlobDescriptor[], bootstrap: PackedBootstrap, chunkSize: number, sourceDigest: string, prefetchTrace?: StartupTrace,
+): Buffer {
   return manifestBytes(makeManifest({
     config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
     blobs,
     bootstrap: bootstrap.info,
     chunkSize,
     sourceImage: sourceDigest,
+    ...(prefetchTrace !== undefined ? { prefetchTrace } : {}),
   }));
 }

@@ -12,7 +12,7 @@ import { readFileSync, readSync } from 'node:fs';
 import { AT_FDCWD, EIO, FAN_MARK_IGNORE, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanDenyErrno, fanotifyMark, respond } from '../native/fanotify.js';
 import { O_NONBLOCK, closeQuietly } from '../native/fd.js';
 import { fcntlInt } from '../native/libc.js';
-import { parseEvents } from '../transport/fanotify/events.js';
+import { parseEvents } from '../native/fanotify-events.js';
 import { livePid } from './client.js';
 import { recordFilePath } from './paths.js';
 import { readRecordFile } from './records.js';

@@ -142,6 +142,7 @@ export class DaemonMetrics {
     this.counter('ondemand_mount_cache_hits_total', 'Reads of a mount served from the cache.', MOUNT, perMount((m) => m.hits));
     this.counter('ondemand_mount_cache_misses_total', 'Reads of a mount that needed a fetch.', MOUNT, perMount((m) => m.misses));
     this.counter('ondemand_mount_failed_reads_total', 'Reads of a mount answered with an error (EIO).', MOUNT, perMount((m) => m.failedReads));
+    this.counter('ondemand_mount_cache_changed_total', 'Times another process changed a cache data file of the mount while served.', MOUNT, perMount((m) => m.changedBehind ?? 0));
     this.counter('ondemand_mount_fetch_failures_total', 'Range requests of a mount that failed (after the registry client\'s retries).', MOUNT, perMount((m) => m.fetch.failed));
     this.gauge('ondemand_mount_fetches_in_flight', 'Range requests of a mount running now.', MOUNT, perMount((m) => m.fetch.inFlight));
     this.gauge('ondemand_mount_fetches_stalled', 'Range requests of a mount running for longer than 10 s (hung I/O: reads wait on them).', MOUNT, perMount((m) => m.fetch.stalled));

@@ -5,24 +5,21 @@
  */
 import { O_CLOEXEC, O_NONBLOCK } from '../native/fd.js';
 import { errno, libc } from '../native/libc.js';
+import { read } from '../native/poll.js';
 import { EINTR } from './errno.js';
 
-export { O_CLOEXEC, O_NONBLOCK, errno };
+export { O_CLOEXEC, O_NONBLOCK, errno, read };
 
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const F_SETPIPE_SZ = 1031;
-export const POLLIN = 1;
 
-export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Buffer, count: number) => number;
 export const write = libc.func('long write(int fd, const void *buf, unsigned long count)') as (fd: number, buf: Buffer, count: number) => number;
 export const pread = libc.func('long pread(int fd, void *buf, unsigned long count, int64_t offset)') as (
   fd: number, buf: Buffer, count: number, offset: number,
 ) => number;
 export const open = libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number;
 export const close = libc.func('int close(int fd)') as (fd: number) => number;
-/** fds: struct pollfd[nfds]. */
-export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeout: number) => number;
 /** offIn/offOut: a loff_t (8-byte buffer) or null for pipes. */
 export const splice = libc.func('long splice(int fd_in, void *off_in, int fd_out, void *off_out, unsigned long len, unsigned int flags)') as (
   fdIn: number, offIn: Buffer | null, fdOut: number, offOut: Buffer | null, len: number, flags: number,

@@ -11,7 +11,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { IN_HEADER_SIZE, InHeaderOffset, Opcode, ReadInOffset } from './layout.js';
 import { EAGAIN, EINTR, ENODEV, ENOENT } from './errno.js';
-import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from './reader-libc.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl, read } from './reader-libc.js';
+import { pollerOf } from '../native/poll.js';
 import {
   CopierState, JOB_BYTES, stopCopiers, type CopierThreadData, type CopyShared, type ReaderThreadData, type ThreadData,
   type ThreadMessage,
@@ -20,8 +21,6 @@ import { FastReads } from './reader-serve.js';
 
 /** Requests posted to the main thread in one message at most. */
 const MAX_BATCH = 64;
-/** struct pollfd { int fd; short events; short revents; } */
-const POLLFD_SIZE = 8;
 
 if (parentPort === null) throw new Error('reader-thread.ts runs only as a worker thread (see reader.ts)');
 const port = parentPort;
@@ -66,11 +65,7 @@ function runReader(d: ReaderThreadData): never {
   const { fd, copy, spinMicros, bufferSize } = d;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   const req = Buffer.alloc(bufferSize);
-  const pfds = Buffer.alloc(2 * POLLFD_SIZE);
-  pfds.writeInt32LE(fd, 0);
-  pfds.writeInt16LE(POLLIN, 4);
-  pfds.writeInt32LE(d.wakeFd, POLLFD_SIZE);
-  pfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+  const wait = pollerOf(fd, d.wakeFd);
   let lastRequest = 0;
   for (;;) {
     const batch: ArrayBuffer[] = [];
@@ -96,11 +91,9 @@ function runReader(d: ReaderThreadData): never {
     // Busy-poll a moment after a request: a thread woken from poll costs far more than the wait.
     if (spinMicros > 0 && (performance.now() - lastRequest) * 1000 < spinMicros) continue;
     fast.drainControl();
-    pfds.writeInt16LE(0, 6);
-    pfds.writeInt16LE(0, POLLFD_SIZE + 6);
-    const r = poll(pfds, 2, -1);
-    if (r < 0 && errno() !== EINTR) finish(copy, errno());
-    if (pfds.readInt16LE(POLLFD_SIZE + 6) !== 0) finish(copy, 0);
+    const woke = wait(-1);
+    if (woke === 'error' && errno() !== EINTR) finish(copy, errno());
+    if (woke === 'wake') finish(copy, 0);
   }
 }
 

@@ -174,10 +174,11 @@ export class MountManager {
       const paths = this.prefetchPlan(req.prefetchPaths, bootstrapPath, req.image, blobs.length);
       const digests = resolved.image.blobs.map((b) => b.digest);
       const manifestDigest = resolved.image.manifestDigest;
-      // A start-up trace (given, or kept from an earlier mount) is fetched first; without one, this mount records one.
-      const trace = await traceFor(req.prefetchTrace, this.cache.metadata, manifestDigest, req.image);
-      const traced = trace ? traceRanges(trace, blobs, digests) : [];
-      const recorder = !trace && this.traceSeconds > 0 && manifestDigest && this.cache.metadata ? new TraceRecorder(blobs, this.traceSeconds) : undefined;
+      // A start-up trace (given, kept from an earlier mount, or carried by the image) is fetched first;
+      // without one kept here, this mount records one (this host's own start-up beats the image's).
+      const trace = await traceFor(req.prefetchTrace, this.cache.metadata, manifestDigest, req.image, resolved.image.prefetchTrace);
+      const traced = trace ? traceRanges(trace.trace, blobs, digests) : [];
+      const recorder = (trace === undefined || trace.from === 'image') && this.traceSeconds > 0 && manifestDigest && this.cache.metadata ? new TraceRecorder(blobs, this.traceSeconds) : undefined;
       if (recorder && manifestDigest && this.cache.metadata) {
         const recording = saveWhenRecorded(recorder, this.cache.metadata, manifestDigest, digests, req.image);
         undo.push(`start-up trace of ${req.image}`, () => recording.flush());
@@ -201,7 +202,7 @@ export class MountManager {
       const m: ActiveMount = { id, mountpoint, image: req.image, mode: transport.mode, blobs, digests, baseline, fetcher, transport: active, undo };
       this.mounts.set(mountpoint, m);
       this.startPrefetch(m, { ranges: [...traced, ...paths.ranges], whole: req.prefetch, rate: req.prefetchRate ?? 0 });
-      mlog.info({ reason, manifestDigest, traceRanges: traced.length, recordingTrace: recorder !== undefined }, 'mounted');
+      mlog.info({ reason, manifestDigest, traceRanges: traced.length, traceFrom: trace?.from, recordingTrace: recorder !== undefined }, 'mounted');
       const warnings = [...(resolved.warnings ?? []).map((w) => w.message), ...paths.warnings];
       return { mountpoint, image: req.image, mode: transport.mode, reason, ...(warnings.length > 0 ? { warnings } : {}) };
     } catch (err) {
@@ -368,7 +369,7 @@ export class MountManager {
     const mounts: MountStatus[] = [];
     for (const m of this.mounts.values()) {
       const blobs = m.blobs.map((b, i) => blobStatus(m.digests[i] ?? b.blobId, b, m.baseline[i] ?? ZERO));
-      const sum = (k: keyof Omit<BlobStatus, 'digest' | 'framesPresent' | 'framesTotal'>): number => blobs.reduce((n, b) => n + b[k], 0);
+      const sum = (k: keyof Omit<BlobStatus, 'digest' | 'framesPresent' | 'framesTotal'>): number => blobs.reduce((n, b) => n + (b[k] ?? 0), 0);
       const readWait = emptyHistogram(WAIT_BUCKETS_MS);
       m.blobs.forEach((b, i) => {
         const now = b.stats().waitHistogram;
@@ -378,6 +379,7 @@ export class MountManager {
       mounts.push({
         mountpoint: m.mountpoint, image: m.image, mode: m.mode,
         bytesFetched: sum('bytesFetched'), requests: sum('requests'), hits: sum('hits'), misses: sum('misses'), failedReads: sum('failedReads'),
+        changedBehind: sum('changedBehind'),
         prefetchBytesFetched: sum('prefetchBytesFetched'), prefetchRequests: sum('prefetchRequests'),
         bytesPresent: sum('bytesPresent'), bytesTotal: sum('bytesTotal'),
         ...(t.passthroughOpens !== undefined ? { passthroughOpens: t.passthroughOpens } : {}),
@@ -398,7 +400,7 @@ function blobStatus(digest: string, blob: CachedBlob, base: BlobStats): BlobStat
   const now = blob.stats();
   // Whole frames: every frame but the last is frameSize long, so this is exact but for a present last frame.
   const bytesPresent = now.framesPresent >= now.framesTotal ? blob.size : Math.min(blob.size, now.framesPresent * blob.toc.frameSize);
-  const d = (k: 'failedReads' | 'prefetchBytesFetched' | 'prefetchRequestsFetched'): number => (now[k] ?? 0) - (base[k] ?? 0);
+  const d = (k: 'failedReads' | 'changedBehind' | 'prefetchBytesFetched' | 'prefetchRequestsFetched'): number => (now[k] ?? 0) - (base[k] ?? 0);
   return {
     digest,
     bytesFetched: now.bytesFetched - base.bytesFetched,
@@ -408,6 +410,7 @@ function blobStatus(digest: string, blob: CachedBlob, base: BlobStats): BlobStat
     hits: now.hits - base.hits,
     misses: now.misses - base.misses,
     failedReads: d('failedReads'),
+    changedBehind: d('changedBehind'),
     framesPresent: now.framesPresent,
     framesTotal: now.framesTotal,
     bytesPresent,

@@ -6,35 +6,10 @@
  * (`ondemand trace export`) and given to a mount on another host (`mount --prefetch-trace FILE`).
  */
 import type { CachedBlob, MetadataStore } from '../cache/types.js';
-import { FormatError, errorText } from '../util/errors.js';
+import { TRACE_VERSION, parseTrace, traceFromAnnotation, type StartupTrace } from '../format/image/trace.js';
+import { errorText } from '../util/errors.js';
 import { logFor } from '../util/log.js';
 import type { BlobRange } from './prefetch-paths.js';
-
-export const TRACE_VERSION = 1;
-
-export interface StartupTrace {
-  version: number;
-  /** The manifest of the image it was recorded on (informational: a trace applies to any image with these blobs). */
-  manifestDigest: string;
-  recordedAt: string;
-  seconds: number;
-  /** In first-read order; offsets and lengths in the blob's uncompressed view, whole frames. */
-  ranges: { blob: string; offset: number; length: number }[];
-}
-
-export function parseTrace(text: string, what: string): StartupTrace {
-  let v: Partial<StartupTrace>;
-  try {
-    v = JSON.parse(text) as Partial<StartupTrace>;
-  } catch (err) {
-    throw new FormatError(`${what}: not a start-up trace (${String(err)})`);
-  }
-  const ok = v.version === TRACE_VERSION && typeof v.manifestDigest === 'string' && Array.isArray(v.ranges)
-    && v.ranges.every((r) => typeof r.blob === 'string' && /^sha256:[0-9a-f]{64}$/.test(r.blob) && Number.isSafeInteger(r.offset) && r.offset >= 0
-      && Number.isSafeInteger(r.length) && r.length > 0);
-  if (!ok) throw new FormatError(`${what}: not a version ${TRACE_VERSION} start-up trace`);
-  return v as StartupTrace;
-}
 
 /** The trace's ranges on this image's blobs (device-table indexes), in order; ranges of other blobs, or past a blob's end, are dropped. */
 export function traceRanges(trace: StartupTrace, blobs: readonly CachedBlob[], digests: readonly string[]): BlobRange[] {
@@ -115,16 +90,29 @@ export class TraceRecorder {
   }
 }
 
-/** The trace to replay for a mount: the one it was given, else the one stored for its manifest (a bad stored one is ignored, logged). */
-export async function traceFor(given: StartupTrace | undefined, metadata: MetadataStore | undefined, manifestDigest: string | undefined, image: string): Promise<StartupTrace | undefined> {
-  if (given) return given;
-  if (!manifestDigest || !metadata?.trace) return undefined;
-  const bytes = await metadata.trace(manifestDigest).catch(() => undefined);
-  if (!bytes) return undefined;
+/** Where a mount's trace came from: `mount --prefetch-trace`, this cache, or the image's manifest. */
+export type TraceSource = 'given' | 'cache' | 'image';
+
+/**
+ * The trace to replay for a mount: the one it was given, else the one this cache recorded for its
+ * manifest, else the one the image carries (`embedded`, its manifest annotation). A bad stored or
+ * embedded one is ignored, logged.
+ */
+export async function traceFor(given: StartupTrace | undefined, metadata: MetadataStore | undefined, manifestDigest: string | undefined, image: string, embedded?: string): Promise<{ trace: StartupTrace; from: TraceSource } | undefined> {
+  if (given) return { trace: given, from: 'given' };
+  const bytes = manifestDigest && metadata?.trace ? await metadata.trace(manifestDigest).catch(() => undefined) : undefined;
+  if (bytes) {
+    try {
+      return { trace: parseTrace(bytes.toString('utf8'), `stored start-up trace of ${manifestDigest}`), from: 'cache' };
+    } catch (err) {
+      logFor({ image }).warn({ err: errorText(err) }, 'stored start-up trace unreadable; recording a new one');
+    }
+  }
+  if (embedded === undefined) return undefined;
   try {
-    return parseTrace(bytes.toString('utf8'), `stored start-up trace of ${manifestDigest}`);
+    return { trace: traceFromAnnotation(embedded, "the image's start-up trace (manifest annotation)"), from: 'image' };
   } catch (err) {
-    logFor({ image }).warn({ err: errorText(err) }, 'stored start-up trace unreadable; recording a new one');
+    logFor({ image }).warn({ err: errorText(err) }, "the image's start-up trace is unreadable; not used");
     return undefined;
   }
 }

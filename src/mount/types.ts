@@ -1,5 +1,5 @@
 /** What a mount is: the request that makes one, what it reports, and the record of what it made. */
-import type { StartupTrace } from './startup-trace.js';
+import type { StartupTrace } from '../format/image/trace.js';
 import type { FetchFigures } from '../fetch/observed.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { KernelBroker, KernelObject } from '../transport/kernel-broker.js';
@@ -75,6 +75,8 @@ export interface MountStatus {
   prefetchError?: string;
   /** Reads that failed (the program got EIO); each is in the daemon's log with image, blob and offset. */
   failedReads: number;
+  /** Times another process changed one of the mount's cache data files while served (each time, every frame was verified again). */
+  changedBehind?: number;
   /** Of bytesFetched/requests: what background prefetch fetched; the rest was for reads (and their read-ahead). */
   prefetchBytesFetched: number;
   prefetchRequests: number;
@@ -100,6 +102,7 @@ export interface BlobStatus {
   hits: number;
   misses: number;
   failedReads: number;
+  changedBehind?: number;
   framesPresent: number;
   framesTotal: number;
   /** Bytes of the uncompressed view present now (whole frames), and its size. */

@@ -87,7 +87,7 @@ describe('leases: eviction never truncates a data file under a reader (issue 13)
     const fs = new FuseBlobsFilesystem({ bootstrapPath: bootstrap, blobs: [blob] });
     const ino = fs.lookup(1, Buffer.from(blob.blobId)).ino;
     const opened = fs.open(ino);
-    expect(opened.passthroughPath).toBe(blob.dataPath);
+    expect(opened.passthroughPath).toBe(blob.openDataPath);
     // Unpinned (e.g. a mount detached lazily, still open in the kernel): only the lease keeps it.
     expect((await cache.gc({ maxSize: 0 })).evictedBlobs).not.toContain(blob.blobId);
     expect(readFileSync(blob.dataPath).equals(fx.uncompressed)).toBe(true);

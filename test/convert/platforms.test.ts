@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { parseManifest } from '../../src/format/image/manifest.js';
+import { TRACE_VERSION, traceFromAnnotation, type StartupTrace } from '../../src/format/image/trace.js';
 import { blobPath, selectManifest } from '../../src/format/image/oci-layout.js';
 import { readIndex } from '../../src/fetch/read-layout.js';
 import { initLayout, putBlobBytes, tagManifest } from '../../src/build/write-layout.js';
@@ -67,5 +68,17 @@ describe.skipIf(!canRun)('convert: multi-platform sources and zstd layers', () =
       const host = await convertImage(`oci:${src}:multi`, `oci:${out}:host`, { workDir: tmp.dir, platform: 'host' });
       expect(host.digest).toBe(converted.manifests[0]!.digest);
     }
+
+    // --prefetch-trace: every converted manifest carries the trace (annotation), blobs unchanged.
+    const blob = firstBlobDigest(out, converted.manifests[0]!.digest);
+    const trace: StartupTrace = { version: TRACE_VERSION, manifestDigest: converted.manifests[0]!.digest, recordedAt: new Date().toISOString(), seconds: 10, ranges: [{ blob, offset: 0, length: 4096 }] };
+    const traced = await convertImage(`oci:${src}:multi`, `oci:${out}:traced`, { workDir: tmp.dir, platform: 'linux/amd64', prefetchTrace: trace });
+    const image = parseManifest(readFileSync(blobPath(out, traced.digest)), { ref: out, manifestDigest: traced.digest });
+    expect(traceFromAnnotation(image.prefetchTrace!, 'annotation')).toEqual(trace);
+    expect(image.blobs.map((b) => b.digest)).toEqual(parseManifest(readFileSync(blobPath(out, converted.manifests[0]!.digest)), { ref: out, manifestDigest: '' }).blobs.map((b) => b.digest));
   });
 });
+
+function firstBlobDigest(layout: string, manifestDigest: string): string {
+  return parseManifest(readFileSync(blobPath(layout, manifestDigest)), { ref: layout, manifestDigest }).blobs[0]!.digest;
+}

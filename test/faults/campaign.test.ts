@@ -32,8 +32,9 @@ const ITERATIONS = Number(process.env.CAMPAIGN_ITERATIONS ?? 300);
 const BUDGET_MS = Number(process.env.CAMPAIGN_BUDGET_S ?? 360) * 1000;
 /**
  * Cache tampering: `offline` (default) while no daemon runs, behind its back: the next daemon must
- * notice before serving a byte; `live` also while a daemon serves the files (a known limit: bytes of a
- * frame already verified can be served as changed until the blob is opened again); `0` never.
+ * notice before serving a byte; `live` also while a daemon serves the files (its tamper watch must
+ * notice first: docs/cache.md, "Changed while served"; auto picks fanotify here, whose reads all ask
+ * the daemon once the change is noticed); `0` never.
  */
 const TAMPER_MODE = process.env.CAMPAIGN_CACHE_TAMPER === '0' ? 'off' : process.env.CAMPAIGN_CACHE_TAMPER === 'live' ? 'live' : 'offline';
 /** Reads of data the registry cannot deliver fail after this (the daemon's $ONDEMAND_FETCH_TIMEOUT). */

@@ -80,6 +80,7 @@ export async function buildImage(h: Harness, tree: string, outDir: string, tag =
 export interface MountStatusJson {
   mountpoint: string; image: string; mode: string; bytesFetched: number; requests: number; hits: number; misses: number;
   passthroughOpens?: number; blobsDirect?: number; prefetch?: string; failedReads: number;
+  bytesPresent: number; bytesTotal: number; changedBehind?: number;
 }
 
 export async function mountStatus(h: Harness, mountpoint: string): Promise<MountStatusJson> {

@@ -34,9 +34,9 @@ describe.skipIf(!ready)('start-up traces', () => {
   }
 
   /** Mounts cold, runs the start-up, unmounts; the figures of that mount. */
-  async function startUp(h: Harness, extra: string[] = []): Promise<Run> {
+  async function startUp(h: Harness, extra: string[] = [], image = remote): Promise<Run> {
     const mp = h.mountpoint();
-    await h.ok('mount', '--insecure', '--mode', 'fanotify', ...extra, '--image', remote, mp);
+    await h.ok('mount', '--insecure', '--mode', 'fanotify', ...extra, '--image', image, mp);
     const t0 = performance.now();
     execFileSync('chroot', [mp, '/bin/sh', '-c', 'dpkg -l'], { stdio: ['ignore', 'ignore', 'inherit'] });
     const ms = performance.now() - t0;
@@ -78,13 +78,23 @@ describe.skipIf(!ready)('start-up traces', () => {
     await recorder.ok('daemon', 'stop');
     await recorder.ok('cache', 'gc', '--max-size', '0');
     const replayed = await startUp(recorder);
+    // The trace carried by the image itself (`build --prefetch-trace`, as `convert` does it): a cold
+    // mount on an empty cache replays it with no flag (same tree, same blobs: only the manifest differs).
+    const builder = fresh('trace-carry-build', 0);
+    await buildImage(builder, join(src.dir, 'tree'), join(src.dir, 'layout'), 'carried', ['--prefetch-trace', file]);
+    const carriedRef = `${reg.host}/debian:carried`;
+    await pushLayout(builder, `oci:${join(src.dir, 'layout')}:carried`, carriedRef);
+    const carried = await startUp(fresh('trace-carried', 0), [], carriedRef);
     const line = (name: string, r: Run): string => `${name}: ${r.ms.toFixed(0)} ms, ${r.bytes} bytes in ${r.requests} requests`;
     process.stderr.write(`trace of ${list[0]!.ranges} ranges, ${list[0]!.bytes} bytes\n${[
       line('recording (cold)', recorded), line('cold, no trace', without), line('cold, exported trace', withTrace), line('cold, kept trace', replayed),
+      line('cold, trace in the image', carried),
     ].join('\n')}\n`);
     expect(list[0]!.ranges).toBeGreaterThan(0);
     expect(withTrace.requests).toBeLessThan(without.requests);
     expect(replayed.requests).toBeLessThan(without.requests);
+    expect(carried.requests).toBeLessThan(without.requests);
+    expect(Math.abs(carried.bytes - without.bytes)).toBeLessThan(without.bytes * 0.2);
     // The trace holds what the start-up read: within 20 % of the bytes a cold start-up fetches.
     expect(Math.abs(withTrace.bytes - without.bytes)).toBeLessThan(without.bytes * 0.2);
   }, 900_000);

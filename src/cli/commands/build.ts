@@ -6,6 +6,7 @@ import { buildDirectoryToLayout } from '../../build/to-layout.js';
 import { checkChunkSize, checkFrameSize, DEFAULT_CHUNK_SIZE, DEFAULT_FRAME_SIZE } from '../../build/builder.js';
 import { parseOciRef } from '../../format/image/oci-layout.js';
 import { COMPRESSIONS, type Compression } from '../../format/image/types.js';
+import { readTraceFile, TRACE_OPTION_HELP } from '../trace-file.js';
 
 export const buildCommand = defineCommand({
   command: 'build <src> <dest>',
@@ -17,6 +18,7 @@ export const buildCommand = defineCommand({
       .option('chunk-size', { type: 'string', default: String(DEFAULT_CHUNK_SIZE), describe: 'erofs chunk size (power of two, >= 4096; e.g. 1M)' })
       .option('frame-size', { type: 'string', default: String(DEFAULT_FRAME_SIZE), describe: 'Uncompressed bytes per frame (multiple of 4096)' })
       .option('compression', { choices: COMPRESSIONS, default: 'gzip' as Compression, describe: 'Frame compression' })
+      .option('prefetch-trace', { type: 'string', describe: `${TRACE_OPTION_HELP} the image carries: cold mounts anywhere fetch its frames first` })
       .option('json', { type: 'boolean', default: false, describe: 'Print the manifest digest and sizes as JSON' }),
   handler: async (argv) => {
     if (!argv.dest.startsWith('oci:')) throw new UsageError(`destination ${argv.dest} must be oci:LAYOUT_DIR[:TAG]`);
@@ -24,8 +26,9 @@ export const buildCommand = defineCommand({
     if (path === '') throw new UsageError('destination has an empty layout path');
     const chunkSize = checkChunkSize(parseSize(argv.chunkSize));
     const frameSize = checkFrameSize(parseSize(argv.frameSize));
+    const prefetchTrace = argv.prefetchTrace === undefined ? undefined : readTraceFile(argv.prefetchTrace);
     const started = Date.now();
-    const s = await buildDirectoryToLayout(argv.src, path, tag ?? 'latest', { chunkSize, frameSize, compression: argv.compression as Compression });
+    const s = await buildDirectoryToLayout(argv.src, path, tag ?? 'latest', { chunkSize, frameSize, compression: argv.compression as Compression, ...(prefetchTrace ? { prefetchTrace } : {}) });
     if (argv.json) {
       outJson({ ...s, seconds: (Date.now() - started) / 1000 });
       return;

@@ -1,6 +1,7 @@
 /** `ondemand convert SRC DST`: an ordinary OCI/Docker image → an ondemand image. */
 import { defineCommand, out, outJson } from '../command.js';
 import { convertImage, type ProgressEvent } from '../../convert/index.js';
+import { readTraceFile, TRACE_OPTION_HELP } from '../trace-file.js';
 import { UsageError } from '../../util/errors.js';
 import { COMPRESSIONS, type Compression } from '../../format/image/types.js';
 import { registryAccess, registryOptions } from '../image-ref.js';
@@ -63,6 +64,7 @@ export const convertCommand = defineCommand({
       .option('work-dir', { type: 'string', describe: 'Where layer contents are spooled (default $TMPDIR or /var/tmp)' })
       .option('max-layer-size', { type: 'string', describe: 'Most bytes one layer may decompress to (default 64G)' })
       .option('max-ratio', { type: 'number', describe: 'Most decompressed bytes per compressed byte (default 400)' })
+      .option('prefetch-trace', { type: 'string', describe: `${TRACE_OPTION_HELP} the image carries: cold mounts anywhere fetch its frames first` })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON (progress: JSON lines on stderr)' }),
   handler: async (argv) => {
     const printer = progressPrinter(argv.json);
@@ -70,6 +72,7 @@ export const convertCommand = defineCommand({
     const chunkSize = sizeOption(argv.chunkSize, '--chunk-size');
     const frameSize = sizeOption(argv.frameSize, '--frame-size');
     if (argv.maxRatio !== undefined && !(argv.maxRatio > 0)) throw new UsageError('--max-ratio must be positive');
+    const prefetchTrace = argv.prefetchTrace === undefined ? undefined : readTraceFile(argv.prefetchTrace);
     const access = await registryAccess(argv);
     let result;
     try {
@@ -79,6 +82,7 @@ export const convertCommand = defineCommand({
         ...(frameSize !== undefined ? { frameSize } : {}),
         ...(argv.compression !== undefined ? { compression: argv.compression as Compression } : {}),
         ...(argv.workDir !== undefined ? { workDir: argv.workDir } : {}),
+        ...(prefetchTrace ? { prefetchTrace } : {}),
         limits: {
           bomb: { ...(maxLayerBytes !== undefined ? { maxLayerBytes } : {}), ...(argv.maxRatio !== undefined ? { maxRatio: argv.maxRatio } : {}) },
         },

@@ -8,7 +8,7 @@ import { runDir } from '../../daemon/paths.js';
 import { MOUNT_MODE_REQUESTS } from '../../mount/types.js';
 import { checkMountpoint, daemonDirs } from '../../mount/mountpoint.js';
 import { parsePathList } from '../../mount/prefetch-paths.js';
-import { parseTrace, type StartupTrace } from '../../mount/startup-trace.js';
+import { readTraceFile, TRACE_OPTION_HELP } from '../trace-file.js';
 import { MountError, NotFoundError, UsageError, errorText } from '../../util/errors.js';
 import { createProgress } from '../progress.js';
 
@@ -22,7 +22,7 @@ export const mountCommand = defineCommand({
       .option('mode', { choices: MOUNT_MODE_REQUESTS, default: 'auto' as const, describe: 'How the kernel gets the data (see `ondemand detect`)' })
       .option('prefetch', { type: 'boolean', describe: 'Fetch every blob in the background after mounting (default prefetch.enabled, false)' })
       .option('prefetch-paths', { type: 'string', describe: 'FILE of paths or globs inside the image (one a line, # comments) whose data is fetched first, in order' })
-      .option('prefetch-trace', { type: 'string', describe: 'FILE: a start-up trace (`ondemand trace export`) whose frames are fetched first, in order' })
+      .option('prefetch-trace', { type: 'string', describe: `${TRACE_OPTION_HELP} whose frames are fetched first, in order (default: the one this cache kept, else the image's)` })
       .option('prefetch-rate', { type: 'string', describe: 'Prefetch bandwidth cap of this mount, bytes/s, e.g. 50M (default prefetch.rate)' })
       .option('wait', { type: 'boolean', default: false, describe: 'After mounting, show the prefetch\'s progress until it is done (exit 1 if it fails)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print JSON lines (mounted, progress, done/failed events)' })
@@ -96,16 +96,6 @@ function readPathList(file: string): string[] {
     throw new NotFoundError(`--prefetch-paths ${file}: cannot read it: ${errorText(err)}`, {}, { cause: err });
   }
   return parsePathList(text);
-}
-
-function readTraceFile(file: string): StartupTrace {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new NotFoundError(`--prefetch-trace ${file}: cannot read it: ${errorText(err)}`, {}, { cause: err });
-  }
-  return parseTrace(text, `--prefetch-trace ${file}`);
 }
 
 const POLL_MS = 500;

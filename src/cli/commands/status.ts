@@ -25,9 +25,10 @@ export const statusCommand = defineCommand({
         const pf = m.prefetch ? `, prefetch ${m.prefetch}` : '';
         const pfb = m.prefetchBytesFetched > 0 ? ` (${mib(m.prefetchBytesFetched)} by prefetch)` : '';
         const failed = m.failedReads > 0 ? `, failed reads ${m.failedReads}` : '';
+        const changed = (m.changedBehind ?? 0) > 0 ? `, cache files changed by other processes ${m.changedBehind} times (verified again)` : '';
         const stalled = m.fetch.stalled > 0 ? `, ${m.fetch.stalled} fetches stalled (oldest ${(m.fetch.oldestInFlightMs / 1000).toFixed(0)} s)` : '';
         const present = m.bytesTotal > 0 ? `${((m.bytesPresent / m.bytesTotal) * 100).toFixed(1)}%` : '100%';
-        out(`${m.mountpoint}  ${m.image}  ${m.mode}  ${present} present (${mib(m.bytesPresent)} of ${mib(m.bytesTotal)}), fetched ${mib(m.bytesFetched)}${pfb} in ${m.requests} requests, hits ${m.hits}, misses ${m.misses}${failed}${stalled}${pt}${pf}`);
+        out(`${m.mountpoint}  ${m.image}  ${m.mode}  ${present} present (${mib(m.bytesPresent)} of ${mib(m.bytesTotal)}), fetched ${mib(m.bytesFetched)}${pfb} in ${m.requests} requests, hits ${m.hits}, misses ${m.misses}${failed}${changed}${stalled}${pt}${pf}`);
       }
       const limit = s.cache.maxSizeBytes === null ? '' : ` of ${mib(s.cache.maxSizeBytes)}`;
       out(`cache: fetched ${mib(s.cache.bytesFetched)}, hits ${s.cache.hits}, misses ${s.cache.misses}, failed reads ${s.cache.failedReads}, using ${mib(s.cache.usageBytes)}${limit}, evicted ${s.cache.evictedBlobs} blobs`);

@@ -7,7 +7,7 @@ import { defineCommand, out, outJson } from '../command.js';
 import { listMetadata, readTraceFile } from '../../cache/metadata-store.js';
 import { cliConfig } from '../config.js';
 import { setting } from '../../config/resolve.js';
-import { parseTrace } from '../../mount/startup-trace.js';
+import { parseTrace } from '../../format/image/trace.js';
 import { NotFoundError, UsageError } from '../../util/errors.js';
 
 export const traceCommand = defineCommand({

@@ -6,6 +6,7 @@ import { FormatError } from '../../util/errors.js';
 import {
   ANNOTATION, MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_ONDEMAND_BLOB, MEDIA_TYPE_ONDEMAND_BOOTSTRAP,
 } from './media-types.js';
+import { traceAnnotation, type StartupTrace } from './trace.js';
 import { COMPRESSIONS, type BlobDescriptor, type BootstrapDescriptor, type Compression, type OndemandImage } from './types.js';
 
 export interface OciDescriptor {
@@ -30,6 +31,8 @@ export interface ManifestInput {
   bootstrap: BootstrapDescriptor;
   chunkSize: number;
   sourceImage?: string;
+  /** A start-up trace to carry (annotation `org.ondemand.prefetch-trace`). */
+  prefetchTrace?: StartupTrace;
 }
 
 export function blobLayer(b: BlobDescriptor): OciDescriptor {
@@ -61,6 +64,7 @@ export function bootstrapLayer(b: BootstrapDescriptor): OciDescriptor {
 export function makeManifest(input: ManifestInput): OciManifest {
   const annotations: Record<string, string> = { [ANNOTATION.chunkSize]: String(input.chunkSize) };
   if (input.sourceImage !== undefined) annotations[ANNOTATION.sourceImage] = input.sourceImage;
+  if (input.prefetchTrace !== undefined) annotations[ANNOTATION.prefetchTrace] = traceAnnotation(input.prefetchTrace);
   return {
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_OCI_MANIFEST,
@@ -200,5 +204,6 @@ export function parseManifest(bytes: Buffer, context: { ref: string; manifestDig
     bootstrap,
     blobs,
     config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
+    ...(annotations?.[ANNOTATION.prefetchTrace] !== undefined ? { prefetchTrace: annotations[ANNOTATION.prefetchTrace] } : {}),
   };
 }

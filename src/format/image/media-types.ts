@@ -34,4 +34,6 @@ export const ANNOTATION = {
   chunkSize: 'org.ondemand.chunk-size',
   /** On the manifest: digest of the image this one was converted from, if any. */
   sourceImage: 'org.ondemand.source.image',
+  /** On the manifest: a start-up trace (format/image/trace.ts), gzip then base64. */
+  prefetchTrace: 'org.ondemand.prefetch-trace',
 } as const;

@@ -62,4 +62,6 @@ export interface OndemandImage {
   blobs: BlobDescriptor[];
   /** Config descriptor, passed through from the source image. */
   config: { mediaType: string; digest: string; size: number };
+  /** The start-up trace the image carries, as its manifest annotation holds it (decoded where used: a bad one is only a hint lost). */
+  prefetchTrace?: string;
 }

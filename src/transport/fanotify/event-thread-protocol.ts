@@ -1,6 +1,6 @@
 /** What the fanotify event thread (event-thread.ts) starts with and posts. No side effects: both sides import it. */
 import type { MessagePort } from 'node:worker_threads';
-import type { PendingEvent } from './events.js';
+import type { PendingEvent } from '../../native/fanotify-events.js';
 
 export interface EventThreadData {
   /** This process's fd of the group. */

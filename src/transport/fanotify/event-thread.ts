@@ -12,16 +12,16 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { EPOCH, viewCovers } from '../../cache/presence-view.js';
 import { FAN_ALLOW, respond } from '../../native/fanotify.js';
 import { EAGAIN, EINTR } from '../../fuse/errno.js';
-import { F_GETFL, F_SETFL, O_NONBLOCK, POLLIN, errno, fcntl, poll, read } from '../../fuse/reader-libc.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl, read } from '../../fuse/reader-libc.js';
+import { pollerOf } from '../../native/poll.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl, ThreadView } from './event-thread-protocol.js';
-import { fileKey, parseEvents, type PendingEvent, type RawEvent } from './events.js';
+import { fileKey, parseEvents, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
 import { EventJournal } from './journal.js';
 
 if (parentPort === null) throw new Error('event-thread.ts runs only as a worker thread (see server.ts)');
 const port = parentPort;
 const data = workerData as EventThreadData;
 const journal = EventJournal.fromFd(data.journalFd);
-const POLLFD_SIZE = 8;
 const BUFFER = 64 * 1024;
 /**
  * poll(2) wakes up this often when idle: a thread parked in native code would hold process.exit()
@@ -57,11 +57,7 @@ function run(): never {
   const { group, wakeFd } = data;
   fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
   const buf = Buffer.alloc(BUFFER);
-  const pfds = Buffer.alloc(2 * POLLFD_SIZE);
-  pfds.writeInt32LE(group, 0);
-  pfds.writeInt16LE(POLLIN, 4);
-  pfds.writeInt32LE(wakeFd, POLLFD_SIZE);
-  pfds.writeInt16LE(POLLIN, POLLFD_SIZE + 4);
+  const wait = pollerOf(group, wakeFd);
   for (;;) {
     const n = read(group, buf, BUFFER);
     if (n > 0) {
@@ -101,14 +97,12 @@ function run(): never {
       post({ kind: 'end', errno: e, message: `read of the fanotify group failed (errno ${e})` });
       process.exit(0);
     }
-    pfds.writeInt16LE(0, 6);
-    pfds.writeInt16LE(0, POLLFD_SIZE + 6);
-    const r = poll(pfds, 2, IDLE_WAKE_MS);
-    if (r < 0 && errno() !== EINTR) {
+    const woke = wait(IDLE_WAKE_MS);
+    if (woke === 'error' && errno() !== EINTR) {
       post({ kind: 'end', errno: errno() });
       process.exit(0);
     }
-    if (pfds.readInt16LE(POLLFD_SIZE + 6) !== 0) {
+    if (woke === 'wake') {
       post({ kind: 'end', errno: 0 });
       process.exit(0);
     }

@@ -6,7 +6,7 @@
  * crash leaves the file in the page cache, which is all a restart needs.
  */
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
-import type { PendingEvent } from './events.js';
+import type { PendingEvent } from '../../native/fanotify-events.js';
 
 const SLOT = 64;
 const MAGIC = 0x4f44464e; // "NFDO"

@@ -13,13 +13,13 @@
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CachedBlob } from '../../cache/types.js';
-import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond } from '../../native/fanotify.js';
+import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond, unignorePreAccess } from '../../native/fanotify.js';
 import { closeQuietly, pipe2, reserveFdNumber } from '../../native/fd.js';
 import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
-import { fileKey, type PendingEvent } from './events.js';
+import { fileKey, type PendingEvent } from '../../native/fanotify-events.js';
 import { EventJournal } from './journal.js';
 
 /** Fd numbers past the journal's highest slot that a restart also answers (events read, not yet journaled). */
@@ -41,6 +41,8 @@ interface ServedFile {
   ignored: boolean;
   /** Frames whose fetch failed lately: [offset, end, until (ms), reader pid]. */
   failed: [number, number, number, number][];
+  /** Ends the blob's change listener (see unignore). */
+  stopListening?: () => void;
 }
 
 export interface FanotifyStats {
@@ -92,17 +94,24 @@ export class FanotifyServer {
 
   /** Serves events on `blob`'s data file (already marked by the owner) until the returned function is called. */
   register(blob: CachedBlob, image: string): () => void {
-    const st = statSync(blob.dataPath, { bigint: true });
+    const st = statSync(blob.openDataPath ?? blob.dataPath, { bigint: true });
     const key = fileKey(st.dev, st.ino);
     const served: ServedFile = this.files.get(key) ?? { blob, image, users: 0, ignored: false, failed: [] };
     served.users += 1;
     if (!this.files.has(key)) {
       this.files.set(key, served);
+      served.stopListening = blob.onChangedBehind?.(() => this.unignore(served));
       const view = blob.presenceView?.();
       if (view) {
         const { size, frameSize, bits, written, state, hits } = view;
         this.tell({ kind: 'serve', file: key, view: { size, frameSize, bits, written, state, hits } });
       }
+    }
+    // A mark outlives the worker that set its ignore mask: a restarted worker's blob, not trusted
+    // complete any more (its map was left open), must raise events again.
+    if (served.users === 1 && !blob.isComplete()) {
+      served.ignored = true;
+      this.unignore(served);
     }
     this.ignoreIfComplete(served);
     let done = false;
@@ -111,6 +120,7 @@ export class FanotifyServer {
       done = true;
       served.users -= 1;
       if (served.users === 0 && this.files.get(key) === served) {
+        served.stopListening?.();
         this.files.delete(key);
         this.tell({ kind: 'unserve', file: key });
       }
@@ -265,11 +275,25 @@ export class FanotifyServer {
   private ignoreIfComplete(served: ServedFile): void {
     if (served.ignored || !served.blob.isComplete()) return;
     try {
-      ignorePreAccess(this.group, served.blob.dataPath);
+      ignorePreAccess(this.group, served.blob.openDataPath ?? served.blob.dataPath);
       served.ignored = true;
       this.counters.ignoreMarks += 1;
     } catch (err) {
       log.warn({ blob: served.blob.blobId, err: errorText(err) }, 'cannot add the ignore mark of a complete blob (its reads keep raising events)');
+    }
+  }
+
+  /**
+   * The blob's data file changed behind the cache: its reads must raise events again (the cache
+   * verifies its frames before allowing them), so its ignore mark goes, at once.
+   */
+  private unignore(served: ServedFile): void {
+    if (!served.ignored) return;
+    try {
+      unignorePreAccess(this.group, served.blob.openDataPath ?? served.blob.dataPath);
+      served.ignored = false;
+    } catch (err) {
+      log.error({ blob: served.blob.blobId, err: errorText(err) }, 'cannot remove the ignore mark of a changed blob: its reads skip verification');
     }
   }
 

@@ -23,7 +23,7 @@ const noLease = (): void => undefined;
 /** A blob from the shared cache backend: READs fetch missing frames through it. */
 export function blobSource(blob: CachedBlob): FscacheSource {
   return {
-    size: blob.size, dataPath: blob.dataPath, ensure: (o, l) => blob.ensure(o, l),
+    size: blob.size, dataPath: blob.openDataPath ?? blob.dataPath, ensure: (o, l) => blob.ensure(o, l),
     ...(blob.lease ? { lease: () => blob.lease?.() ?? noLease } : {}),
   };
 }

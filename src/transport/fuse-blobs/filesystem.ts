@@ -154,7 +154,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
         const fh = this.nextFh++;
         this.leases.set(fh, release);
         this.counters.passthroughRequested++;
-        return { fh, keepCache: true, passthroughPath: blob.dataPath };
+        return { fh, keepCache: true, passthroughPath: blob.openDataPath ?? blob.dataPath };
       }
     } else if (blob.isComplete()) {
       // Immutable, nothing left to fetch: the FUSE page cache keeps what the kernel read, so warm reads

@@ -110,7 +110,7 @@ class ServedBlobs implements ActiveFuseBlobs {
       const release = blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
       if (!release) continue;
       try {
-        await this.ctx.kernel.swapLoop(device, blob.dataPath);
+        await this.ctx.kernel.swapLoop(device, blob.openDataPath ?? blob.dataPath);
       } catch (err) {
         release();
         throw err;

@@ -1,8 +1,8 @@
 /** Event records as the kernel lays them out (fanotify-hsm.md §1): metadata, then info records. */
 import { describe, expect, it } from 'vitest';
-import { fileKey, parseEvents } from './events.js';
+import { fileKey, handleKey, parseEvents } from './fanotify-events.js';
 
-function event(fd: number, pid: number, range?: [number, number], extra: Buffer[] = []): Buffer {
+function event(fd: number, pid: number, range?: [number, number], extra: Buffer[] = [], mask = 0x00100000n): Buffer {
   const infos = [...extra];
   if (range) {
     const r = Buffer.alloc(24);
@@ -17,7 +17,7 @@ function event(fd: number, pid: number, range?: [number, number], extra: Buffer[
   meta.writeUInt32LE(len, 0);
   meta.writeUInt8(3, 4);
   meta.writeUInt16LE(24, 6);
-  meta.writeBigUInt64LE(0x00100000n, 8);
+  meta.writeBigUInt64LE(mask, 8);
   meta.writeInt32LE(fd, 16);
   meta.writeInt32LE(pid, 20);
   return Buffer.concat([meta, ...infos]);
@@ -30,10 +30,25 @@ describe('parseEvents', () => {
     pidfd.writeUInt16LE(8, 2);
     const buf = Buffer.concat([event(7, 100, [12288, 4096]), event(8, 101, [1 << 30, 8 << 20], [pidfd]), event(9, 102)]);
     expect(parseEvents(buf, buf.length)).toEqual([
-      { fd: 7, pid: 100, offset: 12288, count: 4096, ranged: true },
-      { fd: 8, pid: 101, offset: 1 << 30, count: 8 << 20, ranged: true },
-      { fd: 9, pid: 102, offset: 0, count: 0, ranged: false },
+      { fd: 7, pid: 100, offset: 12288, count: 4096, ranged: true, mask: 0x00100000 },
+      { fd: 8, pid: 101, offset: 1 << 30, count: 8 << 20, ranged: true, mask: 0x00100000 },
+      { fd: 9, pid: 102, offset: 0, count: 0, ranged: false, mask: 0x00100000 },
     ]);
+  });
+
+  it('names the file of a FAN_REPORT_FID event by its handle, as name_to_handle_at gives it', () => {
+    const handle = Buffer.alloc(8 + 12);
+    handle.writeUInt32LE(12, 0); // handle_bytes
+    handle.writeInt32LE(0x81, 4); // handle_type
+    handle.write('0123456789ab', 8, 'latin1');
+    const fid = Buffer.alloc(4 + 8 + handle.length + 4); // header, fsid, struct file_handle, padding
+    fid.writeUInt8(1, 0); // FAN_EVENT_INFO_TYPE_FID
+    fid.writeUInt16LE(fid.length, 2);
+    handle.copy(fid, 12);
+    const buf = event(-1, 4242, undefined, [fid], 0x2n /* FAN_MODIFY */);
+    const [ev] = parseEvents(buf, buf.length);
+    expect(ev).toMatchObject({ fd: -1, pid: 4242, mask: 0x2, handle: handleKey(handle) });
+    expect(handleKey(handle)).toBe(`81000000${Buffer.from('0123456789ab', 'latin1').toString('hex')}`);
   });
 
   it('refuses a torn or foreign record instead of guessing', () => {

@@ -1,8 +1,9 @@
 /**
- * fanotify event records as read(2) returns them from a pre-content group, and what the reader thread
- * hands the main thread. Free of side effects: both sides import it.
+ * fanotify event records as read(2) returns them (a pre-content group's, with fds and ranges; a
+ * notification group's reporting file handles), and what the reader thread hands the main thread.
+ * Free of side effects: both sides import it.
  */
-import { FAN_EVENT_INFO_TYPE_RANGE } from '../../native/fanotify.js';
+import { FAN_EVENT_INFO_TYPE_FID, FAN_EVENT_INFO_TYPE_RANGE } from './fanotify.js';
 
 /** struct fanotify_event_metadata: event_len u32, vers u8, reserved u8, metadata_len u16, mask u64, fd s32, pid s32. */
 const METADATA_SIZE = 24;
@@ -17,6 +18,10 @@ export interface RawEvent {
   count: number;
   /** False when the record has no range (an event without a position): the whole file is wanted. */
   ranged: boolean;
+  /** The event mask's low 32 bits (FAN_MODIFY, FAN_Q_OVERFLOW...). */
+  mask?: number;
+  /** A FAN_REPORT_FID group's file: handleKey() of its file handle. */
+  handle?: string;
 }
 
 /** An event the main thread serves: which file (dev:ino of the event fd) besides the range. */
@@ -27,6 +32,12 @@ export interface PendingEvent extends RawEvent {
 /** `dev:ino`, the key a served file is known by (st_dev and st_ino of any fd of it). */
 export function fileKey(dev: bigint | number, ino: bigint | number): string {
   return `${dev}:${ino}`;
+}
+
+/** struct file_handle's type and bytes (not its length field) as hex: what a watched file is known by. */
+export function handleKey(handle: Buffer): string {
+  const bytes = handle.readUInt32LE(0);
+  return handle.subarray(4, 8 + bytes).toString('hex');
 }
 
 /** Splits buf[0, n) into events; throws on a record the kernel would not write (wrong version, torn). */
@@ -40,7 +51,9 @@ export function parseEvents(buf: Buffer, n: number): RawEvent[] {
     if (vers !== FANOTIFY_METADATA_VERSION || eventLen < METADATA_SIZE || at + eventLen > n || metadataLen < METADATA_SIZE) {
       throw new Error(`bad fanotify event record at byte ${at} of ${n} (version ${vers}, length ${eventLen})`);
     }
-    const ev: RawEvent = { fd: buf.readInt32LE(at + 16), pid: buf.readInt32LE(at + 20), offset: 0, count: 0, ranged: false };
+    const ev: RawEvent = {
+      fd: buf.readInt32LE(at + 16), pid: buf.readInt32LE(at + 20), offset: 0, count: 0, ranged: false, mask: buf.readUInt32LE(at + 8),
+    };
     for (let info = at + metadataLen; info + 4 <= at + eventLen;) {
       const type = buf.readUInt8(info);
       const len = buf.readUInt16LE(info + 2);
@@ -49,6 +62,9 @@ export function parseEvents(buf: Buffer, n: number): RawEvent[] {
         ev.offset = Number(buf.readBigUInt64LE(info + 8));
         ev.count = Number(buf.readBigUInt64LE(info + 16));
         ev.ranged = true;
+      } else if (type === FAN_EVENT_INFO_TYPE_FID && len >= 20) {
+        // header (4), fsid (8), then struct file_handle.
+        ev.handle = handleKey(buf.subarray(info + 12, at + eventLen));
       }
       info += len;
     }
