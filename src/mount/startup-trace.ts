@@ -48,10 +48,11 @@ export class TraceRecorder {
         const value = Reflect.get(target, prop, receiver) as unknown;
         if (typeof value !== 'function') return value;
         if (prop === 'read' || prop === 'ensure' || prop === 'readElsewhere') {
-          const method = value as (offset: number, length: number) => unknown;
-          return (offset: number, length: number): unknown => {
+          const method = value as (offset: number, length: number, ...rest: unknown[]) => unknown;
+          // Every argument passed on: ensure's options ({ durable: false }) decide what it waits for.
+          return (offset: number, length: number, ...rest: unknown[]): unknown => {
             this.note(i, offset, length);
-            return method.call(target, offset, length);
+            return method.call(target, offset, length, ...rest);
           };
         }
         return (value as (...args: unknown[]) => unknown).bind(target);
