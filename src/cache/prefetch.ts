@@ -42,7 +42,7 @@ function walkOrder(t: PrefetchTarget, frameCount: number, options: PrefetchOptio
 
 export async function prefetchFrames(t: PrefetchTarget, options: PrefetchOptions): Promise<void> {
   const jobs = t.jobs;
-  const throttle = options.bytesPerSecond ? new Throttle(options.bytesPerSecond, t.clock) : t.throttle;
+  const throttle = options.budget ?? (options.bytesPerSecond ? new Throttle(options.bytesPerSecond, t.clock) : t.throttle);
   const plan = (): PlanInput => ({ frames: jobs.frames, states: jobs, maxMergeBytes: t.maxMergeBytes });
   const order = walkOrder(t, jobs.frames.length, options);
   let rangeIndex = 0;

@@ -3,7 +3,8 @@
  * out demand-first so on-demand reads always overtake prefetch; and a token bucket for the
  * prefetch bandwidth cap.
  */
-import type { CacheClock } from './clock.js';
+import { systemClock, type CacheClock } from './clock.js';
+import type { BandwidthBudget } from './types.js';
 
 export type Priority = 'demand' | 'prefetch';
 
@@ -76,4 +77,9 @@ export class Throttle {
       await this.clock.sleep(Math.max(1, ((need - this.tokens) / this.bytesPerSecond) * 1000));
     }
   }
+}
+
+/** One bandwidth budget for several prefetches (a mount's blobs share its `--prefetch-rate`). */
+export function bandwidthBudget(bytesPerSecond: number, clock: CacheClock = systemClock): BandwidthBudget {
+  return new Throttle(bytesPerSecond, clock);
 }

@@ -40,6 +40,11 @@ export interface PrefetchOptions {
   ranges?: ByteRange[];
   /** Bandwidth cap for this prefetch in bytes/s (default: the cache's `prefetchBytesPerSecond`). */
   bytesPerSecond?: number;
+  /**
+   * A bandwidth budget shared with other prefetches (one mount's blobs and steps: `bandwidthBudget()`);
+   * wins over bytesPerSecond.
+   */
+  budget?: BandwidthBudget;
   /** With `ranges`: stop after them instead of going on with the rest of the blob. */
   rangesOnly?: boolean;
 }
@@ -178,4 +183,9 @@ export interface GcResult {
   droppedManifests?: string[];
   freedBytes: number;
   usageBytes: number;
+}
+
+/** Bytes a prefetch may fetch now: waits until they fit the budget's rate (see Throttle). */
+export interface BandwidthBudget {
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
 }

@@ -6,6 +6,7 @@ import { TraceRecorder, saveWhenRecorded, traceFor, traceRanges } from './startu
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { bandwidthBudget } from '../cache/scheduler.js';
 import { WAIT_BUCKETS_MS } from '../cache/stats.js';
 import type { BlobStats, CacheBackend, CachedBlob } from '../cache/types.js';
 import { ObservedFetcher } from '../fetch/observed.js';
@@ -243,13 +244,14 @@ export class MountManager {
   /**
    * The listed ranges first, strictly in list order: consecutive ranges of one blob go to that blob's
    * prefetch together (its workers merge them), the next group starts when they are in. Then, with
-   * `whole`, every blob at once. One mount's blobs share its rate as one budget per step.
+   * `whole`, every blob at once. One mount's blobs and steps share its rate as one budget.
    */
   private startPrefetch(m: ActiveMount, plan: PrefetchPlan): void {
     if (plan.ranges.length === 0 && !plan.whole) return;
     const abort = new AbortController();
     m.prefetch = { state: 'running', abort };
-    const options = { signal: abort.signal, ...(plan.rate > 0 ? { bytesPerSecond: plan.rate } : {}) };
+    // One budget for the whole mount, every step and blob: a blob done early leaves its share to the others.
+    const options = { signal: abort.signal, ...(plan.rate > 0 ? { budget: bandwidthBudget(plan.rate) } : {}) };
     const run = async (): Promise<void> => {
       let i = 0;
       while (i < plan.ranges.length) {
@@ -259,9 +261,7 @@ export class MountManager {
         await m.blobs[blob]!.prefetch({ ...options, ranges: group, rangesOnly: true });
       }
       if (!plan.whole) return;
-      // The cap is per prefetch call: split it among the blobs so the mount as a whole keeps to it.
-      const share = plan.rate > 0 ? { bytesPerSecond: Math.max(1, Math.floor(plan.rate / m.blobs.length)) } : {};
-      await Promise.all(m.blobs.map((b) => b.prefetch({ signal: abort.signal, ...share })));
+      await Promise.all(m.blobs.map((b) => b.prefetch(options)));
     };
     run().then(
       async () => {

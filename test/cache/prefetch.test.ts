@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { bandwidthBudget } from '../../src/cache/index.js';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { CountingFetcher, FailingFetcher, SlowFetcher } from './fake-fetchers.js';
 import { freshCache, useCleanups } from './helpers.js';
@@ -67,6 +68,24 @@ describe('prefetch', () => {
     expect(blob.isComplete()).toBe(true);
     expect(seconds).toBeGreaterThan(0.75);
     expect(seconds).toBeLessThan(5);
+  });
+
+  it('blobs sharing one budget keep to it together; a blob done early leaves its share to the others', async () => {
+    const small = makeBlobFixture({ size: 32 * 1024, frameSize: 16384, compression: 'none', seed: 36 });
+    const large = makeBlobFixture({ size: 288 * 1024, frameSize: 16384, compression: 'none', seed: 37 });
+    const clock = new ManualClock();
+    const { cache } = await freshCache({ maxMergeBytes: 32 * 1024, clock });
+    const a = await cache.openBlob(small.descriptor, { fetcher: small.fetcher, toc: small.toc });
+    const b = await cache.openBlob(large.descriptor, { fetcher: large.fetcher, toc: large.toc });
+    const budget = bandwidthBudget(320 * 1024, clock);
+    const t0 = clock.monotonic();
+    await clock.drive(Promise.all([a.prefetch({ budget }), b.prefetch({ budget })]));
+    const seconds = (clock.monotonic() - t0) / 1000;
+    expect(a.isComplete() && b.isComplete()).toBe(true);
+    // 320 KiB at 320 KiB/s: about 1 s (the first request's tokens are there at once). Half the rate
+    // each, as before, would have held the large blob to 288 / 160 = 1.8 s.
+    expect(seconds).toBeGreaterThan(0.75);
+    expect(seconds).toBeLessThan(1.4);
   });
 
   it('reports fetch failures after trying every frame; abort stops it', async () => {
