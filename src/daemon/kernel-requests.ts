@@ -90,7 +90,7 @@ export class KernelRequests {
         if (o.kind === 'fanotify-mark') {
           if (busy) {
             keep.add(o.path);
-            this.fanotify?.group.retain(o.path);
+            this.fanotify?.group.retain(o);
           } else {
             drop.push(o.path);
           }
@@ -205,8 +205,7 @@ export class KernelRequests {
       }
       case 'markFanotify':
         this.record(req.id);
-        this.fanotifyGroup().group.mark(req.path);
-        this.add(req.id, { kind: 'fanotify-mark', path: req.path });
+        this.add(req.id, { kind: 'fanotify-mark', path: req.path, file: this.fanotifyGroup().group.mark(req.path) });
         return null;
       case 'unmake':
         await this.unmake(this.record(req.id), req.object);

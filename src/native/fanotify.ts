@@ -94,6 +94,20 @@ export function markPreAccess(group: number, path: string): void {
   if (fanotifyMark(group, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, path) !== 0) throw sysError('fanotify_mark', path, koffi.errno());
 }
 
+/** FAN_PRE_ACCESS on the inode open as `fd` (a file replaced under its name keeps its own mark). */
+export function markPreAccessFd(group: number, fd: number): void {
+  if (fanotifyMarkFd(group, FAN_MARK_ADD, FAN_PRE_ACCESS, fd, null) !== 0) throw sysError('fanotify_mark', `fd ${fd}`, koffi.errno());
+}
+
+/** Removes the mark of the inode open as `fd` and its ignore mask; a mark already gone is fine. */
+export function unmarkPreAccessFd(group: number, fd: number): void {
+  fanotifyMarkFd(group, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, fd, null);
+  if (fanotifyMarkFd(group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fd, null) !== 0) {
+    const e = koffi.errno();
+    if (e !== 2 /* ENOENT */) throw sysError('fanotify_mark', `fd ${fd}`, e);
+  }
+}
+
 /** Reads of the inode at `path` raise no more events (a complete blob). */
 export function ignorePreAccess(group: number, path: string): void {
   if (fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV, FAN_PRE_ACCESS, AT_FDCWD, path) !== 0) throw sysError('fanotify_mark', path, koffi.errno());

@@ -105,8 +105,8 @@ export class InProcessKernel implements KernelObjectOwner {
 
   async markFanotify(path: string): Promise<void> {
     fanotify ??= { group: FanotifyGroup.create(), served: false };
-    fanotify.group.mark(path);
-    this.objects.push({ kind: 'fanotify-mark', path });
+    const file = fanotify.group.mark(path);
+    this.objects.push({ kind: 'fanotify-mark', path, file });
   }
 
   async unmake(object: KernelObject): Promise<void> {

@@ -14,7 +14,8 @@ export type KernelObject =
   /** A directory the mount created (the FUSE mount's directory). */
   | { kind: 'dir'; path: string }
   /** A FAN_PRE_ACCESS mark of the owner's fanotify group on a blob's cache data file. */
-  | { kind: 'fanotify-mark'; path: string };
+  /** `file`: dev:ino of the file marked (its name may name another file by now). */
+  | { kind: 'fanotify-mark'; path: string; file?: string };
 
 export interface CachefilesDevice {
   /** This process's fd of /dev/cachefiles, bound in on-demand mode. */

@@ -222,7 +222,7 @@ export function sameObject(a: KernelObject, b: KernelObject): boolean {
  */
 export async function releaseObject(object: KernelObject, group?: FanotifyGroup, retainMarks = false): Promise<UnmakeOutcome> {
   if (object.kind === 'fanotify-mark') {
-    group?.release(object.path, retainMarks);
+    group?.release(object, retainMarks);
     return 'done';
   }
   const outcome = await unmakeObject(object);

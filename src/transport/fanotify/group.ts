@@ -1,13 +1,24 @@
 /**
  * The owner's side of the fanotify group (the supervisor, or InProcessKernel): it creates the group,
- * holds its fd and makes the marks, so they outlive any worker. A data file shared by several mounts
- * is marked once and unmarked after the last of them; a mount detached while still busy keeps its
- * marks (its erofs may still read holes: without a mark they would read as zeros).
+ * holds its fd and makes the marks, so they outlive any worker. Marks are kept by inode (dev:ino), with
+ * an fd of each marked file: a data file shared by several mounts is marked once and unmarked after
+ * the last of them, and a data file deleted or replaced under its name while mounted keeps its own
+ * mark while the file now at that name gets one of its own (refcounting by name would leave the new
+ * file unmarked, and its holes read as zeros). A mount detached while still busy keeps its marks.
  */
-import { createPreContentGroup, markPreAccess, unmarkPreAccess } from '../../native/fanotify.js';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { fileKey } from '../../native/fanotify-events.js';
+import { createPreContentGroup, markPreAccessFd, unmarkPreAccess, unmarkPreAccessFd } from '../../native/fanotify.js';
+
+/** What a mark is known by: the file's name when marked, and its inode. */
+export interface MarkedFile {
+  path: string;
+  /** dev:ino; absent in records of an older daemon (then the name is all there is). */
+  file?: string;
+}
 
 export class FanotifyGroup {
-  private readonly users = new Map<string, number>();
+  private readonly files = new Map<string, { fd: number; users: number }>();
   private readonly retained = new Set<string>();
 
   constructor(readonly fd: number) {}
@@ -16,31 +27,51 @@ export class FanotifyGroup {
     return new FanotifyGroup(createPreContentGroup());
   }
 
-  /** Marks `path` for pre-content events; must come before anything (erofs) opens it. */
-  mark(path: string): void {
-    const n = this.users.get(path) ?? 0;
-    if (n === 0) markPreAccess(this.fd, path);
-    this.users.set(path, n + 1);
+  /** Marks the file at `path` for pre-content events (before anything, erofs, opens it); returns its dev:ino. */
+  mark(path: string): string {
+    const fd = openSync(path, constants.O_RDONLY);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const key = fileKey(st.dev, st.ino);
+      const known = this.files.get(key);
+      if (known) {
+        known.users += 1;
+        closeSync(fd);
+        return key;
+      }
+      markPreAccessFd(this.fd, fd);
+      this.files.set(key, { fd, users: 1 });
+      return key;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   }
 
   /**
    * One user less; the mark goes with the last, unless it is retained: by this release (`retain`: a
    * busy mount was detached) or earlier (a detached mount still reads the file, whoever else used it since).
    */
-  release(path: string, retain: boolean): void {
-    const n = (this.users.get(path) ?? 1) - 1;
-    if (n > 0) {
-      this.users.set(path, n);
+  release(marked: MarkedFile, retain: boolean): void {
+    const key = marked.file ?? marked.path;
+    const known = this.files.get(key);
+    if (known && known.users > 1) {
+      known.users -= 1;
       return;
     }
-    this.users.delete(path);
-    if (retain) this.retained.add(path);
-    else if (!this.retained.has(path)) unmarkPreAccess(this.fd, path);
+    if (retain) this.retained.add(key);
+    if (known) {
+      this.files.delete(key);
+      if (!this.retained.has(key)) unmarkPreAccessFd(this.fd, known.fd);
+      closeSync(known.fd);
+    } else if (!this.retained.has(key)) {
+      unmarkPreAccess(this.fd, marked.path); // a record of an older daemon: by name
+    }
   }
 
-  /** Keeps the mark of `path` for the group's life: a mount detached while busy (by a daemon that died) reads it. */
-  retain(path: string): void {
-    this.retained.add(path);
+  /** Keeps the mark for the group's life: a mount detached while busy (by a daemon that died) reads it. */
+  retain(marked: MarkedFile): void {
+    this.retained.add(marked.file ?? marked.path);
   }
 
   /** Marks kept for detached busy mounts: the group must stay open while they exist. */
@@ -49,6 +80,6 @@ export class FanotifyGroup {
   }
 
   get marks(): number {
-    return this.users.size;
+    return this.files.size;
   }
 }
