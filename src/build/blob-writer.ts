@@ -3,13 +3,12 @@
  * the view is cut into frames compressed one by one, and the TOC is appended after the last frame.
  * Memory use is one frame, whatever the blob size.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { deflateRawSync, gzip as gzipCb } from 'node:zlib';
 import { encodeToc } from '../format/image/toc.js';
 import type { BlobDescriptor, BlobToc, Compression, FrameEntry } from '../format/image/types.js';
-import { ThreadHash } from './thread-hash.js';
 
 const gzip = promisify(gzipCb);
 export const BLOCK_SIZE = 4096;
@@ -39,9 +38,8 @@ export class BlobWriter {
   private flushed = 0;
   private stored = 0;
   private readonly frames: FrameEntry[] = [];
-  /** The whole view's and the stored bytes' digests, on the hash thread (frames are hashed here). */
-  private readonly viewHash = new ThreadHash();
-  private readonly storedHash = new ThreadHash();
+  private readonly viewHash: Hash = createHash('sha256');
+  private readonly storedHash: Hash = createHash('sha256');
 
   constructor(readonly path: string, private readonly options: FrameOptions) {
     if (options.frameSize <= 0 || options.frameSize % BLOCK_SIZE !== 0) throw new RangeError(`frame size ${options.frameSize} is not a multiple of 4096`);
@@ -77,8 +75,8 @@ export class BlobWriter {
     if (this.fill === 0) return;
     const raw = this.frame.subarray(0, this.fill);
     const digest = createHash('sha256').update(raw).digest('hex');
-    this.viewHash.update(raw);
     if (this.options.compression === 'gzip') {
+      this.viewHash.update(raw);
       // gzip works on its own copy so the frame buffer can be refilled meanwhile. A frame that does not
       // compress (already compressed or random data) goes in gzip's stored blocks: still a gzip frame
       // every reader decodes, at a memcpy's cost on both sides, instead of deflating it for nothing.
@@ -86,6 +84,7 @@ export class BlobWriter {
       this.inFlight.push({ raw: raw.length, digest, stored: gzip(Buffer.from(raw), { level }) });
       if (this.inFlight.length > MAX_IN_FLIGHT) await this.writeOldest();
     } else {
+      // Stored bytes = view bytes: one hash serves both (the view digest is taken from a copy at the end).
       this.storeFrame(raw, raw.length, digest);
     }
     this.fill = 0;
@@ -117,7 +116,7 @@ export class BlobWriter {
   async finish(): Promise<BuiltBlob> {
     await this.flushFrame();
     while (this.inFlight.length > 0) await this.writeOldest();
-    const blobId = await this.viewHash.digest();
+    const blobId = this.options.compression === 'gzip' ? this.viewHash.digest('hex') : this.storedHash.copy().digest('hex');
     const toc: BlobToc = {
       blobId,
       uncompressedSize: this.flushed,
@@ -134,7 +133,7 @@ export class BlobWriter {
       path: this.path,
       toc,
       descriptor: {
-        digest: 'sha256:' + (await this.storedHash.digest()),
+        digest: 'sha256:' + this.storedHash.digest('hex'),
         size: this.stored,
         blobId: toc.blobId,
         uncompressedSize: toc.uncompressedSize,

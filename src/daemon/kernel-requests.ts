@@ -74,6 +74,11 @@ export class KernelRequests {
     return this.records.size;
   }
 
+  /** The worker died: the reads its ignore masks let through now wait for its successor (see FanotifyGroup.unignoreAll). */
+  workerDied(): void {
+    this.fanotify?.group.unignoreAll();
+  }
+
   /**
    * Records left by a supervisor that died: their FUSE fds are gone, so their mounts are dead. Undo
    * them. Their fanotify marks (in the group adopted from the holder) go with a mount that was really

@@ -122,6 +122,7 @@ export class Supervisor {
         request: (msg) => this.onRequest(msg),
         died: (code, signal) => {
           if (this.handingOver) return false;
+          this.kernel.workerDied();
           if (this.everReady || this.kernel.size > 0) return true;
           // The first worker never came up (bad cache dir, ...): nothing to protect, so give up loudly.
           this.failure = `the daemon's worker failed to start (exit ${code ?? signal}); see the log above`;

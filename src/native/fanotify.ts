@@ -99,9 +99,14 @@ export function markPreAccessFd(group: number, fd: number): void {
   if (fanotifyMarkFd(group, FAN_MARK_ADD, FAN_PRE_ACCESS, fd, null) !== 0) throw sysError('fanotify_mark', `fd ${fd}`, koffi.errno());
 }
 
+/** Reads of the inode open as `fd` raise events again (its ignore mask goes; a mark already gone is fine). */
+export function unignorePreAccessFd(group: number, fd: number): void {
+  fanotifyMarkFd(group, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, fd, null);
+}
+
 /** Removes the mark of the inode open as `fd` and its ignore mask; a mark already gone is fine. */
 export function unmarkPreAccessFd(group: number, fd: number): void {
-  fanotifyMarkFd(group, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, fd, null);
+  unignorePreAccessFd(group, fd);
   if (fanotifyMarkFd(group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fd, null) !== 0) {
     const e = koffi.errno();
     if (e !== 2 /* ENOENT */) throw sysError('fanotify_mark', `fd ${fd}`, e);

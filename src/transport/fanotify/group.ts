@@ -8,7 +8,7 @@
  */
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { fileKey } from '../../native/fanotify-events.js';
-import { createPreContentGroup, markPreAccessFd, unmarkPreAccess, unmarkPreAccessFd } from '../../native/fanotify.js';
+import { createPreContentGroup, markPreAccessFd, unignorePreAccessFd, unmarkPreAccess, unmarkPreAccessFd } from '../../native/fanotify.js';
 
 /** What a mark is known by: the file's name when marked, and its inode. */
 export interface MarkedFile {
@@ -67,6 +67,15 @@ export class FanotifyGroup {
     } else if (!this.retained.has(key)) {
       unmarkPreAccess(this.fd, marked.path); // a record of an older daemon: by name
     }
+  }
+
+  /**
+   * Every file's reads raise events again: the worker that set the ignore masks (complete, trusted
+   * blobs) died, and its successor trusts nothing until verified; a file changed meanwhile must not be
+   * read past it. The successor adds the masks back as blobs verify complete.
+   */
+  unignoreAll(): void {
+    for (const { fd } of this.files.values()) unignorePreAccessFd(this.fd, fd);
   }
 
   /** Keeps the mark for the group's life: a mount detached while busy (by a daemon that died) reads it. */
