@@ -5,7 +5,7 @@
  * whose backing files live there, and ends a fanotify group holder a killed daemon left.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { makeTempDir } from '../helpers/env.js';
 
@@ -135,6 +135,11 @@ export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Har
       // A fanotify group holder a daemon left (it was killed, or its mounts were detached busy).
       for (const p of [holder, fanotifyHolder(run.dir)]) {
         if (p !== null && isFanotifyHolder(p)) process.kill(p, 'SIGKILL');
+      }
+      // $ONDEMAND_TEST_KEEP_LOGS=DIR keeps the daemon's log there (for a failure to be read afterwards).
+      const keep = process.env.ONDEMAND_TEST_KEEP_LOGS;
+      if (keep) {
+        try { copyFileSync(join(run.dir, 'daemon.log'), join(keep, `${basename(run.dir)}-daemon.log`)); } catch { /* no log */ }
       }
       for (const d of [mnts, run, cache]) {
         try { d.remove(); } catch { /* a lazily unmounted dir may still be busy */ }
