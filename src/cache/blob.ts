@@ -132,6 +132,7 @@ export class CachedBlobEntry implements CachedBlob {
     try {
       await entry.map.write(MAP_FLAG_OPEN);
     } catch (err) {
+      entry.unwatch?.();
       closeSync(files.dataFd);
       closeSync(files.mapFd);
       throw cacheIoError(err, 'open cache entry', { blob: toc.blobId, path: paths.data });
