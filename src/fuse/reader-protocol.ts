@@ -4,7 +4,8 @@
  * Imported by both sides, so it must stay free of side effects (no koffi here).
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { FastReadSource } from './types.js';
+import type { EntryTimeouts } from './metadata-replies.js';
+import type { FastReadSource, ThreadTreeSpec } from './types.js';
 
 /** Bytes of one copier mailbox: a READ request is 80 bytes. */
 export const JOB_BYTES = 128;
@@ -31,7 +32,7 @@ interface ThreadCommon {
   fd: number;
   /** Bytes of the largest READ reply payload served on the thread. */
   replySize: number;
-  /** [0] READs, [1] bytes answered on the threads. */
+  /** [0] READs, [1] bytes answered on the threads, [2] metadata requests answered on the reader thread. */
   counters: BigInt64Array;
   copy: CopyShared | undefined;
   /** 0 = never splice. */
@@ -47,6 +48,8 @@ export interface ReaderThreadData extends ThreadCommon {
   /** Bytes of the largest request. */
   bufferSize: number;
   spinMicros: number;
+  /** Metadata requests answered on the thread, from the tree this builds (reader-metadata.ts). */
+  tree?: { spec: ThreadTreeSpec; timeouts: EntryTimeouts };
 }
 
 export interface CopierThreadData extends ThreadCommon {

@@ -18,6 +18,8 @@ import {
   type ThreadMessage,
 } from './reader-protocol.js';
 import { FastReads } from './reader-serve.js';
+import { MetadataOnThread } from './reader-metadata.js';
+import type { MetadataTree } from './types.js';
 
 /** Requests posted to the main thread in one message at most. */
 const MAX_BATCH = 64;
@@ -26,6 +28,18 @@ if (parentPort === null) throw new Error('reader-thread.ts runs only as a worker
 const port = parentPort;
 const data = workerData as ThreadData;
 const fast = new FastReads(data, (ino, offset, length) => post({ kind: 'served', ino, offset, length }));
+const metadata = data.role === 'reader' ? await metadataOnThread(data) : undefined;
+
+/** The thread's own tree, when the filesystem offers one; without it every metadata request goes to the main thread. */
+async function metadataOnThread(d: ReaderThreadData): Promise<MetadataOnThread | undefined> {
+  if (d.tree === undefined) return undefined;
+  try {
+    const m = (await import(d.tree.spec.module)) as { createMetadataTree(args: unknown): MetadataTree };
+    return new MetadataOnThread(d.fd, m.createMetadataTree(d.tree.spec.args), d.tree.timeouts, d.counters.subarray(2, 3));
+  } catch {
+    return undefined; // the main thread answers them all, as it would without a tree
+  }
+}
 
 function post(msg: ThreadMessage, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -56,6 +70,7 @@ function handOff(copy: CopyShared | undefined, req: Buffer, n: number): boolean 
 
 function finish(copy: CopyShared | undefined, endErrno: number): never {
   fast.close();
+  metadata?.close();
   if (copy !== undefined) stopCopiers(copy);
   post({ kind: 'end', errno: endErrno });
   process.exit(0);
@@ -73,7 +88,7 @@ function runReader(d: ReaderThreadData): never {
       const n = read(fd, req, bufferSize);
       if (n > 0) {
         if (spinMicros > 0) lastRequest = performance.now();
-        if (handOff(copy, req, n) || fast.tryServe(req, n)) continue;
+        if (handOff(copy, req, n) || fast.tryServe(req, n) || metadata?.tryServe(req, n) === true) continue;
         batch.push(detach(req, n));
         if (batch.length >= MAX_BATCH) break;
         continue;

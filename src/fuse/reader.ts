@@ -16,7 +16,8 @@ import {
   newCopyShared, stopCopiers, type ControlMessage, type CopierThreadData, type ReaderThreadData, type ThreadMessage,
 } from './reader-protocol.js';
 import { readerThreadUrl } from './reader-thread-url.js';
-import type { FastReadSource } from './types.js';
+import type { EntryTimeouts } from './metadata-replies.js';
+import type { FastReadSource, ThreadTreeSpec } from './types.js';
 
 export interface ReaderHandlers {
   onRequest(request: Buffer): void;
@@ -44,6 +45,8 @@ export interface ReaderOptions {
    * READs up to 1020 KiB are spliced (see FuseSessionOptions.maxPages) and larger ones use pread + write.
    */
   spliceMinBytes?: number;
+  /** The reader thread answers metadata requests itself from the tree this builds (FuseFilesystem.threadTree). */
+  tree?: { spec: ThreadTreeSpec; timeouts: EntryTimeouts };
 }
 
 /** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
@@ -56,8 +59,8 @@ export class FuseReader {
   private readonly wakeRead: number;
   private readonly wakeWrite: number;
   private readonly control: MessageChannel;
-  /** [0] READs, [1] bytes answered on the threads. */
-  private readonly counters = new BigInt64Array(new SharedArrayBuffer(16));
+  /** [0] READs, [1] bytes answered on the threads, [2] metadata requests answered on the reader thread. */
+  private readonly counters = new BigInt64Array(new SharedArrayBuffer(24));
   private ended = false;
   private exited = false;
   private readonly done: Promise<void>;
@@ -97,7 +100,7 @@ export class FuseReader {
     }
     const workerData: ReaderThreadData = {
       ...common, role: 'reader', copy, wakeFd: this.wakeRead, bufferSize: options.bufferSize, spinMicros: options.spinMicros ?? 0,
-      control: this.control.port2,
+      control: this.control.port2, ...(options.tree ? { tree: options.tree } : {}),
     };
     this.worker = new Worker(url, { workerData, transferList: [this.control.port2] });
     this.worker.on('message', onMessage);
@@ -130,9 +133,9 @@ export class FuseReader {
     this.control.port1.postMessage(msg);
   }
 
-  /** READs and bytes the worker answered itself. */
-  served(): { reads: number; bytes: number } {
-    return { reads: Number(Atomics.load(this.counters, 0)), bytes: Number(Atomics.load(this.counters, 1)) };
+  /** READs and bytes the threads answered themselves, and metadata requests the reader thread answered. */
+  served(): { reads: number; bytes: number; metadata: number } {
+    return { reads: Number(Atomics.load(this.counters, 0)), bytes: Number(Atomics.load(this.counters, 1)), metadata: Number(Atomics.load(this.counters, 2)) };
   }
 
   /** Stops the thread (the fd stays open and the connection alive). */

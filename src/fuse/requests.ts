@@ -4,12 +4,12 @@
  * Connection-level requests (INIT, FORGET, INTERRUPT) stay in session.ts.
  */
 import { OndemandError } from '../util/errors.js';
-import { EINVAL, ENOENT, ENOSYS, ERANGE, EROFS, errnoOf } from './errno.js';
+import { EINVAL, ENOENT, ENOSYS, EROFS, errnoOf } from './errno.js';
 import {
-  FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Opcode, cBytes, decodeFh, decodeGetxattrIn, decodeOpenFlags, decodeReadIn, direntPlusSize,
-  direntSize, direntType, encodeAttrOut, encodeEntryOut, encodeGetxattrOut, encodeOpenOut, encodeStatfsOut, writeDirent, writeDirentPlus,
-  type FuseAttr, type InHeader,
+  FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, Opcode, cBytes, decodeFh, decodeGetxattrIn, decodeOpenFlags, decodeReadIn, encodeAttrOut,
+  encodeOpenOut, encodeStatfsOut, type InHeader,
 } from './layout.js';
+import { entryReply, negativeEntryReply, sizedReply, writeDirPage, xattrNames } from './metadata-replies.js';
 import type { OpenFiles } from './open-files.js';
 import type { FuseReader } from './reader.js';
 import type { SessionSettings } from './session-options.js';
@@ -19,13 +19,6 @@ import type { FuseFilesystem, FuseSessionStats, RequestContext } from './types.j
 export type Reply = Promise<Buffer[] | undefined> | Buffer[] | undefined;
 
 const DEFAULT_STATFS = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
-
-/** getxattr/listxattr protocol: size 0 asks for the length; a too small buffer is ERANGE. */
-function sizedReply(data: Buffer, size: number): Buffer[] {
-  if (size === 0) return [encodeGetxattrOut(data.length)];
-  if (data.length > size) throw new OndemandError('EFUSE', 'xattr buffer too small', {}, { errno: ERANGE });
-  return [data];
-}
 
 export class Requests {
   /** Inodes whose fast-read source was already asked for (and sent to the reader if there was one). */
@@ -73,14 +66,11 @@ export class Requests {
   }
 
   private async lookup(parent: number, name: Buffer, ctx: RequestContext): Promise<Buffer[]> {
-    const { entryTimeout, attrTimeout } = this.settings;
     try {
-      const attr = await this.fs.lookup(parent, name, ctx);
-      return [encodeEntryOut(attr.ino, 0, entryTimeout, attrTimeout, attr)];
+      return [entryReply(this.settings, await this.fs.lookup(parent, name, ctx))];
     } catch (err) {
       if (errnoOf(err) !== ENOENT) throw err;
-      // A negative entry (node id 0) the kernel caches: the image never gains files.
-      return [encodeEntryOut(0, 0, entryTimeout, 0, { ino: 0, size: 0, mode: 0, nlink: 0, uid: 0, gid: 0 })];
+      return [negativeEntryReply(this.settings)];
     }
   }
 
@@ -120,36 +110,13 @@ export class Requests {
     return [];
   }
 
-  /**
-   * READDIR and READDIRPLUS page through the listing read at offset 0; an entry's offset is its index
-   * + 1, so telldir/seekdir positions stay valid for the handle's life. READDIRPLUS hands each entry's
-   * node and attributes along (node id 0 for `.` and `..`, which the kernel skips).
-   */
+  /** READDIR and READDIRPLUS page through the listing read at offset 0 (metadata-replies.ts). */
   private async readdir(ino: number, body: Buffer, ctx: RequestContext, plus: boolean): Promise<Buffer[]> {
     const r = decodeReadIn(body);
     const dir = this.files.dir(r.fh, ino);
     if (!dir.entries || r.offset === 0) dir.entries = await this.fs.readdir(ino, ctx);
     const out = Buffer.alloc(r.size);
-    let used = 0;
-    for (let i = r.offset; i < dir.entries.length; i++) {
-      const e = dir.entries[i]!;
-      const name = typeof e.name === 'string' ? Buffer.from(e.name) : e.name;
-      const type = direntType(e.mode);
-      if (!plus) {
-        if (used + direntSize(name.length) > r.size) break;
-        used += writeDirent(out, used, e.ino, i + 1, type, name);
-        continue;
-      }
-      if (used + direntPlusSize(name.length) > r.size) break;
-      used += writeDirentPlus(out, used, this.entryOf(e.attr), e.ino, i + 1, type, name);
-    }
-    return [out.subarray(0, used)];
-  }
-
-  /** entry_out of a READDIRPLUS record; all zeros (no node) without attributes. */
-  private entryOf(attr: FuseAttr | undefined): Buffer {
-    const { entryTimeout, attrTimeout } = this.settings;
-    return attr ? encodeEntryOut(attr.ino, 0, entryTimeout, attrTimeout, attr) : encodeEntryOut(0, 0, 0, 0, { ino: 0, size: 0, mode: 0, nlink: 0, uid: 0, gid: 0 });
+    return [out.subarray(0, writeDirPage(out, 0, r.size, dir.entries, r.offset, plus, this.settings))];
   }
 
   private async readlink(ino: number, ctx: RequestContext): Promise<Buffer[]> {
@@ -161,13 +128,12 @@ export class Requests {
   private async getxattr(ino: number, body: Buffer, ctx: RequestContext): Promise<Buffer[]> {
     if (!this.fs.getxattr) throw new OndemandError('EFUSE', 'no xattrs', { ino }, { errno: ENOSYS });
     const { size, name } = decodeGetxattrIn(body);
-    return sizedReply(await this.fs.getxattr(ino, name, ctx), size);
+    return [sizedReply(await this.fs.getxattr(ino, name, ctx), size)];
   }
 
   private async listxattr(ino: number, body: Buffer, ctx: RequestContext): Promise<Buffer[]> {
     if (!this.fs.listxattr) throw new OndemandError('EFUSE', 'no xattrs', { ino }, { errno: ENOSYS });
     const { size } = decodeGetxattrIn(body); // LISTXATTR sends fuse_getxattr_in without a name
-    const names = await this.fs.listxattr(ino, ctx);
-    return sizedReply(Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+    return [sizedReply(xattrNames(await this.fs.listxattr(ino, ctx)), size)];
   }
 }

@@ -2,7 +2,7 @@
 import { pipePagesAllowed } from '../native/pipe.js';
 import { FUSE_MIN_READ_BUFFER, PAGE_SIZE, WRITE_REQUEST_OVERHEAD } from './layout.js';
 import { DEFAULT_SPLICE_MIN_BYTES, type ReaderOptions } from './reader.js';
-import type { FuseConnectionParams } from './types.js';
+import type { FuseConnectionParams, ThreadTreeSpec } from './types.js';
 
 /** Random 4 KiB READs on a quiet host: 39 us per read without spinning, 30 with (bench/RESULTS.md). */
 const DEFAULT_SPIN_MICROS = 30;
@@ -46,6 +46,11 @@ export interface FuseSessionOptions {
   readerCopyThreads?: number;
   /** READs answered with splice(2) from this size up (see ReaderOptions.spliceMinBytes; 0 = never). */
   readerSpliceMinBytes?: number;
+  /**
+   * Let the reader thread answer metadata requests itself when the filesystem offers a tree for it
+   * (FuseFilesystem.threadTree; default true; false sends them all to the main thread).
+   */
+  threadMetadata?: boolean;
   /** The connection is already initialised with these parameters: do not wait for INIT. */
   params?: FuseConnectionParams;
   /**
@@ -84,6 +89,7 @@ export function sessionSettings(options: FuseSessionOptions): SessionSettings {
     readerSpinMicros: options.readerSpinMicros ?? DEFAULT_SPIN_MICROS,
     readerCopyThreads: options.readerCopyThreads ?? 0,
     readerSpliceMinBytes,
+    threadMetadata: options.threadMetadata ?? true,
   };
 }
 
@@ -91,8 +97,9 @@ export function sessionSettings(options: FuseSessionOptions): SessionSettings {
  * The reader thread's buffers: room for the largest request (a WRITE, were they allowed) and for the
  * largest READ reply — of this session or of the one that negotiated an inherited connection.
  */
-export function readerOptions(s: SessionSettings, inherited: FuseConnectionParams | undefined): ReaderOptions {
+export function readerOptions(s: SessionSettings, inherited: FuseConnectionParams | undefined, tree: ThreadTreeSpec | undefined): ReaderOptions {
   return {
+    ...(s.threadMetadata && tree !== undefined ? { tree: { spec: tree, timeouts: { entryTimeout: s.entryTimeout, attrTimeout: s.attrTimeout } } } : {}),
     bufferSize: Math.max(FUSE_MIN_READ_BUFFER, s.maxWrite + WRITE_REQUEST_OVERHEAD) + PAGE_SIZE,
     replySize: Math.max(s.maxPages, inherited?.maxPages ?? 0) * PAGE_SIZE,
     spinMicros: s.readerSpinMicros,

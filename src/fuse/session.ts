@@ -58,7 +58,7 @@ export class FuseSession {
     this.connection = options.params;
     let resolveEnded!: (errno: number) => void;
     this.ended = new Promise((resolve) => { resolveEnded = resolve; });
-    this.reader = new FuseReader(fd, readerOptions(this.settings, options.params), {
+    this.reader = new FuseReader(fd, readerOptions(this.settings, options.params, fs.threadTree?.()), {
       onRequest: (req) => this.dispatch(req),
       onServed: (ino, offset, length) => fs.servedOnThread?.(ino, offset, length),
       onEnd: (errno) => {
@@ -140,8 +140,8 @@ export class FuseSession {
   stats(): FuseSessionStats {
     const fast = this.reader.served();
     return {
-      ...this.counters, inFlight: this.inFlight.size,
-      reads: this.counters.reads + fast.reads, bytesRead: this.counters.bytesRead + fast.bytes, fastReads: fast.reads,
+      ...this.counters, inFlight: this.inFlight.size, requests: this.counters.requests + fast.metadata,
+      reads: this.counters.reads + fast.reads, bytesRead: this.counters.bytesRead + fast.bytes, fastReads: fast.reads, threadMetadata: fast.metadata,
     };
   }
 

@@ -77,6 +77,36 @@ export interface FuseFilesystem {
    * each frame: a sequential reader's progress), so the owner can read ahead of it. No reply.
    */
   servedOnThread?(ino: number, offset: number, length: number): void;
+  /**
+   * Lets the reader thread answer the metadata requests itself (LOOKUP, GETATTR, READDIR(PLUS),
+   * READLINK, xattrs, STATFS, ACCESS, directory handles) from a MetadataTree the module builds on the
+   * thread: no hop to the main thread per request. Only for a filesystem whose tree never changes.
+   */
+  threadTree?(): ThreadTreeSpec | undefined;
+}
+
+/**
+ * How a thread builds its MetadataTree: `module` (a file URL of compiled code) exports
+ * `createMetadataTree(args)`. `args` must be structured-cloneable.
+ */
+export interface ThreadTreeSpec {
+  module: string;
+  args: Record<string, string | number | boolean | undefined>;
+}
+
+/**
+ * The synchronous, immutable view of a tree a reader thread answers metadata from. Failures as for
+ * FuseFilesystem: an OndemandError with its errno.
+ */
+export interface MetadataTree {
+  lookup(parent: number, name: Buffer): FuseAttr;
+  getattr(ino: number): FuseAttr;
+  readdir(ino: number): DirEntry[];
+  readlink(ino: number): Buffer;
+  getxattr(ino: number, name: string): Buffer;
+  listxattr(ino: number): string[];
+  statfs(): FuseStatfs;
+  close(): void;
 }
 
 /**
@@ -133,4 +163,6 @@ export interface FuseSessionStats {
   inFlight: number;
   /** READs the reader thread answered itself from a FastReadSource (included in `reads`). */
   fastReads?: number;
+  /** Metadata requests the reader thread answered itself from its tree (included in `requests`). */
+  threadMetadata?: number;
 }

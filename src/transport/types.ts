@@ -31,7 +31,7 @@ export interface TransportContext {
    * Tests and benchmarks only: threads and splice threshold of a FUSE transport's reader (see
    * FuseSessionOptions). The daemon never sets it, so the session's defaults are what users run.
    */
-  fuseReader?: { copyThreads?: number; spliceMinBytes?: number };
+  fuseReader?: { copyThreads?: number; spliceMinBytes?: number; threadMetadata?: boolean };
 }
 
 export interface TransportStats {

@@ -98,8 +98,15 @@ describe.skipIf(!needs('fuse-blobs over the real cache', [isRoot, 'root'], [have
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
     m = current = await mount(blob);
     await run('diff', ['-r', '--no-dereference', image.src, target]);
-    expect(m.active.stats().files.passthroughRequested).toBe(1);
-    expect(m.active.stats().session.passthroughOpens).toBe(1);
+    if (m.active.erofs.onLoops) {
+      // This kernel's erofs refuses files on a passthrough FUSE mount (a stacked filesystem): over loop
+      // devices, the complete blob's loop is switched to the cache file itself, so FUSE sees no open of it.
+      console.log('fuse-blobs cache test: erofs over loop devices (this kernel refuses file-backed devices on a passthrough FUSE mount)');
+      expect(m.active.stats().session.passthroughOpens).toBe(m.active.stats().session.opens);
+    } else {
+      expect(m.active.stats().files.passthroughRequested).toBe(1);
+      expect(m.active.stats().session.passthroughOpens).toBe(1);
+    }
     expect(m.active.stats().files.blobReads).toBe(0);
     expect(fetcher.bytesFetched).toBe(0);
     await m.unmount();

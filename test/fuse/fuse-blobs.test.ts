@@ -106,16 +106,37 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     await expectAllGone(m);
   });
 
-  it('passthrough negotiated, blob complete: local bootstrap as primary, blob opened with passthrough, no READs', async () => {
+  /**
+   * Passthrough makes the FUSE mount a stacked filesystem, and newer kernels' erofs refuses files there
+   * as file-backed devices (EINVAL): the transport then mounts over loop devices on the same files.
+   * Returns whether it did (said in the output); the bootstrap is then read through FUSE too.
+   */
+  function arrangement(m: TransportMount<ActiveFuseBlobs>): boolean {
+    if (!m.active.erofs.onLoops) {
+      expect(m.active.erofs.source).toBe(image.meta);
+      return false;
+    }
+    console.log('fuse-blobs test: this kernel\'s erofs refuses files on a passthrough FUSE mount; the transport mounted over loop devices');
+    expect(m.active.erofs.source).toMatch(/^\/dev\/loop\d+$/);
+    return true;
+  }
+
+  it('passthrough negotiated, blob complete: local bootstrap as primary (or loops), blob opened with passthrough, no READs', async () => {
     const blob = new FileBlob(BLOB_ID, image.blob, true);
     const m = (current = await mount(blob));
     expect(m.active.stats().connection?.passthrough).toBe(true);
-    expect(m.active.erofs.source).toBe(image.meta);
+    const onLoops = arrangement(m);
     await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
     await expectSameTree();
     const s = m.active.stats();
-    expect(s.files.passthroughRequested).toBe(1);
-    expect(s.session.passthroughOpens).toBe(1);
+    if (onLoops) {
+      // Bootstrap and blob behind loops (and the blob once more for the refused file-backed attempt): every open passthrough.
+      expect(s.session.passthroughOpens).toBeGreaterThanOrEqual(2);
+      expect(s.session.passthroughOpens).toBe(s.session.opens);
+    } else {
+      expect(s.files.passthroughRequested).toBe(1);
+      expect(s.session.passthroughOpens).toBe(1);
+    }
     expect(s.files.blobReads).toBe(0);
     expect(blob.reads).toBe(0);
     current = undefined;
@@ -126,14 +147,18 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     const blob = new FileBlob(BLOB_ID, image.blob, false);
     const m = (current = await mount(blob));
     expect(m.active.stats().connection?.passthrough).toBe(true);
+    const onLoops = arrangement(m);
+    // What was opened with passthrough at mount: nothing, or the bootstrap behind its loop.
+    const atMount = m.active.stats();
+    if (!onLoops) expect(atMount.files.passthroughRequested).toBe(0);
     await run('cat', [join(target, 'a', 'hello')]);
     const afterOne = blob.reads;
     expect(afterOne).toBeGreaterThan(0);
     await expectSameTree();
     const s = m.active.stats();
-    expect(s.files.passthroughRequested).toBe(0);
-    expect(s.session.passthroughOpens).toBe(0);
-    expect(s.files.cachedOpens).toBe(1);
+    expect(s.files.passthroughRequested).toBe(atMount.files.passthroughRequested);
+    expect(s.session.passthroughOpens).toBe(atMount.session.passthroughOpens);
+    expect(s.files.cachedOpens).toBe(onLoops ? atMount.files.cachedOpens : 1);
     expect(blob.reads).toBeGreaterThan(afterOne);
     // The blob completes while erofs holds it open without passthrough. That open is FOPEN_DIRECT_IO,
     // which does not put the inode in caching mode, so a new open gets passthrough.
@@ -141,8 +166,8 @@ describe.skipIf(!needs('fuse-blobs + erofs', [isRoot, 'root'], [haveCommand('mkf
     const { stdout } = await run('sh', ['-c', `sha256sum < ${join(fuseDir, BLOB_ID)}`]);
     const { stdout: want } = await run('sh', ['-c', `sha256sum < ${image.blob}`]);
     expect(stdout).toBe(want);
-    expect(m.active.stats().files.passthroughRequested).toBe(1);
-    expect(m.active.stats().session.passthroughOpens).toBe(1);
+    expect(m.active.stats().files.passthroughRequested).toBe(atMount.files.passthroughRequested + 1);
+    expect(m.active.stats().session.passthroughOpens).toBe(atMount.session.passthroughOpens + 1);
     await expectSameTree(); // erofs's own open still reads through READs
     current = undefined;
     await expectAllGone(m);

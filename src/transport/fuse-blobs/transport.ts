@@ -25,6 +25,7 @@ import { mountDevice, setReadAhead } from '../../fuse/connection.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { erofsMountFlags } from '../kernel-objects.js';
 import { MountError } from '../../util/errors.js';
+import { EINVAL, errnoOf } from '../../fuse/errno.js';
 import { log } from '../../util/log.js';
 import { withTimeout } from '../../util/with-timeout.js';
 import { failPoint } from '../fail-point.js';
@@ -168,14 +169,30 @@ function fileBacked(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough:
   };
 }
 
+/**
+ * Learned from the kernel, once per process: erofs refuses the blob files of a FUSE mount that
+ * negotiated passthrough as file-backed devices. Passthrough makes the FUSE mount a stacked
+ * filesystem (s_stack_depth 1), and newer kernels (6.18.y since early 2026, and later) refuse
+ * file-backed erofs devices on stacked filesystems ("file-backed devices cannot be on stacked fses",
+ * EINVAL). Loop devices over the same files are block devices and are taken.
+ */
+let stackedFilesRefused = false;
+
 async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): Promise<ErofsDevices> {
-  const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported;
+  const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported || (passthrough && stackedFilesRefused);
   if (!useLoops) {
     failPoint('before-erofs-mount');
     const erofs = fileBacked(ctx, fs, passthrough);
-    await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
-      () => ctx.kernel.mount(erofs.source, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), erofs.devices.map((d) => `device=${d}`).join(',')));
-    return erofs;
+    try {
+      await withErofsReadAhead(ctx.mountpoint, erofsReadAheadFor(ctx.blobs),
+        () => ctx.kernel.mount(erofs.source, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), erofs.devices.map((d) => `device=${d}`).join(',')));
+      return erofs;
+    } catch (err) {
+      if (!passthrough || errnoOf(err) !== EINVAL) throw err;
+      stackedFilesRefused = true;
+      log.warn({ mountpoint: ctx.mountpoint, image: ctx.image, err: String(err) },
+        'erofs refused FUSE passthrough files as file-backed devices (this kernel refuses stacked filesystems there): mounting over loop devices instead');
+    }
   }
   const source = await ctx.kernel.attachLoop(join(ctx.privateDir, BOOTSTRAP_NAME));
   const devices: string[] = [];

@@ -14,11 +14,12 @@
  */
 import { constants, readFileSync, statSync } from 'node:fs';
 import { OndemandError } from '../../util/errors.js';
+import { compiledThreadUrl } from '../../util/thread-url.js';
 import { FUSE_ROOT_ID } from '../../fuse/layout.js';
 import { ErofsReader, fromBuffer, fromFile, type DeviceReader, type ErofsInodeInfo } from '../../format/erofs/reader.js';
 import type { NodeKind } from '../../format/erofs/model.js';
 import type { CachedBlob } from '../../cache/types.js';
-import type { DirEntry, FastReadSource, FuseAttr, FuseFilesystem, FuseStatfs, OpenResult } from '../../fuse/types.js';
+import type { DirEntry, FastReadSource, FuseAttr, FuseFilesystem, FuseStatfs, MetadataTree, OpenResult, ThreadTreeSpec } from '../../fuse/types.js';
 
 const ENOENT = 2;
 const ENOTDIR = 20;
@@ -52,18 +53,20 @@ export interface FuseTreeStats {
   /** READs answered here (the reader thread's fast reads are in the session's counters). */
   fileReads: number;
   fileBytesRead: number;
+  /** LOOKUPs answered by this instance (the reader thread answers most: FuseSessionStats.threadMetadata). */
   lookups: number;
   /** Files whose READs the reader thread may answer from a blob's cache file. */
   fastSources: number;
 }
 
-export class FuseTreeFilesystem implements FuseFilesystem {
+export class FuseTreeFilesystem implements FuseFilesystem, MetadataTree {
   readonly readdirPlus = true;
   private readonly reader: ErofsReader;
   private readonly closeSource: () => void;
   private readonly blobs: readonly CachedBlob[];
   private readonly image: string | undefined;
   private readonly devices: DeviceReader;
+  private readonly bootstrapPath: string;
   private readonly counters: FuseTreeStats = { fileReads: 0, fileBytesRead: 0, lookups: 0, fastSources: 0 };
   /** Inodes handed to the reader thread: which blob holds each, from where. */
   private readonly fast = new Map<number, { blob: CachedBlob; base: number }>();
@@ -73,6 +76,7 @@ export class FuseTreeFilesystem implements FuseFilesystem {
     const size = statSync(options.bootstrapPath).size;
     const source = size <= IN_MEMORY_BOOTSTRAP_MAX ? { ...fromBuffer(readFileSync(options.bootstrapPath)), close: () => undefined } : fromFile(options.bootstrapPath);
     this.closeSource = () => source.close();
+    this.bootstrapPath = options.bootstrapPath;
     this.image = options.image;
     try {
       this.reader = ErofsReader.open(source, options.image === undefined ? {} : { name: options.image });
@@ -88,6 +92,11 @@ export class FuseTreeFilesystem implements FuseFilesystem {
         return blob.read(offset, length);
       },
     };
+  }
+
+  /** The reader thread answers metadata from a tree of its own over the same bootstrap (thread-tree.ts). */
+  threadTree(): ThreadTreeSpec {
+    return { module: compiledThreadUrl(import.meta.url, 'thread-tree.js', 'EFUSE').href, args: { bootstrapPath: this.bootstrapPath, image: this.image } };
   }
 
   stats(): FuseTreeStats {
