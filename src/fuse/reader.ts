@@ -49,6 +49,9 @@ export interface ReaderOptions {
   tree?: { spec: ThreadTreeSpec; timeouts: EntryTimeouts };
 }
 
+/** Fast READs from this size up go to a free copy thread unless told otherwise (ReaderOptions.copyMinBytes). */
+export const DEFAULT_COPY_MIN_BYTES = 128 * 1024;
+
 /** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
 export const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
 
@@ -72,7 +75,7 @@ export class FuseReader {
     [this.wakeRead, this.wakeWrite] = pipe;
     this.control = new MessageChannel();
     const count = Math.max(0, options.copyThreads ?? 0);
-    const copy = count === 0 ? undefined : newCopyShared(count, options.copyMinBytes ?? 128 * 1024);
+    const copy = count === 0 ? undefined : newCopyShared(count, options.copyMinBytes ?? DEFAULT_COPY_MIN_BYTES);
     const common = {
       fd, replySize: options.replySize, counters: this.counters, spliceMinBytes: options.spliceMinBytes ?? DEFAULT_SPLICE_MIN_BYTES,
     };

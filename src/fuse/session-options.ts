@@ -1,7 +1,7 @@
 /** FuseSession's options, their defaults, and what they mean for the reader thread. */
 import { pipePagesAllowed } from '../native/pipe.js';
 import { FUSE_MIN_READ_BUFFER, PAGE_SIZE, WRITE_REQUEST_OVERHEAD } from './layout.js';
-import { DEFAULT_SPLICE_MIN_BYTES, type ReaderOptions } from './reader.js';
+import { DEFAULT_COPY_MIN_BYTES, DEFAULT_SPLICE_MIN_BYTES, type ReaderOptions } from './reader.js';
 import type { FuseConnectionParams, ThreadTreeSpec } from './types.js';
 
 /** Random 4 KiB READs on a quiet host: 39 us per read without spinning, 30 with (bench/RESULTS.md). */
@@ -44,6 +44,8 @@ export interface FuseSessionOptions {
    * once (default 0: each is a V8 isolate, ~10 MB, and no gain was measurable on a loaded 2-core host).
    */
   readerCopyThreads?: number;
+  /** With copy threads: fast READs from this size up go to a free one (default 128 KiB; Infinity = never by size). */
+  readerCopyMinBytes?: number;
   /** READs answered with splice(2) from this size up (see ReaderOptions.spliceMinBytes; 0 = never). */
   readerSpliceMinBytes?: number;
   /**
@@ -88,6 +90,7 @@ export function sessionSettings(options: FuseSessionOptions): SessionSettings {
     fastReads: options.fastReads ?? true,
     readerSpinMicros: options.readerSpinMicros ?? DEFAULT_SPIN_MICROS,
     readerCopyThreads: options.readerCopyThreads ?? 0,
+    readerCopyMinBytes: options.readerCopyMinBytes ?? DEFAULT_COPY_MIN_BYTES,
     readerSpliceMinBytes,
     threadMetadata: options.threadMetadata ?? true,
   };
@@ -104,6 +107,7 @@ export function readerOptions(s: SessionSettings, inherited: FuseConnectionParam
     replySize: Math.max(s.maxPages, inherited?.maxPages ?? 0) * PAGE_SIZE,
     spinMicros: s.readerSpinMicros,
     copyThreads: s.readerCopyThreads,
+    copyMinBytes: s.readerCopyMinBytes,
     spliceMinBytes: s.readerSpliceMinBytes,
   };
 }

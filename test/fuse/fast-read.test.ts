@@ -84,6 +84,7 @@ class GatedFetcher implements BlobFetcher {
 describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], [haveCommand('dd'), 'dd'], [haveCommand('mkfs.erofs'), 'mkfs.erofs'])).each([
   { copyThreads: 0, spliceMinBytes: 64 * 1024 },
   { copyThreads: 1, spliceMinBytes: 64 * 1024 },
+  { copyThreads: 3, spliceMinBytes: 64 * 1024 },
   { copyThreads: 0, spliceMinBytes: 0 },
 ])('FUSE reader fast path, $copyThreads copy threads, splice from $spliceMinBytes bytes', ({ copyThreads, spliceMinBytes }) => {
   const tmp = makeTempDir('fuse-fast-read');
@@ -216,6 +217,29 @@ describe.skipIf(!needs('FUSE fast reads over the real cache', [isRoot, 'root'], 
     expect(got.equals(view.subarray(30 * FRAME, 31 * FRAME))).toBe(true);
     expect(memory.bytesFetched).toBeGreaterThan(0);
     expect(stats().fuse.fastReads).toBe(fastBefore);
+  });
+
+  it('small READs of four readers at once (held for an idle copy thread while another is read) give the right bytes', async () => {
+    await blob.prefetch();
+    await blob.idle?.();
+    const before = stats().fuse.fastReads ?? 0;
+    // Each child: 200 random 4 KiB pages with O_DIRECT (every one a READ), printed as "offset sha256".
+    const reader = `
+import hashlib, mmap, os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT); buf = mmap.mmap(-1, 4096); r = random.Random(int(sys.argv[2]))
+for _ in range(200):
+    off = r.randrange(0, os.fstat(fd).st_size // 4096) * 4096
+    if os.preadv(fd, [buf], off) != 4096: sys.exit('short read at %d' % off)
+    print(off, hashlib.sha256(buf).hexdigest())
+`;
+    const outs = await Promise.all([1, 2, 3, 4].map((seed) => run('python3', ['-c', reader, file, String(seed)])));
+    const lines = outs.flatMap((o) => o.stdout.trim().split('\n'));
+    expect(lines).toHaveLength(800);
+    for (const line of lines) {
+      const [off, digest] = line.split(' ');
+      expect(digest, `page at ${off}`).toBe(sha256(view.subarray(Number(off), Number(off) + 4096)));
+    }
+    expect((stats().fuse.fastReads ?? 0) - before).toBeGreaterThanOrEqual(800);
   });
 
   it('a successor session on the same connection (fromFd) answers fast reads too', async () => {
