@@ -24,6 +24,8 @@ interface Source {
   fd: number;
   /** Frame of the last READ served through `view` (-1 before): the owner hears of the first in each. */
   lastFrame: number;
+  /** Every frame of the source's range was present when last looked at (then nothing more is reported). */
+  complete: boolean;
 }
 
 /**
@@ -73,7 +75,7 @@ export class FastReads {
       const old = this.sources.get(msg.ino);
       if (old !== undefined && old.fd >= 0) close(old.fd);
       const { path, size, served } = msg.source;
-      this.sources.set(msg.ino, { path, size, base: msg.source.base ?? 0, view: presenceView(msg.source), served, fd: -1, lastFrame: -1 });
+      this.sources.set(msg.ino, { path, size, base: msg.source.base ?? 0, view: presenceView(msg.source), served, fd: -1, lastFrame: -1, complete: false });
     }
   }
 
@@ -160,7 +162,13 @@ export class FastReads {
       const frame = Math.floor((src.base + offset) / src.view.frameSize);
       if (frame !== src.lastFrame && len > 0) {
         src.lastFrame = frame;
-        this.onServed?.(ino, offset, len);
+        // A source whose frames are all present has nothing left to read ahead: the owner need not wake
+        // for it (random reads of a complete blob woke the main thread for almost every READ). Once seen
+        // complete it stays so for this thread: frames dropped later are misses, which the owner sees.
+        if (!src.complete) {
+          src.complete = viewCovers(src.view, src.base, src.base + src.size);
+          if (!src.complete) this.onServed?.(ino, offset, len);
+        }
       }
     }
     if (src.served !== undefined) {

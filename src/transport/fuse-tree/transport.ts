@@ -103,9 +103,6 @@ function sessionOptions(ctx: TransportContext): Omit<FuseSessionOptions, 'params
   const r = ctx.fuseReader;
   return {
     name: ctx.mountpoint, mountPath: ctx.mountpoint, passthrough: false,
-    // A reader thread spinning after each request takes the CPU the main thread needs for what still
-    // goes there (stat of every file: 633 -> 542 ms without it on 2 CPUs, before metadata moved to the thread).
-    readerSpinMicros: 0,
     // Page-cache misses of several readers wait for the disk side by side (random 4 KiB READs, 4 jobs).
     readerCopyThreads: r?.copyThreads ?? COPY_THREADS,
     readerCopyMinBytes: Number.POSITIVE_INFINITY,
