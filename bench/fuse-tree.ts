@@ -278,15 +278,17 @@ async function main(): Promise<void> {
         r.m = r.mode === 'fuse-tree' ? await mountTransport(fuseTreeTransport, o) : await mountTransport(fuseBlobsTransport, o);
       });
       undo.push(`mount of ${r.mode}`, () => r.m!.unmount());
-      // The session's reader thread: the one thread the mount started.
+      // The session's reader thread and its copy threads: the threads the mount started (summed).
       const started = [...threads()].filter((t) => !before.has(t));
-      const reader = started.length === 1 ? started[0] : undefined;
       const main = String(process.pid);
       const counters = (): Record<string, number> => {
         const s = r.m!.active.stats() as FuseTreeTransportStats | FuseBlobsTransportStats;
         const [mainRun, mainWait] = schedMs(main);
-        const [readerRun, readerWait] = reader === undefined ? [0, 0] : schedMs(reader);
-        return { requests: s.session.requests, READs: s.session.reads, fastReads: s.session.fastReads ?? 0, mainRun, mainWait, readerRun, readerWait };
+        const [readerRun, readerWait] = started.map(schedMs).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
+        return {
+          requests: s.session.requests, READs: s.session.reads, fastReads: s.session.fastReads ?? 0, threadMetadata: s.session.threadMetadata ?? 0,
+          mainRun, mainWait, readerRun, readerWait,
+        };
       };
       on.set(r.mode, { mountpoint, under: [r.bootstrapPath, ...r.blobs.map((b) => b.dataPath)], readAheadKb: r.mode === 'fuse-tree' ? fuseReadAhead(mountpoint) : ra, counters });
     }
@@ -408,12 +410,13 @@ async function main(): Promise<void> {
       out(`${row.padEnd(14)} ${UNIT[row].padEnd(9)} ${vals}  ${vsLocal.padStart(8)}  ${(vsE.length > 0 ? `${median(vsE).toFixed(2)}x` : '-').padStart(12)} ${vsE.map((x) => x.toFixed(2)).join(' ').padStart(30)}\n`);
     }
     out('fuse-tree per row, means of the runs: the measurement\'s wall time (child start-up included), FUSE requests main thread + READs the reader thread\n'
-      + 'answered, and CPU time / time runnable but waiting for a CPU (schedstat) of this process\'s main thread and of the mount\'s reader thread\n');
-    out(`${'row'.padEnd(14)} ${'wall ms'.padStart(8)} ${'requests'.padStart(9)} ${'READs'.padStart(7)} ${'main cpu/wait ms'.padStart(17)} ${'reader cpu/wait ms'.padStart(19)}\n`);
+      + 'answered (metadata requests the reader thread answered among the requests), and CPU time / time runnable but waiting for a CPU\n'
+      + '(schedstat) of this process\'s main thread and of the mount\'s reader and copy threads together\n');
+    out(`${'row'.padEnd(14)} ${'wall ms'.padStart(8)} ${'requests'.padStart(9)} ${'(thread)'.padStart(9)} ${'READs'.padStart(7)} ${'main cpu/wait ms'.padStart(17)} ${'threads cpu/wait ms'.padStart(20)}\n`);
     for (const row of ROWS) {
       const req = requests.get(row)!.get('fuse-tree')!;
       const per = (k: string): string => ((req[k] ?? 0) / runs).toFixed(0);
-      out(`${row.padEnd(14)} ${per('wallMs').padStart(8)} ${per('requests').padStart(9)} ${per('fastReads').padStart(7)} ${`${per('mainRun')}/${per('mainWait')}`.padStart(17)} ${`${per('readerRun')}/${per('readerWait')}`.padStart(19)}\n`);
+      out(`${row.padEnd(14)} ${per('wallMs').padStart(8)} ${per('requests').padStart(9)} ${per('threadMetadata').padStart(9)} ${per('fastReads').padStart(7)} ${`${per('mainRun')}/${per('mainWait')}`.padStart(17)} ${`${per('readerRun')}/${per('readerWait')}`.padStart(20)}\n`);
     }
     if (has('erofsfuse')) {
       const behind = ROWS.filter((row) => median(perRun(row, 'fuse-tree', 'erofsfuse')) <= 1);
