@@ -51,6 +51,7 @@ const registry = [
   'test/cli/caller-credentials.test.ts',
   'test/cli/registry-options.test.ts',
   'test/convert/oracle.test.ts',
+  'test/convert/overlapped-upload.test.ts',
   'test/convert/registry-auth.test.ts',
   'test/faults/campaign.test.ts',
   'test/image/skopeo.test.ts',

@@ -41,7 +41,8 @@ export class BlobWriter {
   private readonly viewHash: Hash = createHash('sha256');
   private readonly storedHash: Hash = createHash('sha256');
 
-  constructor(readonly path: string, private readonly options: FrameOptions) {
+  /** `onStored` hears the stored size after every write (the bytes are in the file by then). */
+  constructor(readonly path: string, private readonly options: FrameOptions, private readonly onStored?: (stored: number) => void) {
     if (options.frameSize <= 0 || options.frameSize % BLOCK_SIZE !== 0) throw new RangeError(`frame size ${options.frameSize} is not a multiple of 4096`);
     this.frame = Buffer.alloc(options.frameSize);
   }
@@ -110,6 +111,7 @@ export class BlobWriter {
     while (at < bytes.length) at += writeSync(this.fd, bytes, at, bytes.length - at, this.stored + at);
     this.storedHash.update(bytes);
     this.stored += bytes.length;
+    this.onStored?.(this.stored);
   }
 
   /** Flushes the last frame, appends the TOC, closes the file. */

@@ -12,6 +12,7 @@ import type { ChunkLocation, DirNode, ErofsNode, FileNode, Xattr } from '../form
 import type { Compression } from '../format/image/types.js';
 import type { ByteRange } from '../fetch/types.js';
 import { BLOCK_SIZE, BlobWriter, type BuiltBlob } from './blob-writer.js';
+import { BlobProgress, type GrowingBlob } from './growing-blob.js';
 import type { SourceDir, SourceFile, SourceNode } from './source.js';
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
@@ -34,6 +35,11 @@ export interface BuildOptions {
   keepEmptyBlobs?: boolean;
   /** Superblock build time; default now. */
   buildTime?: { sec: bigint; nsec: number };
+  /**
+   * Called once per blob before any byte of it is written, for a caller that consumes blobs while
+   * they grow (convert's overlapped upload). The build never waits for it.
+   */
+  onBlob?: (blob: GrowingBlob) => void;
 }
 
 export interface BuildStats {
@@ -82,7 +88,15 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
   const inlineMax = options.inlineMax ?? DEFAULT_INLINE_MAX;
   const blobCount = options.blobCount ?? 1;
   const frameOptions = { frameSize, compression, gzipLevel: options.gzipLevel ?? DEFAULT_GZIP_LEVEL };
-  const writers: BlobWriter[] = Array.from({ length: blobCount }, (_, i) => new BlobWriter(join(options.workDir, `blob-${i}.tmp`), frameOptions));
+  const progress: BlobProgress[] = [];
+  const writers: BlobWriter[] = Array.from({ length: blobCount }, (_, i) => {
+    const path = join(options.workDir, `blob-${i}.tmp`);
+    if (options.onBlob === undefined) return new BlobWriter(path, frameOptions);
+    const p = new BlobProgress(i, path);
+    progress.push(p);
+    return new BlobWriter(path, frameOptions, (stored) => p.advance(stored));
+  });
+  for (const p of progress) options.onBlob!(p);
   const stats: BuildStats = {
     files: 0, dirs: 0, symlinks: 0, others: 0, hardLinks: 0, inlineFiles: 0, fileBytes: 0,
     chunks: 0, holeChunks: 0, dedupedChunks: 0, storedChunks: 0,
@@ -183,8 +197,12 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
     // a layer's blob then never depends on the layers above it, and images sharing a layer share its blob.
     const byBlob = pending.map((p, order) => ({ ...p, order })).sort((a, b) => a.blob - b.blob || a.order - b.order);
     for (const p of byBlob) await layOutFile(p.src, p.node, p.blob);
-    for (const w of writers) built.push(await w.finish());
+    for (const [i, w] of writers.entries()) {
+      built.push(await w.finish());
+      progress[i]?.finish();
+    }
     const keep = built.map((b) => options.keepEmptyBlobs === true || b.descriptor.uncompressedSize > 0);
+    built.forEach((b, i) => progress[i]?.resolve(keep[i] ? { digest: b.descriptor.digest, size: b.descriptor.size } : null));
     const newDevice = new Map<number, number>();
     let next = 1;
     keep.forEach((k, i) => {
@@ -202,6 +220,7 @@ export async function buildImage(root: SourceDir, options: BuildOptions): Promis
     });
     return { bootstrap, blobs: built, chunkSize, stats };
   } catch (err) {
+    for (const p of progress) p.fail(err);
     for (const w of writers) await w.abort();
     for (const w of writers) await rm(w.path, { force: true });
     throw err;

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, IntegrityError } from '../util/errors.js';
 import { buildImage, type BuildResult, type BuildStats } from '../build/builder.js';
+import type { GrowingBlob } from '../build/growing-blob.js';
 import type { Compression } from '../format/image/types.js';
 import type { Descriptor, ImageManifest } from '../registry/manifest.js';
 import type { ImageSource } from './image-source.js';
@@ -61,6 +62,7 @@ export async function convertManifest(
   settings: BuildSettings,
   limits: ConvertLimits,
   progress: (e: ProgressEvent) => void,
+  onBlob?: (blob: GrowingBlob) => void,
 ): Promise<ConvertedImage> {
   const name = source.name;
   if (manifest.layers.some((l) => l.mediaType.startsWith('application/vnd.ondemand.'))) {
@@ -126,6 +128,7 @@ export async function convertManifest(
       ...(settings.chunkSize !== undefined ? { chunkSize: settings.chunkSize } : {}),
       ...(settings.frameSize !== undefined ? { frameSize: settings.frameSize } : {}),
       ...(settings.compression !== undefined ? { compression: settings.compression } : {}),
+      ...(onBlob !== undefined ? { onBlob } : {}),
     });
     progress({
       kind: 'build-done',

@@ -4,14 +4,17 @@
  * then manifests; the top manifest or index under the reference's tag).
  */
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { copyFile, rename, rm } from 'node:fs/promises';
-import { FormatError, systemCode } from '../util/errors.js';
+import { FormatError, errorText, systemCode } from '../util/errors.js';
+import { logFor } from '../util/log.js';
 import { clientForReference } from '../resolve/registry.js';
 import type { RegistryClient } from '../registry/client.js';
-import { pushBlob } from '../registry/upload.js';
+import { pushBlob, pushGrowingBlob, type GrowingOutcome } from '../registry/upload.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
 import { blobPath, parseOciRef } from '../format/image/oci-layout.js';
 import { initLayout, putBlobBytes, putBlobFile, tagManifest } from '../build/write-layout.js';
+import type { GrowingBlob } from '../build/growing-blob.js';
 import { isOciRef, type SourceOptions } from './image-source.js';
 import type { OciDescriptor } from './ondemand-manifest.js';
 
@@ -19,6 +22,12 @@ export interface Destination {
   readonly name: string;
   /** Stores a blob file (moved when possible: the work copy is not needed afterwards). */
   putBlobFile(digest: string, path: string, size: number): Promise<void>;
+  /**
+   * Stores a data blob while the build writes it (destinations where that saves time: registries).
+   * Resolves once the blob is stored (or dropped by the build), its work file removed; rejects when
+   * the build fails (the upload session cancelled) or the blob cannot be stored.
+   */
+  startBlobUpload?(blob: GrowingBlob, image: string): Promise<void>;
   putBlobBytes(digest: string, bytes: Buffer): Promise<void>;
   /** Stores a manifest that an index (or nothing) will refer to by digest. */
   putManifest(digest: string, bytes: Buffer, mediaType: string): Promise<void>;
@@ -27,7 +36,12 @@ export interface Destination {
   close(): Promise<void>;
 }
 
-export function openDestination(text: string, options: SourceOptions = {}): Destination {
+export interface DestinationOptions extends SourceOptions {
+  /** PATCH chunk size of blob uploads to a registry (default the client's). */
+  uploadChunkSize?: number;
+}
+
+export function openDestination(text: string, options: DestinationOptions = {}): Destination {
   return isOciRef(text) ? new OciLayoutDestination(text) : new RegistryDestination(parseReference(text), options);
 }
 
@@ -81,9 +95,33 @@ class RegistryDestination implements Destination {
   readonly name: string;
   private readonly client: RegistryClient;
 
-  constructor(private readonly ref: ImageReference, options: SourceOptions) {
+  constructor(private readonly ref: ImageReference, options: DestinationOptions) {
     this.name = formatReference(ref);
-    this.client = clientForReference(ref.registry, options);
+    this.client = clientForReference(ref.registry, options, options.uploadChunkSize !== undefined ? { uploadChunkSize: options.uploadChunkSize } : {});
+  }
+
+  async startBlobUpload(blob: GrowingBlob, image: string): Promise<void> {
+    const open = (start: number, end: number): Readable => createReadStream(blob.path, { start, end: end - 1, highWaterMark: 1 << 20 });
+    const label = `blob ${blob.index} of ${image}`;
+    let outcome: GrowingOutcome;
+    try {
+      outcome = await pushGrowingBlob(this.client, this.ref.repository, { waitFor: (n) => blob.waitFor(n), done: blob.done, open }, label, { image: this.name });
+    } catch (err) {
+      // A failed build ends here (done rejects). A failed upload starts again, whole, from the
+      // finished file: simpler than resuming a session in an unknown state, and the registry still
+      // checks the digest.
+      const final = await blob.done;
+      if (final === null) return;
+      logFor({ image: this.name, blob: final.digest }).warn({ err: errorText(err) }, 'upload during the build failed; pushing the finished blob again');
+      outcome = 'small';
+    }
+    if (outcome === 'dropped') return;
+    if (outcome === 'small') {
+      const final = await blob.done;
+      if (final === null) return;
+      await pushBlob(this.client, this.ref.repository, final.digest, { size: final.size, open });
+    }
+    await rm(blob.path, { force: true });
   }
 
   async putBlobFile(digest: string, path: string, size: number): Promise<void> {

@@ -12,6 +12,7 @@ import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseImageIndex, parseImageMan
 import { formatPlatform, hostPlatform, parsePlatform, selectPlatform, type Platform } from '../registry/platform.js';
 import { convertManifest, type BuildSettings, type ConvertLimits, type ProgressEvent } from './convert-image.js';
 import { openDestination, type Destination } from './destination.js';
+import type { GrowingBlob } from '../build/growing-blob.js';
 import { openImageSource, type SourceOptions } from './image-source.js';
 import type { StartupTrace } from '../format/image/trace.js';
 import { ondemandManifestBytes, packBootstrap, sha256, type OciDescriptor } from './ondemand-manifest.js';
@@ -32,6 +33,8 @@ export interface ConvertOptions extends SourceOptions, BuildSettings {
   keepWork?: boolean;
   /** A start-up trace every converted manifest carries (`convert --prefetch-trace FILE`). */
   prefetchTrace?: StartupTrace;
+  /** PATCH chunk size of data blobs uploaded to a registry (default the registry client's, 16 MiB). */
+  uploadChunkSize?: number;
 }
 
 export interface ConvertedPlatform {
@@ -94,9 +97,25 @@ export async function convertImage(src: string, dst: string, options: ConvertOpt
     for (const [i, t] of targets.entries()) {
       const platformText = t.platform ? formatPlatform(t.platform) : undefined;
       const manifest = parseImageManifest(t.fetched.bytes, t.fetched.mediaType, source.name);
-      const converted = await convertManifest(source, manifest, join(work, `image-${i}`), options, limits, (e) => progress({ ...e, ...(platformText ? { platform: platformText } : {}) }));
+      // A registry destination takes each data blob while it is built (the upload overlaps the build).
+      const uploads = new Map<string, Promise<void>>();
+      const startUpload = dest.startBlobUpload?.bind(dest);
+      const onBlob = startUpload === undefined ? undefined : (blob: GrowingBlob): void => {
+        const upload = startUpload(blob, source.name);
+        upload.catch(() => undefined); // awaited below, or after a failed build (which reports itself)
+        uploads.set(blob.path, upload);
+      };
+      let converted: Awaited<ReturnType<typeof convertManifest>>;
+      try {
+        converted = await convertManifest(source, manifest, join(work, `image-${i}`), options, limits, (e) => progress({ ...e, ...(platformText ? { platform: platformText } : {}) }), onBlob);
+      } catch (err) {
+        // The build's error is the one to report; the sessions are cancelled before the work files go.
+        await Promise.allSettled(uploads.values());
+        throw err;
+      }
+      await settleAll(uploads.values());
       const { built } = converted;
-      for (const b of built.blobs) await dest.putBlobFile(b.descriptor.digest, b.path, b.descriptor.size);
+      for (const b of built.blobs) if (!uploads.has(b.path)) await dest.putBlobFile(b.descriptor.digest, b.path, b.descriptor.size);
       await dest.putBlobBytes(converted.config.digest, converted.configBytes);
       const boot = packBootstrap(built.bootstrap);
       await dest.putBlobBytes(boot.descriptor.digest, boot.stored);
@@ -150,4 +169,10 @@ export async function convertImage(src: string, dst: string, options: ConvertOpt
     await dest?.close();
     if (options.keepWork !== true) await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Waits for every upload (none left running when one fails), then throws the first failure. */
+async function settleAll(uploads: Iterable<Promise<void>>): Promise<void> {
+  const results = await Promise.allSettled(uploads);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }

@@ -9,14 +9,15 @@ import { FormatError, IntegrityError } from '../util/errors.js';
 import { RegistryFetcher } from '../fetch/registry.js';
 import { parseManifest } from '../format/image/manifest.js';
 import { MEDIA_TYPE_ONDEMAND_BOOTSTRAP } from '../format/image/media-types.js';
-import { RegistryClient } from '../registry/client.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
 import type { ImageManifest } from '../registry/manifest.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { loadToc } from './load-toc.js';
 import { resolveManifest } from './manifest-cache.js';
 import type { ResolveOptions, ResolvedImage } from './types.js';
 
-export function clientForReference(registry: string, options: ResolveOptions): RegistryClient {
+/** `upload`: how pushes are cut (convert's destination); reads need none of it. */
+export function clientForReference(registry: string, options: ResolveOptions, upload: Pick<RegistryClientOptions, 'uploadChunkSize' | 'monolithicUploadLimit'> = {}): RegistryClient {
   const credentials = options.credentials !== undefined
     ? { resolved: options.credentials }
     : { ...(options.creds !== undefined ? { creds: options.creds } : {}), ...(options.dockerConfig !== undefined ? { dockerConfig: options.dockerConfig } : {}) };
@@ -26,6 +27,7 @@ export function clientForReference(registry: string, options: ResolveOptions): R
     credentials,
     mirrors: options.mirrors ?? [],
     ...(options.retries !== undefined ? { retry: { attempts: options.retries + 1 } } : {}),
+    ...upload,
   });
 }
 

@@ -8,14 +8,17 @@
  * - `stall-body`: headers and `afterBytes`, then silence (connection kept open, or reset after `holdMs`);
  * - `truncate`: headers (with the full Content-Length) and `afterBytes`, then a clean close;
  * - `corrupt`: the full body with one byte flipped at `afterBytes`;
- * - `redirect`: 307 to `location` + the request path (blob storage elsewhere).
+ * - `redirect`: 307 to `location` + the request path (blob storage elsewhere);
+ * - `reset-request`: `afterBytes` of the request body forwarded, then a TCP reset of the client's
+ *   connection (and the upstream request aborted): an upload cut off mid-chunk.
+ * `skip` lets that many matching requests pass first (a fault on the Nth chunk of an upload).
  * Every request is recorded (method, path, status, whether it carried Authorization).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenOnLoopback } from './registry.js';
 
-export type FaultMode = 'reset' | 'status' | 'stall-headers' | 'stall-body' | 'truncate' | 'corrupt' | 'redirect';
+export type FaultMode = 'reset' | 'status' | 'stall-headers' | 'stall-body' | 'truncate' | 'corrupt' | 'redirect' | 'reset-request';
 
 export interface Fault {
   mode: FaultMode;
@@ -23,6 +26,8 @@ export interface Fault {
   match?: RegExp;
   /** How many matching requests to hit (default 1; Infinity for all). */
   times?: number;
+  /** Matching requests to let through before the first hit (default 0). */
+  skip?: number;
   status?: number;
   retryAfter?: string;
   /** For `status`: the body and Content-Type to answer with (default a registry error document). */
@@ -41,6 +46,9 @@ export interface RecordedRequest {
   path: string;
   status?: number;
   authorized: boolean;
+  /** When the request's headers arrived (Date.now()). */
+  at: number;
+  contentRange?: string;
   range?: string;
   faulted?: FaultMode;
 }
@@ -60,19 +68,23 @@ const BLOB_GET = /^GET \/v2\/.+\/blobs\/sha256:/;
 
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const target = new URL(upstream);
-  let fault: (Fault & { left: number }) | undefined;
+  let fault: (Fault & { left: number; skipLeft: number }) | undefined;
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', authorized: req.headers.authorization !== undefined };
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', authorized: req.headers.authorization !== undefined, at: Date.now() };
     if (typeof req.headers.range === 'string') rec.range = req.headers.range;
+    if (typeof req.headers['content-range'] === 'string') rec.contentRange = req.headers['content-range'];
     requests.push(rec);
     let active: Fault | undefined;
     if (fault !== undefined && fault.left > 0 && (fault.match ?? BLOB_GET).test(`${rec.method} ${rec.path}`)) {
-      fault.left--;
-      active = fault;
-      rec.faulted = fault.mode;
+      if (fault.skipLeft > 0) fault.skipLeft--;
+      else {
+        fault.left--;
+        active = fault;
+        rec.faulted = fault.mode;
+      }
     }
     const after = active?.afterBytes ?? 1000;
 
@@ -96,6 +108,22 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     }
 
     const headers = { ...req.headers }; // keep Host: the registry builds upload Locations from it
+    if (active?.mode === 'reset-request') {
+      const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers });
+      up.on('error', () => undefined);
+      let passed = 0;
+      req.on('data', (chunk: Buffer) => {
+        if (passed >= after) return;
+        const part = chunk.subarray(0, after - passed);
+        passed += part.length;
+        up.write(part);
+        if (passed >= after) {
+          up.destroy();
+          req.socket.resetAndDestroy();
+        }
+      });
+      return;
+    }
     const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (upRes) => {
       rec.status = upRes.statusCode ?? 0;
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -154,7 +182,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     requests,
     arm: (f) => {
-      fault = { ...f, left: f.times ?? 1 };
+      fault = { ...f, left: f.times ?? 1, skipLeft: f.skip ?? 0 };
     },
     disarm: () => {
       fault = undefined;
