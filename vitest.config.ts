@@ -25,6 +25,7 @@ const host = [
   'test/fuse/fast-read.test.ts',
   'test/fuse/fuse-blobs-cache.test.ts',
   'test/fuse/fuse-blobs.test.ts',
+  'test/fuse/fuse-tree-thread.test.ts',
   'test/fuse/protocol.test.ts',
   'test/image/debian.test.ts',
   'test/image/hard-cases.test.ts',
