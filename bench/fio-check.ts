@@ -11,11 +11,8 @@
  * readahead off where the bench's reader, like most programs, leaves it on): seq = --rw=read --bs=1M over the file; rand1/rand4 = --rw=randread
  * --bs=4k --norandommap, numjobs 1 or 4, --io_size the bench's reads split over the jobs (fio's default,
  * one file's size, would stop a job after as many reads as the file has pages).
- * Figures: fio's bytes or reads over its runtime, as the bench counts its own (wall time, the time
- * between reads included). fio counts runtime in whole ms, too coarse for one hot pass over a 50 MiB
- * file (about 8 ms), so a hot seq job reads the file HOT_SEQ_MIB over (--loops; every pass is hot, the
- * same state). (Before, seq was bytes over the sum of fio's per-read latencies, which leaves out what
- * lies between reads and so flattered fio by 10-20 % in the hot rows.) Rows: the median over the runs of the per-run
+ * Figures: seq MiB/s = bytes / the sum of fio's per-read latency (its runtime is counted in whole ms,
+ * too coarse for a hot 50 MiB read); rand1 and rand4: fio's reads over its runtime. Rows: the median over the runs of the per-run
  * ratio bench/fio. The bench reads one file (--files 1: fio's multi-file jobs split a size
  * evenly over the files and pick files, not pages, at random, so only one file is the same work).
  *   make build && node dist/bench/fio-check.js [runs=3] [randReads=200000]
@@ -34,14 +31,13 @@ import { median, runRegistryBench } from './service-daemon.js';
 const exec = promisify(execFile);
 const runs = Number(process.argv[2] ?? 3);
 const randReads = Number(process.argv[3] ?? 200000);
-/** MiB a hot seq fio job reads (the file over and over): enough for a runtime in whole ms to be exact to 1 %. */
-const HOT_SEQ_MIB = 2048;
 
 interface FioRead {
   io_bytes: number;
   total_ios: number;
   runtime: number;
   iops: number;
+  lat_ns: { mean: number };
 }
 
 async function fio(args: string[]): Promise<FioRead> {
@@ -68,9 +64,8 @@ runRegistryBench('fio-check', async ({ tmp, registry, setup }) => {
     if (m.phase === 'warm') m.evict();
     let value: number;
     if (m.workload === 'seq') {
-      const loops = m.phase === 'hot' ? Math.max(1, Math.ceil((HOT_SEQ_MIB * 1048576) / statSync(file).size)) : 1;
-      const r = await fio(['--name=seq', `--filename=${file}`, '--rw=read', '--bs=1M', `--invalidate=${invalidate}`, `--loops=${loops}`]);
-      value = r.io_bytes / 1048576 / (r.runtime / 1000);
+      const r = await fio(['--name=seq', `--filename=${file}`, '--rw=read', '--bs=1M', `--invalidate=${invalidate}`]);
+      value = r.io_bytes / 1048576 / ((r.lat_ns.mean * r.total_ios) / 1e9);
     } else {
       const jobs = m.workload === 'rand1' ? 1 : 4;
       const r = await fio(['--name=rand', `--filename=${file}`, '--rw=randread', '--bs=4k', '--norandommap', '--randrepeat=0', `--invalidate=${invalidate}`,
