@@ -6,10 +6,13 @@ export const EINTR = 4;
 export const EIO = 5;
 export const EAGAIN = 11;
 export const ENODEV = 19;
+export const ENOTDIR = 20;
+export const EISDIR = 21;
 export const EINVAL = 22;
 export const EROFS = 30;
 export const ERANGE = 34;
 export const ENOSYS = 38;
+export const ENODATA = 61;
 export const EPROTO = 71;
 
 /** The errno to send the kernel for a thrown value. */

@@ -7,7 +7,7 @@
  * Anything unexpected (an errno a tree should not raise, a bug) is left to the main thread, which
  * answers and logs it.
  */
-import { ENODEV, ENOENT, EINVAL, ERANGE, errnoOf } from './errno.js';
+import { EINVAL, EISDIR, ENODATA, ENODEV, ENOENT, ENOTDIR, ERANGE, errnoOf } from './errno.js';
 import {
   FOPEN_CACHE_DIR, FOPEN_KEEP_CACHE, IN_HEADER_SIZE, InHeaderOffset, OUT_HEADER_SIZE, Opcode, cBytes, decodeFh, decodeGetxattrIn,
   decodeReadIn, encodeAttrOut, encodeOpenOut, encodeStatfsOut, writeOutHeader,
@@ -16,9 +16,6 @@ import { entryReply, negativeEntryReply, sizedReply, writeDirPage, xattrNames, t
 import { errno, write } from './reader-libc.js';
 import type { DirEntry, MetadataTree } from './types.js';
 
-const ENOTDIR = 20;
-const EISDIR = 21;
-const ENODATA = 61;
 /** Errnos a tree answers in the normal course of things; any other goes to the main thread. */
 const EXPECTED = new Set([ENOENT, ENOTDIR, EISDIR, EINVAL, ERANGE, ENODATA]);
 

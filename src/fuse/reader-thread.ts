@@ -59,17 +59,17 @@ function detach(req: Buffer, n: number): ArrayBuffer {
  */
 const HELD_MAX_BYTES = 64 * 1024;
 
-/** Whether req[0, n) is a small READ this thread's fast path knows the inode of (fits a copier's mailbox). */
-function isSmallFastRead(req: Buffer, n: number): boolean {
-  return n <= JOB_BYTES && n >= IN_HEADER_SIZE + ReadInOffset.SIZE + 4 && req.readUInt32LE(InHeaderOffset.OPCODE) === Opcode.READ
-    && req.readUInt32LE(IN_HEADER_SIZE + ReadInOffset.SIZE) <= HELD_MAX_BYTES && fast.has(Number(req.readBigUInt64LE(InHeaderOffset.NODEID)));
+/** The size of the READ in req[0, n) when this thread's fast path knows its inode and it fits a copier's mailbox; -1 otherwise. */
+function fastReadSize(req: Buffer, n: number): number {
+  if (n > JOB_BYTES || n < IN_HEADER_SIZE + ReadInOffset.SIZE + 4 || req.readUInt32LE(InHeaderOffset.OPCODE) !== Opcode.READ) return -1;
+  return fast.has(Number(req.readBigUInt64LE(InHeaderOffset.NODEID))) ? req.readUInt32LE(IN_HEADER_SIZE + ReadInOffset.SIZE) : -1;
 }
 
 /** Gives the READ in req[0, n) to an idle copier if it is at least `minBytes`; false = none idle, or not worth one. */
 function handOff(copy: CopyShared | undefined, req: Buffer, n: number, minBytes = copy?.minBytes ?? 0): boolean {
-  if (copy === undefined || n > JOB_BYTES || req.readUInt32LE(InHeaderOffset.OPCODE) !== Opcode.READ) return false;
-  if (req.readUInt32LE(IN_HEADER_SIZE + ReadInOffset.SIZE) < minBytes) return false;
-  if (!fast.has(Number(req.readBigUInt64LE(InHeaderOffset.NODEID)))) return false;
+  if (copy === undefined) return false;
+  const size = fastReadSize(req, n);
+  if (size < 0 || size < minBytes) return false;
   for (let i = 0; i < copy.count; i++) {
     if (Atomics.load(copy.state, 1 + i) !== CopierState.IDLE) continue;
     copy.jobs.set(req.subarray(0, n), i * JOB_BYTES);
@@ -113,7 +113,8 @@ function runReader(d: ReaderThreadData): never {
       const n = read(fd, req, bufferSize);
       if (n > 0) {
         if (spinMicros > 0) lastRequest = performance.now();
-        if (copy !== undefined && isSmallFastRead(req, n)) {
+        const size = copy === undefined ? -1 : fastReadSize(req, n);
+        if (size >= 0 && size <= HELD_MAX_BYTES) {
           serveHeld(batch, true);
           req.copy(held, 0, 0, n);
           heldBytes = n;
