@@ -6,7 +6,8 @@
  * changed behind a dead daemon's back), then answers every event EIO itself: a reader of a dead
  * daemon's mount, or of a marked cache file, gets an error instead of waiting, and never zeros or
  * unchecked bytes. It exits when no daemon runs and the group has no mark left: then no event can
- * come, and closing it is harmless.
+ * come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
+ * (`systemctl restart`, Restart= after a crash), events wait for it instead.
  */
 import { readFileSync, readSync } from 'node:fs';
 import { AT_FDCWD, EIO, FAN_MARK_IGNORE, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanDenyErrno, fanotifyMark, respond } from '../native/fanotify.js';
@@ -16,6 +17,7 @@ import { parseEvents } from '../native/fanotify-events.js';
 import { livePid } from './client.js';
 import { recordFilePath } from './paths.js';
 import { readRecordFile } from './records.js';
+import { ownUnit, systemdBringsBack } from './systemd-unit.js';
 
 const GROUP = 3;
 const CHECK_MS = 100;
@@ -61,16 +63,37 @@ function markedPaths(): string[] {
 // Never parked in read(2): the interval must keep checking whether a daemon runs.
 fcntlInt(GROUP, F_SETFL, fcntlInt(GROUP, F_GETFL, 0) | O_NONBLOCK);
 let alone = false;
+let asking = false;
+/** Under systemd: the daemon's unit, whose restart (`systemctl restart`, Restart= after a crash) readers wait for. */
+const unit = ownUnit();
+
+/** Whether systemd is starting the daemon again; any doubt answers no (readers then get EIO, never a wait without end). */
+async function daemonComingBack(): Promise<boolean> {
+  if (unit === null) return false;
+  try {
+    return await systemdBringsBack(unit);
+  } catch {
+    return false;
+  }
+}
+
 process.on('SIGTERM', () => process.exit(0));
 setInterval(() => {
+  if (asking) return;
   if (livePid(runDir) !== null) {
     alone = false;
     return;
   }
-  if (!alone) {
-    alone = true;
-    for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
-  }
-  denyQueued();
-  if (marks() === 0) process.exit(0);
+  asking = true;
+  void daemonComingBack().then((back) => {
+    asking = false;
+    // A daemon that systemd brings back adopts this group and answers what is queued, as after a crash.
+    if (back || livePid(runDir) !== null) return;
+    if (!alone) {
+      alone = true;
+      for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
+    }
+    denyQueued();
+    if (marks() === 0) process.exit(0);
+  });
 }, CHECK_MS);

@@ -12,10 +12,12 @@ import {
 import { unmarkPreAccess } from '../native/fanotify.js';
 import { fdOfProcess } from '../native/process.js';
 import { FanotifyGroup } from '../transport/fanotify/group.js';
+import { closeQuietly } from '../native/fd.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { SupervisorRequest, SupervisorResults } from './protocol.js';
 import { adoptHolder, endHolder, fanotifyJournalPath, spawnHolder } from './fanotify-holder.js';
+import { CACHEFILES_FD_NAME, fuseFdName, type FdStore, type PassedFds } from './fd-store.js';
 import { readRecordFile, writeRecordFile } from './records.js';
 
 /** Requests about kernel objects and records; the lifecycle ones (ready, shutdown) are the supervisor's. */
@@ -34,7 +36,8 @@ export class KernelRequests {
   /** Mounts whose erofs was detached while busy: their fanotify marks stay. */
   private readonly detachedBusy = new Set<string>();
 
-  constructor(private readonly recordFile: string, private readonly cacheDir: string, private readonly runDir: string) {}
+  /** systemd's fd store, when systemd runs the daemon: a copy of every kernel fd held here, and the credentials. */
+  constructor(private readonly recordFile: string, private readonly cacheDir: string, private readonly runDir: string, private readonly store: FdStore | null = null) {}
 
   /** Takes over the fanotify group a supervisor that died left with its holder (its marks, its pending events). */
   adoptFanotify(): void {
@@ -84,11 +87,10 @@ export class KernelRequests {
    * them. Their fanotify marks (in the group adopted from the holder) go with a mount that was really
    * unmounted; a mount still busy keeps them (its readers get EIO from the worker, never zeros).
    */
-  async undoStale(): Promise<void> {
-    const stale = readRecordFile(this.recordFile);
+  async undoStale(stale: MountRecord[] = readRecordFile(this.recordFile)?.mounts ?? []): Promise<void> {
     const keep = new Set<string>();
     const drop: string[] = [];
-    for (const m of stale?.mounts ?? []) {
+    for (const m of stale) {
       log.warn({ mountpoint: m.mountpoint, image: m.image }, 'undoing a mount left by a daemon that died');
       let busy = false;
       for (const o of [...m.objects].reverse()) {
@@ -128,6 +130,49 @@ export class KernelRequests {
   }
 
   /**
+   * After systemd restarted the daemon: the mounts of the record file whose FUSE connections systemd
+   * kept (every one of them) are ours again, with the fds it passed; the credentials too. Returns the
+   * number adopted and the mounts that are dead (a connection missing): the caller undoes those. Passed
+   * fds no record claims are closed and leave the store.
+   */
+  adoptFromStore(passed: PassedFds): { adopted: number; dead: MountRecord[] } {
+    const claimed = new Set<string>();
+    const dead: MountRecord[] = [];
+    const file = readRecordFile(this.recordFile);
+    for (const m of file?.mounts ?? []) {
+      const fuse = m.objects.filter((o) => o.kind === 'fuse');
+      if (!fuse.every((o) => passed.fds.has(fuseFdName(o.path)))) {
+        dead.push(m);
+        continue;
+      }
+      const objects = m.objects.map((o): KernelObject => (o.kind === 'fuse' ? { ...o, fd: passed.fds.get(fuseFdName(o.path))! } : o));
+      for (const o of fuse) claimed.add(fuseFdName(o.path));
+      this.records.set(m.id, { ...m, objects });
+      const creds = passed.secrets[m.id];
+      if (creds) this.secrets.set(m.id, creds);
+    }
+    const cachefiles = passed.fds.get(CACHEFILES_FD_NAME);
+    if (cachefiles !== undefined && file?.cachefiles) {
+      this.cachefiles = { fd: cachefiles, restoreSupported: file.cachefiles.restoreSupported };
+      claimed.add(CACHEFILES_FD_NAME);
+    }
+    for (const [name, fd] of passed.fds) {
+      if (claimed.has(name)) continue;
+      closeQuietly(fd);
+      this.store?.drop(name);
+    }
+    this.store?.keepSecrets(this.secretsToHandOver());
+    return { adopted: this.records.size, dead };
+  }
+
+  /** How many fds systemd's store must hold for every mount to outlive this process: each FUSE connection, /dev/cachefiles, the credentials. */
+  storedFdsNeeded(): number {
+    let n = this.cachefiles ? 1 : 0;
+    for (const r of this.records.values()) n += r.objects.filter((o) => o.kind === 'fuse').length;
+    return n + (this.secrets.size > 0 ? 1 : 0);
+  }
+
+  /**
    * Takes over the mounts of the daemon `fromPid` that is handing over (`daemon restart`): duplicates of
    * its kernel fds (pidfd_getfd, while it waits for us), its records with our fd numbers, the
    * credentials it passed. Its fanotify group comes from the holder (adoptFanotify).
@@ -161,12 +206,16 @@ export class KernelRequests {
     switch (req.op) {
       case 'begin':
         this.records.set(req.record.id, { ...req.record, state: 'mounting', objects: [] });
-        if (req.credentials) this.secrets.set(req.record.id, req.credentials);
+        if (req.credentials) {
+          this.secrets.set(req.record.id, req.credentials);
+          this.store?.keepSecrets(this.secretsToHandOver());
+        }
         this.persist();
         return null;
       case 'openFuse': {
         this.record(req.id);
         const fd = await mountFuseConnection(req.path, req.fsname, req.options, req.flags);
+        this.store?.keep(fuseFdName(req.path), fd);
         this.add(req.id, { kind: 'fuse', path: req.path, fd });
         return { fd, supervisorPid: process.pid };
       }
@@ -201,6 +250,7 @@ export class KernelRequests {
         this.record(req.id);
         if (this.cachefiles) return { ...this.cachefiles, fresh: false };
         this.cachefiles = bindCachefiles(this.cacheDir);
+        this.store?.keep(CACHEFILES_FD_NAME, this.cachefiles.fd);
         return { ...this.cachefiles, fresh: true };
       case 'openFanotify': {
         const f = this.fanotifyGroup();
@@ -249,7 +299,7 @@ export class KernelRequests {
       throw new MountError(`could not undo everything for ${r.mountpoint}: ${failures.join('; ')}`, { mountpoint: r.mountpoint });
     }
     this.records.delete(id);
-    this.secrets.delete(id);
+    if (this.secrets.delete(id)) this.store?.keepSecrets(this.secretsToHandOver());
     this.detachedBusy.delete(id);
     this.persist();
   }
@@ -257,7 +307,9 @@ export class KernelRequests {
   private async unmake(r: MountRecord, object: KernelObject): Promise<void> {
     const index = r.objects.findIndex((o) => sameObject(o, object));
     if (index < 0) return;
-    const outcome = await releaseObject(r.objects[index]!, this.fanotify?.group, this.detachedBusy.has(r.id));
+    const held = r.objects[index]!;
+    if (held.kind === 'fuse') this.store?.drop(fuseFdName(held.path));
+    const outcome = await releaseObject(held, this.fanotify?.group, this.detachedBusy.has(r.id));
     if (outcome === 'detached-busy') this.detachedBusy.add(r.id);
     r.objects.splice(index, 1);
     this.persist();

@@ -10,6 +10,10 @@
  * duplicates of every kernel fd (pidfd_getfd) and the records, signals SIGUSR1, and once this process
  * has exited (freeing the run dir's and the cache's locks) starts a worker that re-attaches every
  * mount, as after a worker crash. Readers wait meanwhile; if the successor fails, this one goes on.
+ *
+ * Under systemd, every kernel fd also goes to the service's fd store (fd-store.ts): `systemctl restart`
+ * (SIGTERM while a restart job runs) exits without unmounting, and the next daemon adopts the mounts
+ * with the fds systemd passes it, as it does after a crash that Restart= restarts.
  */
 import { spawn } from 'node:child_process';
 import { constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +24,7 @@ import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log, reopenLog } from '../util/log.js';
 import { sendDatagram } from '../native/unix-socket.js';
+import { FdStore, systemdRestartKeepsMounts } from './fd-store.js';
 import { KernelRequests } from './kernel-requests.js';
 import { controlSocketPath, daemonLockPath, pidFilePath, recordFilePath, runDir } from './paths.js';
 import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './protocol.js';
@@ -73,10 +78,13 @@ export interface SupervisorOptions {
 export class Supervisor {
   private readonly dir = runDir();
   private readonly kernel: KernelRequests;
+  private readonly store = FdStore.fromEnvironment();
   private worker: WorkerProcess | null = null;
   private stopping = false;
   private exitResolve: (() => void) | null = null;
   private everReady = false;
+  /** Resolves once the mounts are adopted and the first worker started: what a stop waits for. */
+  private started: Promise<void> = Promise.resolve();
   /** Between SIGUSR2 and the successor's SIGUSR1 (or its failure). */
   private handingOver = false;
   private cacheLock: (CacheLock & { fd: number }) | null = null;
@@ -84,13 +92,19 @@ export class Supervisor {
   failure: string | null = null;
 
   constructor(private readonly options: SupervisorOptions) {
-    this.kernel = new KernelRequests(recordFilePath(this.dir), options.cacheDir, this.dir);
+    this.kernel = new KernelRequests(recordFilePath(this.dir), options.cacheDir, this.dir, this.store);
   }
 
   /** Runs until shut down. Throws when another daemon owns the run dir. */
   async run(): Promise<void> {
+    // Before anything is adopted: a stop that comes meanwhile waits for it, then undoes it all.
+    let markStarted = (): void => undefined;
+    this.started = new Promise<void>((r) => { markStarted = r; });
+    process.on('SIGTERM', () => void this.stopOrRestart('SIGTERM'));
+    process.on('SIGINT', () => void this.stopOrRestart('SIGINT'));
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const predecessor = takeHandoverEnv();
+    const passed = this.store?.takePassed();
     if (predecessor !== undefined) {
       await this.takeOver(predecessor);
     } else {
@@ -99,13 +113,17 @@ export class Supervisor {
       // evict its mounts' blobs before the next worker pins them again.
       this.cacheLock = lockCacheDir(this.options.cacheDir);
       this.kernel.adoptFanotify();
-      await this.kernel.undoStale();
+      if (passed && passed.fds.size > 0) {
+        const { adopted, dead } = this.kernel.adoptFromStore(passed);
+        log.info({ mounts: adopted, dead: dead.length }, 'systemd passed the previous daemon\'s kernel fds: its mounts are ours');
+        await this.kernel.undoStale(dead);
+      } else {
+        await this.kernel.undoStale();
+      }
     }
     this.kernel.persist();
     const report = detect(this.options.cacheDir);
     log.info({ mode: report.mode, reason: report.reason }, 'kernel features probed');
-    process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
-    process.on('SIGINT', () => void this.shutdown('SIGINT'));
     process.on('SIGUSR2', () => void this.handOver());
     process.on('SIGHUP', () => {
       reopenLog();
@@ -132,6 +150,7 @@ export class Supervisor {
       },
     );
     this.worker.start();
+    markStarted();
     await done;
   }
 
@@ -187,6 +206,25 @@ export class Supervisor {
     log.error('daemon restart failed: serving on');
     this.handingOver = false;
     this.worker?.start();
+  }
+
+  /**
+   * SIGTERM (or SIGINT): a stop, unless systemd is restarting the service and its fd store holds every kernel fd:
+   * then the worker goes (requests queue in the kernel) and this process exits without unmounting;
+   * the next daemon gets the fds from systemd and adopts the mounts.
+   */
+  private async stopOrRestart(signal: string): Promise<void> {
+    await this.started;
+    if (this.stopping || this.handingOver) return;
+    if (this.store && this.kernel.size > 0 && (await systemdRestartKeepsMounts(this.kernel.storedFdsNeeded()))) {
+      this.handingOver = true;
+      log.info({ mounts: this.kernel.size }, 'systemd restarts the daemon and keeps its fds: exiting without unmounting');
+      notifyServiceManager('STOPPING=1');
+      await this.worker?.kill();
+      this.kernel.persist();
+      process.exit(0);
+    }
+    await this.shutdown(signal);
   }
 
   private async onRequest(msg: IpcToSupervisor): Promise<IpcFromSupervisor> {

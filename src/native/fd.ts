@@ -1,6 +1,6 @@
-/** File descriptors and pipes: the flags, pipe2(2) and a close that tolerates a closed fd. */
+/** File descriptors and pipes: the flags, pipe2(2), memfd_create(2), close-on-exec and a close that tolerates a closed fd. */
 import { closeSync } from 'node:fs';
-import { errno, libc } from './libc.js';
+import { errno, fcntlInt, libc } from './libc.js';
 
 export const O_CLOEXEC = 0o2000000;
 export const O_NONBLOCK = 0o4000;
@@ -32,4 +32,20 @@ const F_GETFD = 1;
 export function reserveFdNumber(n: number, placeholder: number): boolean {
   if (fcntlGetfd(n, F_GETFD) !== -1) return false;
   return dup2Raw(placeholder, n) === n;
+}
+
+const memfdCreateRaw = libc.func('int memfd_create(const char *name, unsigned int flags)') as (name: string, flags: number) => number;
+const MFD_CLOEXEC = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/** An anonymous memory file (close-on-exec), or a negative errno. */
+export function memfdCreate(name: string): number {
+  const fd = memfdCreateRaw(name, MFD_CLOEXEC);
+  return fd < 0 ? -errno() : fd;
+}
+
+/** Marks `fd` close-on-exec (an fd inherited from systemd is not); 0 or a negative errno. */
+export function setCloexec(fd: number): number {
+  return fcntlInt(fd, F_SETFD, FD_CLOEXEC) < 0 ? -errno() : 0;
 }

@@ -1,4 +1,7 @@
-/** A connected pair of Unix sockets, and receiving a file descriptor over one (SCM_RIGHTS): what fusermount3 hands back. */
+/**
+ * Unix sockets: a connected pair and receiving a file descriptor over one (SCM_RIGHTS: what fusermount3
+ * hands back), and one datagram to a named socket, with file descriptors if any (sd_notify's FDSTORE).
+ */
 import { koffi, libc, errno } from './libc.js';
 
 const AF_UNIX = 1;
@@ -36,22 +39,43 @@ export function receiveFd(sock: number): number {
 
 const SOCK_DGRAM = 2;
 const socketRaw = libc.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number;
-const sendtoRaw = libc.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32 addrlen)') as
-  (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number) => number;
 const closeRaw = libc.func('int close(int fd)') as (fd: number) => number;
+interface MsgHdrTo {
+  name: Buffer; namelen: number; iov: { base: Buffer; len: number }[]; iovlen: number; control: Buffer | null; controllen: number; flags: number;
+}
+const sendmsgRaw = libc.func('long sendmsg(int fd, const ondemand_msghdr *msg, int flags)') as (fd: number, msg: MsgHdrTo, flags: number) => number;
 
-/** One datagram to a Unix socket at `path` ('@name': the abstract namespace); 0 or a negative errno. */
-export function sendDatagram(path: string, message: string): number {
+/** sockaddr_un of `path` ('@name': the abstract namespace), or null when too long. */
+function unixAddress(path: string): Buffer | null {
   const name = Buffer.from(path.startsWith('@') ? `\0${path.slice(1)}` : path);
-  if (name.length > 107) return -36; // ENAMETOOLONG
+  if (name.length > 107) return null;
   const addr = Buffer.alloc(2 + name.length + (path.startsWith('@') ? 0 : 1));
   addr.writeUInt16LE(AF_UNIX, 0);
   name.copy(addr, 2);
+  return addr;
+}
+
+/** One datagram to a Unix socket at `path` ('@name': the abstract namespace), carrying `fds` if any; 0 or a negative errno. */
+export function sendDatagram(path: string, message: string, fds: readonly number[] = []): number {
+  const addr = unixAddress(path);
+  if (addr === null) return -36; // ENAMETOOLONG
+  let control: Buffer | null = null;
+  if (fds.length > 0) {
+    const dataLength = 4 * fds.length;
+    control = Buffer.alloc(CMSG_HEADER + Math.ceil(dataLength / 8) * 8);
+    control.writeBigUInt64LE(BigInt(CMSG_HEADER + dataLength), 0);
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((fd, i) => control!.writeInt32LE(fd, CMSG_HEADER + 4 * i));
+  }
   const fd = socketRaw(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno();
   try {
     const body = Buffer.from(message);
-    return sendtoRaw(fd, body, body.length, 0, addr, addr.length) < 0 ? -errno() : 0;
+    const msg: MsgHdrTo = {
+      name: addr, namelen: addr.length, iov: [{ base: body, len: body.length }], iovlen: 1, control, controllen: control?.length ?? 0, flags: 0,
+    };
+    return sendmsgRaw(fd, msg, 0) < 0 ? -errno() : 0;
   } finally {
     closeRaw(fd);
   }
