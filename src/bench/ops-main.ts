@@ -60,7 +60,8 @@ function prepare(spec: OpsSpec): () => Omit<OpsResult, 'startNs' | 'endNs' | 'la
   switch (spec.op) {
     case 'seq':
     case 'tree': {
-      const files = spec.op === 'seq' ? spec.files : lines(spec.list).map((p) => join(spec.root, p));
+      const once = spec.op === 'seq' ? spec.files : lines(spec.list).map((p) => join(spec.root, p));
+      const files = Array.from({ length: spec.op === 'seq' ? spec.passes ?? 1 : 1 }, () => once).flat();
       // Touched now, so no page of it faults in while the clock runs.
       const buf = Buffer.alloc(spec.blockSize, 1);
       // Not stat'ed beforehand: that would bring their inodes in before a cold run.

@@ -2,8 +2,8 @@
 import type { LatencyCounts } from './latency.js';
 
 export type OpsSpec =
-  /** read(2) of each file (absolute paths), `blockSize` bytes at a time. */
-  | { op: 'seq'; files: string[]; blockSize: number }
+  /** read(2) of each file (absolute paths), `blockSize` bytes at a time; all of them `passes` times (default 1). */
+  | { op: 'seq'; files: string[]; blockSize: number; passes?: number }
   /** `reads` preads of 4 KiB at random pages of the files (each page equally likely), xorshift seeded by `seed`. */
   | { op: 'rand'; files: string[]; reads: number; seed: number }
   /** lstat of every path of the list file (one a line, relative to root). */
