@@ -19,7 +19,7 @@ if [ "$(id -u)" -eq 0 ] && [ "$(cat "$erofs_src" 2>/dev/null)" != "$erofs_src_wa
 fi
 packages=(
   erofs-utils docker-registry skopeo umoci debootstrap attr fuse3 e2fsprogs util-linux curl
-  apache2-utils zstd xz-utils cpio
+  apache2-utils zstd xz-utils cpio systemd
   fio chromium
   qemu-system-x86 busybox-static linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev
 )
