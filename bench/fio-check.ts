@@ -50,13 +50,17 @@ async function fio(args: string[]): Promise<FioRead> {
 interface Row { mode: string; workload: string; phase: string; run: number; bench: number; fio: number }
 
 runRegistryBench('fio-check', async ({ tmp, registry, setup }) => {
-  const tree = join(tmp, 'debian');
-  const why = makeDebianTree(tree);
-  if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
-  const layout = join(tmp, 'layout');
-  await setup.ok('build', tree, `oci:${layout}:min`);
+  // In the compat VM (fio-check-vm.ts) the host built the image: its tree and layout come from there.
+  const tree = process.env.ONDEMAND_FIO_TREE ?? join(tmp, 'debian');
+  let source = process.env.ONDEMAND_FIO_LAYOUT;
+  if (source === undefined) {
+    const why = makeDebianTree(tree);
+    if (why !== undefined) throw new Error(`no Debian tree: ${why}`);
+    source = `oci:${join(tmp, 'layout')}:min`;
+    await setup.ok('build', tree, source);
+  }
   const ref = `${registry.host}/bench/debian:min`;
-  await setup.ok('push', '--insecure', `oci:${layout}:min`, ref);
+  await setup.ok('push', '--insecure', source, ref);
   const rows: Row[] = [];
   const afterMeasure = async (m: MeasuredContext): Promise<void> => {
     if (m.phase === 'cold' || !['seq', 'rand1', 'rand4'].includes(m.workload)) return;

@@ -54,7 +54,7 @@ export async function startServiceDaemon(h: Harness): Promise<string> {
 }
 
 export interface RegistryBench {
-  /** A work dir under /var/tmp, removed at the end. */
+  /** A work dir under /var/tmp ($ONDEMAND_TEST_TMP), removed at the end. */
   tmp: string;
   registry: TestRegistry;
   /** A CLI harness for building and pushing images. */
@@ -68,7 +68,7 @@ export interface RegistryBench {
 export function runRegistryBench(name: string, body: (b: RegistryBench) => Promise<void>): void {
   const main = async (): Promise<void> => {
     const restoreReporting = deferFreePageReporting();
-    const tmp = mkdtempSync(`/var/tmp/ondemand-bench-${name}-`);
+    const tmp = mkdtempSync(join(process.env.ONDEMAND_TEST_TMP ?? '/var/tmp', `ondemand-bench-${name}-`));
     const registry = await startRegistry({ auth: 'none' });
     const setup = makeHarness(`bench-${name}-setup`);
     try {

@@ -48,6 +48,23 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
     expect(res.status).toBe(200);
     return samples(await res.text());
   };
+  /**
+   * Scrapes until the cache's counters (bytes and requests fetched, hits, misses) stay the same over
+   * three scrapes 100 ms apart (read-ahead and prefetch callbacks trail the reads; a slow machine
+   * takes longer), at most 20 s; returns the last scrape.
+   */
+  const settled = async (): Promise<Map<string, number>> => {
+    const counters = (x: Map<string, number>): string => [...x].filter(([k]) => /_(fetched_bytes|fetch_requests|cache_hits|cache_misses)_total\{/.test(k)).map(([k, v]) => `${k}=${v}`).sort().join('\n');
+    let last = await scrape();
+    let same = 0;
+    for (let i = 0; i < 200 && same < 3; i++) {
+      await sleep(100);
+      const next = await scrape();
+      same = counters(next) === counters(last) ? same + 1 : 0;
+      last = next;
+    }
+    return last;
+  };
 
   it('counts fetched bytes, misses, hits and waits as files are read', async () => {
     const mp = h.mountpoint('m');
@@ -76,7 +93,7 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
     // Another file: its frames came with the first file's read-ahead (a small image), so reading it misses
     // nothing: its reads are hits, or never reach us at all once the blob is complete (fanotify then lets
     // the kernel read the cache file without events). Wait for that read-ahead to be in first.
-    await sleep(500);
+    await settled();
     expect(sha(join(mp, 'data', 'one-mib-plus-one.bin'))).toBe(sha(join(tmp.dir, 'tree', 'data', 'one-mib-plus-one.bin')));
     const after = await scrape();
     expect(grew(mid, after, `ondemand_mount_cache_hits_total{${m}}`)).toBeGreaterThanOrEqual(0);
@@ -88,8 +105,7 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
     expect(blobBytes).toBe(mountBytes);
 
     // status --json reads the same figures (nothing is read meanwhile, so they agree).
-    await sleep(300);
-    const again = await scrape();
+    const again = await settled();
     const status = JSON.parse(await h.ok('status', '--json')) as {
       daemon: { workerRestarts: number; memory: { rssBytes: number }; metricsAddress: string };
       mounts: { mountpoint: string; bytesFetched: number; hits: number; misses: number; readWait: { counts: number[] }; fetch: { requests: number }; blobs: unknown[] }[];
@@ -133,8 +149,7 @@ describe.skipIf(!needs('metrics endpoint', [isRoot, 'root'], [cliBuilt(), 'a cur
       await sleep(100);
     }
     // Counted once written; the last callbacks may trail the state by a moment.
-    await sleep(200);
-    const s = await scrape();
+    const s = await settled();
     const prefetched = s.get(`ondemand_mount_fetched_bytes_total{${m},kind="prefetch"}`) ?? 0;
     const demand = s.get(`ondemand_mount_fetched_bytes_total{${m},kind="demand"}`) ?? 0;
     expect(prefetched).toBeGreaterThan(0);
