@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
+import { alive, cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
 import { buildImage, makeTree, sha } from './images.js';
 
 const ready = needs('daemon crash handling', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']);
@@ -74,10 +74,12 @@ describe.skipIf(!ready)('daemon crashes', () => {
     const mp = h.mountpoint('killed');
     await h.ok('mount', '--mode', 'fuse-blobs', ...cold, mp);
     const pid = h.daemonPid()!;
+    const workerPid = (JSON.parse(await h.ok('status', '--json')) as { daemon: { workerPid: number } }).daemon.workerPid;
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && h.daemonPid() !== null; i++) await new Promise((r) => setTimeout(r, 50));
     // The worker exits when its supervisor goes; the FUSE connection dies with the last fd.
-    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 300 && alive(workerPid); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(workerPid)).toBe(false);
     const r = await shaOf(join(mp, 'data', 'one-mib-plus-one.bin'), 30_000);
     process.stderr.write(`read after daemon SIGKILL: ${r.error ?? r.sha} (${r.ms} ms)\n`);
     expect(r.sha).toBeUndefined();

@@ -171,10 +171,15 @@ export function erofsMount(mp: string): { source: string; options: string } | un
   return undefined;
 }
 
+/** Whether `pid` runs (a zombie, exited but not reaped yet, does not). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z';
   } catch {
     return false;
   }
