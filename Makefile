@@ -7,6 +7,8 @@ BIN := node_modules/.bin
 # config changed: the stamp lives in dist/ (removing dist/ rebuilds), and tsc itself is incremental
 # (dist/*.tsbuildinfo) for when something did change.
 BUILD_STAMP := dist/.build-stamp
+# The reading process of `ondemand bench`'s seq and rand workloads (src/bench/ops.ts), in C.
+BENCH_READER := dist/native/bench-reader
 # (Folders as `dir/.`: `test`, `bench` and `compat` are also targets here.)
 TS_DIRS := $(addsuffix /.,$(shell find src test bench compat -type d -not -path '*/node_modules*' 2>/dev/null))
 TS_FILES := $(shell find src test bench compat \( -name '*.ts' -o -name '*.mts' \) -not -path '*/node_modules/*' 2>/dev/null)
@@ -22,7 +24,11 @@ $(NPM_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
-build: deps $(BUILD_STAMP)
+build: deps $(BUILD_STAMP) $(BENCH_READER)
+
+$(BENCH_READER): native/bench-reader.c
+	@mkdir -p $(dir $@)
+	cc -O2 -Wall -Wextra -Werror -o $@ $<
 
 $(BUILD_STAMP): $(NPM_STAMP) $(TS_FILES) $(TS_DIRS) tsconfig.json tsconfig.test.json vitest.config.ts
 	$(BIN)/tsc -p tsconfig.json

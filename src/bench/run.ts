@@ -29,7 +29,7 @@ import { log } from '../util/log.js';
 import { VERSION } from '../util/version.js';
 import { BenchDaemon, cpuMs, type ImageAccess } from './daemon.js';
 import { makeLocalCopy, mountLocal, type LocalCopy, type LocalMount } from './local.js';
-import { runOps } from './ops.js';
+import { runOps, seqRandReader } from './ops.js';
 import type { OpsSpec } from './ops-spec.js';
 import { pullAndStart } from './pull.js';
 import { runStartup, type StartupCommand } from './startup.js';
@@ -405,7 +405,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     if (lists.largest.length === 0 && workloads.some((w) => w === 'seq' || w === 'rand1' || w === 'rand4')) {
       throw new UsageError(`${options.image} has no file of 4 KiB or more: nothing for the seq and rand workloads (leave them out with --workload)`);
     }
-    say(`bench: ${lists.counts.files} files (${(lists.counts.fileBytes / MiB).toFixed(1)} MiB), ${lists.counts.directories} directories; seq/rand read the ${lists.largest.length} largest (${(lists.largestBytes / MiB).toFixed(1)} MiB)`);
+    say(`bench: ${lists.counts.files} files (${(lists.counts.fileBytes / MiB).toFixed(1)} MiB), ${lists.counts.directories} directories; seq/rand read the ${lists.largest.length} largest (${(lists.largestBytes / MiB).toFixed(1)} MiB)${seqRandReader() === 'c' ? '' : '; seq/rand read by Node: no dist/native/bench-reader (make build)'}`);
 
     const c: Ctx = { opts, features, dir, daemon, copy, lists, say };
     const samples = new Map<string, BenchSample[]>();
