@@ -136,33 +136,20 @@ export class KernelRequests {
    * fds no record claims are closed and leave the store.
    */
   adoptFromStore(passed: PassedFds): { adopted: number; dead: MountRecord[] } {
-    const claimed = new Set<string>();
-    const dead: MountRecord[] = [];
     const file = readRecordFile(this.recordFile);
-    for (const m of file?.mounts ?? []) {
-      const fuse = m.objects.filter((o) => o.kind === 'fuse');
-      if (!fuse.every((o) => passed.fds.has(fuseFdName(o.path)))) {
-        dead.push(m);
-        continue;
-      }
-      const objects = m.objects.map((o): KernelObject => (o.kind === 'fuse' ? { ...o, fd: passed.fds.get(fuseFdName(o.path))! } : o));
-      for (const o of fuse) claimed.add(fuseFdName(o.path));
-      this.records.set(m.id, { ...m, objects });
-      const creds = passed.secrets[m.id];
-      if (creds) this.secrets.set(m.id, creds);
-    }
-    const cachefiles = passed.fds.get(CACHEFILES_FD_NAME);
-    if (cachefiles !== undefined && file?.cachefiles) {
-      this.cachefiles = { fd: cachefiles, restoreSupported: file.cachefiles.restoreSupported };
-      claimed.add(CACHEFILES_FD_NAME);
-    }
+    const fuseNames = (m: MountRecord): string[] => m.objects.flatMap((o) => (o.kind === 'fuse' ? [fuseFdName(o.path)] : []));
+    const kept = (file?.mounts ?? []).filter((m) => fuseNames(m).every((n) => passed.fds.has(n)));
+    const dead = (file?.mounts ?? []).filter((m) => !kept.includes(m));
+    const cachefiles = file?.cachefiles ? passed.fds.get(CACHEFILES_FD_NAME) : undefined;
+    this.adopt(kept, (o) => passed.fds.get(fuseFdName(o.path))!, passed.secrets, cachefiles === undefined ? undefined : { ...file!.cachefiles!, fd: cachefiles });
+    const claimed = new Set([...kept.flatMap(fuseNames), ...(cachefiles === undefined ? [] : [CACHEFILES_FD_NAME])]);
     for (const [name, fd] of passed.fds) {
       if (claimed.has(name)) continue;
       closeQuietly(fd);
       this.store?.drop(name);
     }
     this.store?.keepSecrets(this.secretsToHandOver());
-    return { adopted: this.records.size, dead };
+    return { adopted: kept.length, dead };
   }
 
   /** How many fds systemd's store must hold for every mount to outlive this process: each FUSE connection, /dev/cachefiles, the credentials. */
@@ -180,14 +167,20 @@ export class KernelRequests {
   adoptFrom(fromPid: number, secrets: Record<string, Credentials>): number {
     const file = readRecordFile(this.recordFile);
     if (!file || file.supervisorPid !== fromPid) throw new MountError(`no records of daemon ${fromPid} to take over in ${this.recordFile}`);
-    for (const m of file.mounts) {
-      const objects = m.objects.map((o): KernelObject => (o.kind === 'fuse' ? { ...o, fd: fdOfProcess(fromPid, o.fd) } : o));
-      this.records.set(m.id, { ...m, objects });
+    const cachefiles = file.cachefiles ? { ...file.cachefiles, fd: fdOfProcess(fromPid, file.cachefiles.fd) } : undefined;
+    this.adopt(file.mounts, (o) => fdOfProcess(fromPid, o.fd), secrets, cachefiles);
+    return file.mounts.length;
+  }
+
+  /** Makes `mounts` ours, each FUSE connection with the fd `fdOf` gives in this process; their credentials and /dev/cachefiles too. */
+  private adopt(mounts: MountRecord[], fdOf: (o: KernelObject & { kind: 'fuse' }) => number, secrets: Record<string, Credentials>,
+    cachefiles: { fd: number; restoreSupported: boolean } | undefined): void {
+    for (const m of mounts) {
+      this.records.set(m.id, { ...m, objects: m.objects.map((o): KernelObject => (o.kind === 'fuse' ? { ...o, fd: fdOf(o) } : o)) });
       const creds = secrets[m.id];
       if (creds) this.secrets.set(m.id, creds);
     }
-    if (file.cachefiles) this.cachefiles = { fd: fdOfProcess(fromPid, file.cachefiles.fd), restoreSupported: file.cachefiles.restoreSupported };
-    return file.mounts.length;
+    if (cachefiles) this.cachefiles = cachefiles;
   }
 
   private record(id: string): MountRecord {

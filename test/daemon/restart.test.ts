@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { mountpoints } from '../helpers/transport-mount.js';
 import { cliBuilt, detectHere, leftovers, makeHarness, type Harness } from '../mount/harness.js';
-import { buildImage, makeTree, sha } from '../mount/images.js';
+import { imagePerMode, restartModes, sha } from '../mount/images.js';
 
 const ready = needs('daemon restart', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']);
 
@@ -29,12 +29,7 @@ describe.skipIf(!ready)('daemon start, restart and stop', () => {
   beforeAll(async () => {
     h = makeHarness('restart');
     src = makeTempDir('restart-src');
-    const modes = ['fuse-tree', 'fuse-blobs', ...(detectHere()?.features.fanotifyPreContent?.supported ? ['fanotify'] : [])];
-    for (const [i, mode] of modes.entries()) {
-      const tree = join(src.dir, `tree-${i}`);
-      makeTree(tree, { seed: `restart-${i}`, bulkBytes: 48 << 20 });
-      images.push({ mode, tree, args: (await buildImage(h, tree, join(src.dir, `layout-${i}`))).args });
-    }
+    images.push(...(await imagePerMode(h, src.dir, restartModes(detectHere()?.features.fanotifyPreContent?.supported ?? false), 'restart', 48 << 20)));
   }, 300_000);
   afterAll(async () => {
     await h.cleanup();

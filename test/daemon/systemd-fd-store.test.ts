@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { bootSystemd, systemdContainerMissing, type SystemdContainer } from '../helpers/systemd-container.js';
 import { cliBuilt, detectHere, makeHarness, repoRoot, type Harness } from '../mount/harness.js';
-import { buildImage, makeTree, sha } from '../mount/images.js';
+import { imagePerMode, restartModes, sha } from '../mount/images.js';
 
 const missing = systemdContainerMissing();
 const ready = needs('the daemon under systemd', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)'], [missing === null, missing ?? '']);
@@ -38,12 +38,8 @@ describe.skipIf(!ready)('systemctl restart keeps every mount serving (the fd sto
   beforeAll(async () => {
     h = makeHarness('systemd');
     src = makeTempDir('systemd-src');
-    const modes = ['fuse-tree', 'fuse-blobs', ...(detectHere()?.features.fanotifyPreContent?.supported ? ['fanotify'] : [])];
-    for (const [i, mode] of modes.entries()) {
-      const tree = join(src.dir, `tree-${i}`);
-      makeTree(tree, { seed: `systemd-${i}`, bulkBytes: 48 << 20 });
-      images.push({ mode, tree, args: (await buildImage(h, tree, join(src.dir, `layout-${i}`))).args, mountpoint: h.mountpoint(`s-${mode}`) });
-    }
+    const built = await imagePerMode(h, src.dir, restartModes(detectHere()?.features.fanotifyPreContent?.supported ?? false), 'systemd', 48 << 20);
+    images.push(...built.map((img) => ({ ...img, mountpoint: h.mountpoint(`s-${img.mode}`) })));
     // The unit as `make install` writes it, with this run's run and cache dirs.
     const units = join(src.dir, 'units');
     execFileSync('make', ['-s', '-C', repoRoot, 'install', `PREFIX=${join(src.dir, 'prefix')}`, `UNITDIR=${units}`], { stdio: 'ignore' });

@@ -98,3 +98,19 @@ export async function pushLayout(h: Harness, layoutRef: string, dest: string): P
   }
   execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', layoutRef, `docker://${dest}`]);
 }
+
+/** The lazy modes a restart must keep serving here (fanotify where the kernel has pre-content events). */
+export function restartModes(fanotify: boolean): string[] {
+  return ['fuse-tree', 'fuse-blobs', ...(fanotify ? ['fanotify'] : [])];
+}
+
+/** One image per mode (a tree of its own, `bulkBytes` large, built into a layout under `dir`): the mode, its tree and the mount arguments. */
+export async function imagePerMode(h: Harness, dir: string, modes: string[], seed: string, bulkBytes: number): Promise<{ mode: string; tree: string; args: string[] }[]> {
+  const images: { mode: string; tree: string; args: string[] }[] = [];
+  for (const [i, mode] of modes.entries()) {
+    const tree = join(dir, `tree-${i}`);
+    makeTree(tree, { seed: `${seed}-${i}`, bulkBytes });
+    images.push({ mode, tree, args: (await buildImage(h, tree, join(dir, `layout-${i}`))).args });
+  }
+  return images;
+}
