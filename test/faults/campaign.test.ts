@@ -416,7 +416,9 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
         await h.cli('status');
         const r = await h.cli('cache', 'gc', '--max-size', '0');
         note(`cache gc with a daemon → exit ${r.code}`);
-        count('gc refused (daemon evicts)', r.code === 0 || !/in use/.test(r.stderr), `exit ${r.code}: ${r.stderr.trim()}`);
+        // A daemon that a fault ended meanwhile (a zombie still answers kill 0) frees the cache: gc may run then.
+        if (h.daemonPid() === sup && alive(sup)) count('gc refused (daemon evicts)', r.code === 0 || !/in use/.test(r.stderr), `exit ${r.code}: ${r.stderr.trim()}`);
+        else note('the daemon ended during cache gc: its refusal not checked');
         return;
       }
       const r = await h.cli('cache', 'gc', '--max-size', rnd.pick(['0', '1M', '3M']));

@@ -111,6 +111,14 @@ export function reattachTransport<A extends ActiveTransport>(transport: Mounting
   });
 }
 
+function mountDeviceOrNull(path: string): string | null {
+  try {
+    return mountDevice(path);
+  } catch {
+    return null;
+  }
+}
+
 export function mountpoints(): string[] {
   return readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
 }
@@ -124,7 +132,9 @@ export async function tearDownMount(m: TransportMount<ActiveTransport> | undefin
     const fuse = m.kernel.objects.find((o) => o.kind === 'fuse');
     const device = fuse?.kind === 'fuse' && mountpoints().includes(fuse.path) ? mountDevice(fuse.path) : undefined;
     await m.unmount().catch(() => undefined);
-    if (device && fuse?.kind === 'fuse' && mountpoints().includes(fuse.path)) abortFuseConnection(device);
+    // Only while our connection is still mounted there: once it ended, its device number can belong to
+    // another test's new connection, which an abort by number would end.
+    if (device && fuse?.kind === 'fuse' && mountpoints().includes(fuse.path) && mountDeviceOrNull(fuse.path) === device) abortFuseConnection(device);
     await m.kernel.unmakeAll().catch(() => undefined);
   }
   for (const p of paths) if (mountpoints().includes(p)) umount2(p, MNT_DETACH);

@@ -94,8 +94,7 @@ export function makeHarness(name: string, extraEnv: NodeJS.ProcessEnv = {}): Har
   const daemonPid = (): number | null => {
     try {
       const pid = Number(readFileSync(join(run.dir, 'daemon.pid'), 'utf8').trim());
-      process.kill(pid, 0);
-      return pid;
+      return alive(pid) ? pid : null;
     } catch {
       return null;
     }
