@@ -72,6 +72,8 @@ export const InitFlag = {
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  /** The kernel takes ENOSYS for OPENDIR as "no handles needed" and sends no more OPENDIR or RELEASEDIR (5.1+). */
+  NO_OPENDIR_SUPPORT: 1 << 24,
   INIT_EXT: 1 << 30,
 } as const;
 
@@ -308,14 +310,30 @@ export interface FuseAttr {
   blocks?: number;
 }
 
+const TWO_32 = 2 ** 32;
+
+/**
+ * A 64-bit field from a safe integer, in two 32-bit halves (BigInt conversions made these records cost
+ * a microsecond each; a READDIRPLUS page holds dozens). Negative values in two's complement.
+ */
+function writeU64(b: Buffer, at: number, n: number): void {
+  const high = Math.floor(n / TWO_32);
+  b.writeUInt32LE(n - high * TWO_32, at);
+  b.writeInt32LE(high, at + 4);
+}
+
 function writeAttr(b: Buffer, at: number, a: FuseAttr): void {
   const sec = Math.floor(a.mtime ?? 0);
   const nsec = a.mtimeNsec ?? Math.floor(((a.mtime ?? 0) - sec) * 1e9);
-  b.writeBigUInt64LE(BigInt(a.stIno ?? a.ino), at);
-  b.writeBigUInt64LE(BigInt(a.size), at + 8);
-  b.writeBigUInt64LE(BigInt(a.blocks ?? Math.ceil(a.size / 512)), at + 16);
-  for (const off of [24, 32, 40]) b.writeBigInt64LE(BigInt(sec), at + off); // atime, mtime, ctime (before 1970: negative)
-  for (const off of [48, 52, 56]) b.writeUInt32LE(nsec, at + off);
+  writeU64(b, at, a.stIno ?? a.ino);
+  writeU64(b, at + 8, a.size);
+  writeU64(b, at + 16, a.blocks ?? Math.ceil(a.size / 512));
+  writeU64(b, at + 24, sec); // atime, mtime, ctime (before 1970: negative)
+  writeU64(b, at + 32, sec);
+  writeU64(b, at + 40, sec);
+  b.writeUInt32LE(nsec, at + 48);
+  b.writeUInt32LE(nsec, at + 52);
+  b.writeUInt32LE(nsec, at + 56);
   b.writeUInt32LE(a.mode >>> 0, at + 60);
   b.writeUInt32LE(a.nlink, at + 64);
   b.writeUInt32LE(a.uid, at + 68);
@@ -325,30 +343,32 @@ function writeAttr(b: Buffer, at: number, a: FuseAttr): void {
   b.writeUInt32LE(0, at + 84); // flags
 }
 
-function splitSeconds(seconds: number): [bigint, number] {
+/** A timeout in seconds as fuse's (u64 seconds, u32 nanoseconds) pair, written at secAt and nsecAt. */
+function writeTimeout(b: Buffer, secAt: number, nsecAt: number, seconds: number): void {
   const whole = Math.floor(seconds);
-  return [BigInt(whole), Math.floor((seconds - whole) * 1e9)];
+  writeU64(b, secAt, whole);
+  b.writeUInt32LE(Math.floor((seconds - whole) * 1e9), nsecAt);
+}
+
+/** Writes one fuse_entry_out at `at` (ENTRY_OUT_SIZE bytes). */
+export function writeEntryOut(b: Buffer, at: number, nodeid: number, generation: number, entryTimeout: number, attrTimeout: number, attr: FuseAttr): void {
+  writeU64(b, at, nodeid);
+  writeU64(b, at + 8, generation);
+  writeTimeout(b, at + 16, at + 32, entryTimeout);
+  writeTimeout(b, at + 24, at + 36, attrTimeout);
+  writeAttr(b, at + 40, attr);
 }
 
 export function encodeEntryOut(nodeid: number, generation: number, entryTimeout: number, attrTimeout: number, attr: FuseAttr): Buffer {
-  const b = Buffer.alloc(ENTRY_OUT_SIZE);
-  const [es, ens] = splitSeconds(entryTimeout);
-  const [as, ans] = splitSeconds(attrTimeout);
-  b.writeBigUInt64LE(BigInt(nodeid), 0);
-  b.writeBigUInt64LE(BigInt(generation), 8);
-  b.writeBigUInt64LE(es, 16);
-  b.writeBigUInt64LE(as, 24);
-  b.writeUInt32LE(ens, 32);
-  b.writeUInt32LE(ans, 36);
-  writeAttr(b, 40, attr);
+  const b = Buffer.allocUnsafe(ENTRY_OUT_SIZE);
+  writeEntryOut(b, 0, nodeid, generation, entryTimeout, attrTimeout, attr);
   return b;
 }
 
 export function encodeAttrOut(attrTimeout: number, attr: FuseAttr): Buffer {
-  const b = Buffer.alloc(ATTR_OUT_SIZE);
-  const [as, ans] = splitSeconds(attrTimeout);
-  b.writeBigUInt64LE(as, 0);
-  b.writeUInt32LE(ans, 8);
+  const b = Buffer.allocUnsafe(ATTR_OUT_SIZE);
+  writeTimeout(b, 0, 8, attrTimeout);
+  b.writeUInt32LE(0, 12); // dummy
   writeAttr(b, 16, attr);
   return b;
 }
@@ -399,8 +419,8 @@ export function direntSize(nameBytes: number): number {
 /** Writes one fuse_dirent {ino, off, namelen, type, name} at `at`; returns the record size. */
 export function writeDirent(b: Buffer, at: number, ino: number, nextOff: number, type: number, name: Buffer): number {
   const size = direntSize(name.length);
-  b.writeBigUInt64LE(BigInt(ino), at);
-  b.writeBigUInt64LE(BigInt(nextOff), at + 8);
+  writeU64(b, at, ino);
+  writeU64(b, at + 8, nextOff);
   b.writeUInt32LE(name.length, at + 16);
   b.writeUInt32LE(type, at + 20);
   name.copy(b, at + DIRENT_HEADER_SIZE);
@@ -411,12 +431,6 @@ export function writeDirent(b: Buffer, at: number, ino: number, nextOff: number,
 /** Size of one fuse_direntplus record (entry_out, then the dirent, padded to 8 bytes). */
 export function direntPlusSize(nameBytes: number): number {
   return ENTRY_OUT_SIZE + direntSize(nameBytes);
-}
-
-/** Writes one fuse_direntplus {entry_out, dirent} at `at`; returns the record size. */
-export function writeDirentPlus(b: Buffer, at: number, entry: Buffer, ino: number, nextOff: number, type: number, name: Buffer): number {
-  entry.copy(b, at);
-  return ENTRY_OUT_SIZE + writeDirent(b, at + ENTRY_OUT_SIZE, ino, nextOff, type, name);
 }
 
 /** File type bits of st_mode, and the dirent type (mode >> 12) the kernel expects. */

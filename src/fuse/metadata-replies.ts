@@ -5,7 +5,7 @@
 import { OndemandError } from '../util/errors.js';
 import { ERANGE } from './errno.js';
 import {
-  direntPlusSize, direntSize, direntType, encodeEntryOut, encodeGetxattrOut, writeDirent, writeDirentPlus, type FuseAttr,
+  ENTRY_OUT_SIZE, direntPlusSize, direntSize, direntType, encodeEntryOut, encodeGetxattrOut, writeDirent, writeEntryOut, type FuseAttr,
 } from './layout.js';
 import type { DirEntry } from './types.js';
 
@@ -56,7 +56,10 @@ export function writeDirPage(out: Buffer, at: number, size: number, entries: rea
       continue;
     }
     if (used + direntPlusSize(name.length) > size) break;
-    used += writeDirentPlus(out, at + used, e.attr ? entryReply(t, e.attr) : encodeEntryOut(0, 0, 0, 0, NO_NODE), e.ino, i + 1, type, name);
+    if (e.attr) writeEntryOut(out, at + used, e.attr.ino, 0, t.entryTimeout, t.attrTimeout, e.attr);
+    else writeEntryOut(out, at + used, 0, 0, 0, 0, NO_NODE);
+    used += ENTRY_OUT_SIZE;
+    used += writeDirent(out, at + used, e.ino, i + 1, type, name);
   }
   return used;
 }

@@ -101,10 +101,13 @@ export class OpenFiles {
     return fh;
   }
 
-  /** The directory behind a handle; one opened by a previous session is adopted. */
+  /**
+   * The directory behind a handle; one opened by a previous session is adopted. Handle 0 is every
+   * directory of a connection whose OPENDIRs the reader thread answered with ENOSYS (no handles).
+   */
   dir(fh: bigint, ino: number): OpenDir {
     let dir = this.dirs.get(fh);
-    if (!dir) {
+    if (!dir || dir.ino !== ino) {
       dir = { ino };
       this.dirs.set(fh, dir);
     }

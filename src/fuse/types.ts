@@ -96,14 +96,18 @@ export interface ThreadTreeSpec {
 
 /**
  * The synchronous, immutable view of a tree a reader thread answers metadata from. Failures as for
- * FuseFilesystem: an OndemandError with its errno.
+ * FuseFilesystem: an OndemandError with its errno; the misses programs cause all the time (a name not
+ * in a directory, an xattr a file lacks: `ls -l` asks every file for two) are undefined instead, as
+ * throwing costs more than the rest of the request.
  */
 export interface MetadataTree {
-  lookup(parent: number, name: Buffer): FuseAttr;
+  /** undefined: no such name (ENOENT). */
+  find(parent: number, name: Buffer): FuseAttr | undefined;
   getattr(ino: number): FuseAttr;
   readdir(ino: number): DirEntry[];
   readlink(ino: number): Buffer;
-  getxattr(ino: number, name: string): Buffer;
+  /** undefined: no such xattr (ENODATA). */
+  xattr(ino: number, name: string): Buffer | undefined;
   listxattr(ino: number): string[];
   statfs(): FuseStatfs;
   close(): void;

@@ -64,7 +64,8 @@ describe.skipIf(!needs('fuse-tree', [isRoot, 'root'], [haveCommand('mkfs.erofs')
     await expectSameAsSource();
     const s = m.active.stats();
     process.stderr.write(`fuse-tree thread metadata: ${s.session.threadMetadata} answered on the reader thread, ${s.files.lookups} LOOKUPs on the main thread\n`);
-    expect(s.session.threadMetadata).toBeGreaterThan(20);
+    // Directories open with no request here (zero-message opendir), so a listing is one or two READDIRPLUS.
+    expect(s.session.threadMetadata).toBeGreaterThan(10);
     expect(s.files.lookups).toBe(0);
   });
 

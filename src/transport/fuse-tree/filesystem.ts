@@ -130,11 +130,16 @@ export class FuseTreeFilesystem implements FuseFilesystem, MetadataTree {
 
   lookup(parent: number, name: Buffer): FuseAttr {
     this.counters.lookups++;
+    const attr = this.find(parent, name);
+    if (attr === undefined) throw this.error(`no entry ${name.toString('utf8')}`, ENOENT, { nid: this.nid(parent) });
+    return attr;
+  }
+
+  find(parent: number, name: Buffer): FuseAttr | undefined {
     const dir = this.nid(parent);
     if (this.reader.inode(dir).kind !== 'dir') throw this.error('not a directory', ENOTDIR, { nid: dir });
     const nid = name.length > EROFS_NAME_LEN ? undefined : this.reader.lookup(dir, name);
-    if (nid === undefined) throw this.error(`no entry ${name.toString('utf8')}`, ENOENT, { nid: dir });
-    return this.attrOf(this.reader.inode(nid));
+    return nid === undefined ? undefined : this.attrOf(this.reader.inode(nid));
   }
 
   getattr(ino: number): FuseAttr {
@@ -204,9 +209,13 @@ export class FuseTreeFilesystem implements FuseFilesystem, MetadataTree {
   }
 
   getxattr(ino: number, name: string): Buffer {
-    const hit = this.reader.xattrs(this.nid(ino)).find((x) => x.name === name);
-    if (!hit) throw this.error(`no xattr ${name}`, ENODATA);
-    return hit.value;
+    const value = this.xattr(ino, name);
+    if (value === undefined) throw this.error(`no xattr ${name}`, ENODATA);
+    return value;
+  }
+
+  xattr(ino: number, name: string): Buffer | undefined {
+    return this.reader.xattrs(this.nid(ino)).find((x) => x.name === name)?.value;
   }
 
   listxattr(ino: number): string[] {
