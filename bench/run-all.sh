@@ -14,6 +14,8 @@ node dist/bench/registry-read.js
 node dist/bench/prefetch-pull.js
 # cold reads through a fresh mount vs curl of the same blob, 1, 8 and 32 readers (issue #18)
 node dist/bench/registry-cold.js
+# frame compression: gzip (the default), zstd (fzstd and native `zstd -d`) and none, decode + verify and wire (issue #18)
+node dist/bench/codec.js
 # issue #16: one `ondemand bench` on the Debian minbase image (every mode vs local, cold/warm/hot), fio
 # on the same mounts beside it; then HelloBench-style start-up (python, node, nginx) vs a full pull
 node dist/bench/fio-check.js
