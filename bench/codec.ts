@@ -26,7 +26,7 @@ import { makeDebianTree } from '../test/helpers/trees.js';
 import { buildDirectoryToLayout } from '../src/build/to-layout.js';
 import { BlobWriter } from '../src/build/blob-writer.js';
 import { DEFAULT_GZIP_LEVEL } from '../src/build/builder.js';
-import { decodeFrame } from '../src/cache/frame-codec.js';
+import { decodeFrame } from '../src/format/image/frames.js';
 import type { BlobToc } from '../src/format/image/types.js';
 
 const MIB = 1024 * 1024;
@@ -86,7 +86,7 @@ async function gzipRow(tmp: string, frames: Buffer[], level: number, runs: numbe
   const toc: BlobToc = built.toc;
   const stored = toc.frames.map((f) => blob.subarray(f.compressedOffset, f.compressedOffset + f.compressedSize));
   const decodeSeconds = await bestOf(runs, async () => {
-    for (let i = 0; i < toc.frames.length; i++) await decodeFrame(toc, toc.frames[i]!, stored[i]!, 'event-loop', { blob: 'codec', frame: i });
+    for (let i = 0; i < toc.frames.length; i++) await decodeFrame(stored[i]!, toc.frames[i]!, toc, { blob: 'codec', index: i });
   });
   for (let i = 0; i < stored.length; i++) if (!gunzipSync(stored[i]!).equals(frames[i]!)) throw new Error(`gzip frame ${i} does not round-trip`);
   return { codec: `gzip ${level}`, stored: stored.reduce((n, s) => n + s.length, 0), decodeSeconds, note: 'cache decodeFrame (zlib, threadpool) + sha256' };

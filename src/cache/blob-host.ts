@@ -1,6 +1,6 @@
 /** What a cached blob needs from the cache that owns it: its tuning, fetch slots, clock and space. */
 import type { CacheClock } from './clock.js';
-import type { HashMode } from './frame-codec.js';
+import type { HashMode } from '../format/image/frames.js';
 import type { FetchSlots, Throttle } from './scheduler.js';
 
 export interface BlobTuning {

@@ -16,7 +16,7 @@ import { CacheError, FetchError, IntegrityError, OndemandError, errorText } from
 import type { Logger } from '../util/log.js';
 import type { FrameStates } from './fetch-plan.js';
 import { cacheIoError, GroupSync, pread, pwritev, roundUpToBlock } from './file-io.js';
-import { decodeFrame, sha256Hex, type HashMode } from './frame-codec.js';
+import { decodeFrame, sha256Hex, type HashMode } from '../format/image/frames.js';
 import type { PresenceBits } from './presence-map.js';
 import type { FetchSlots, Priority } from './scheduler.js';
 import type { StatsCounter } from './stats.js';
@@ -371,7 +371,7 @@ export class FetchJobs implements FrameStates {
     const decode = (i: number): Promise<Buffer> => {
       const f = frames[i] as FrameEntry;
       const at = f.compressedOffset - storedOffset;
-      return decodeFrame(job.source.toc, f, stored.subarray(at, at + f.compressedSize), env.hash, { blob: env.blobId, frame: i });
+      return decodeFrame(stored.subarray(at, at + f.compressedSize), f, job.source.toc, { blob: env.blobId, index: i }, env.hash);
     };
     // Compressed frames decompress in the threadpool side by side; uncompressed ones are hashed on
     // the event loop one at a time, so each one's write is under way while the next is hashed.

@@ -10,7 +10,7 @@ import type { Logger } from '../util/log.js';
 import { mapIdentityOf, openBlobFiles } from './blob-open.js';
 import type { BlobPaths } from './dir.js';
 import { cacheIoError, fdatasyncAsync, pread, pwritev } from './file-io.js';
-import { sha256Hex, type HashMode } from './frame-codec.js';
+import { sha256Hex, type HashMode } from '../format/image/frames.js';
 import { dataRecordOf, encodeMap } from './presence-map.js';
 
 export interface BadFrame {
