@@ -11,7 +11,8 @@ import type { FastReadSource, ThreadTreeSpec } from './types.js';
 export const JOB_BYTES = 128;
 
 /** copy.state[1 + i] of copier i. */
-export const CopierState = { IDLE: 0, JOB: 1, STOP: 2 } as const;
+/** STARTING: the copier's thread is not running yet (the reader hands it nothing until it is IDLE). */
+export const CopierState = { IDLE: 0, JOB: 1, STOP: 2, STARTING: 3 } as const;
 
 /**
  * Copy threads answer large fast READs so several are copied at once. copy.state[1 + i] says what
@@ -76,10 +77,12 @@ export type ThreadMessage =
   | { kind: 'end'; errno: number };
 
 export function newCopyShared(count: number, minBytes: number): CopyShared {
+  const state = new Int32Array(new SharedArrayBuffer(4 * (1 + count)));
+  state.fill(CopierState.STARTING, 1);
   return {
     count,
     minBytes,
-    state: new Int32Array(new SharedArrayBuffer(4 * (1 + count))),
+    state,
     lengths: new Int32Array(new SharedArrayBuffer(4 * count)),
     jobs: new Uint8Array(new SharedArrayBuffer(JOB_BYTES * count)),
   };

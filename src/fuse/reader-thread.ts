@@ -159,6 +159,7 @@ function runCopier(d: CopierThreadData): never {
   const { copy, index } = d;
   const slot = 1 + index;
   const req = Buffer.alloc(JOB_BYTES);
+  Atomics.compareExchange(copy.state, slot, CopierState.STARTING, CopierState.IDLE); // unless told to stop meanwhile
   for (;;) {
     Atomics.wait(copy.state, slot, CopierState.IDLE);
     const v = Atomics.load(copy.state, slot);

@@ -55,6 +55,9 @@ export const DEFAULT_COPY_MIN_BYTES = 128 * 1024;
 /** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
 export const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
 
+/** The copiers start at the reader's first message, or this long after it, whichever comes first. */
+const COPIERS_LATEST_MS = 250;
+
 /** A running reader thread on one /dev/fuse fd. */
 export class FuseReader {
   private readonly worker: Worker;
@@ -66,6 +69,9 @@ export class FuseReader {
   private readonly counters = new BigInt64Array(new SharedArrayBuffer(24));
   private ended = false;
   private exited = false;
+  private unreferenced = false;
+  /** Sources posted before the copiers started, to hand them when they do (undefined once they have). */
+  private pendingSources: Map<number, FastReadSource> | undefined = new Map();
   private readonly done: Promise<void>;
 
   constructor(fd: number, options: ReaderOptions, handlers: ReaderHandlers) {
@@ -86,21 +92,38 @@ export class FuseReader {
       this.ended = true;
       handlers.onEnd(errno);
     };
+    // The copiers start once the reader has posted its first message (INIT, once its tree is loaded):
+    // started beside it, four threads' start-up on two CPUs held up the mount (fuse-tree: ~90 ms).
+    let startCopiers: (() => void) | undefined;
     const onMessage = (msg: ThreadMessage): void => {
+      startCopiers?.();
       if (msg.kind === 'requests') for (const ab of msg.batch) handlers.onRequest(Buffer.from(ab));
       else if (msg.kind === 'served') handlers.onServed?.(msg.ino, msg.offset, msg.length);
       else end(msg.errno);
     };
     const exits: Promise<void>[] = [];
-    for (let index = 0; copy !== undefined && index < count; index++) {
-      const control = new MessageChannel();
-      const workerData: CopierThreadData = { ...common, role: 'copier', index, copy, control: control.port2 };
-      const worker = new Worker(url, { workerData, transferList: [control.port2] });
-      worker.on('message', onMessage);
-      worker.on('error', () => undefined); // its job (if any) stays unanswered; the reader serves on alone
-      exits.push(new Promise((resolve) => worker.on('exit', () => { control.port1.close(); resolve(); })));
-      this.copiers.push({ worker, control });
-    }
+    startCopiers = (): void => {
+      startCopiers = undefined;
+      const pending = this.pendingSources ?? new Map<number, FastReadSource>();
+      this.pendingSources = undefined;
+      for (let index = 0; copy !== undefined && index < count && !this.exited; index++) {
+        const control = new MessageChannel();
+        const workerData: CopierThreadData = { ...common, role: 'copier', index, copy, control: control.port2 };
+        const worker = new Worker(url, { workerData, transferList: [control.port2] });
+        worker.on('message', onMessage);
+        worker.on('error', () => undefined); // its job (if any) stays unanswered; the reader serves on alone
+        exits.push(new Promise((resolve) => worker.on('exit', () => { control.port1.close(); resolve(); })));
+        for (const [ino, source] of pending) control.port1.postMessage({ kind: 'source', ino, source } satisfies ControlMessage);
+        if (this.unreferenced) {
+          worker.unref();
+          control.port1.unref();
+        }
+        this.copiers.push({ worker, control });
+      }
+    };
+    // A reader that never posts (a connection adopted after INIT, every request answered on the
+    // thread) gets its copiers all the same.
+    setTimeout(() => startCopiers?.(), COPIERS_LATEST_MS).unref();
     const workerData: ReaderThreadData = {
       ...common, role: 'reader', copy, wakeFd: this.wakeRead, bufferSize: options.bufferSize, spinMicros: options.spinMicros ?? 0,
       control: this.control.port2, ...(options.tree ? { tree: options.tree } : {}),
@@ -118,7 +141,8 @@ export class FuseReader {
       this.control.port1.close();
       resolve();
     })));
-    void Promise.all(exits).then(() => {
+    // The copiers' exits are in `exits` by the time the reader's is seen: they start on its messages.
+    void exits[0]!.then(() => Promise.all(exits)).then(() => {
       closeQuietly(this.wakeRead);
       closeQuietly(this.wakeWrite);
       resolveDone();
@@ -132,6 +156,7 @@ export class FuseReader {
   addSource(ino: number, source: FastReadSource): void {
     if (this.exited) return;
     const msg: ControlMessage = { kind: 'source', ino, source };
+    this.pendingSources?.set(ino, source);
     for (const c of this.copiers) c.control.port1.postMessage(msg);
     this.control.port1.postMessage(msg);
   }
@@ -153,6 +178,7 @@ export class FuseReader {
   }
 
   unref(): void {
+    this.unreferenced = true;
     this.worker.unref();
     this.control.port1.unref();
     for (const c of this.copiers) {

@@ -23,7 +23,7 @@ import { logFor, log } from '../util/log.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { addHistogram, emptyHistogram, histogramDelta } from '../util/histogram.js';
 import { settlesWithin } from '../util/with-timeout.js';
-import { resolveImageRef } from './image-source.js';
+import { preloadImageSources, resolveImageRef } from './image-source.js';
 import { chooseMode, modeUsable } from './mode-choice.js';
 import { checkMountpoint, describeUsers, mountUsers, umountUnlessBusy, waitUsable, type ReservedDir } from './mountpoint.js';
 import { resolvePrefetchPaths, type BlobRange } from './prefetch-paths.js';
@@ -96,6 +96,7 @@ export class MountManager {
     this.registry = options.registry ?? {};
     this.stalledFetchMs = options.stalledFetchMs ?? STALLED_FETCH_MS;
     this.traceSeconds = options.traceSeconds ?? 0;
+    preloadImageSources();
   }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {
