@@ -10,8 +10,7 @@ import type { FastReadSource, ThreadTreeSpec } from './types.js';
 /** Bytes of one copier mailbox: a READ request is 80 bytes. */
 export const JOB_BYTES = 128;
 
-/** copy.state[1 + i] of copier i. */
-/** STARTING: the copier's thread is not running yet (the reader hands it nothing until it is IDLE). */
+/** copy.state[1 + i] of copier i. STARTING: its thread is not running yet (it is handed nothing until IDLE). */
 export const CopierState = { IDLE: 0, JOB: 1, STOP: 2, STARTING: 3 } as const;
 
 /**
