@@ -18,7 +18,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
@@ -101,7 +101,8 @@ function zstdRows(tmp: string, frames: Buffer[], level: number, runs: number): R
     return name;
   });
   execFileSync('zstd', ['-q', `-${level}`, '--rm', '--no-progress', ...names]);
-  const stored = names.map((n) => readFileSync(`${n}.zst`));
+  const files = names.map((n) => `${n}.zst`);
+  const stored = files.map((f) => readFileSync(f));
   const digests = frames.map(sha256);
   let fzstdSeconds = Infinity;
   for (let r = 0; r < runs; r++) {
@@ -113,7 +114,6 @@ function zstdRows(tmp: string, frames: Buffer[], level: number, runs: number): R
     fzstdSeconds = Math.min(fzstdSeconds, Number(process.hrtime.bigint() - t0) / 1e9);
   }
   const hashSeconds = hashAll(frames, runs);
-  const files = readdirSync(dir).map((n) => join(dir, n));
   let nativeSeconds = Infinity;
   for (let r = 0; r < runs; r++) {
     const t0 = process.hrtime.bigint();

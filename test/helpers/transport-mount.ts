@@ -111,6 +111,7 @@ export function reattachTransport<A extends ActiveTransport>(transport: Mounting
   });
 }
 
+/** The device of the mount at `path`, or null when nothing is mounted there. */
 function mountDeviceOrNull(path: string): string | null {
   try {
     return mountDevice(path);
@@ -130,11 +131,11 @@ export function mountpoints(): string[] {
 export async function tearDownMount(m: TransportMount<ActiveTransport> | undefined, ...paths: string[]): Promise<void> {
   if (m) {
     const fuse = m.kernel.objects.find((o) => o.kind === 'fuse');
-    const device = fuse?.kind === 'fuse' && mountpoints().includes(fuse.path) ? mountDevice(fuse.path) : undefined;
+    const device = fuse?.kind === 'fuse' ? mountDeviceOrNull(fuse.path) : null;
     await m.unmount().catch(() => undefined);
     // Only while our connection is still mounted there: once it ended, its device number can belong to
     // another test's new connection, which an abort by number would end.
-    if (device && fuse?.kind === 'fuse' && mountpoints().includes(fuse.path) && mountDeviceOrNull(fuse.path) === device) abortFuseConnection(device);
+    if (device !== null && fuse?.kind === 'fuse' && mountDeviceOrNull(fuse.path) === device) abortFuseConnection(device);
     await m.kernel.unmakeAll().catch(() => undefined);
   }
   for (const p of paths) if (mountpoints().includes(p)) umount2(p, MNT_DETACH);
