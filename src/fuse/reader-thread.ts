@@ -1,5 +1,5 @@
 /**
- * The entry of a FuseReader thread (started by reader.ts with workerData: ThreadData).
+ * The entry of a FuseReader thread (started by reader.ts with ThreadData, or as a spare that gets it later).
  *
  * reader: sets the /dev/fuse fd non-blocking, drains every queued request, answers the READs it can
  *   itself (reader-serve.ts) or hands large ones to an idle copier, posts the rest to the main thread
@@ -8,7 +8,7 @@
  * copier: waits for a job in its mailbox (reader-protocol.ts) and answers it like the reader would.
  * Both reply on the same fd: the kernel matches replies by unique, not by thread.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { IN_HEADER_SIZE, InHeaderOffset, Opcode, ReadInOffset } from './layout.js';
 import { EAGAIN, EINTR, ENODEV, ENOENT } from './errno.js';
 import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl, read } from './reader-libc.js';
@@ -20,13 +20,14 @@ import {
 import { FastReads } from './reader-serve.js';
 import { MetadataOnThread } from './reader-metadata.js';
 import type { MetadataTree } from './types.js';
+import { threadData } from '../util/spare-threads.js';
 
 /** Requests posted to the main thread in one message at most. */
 const MAX_BATCH = 64;
 
 if (parentPort === null) throw new Error('reader-thread.ts runs only as a worker thread (see reader.ts)');
 const port = parentPort;
-const data = workerData as ThreadData;
+const data = await threadData<ThreadData>();
 const fast = new FastReads(data, (ino, offset, length) => post({ kind: 'served', ino, offset, length }));
 const metadata = data.role === 'reader' ? await metadataOnThread(data) : undefined;
 

@@ -8,10 +8,11 @@
  * forwarded like every other request, and the filesystem (and its cache) serve it. Other replies are
  * written by the main thread (writes to /dev/fuse never block).
  */
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, type Worker } from 'node:worker_threads';
 import { writeSync } from 'node:fs';
 import { closeQuietly, pipe2 } from '../native/fd.js';
 import { OndemandError } from '../util/errors.js';
+import { keepSpareThreads, restockSpareThreads, spareThreads, startThread, wantSpareThreads } from '../util/spare-threads.js';
 import {
   newCopyShared, stopCopiers, type ControlMessage, type CopierThreadData, type ReaderThreadData, type ThreadMessage,
 } from './reader-protocol.js';
@@ -55,8 +56,16 @@ export const DEFAULT_COPY_MIN_BYTES = 128 * 1024;
 /** Fast READs from this size up are spliced unless told otherwise (ReaderOptions.spliceMinBytes). */
 export const DEFAULT_SPLICE_MIN_BYTES = 64 * 1024;
 
-/** The copiers start at the reader's first message, or this long after it, whichever comes first. */
+/** New copiers start at the reader's first message, or this long after it, whichever comes first. */
 const COPIERS_LATEST_MS = 250;
+
+/**
+ * Starts the threads of a mount with `copyThreads` copiers ahead of it, and keeps as many started
+ * after each mount's threads end (util/spare-threads.ts).
+ */
+export function keepSpareReaderThreads(copyThreads: number): void {
+  keepSpareThreads(readerThreadUrl(), 1 + copyThreads);
+}
 
 /** A running reader thread on one /dev/fuse fd. */
 export class FuseReader {
@@ -92,8 +101,10 @@ export class FuseReader {
       this.ended = true;
       handlers.onEnd(errno);
     };
-    // The copiers start once the reader has posted its first message (INIT, once its tree is loaded):
-    // started beside it, four threads' start-up on two CPUs held up the mount (fuse-tree: ~90 ms).
+    // Threads not started yet start once the reader has posted its first message (INIT, once its tree
+    // is loaded): started beside it, four threads' start-up on two CPUs held up the mount (fuse-tree:
+    // ~90 ms). Spares are running already: they are handed their work at once.
+    const sparesReady = spareThreads(url) >= 1 + count;
     let startCopiers: (() => void) | undefined;
     const onMessage = (msg: ThreadMessage): void => {
       startCopiers?.();
@@ -109,7 +120,7 @@ export class FuseReader {
       for (let index = 0; copy !== undefined && index < count && !this.exited; index++) {
         const control = new MessageChannel();
         const workerData: CopierThreadData = { ...common, role: 'copier', index, copy, control: control.port2 };
-        const worker = new Worker(url, { workerData, transferList: [control.port2] });
+        const worker = startThread(url, workerData, [control.port2]);
         worker.on('message', onMessage);
         worker.on('error', () => undefined); // its job (if any) stays unanswered; the reader serves on alone
         exits.push(new Promise((resolve) => worker.on('exit', () => { control.port1.close(); resolve(); })));
@@ -128,8 +139,12 @@ export class FuseReader {
       ...common, role: 'reader', copy, wakeFd: this.wakeRead, bufferSize: options.bufferSize, spinMicros: options.spinMicros ?? 0,
       control: this.control.port2, ...(options.tree ? { tree: options.tree } : {}),
     };
-    this.worker = new Worker(url, { workerData, transferList: [this.control.port2] });
+    this.worker = startThread(url, workerData, [this.control.port2]);
     this.worker.on('message', onMessage);
+    if (sparesReady) startCopiers?.();
+    // The next mount finds spares when this one's threads have ended (started now, they would run
+    // beside this mount's first reads).
+    wantSpareThreads(url, 1 + count);
     this.worker.on('error', () => {
       // The reader tells the copiers to stop only on its normal way out.
       if (copy) stopCopiers(copy);
@@ -146,6 +161,7 @@ export class FuseReader {
       closeQuietly(this.wakeRead);
       closeQuietly(this.wakeWrite);
       resolveDone();
+      restockSpareThreads(url);
     });
   }
 

@@ -97,6 +97,9 @@ export class MountManager {
     this.stalledFetchMs = options.stalledFetchMs ?? STALLED_FETCH_MS;
     this.traceSeconds = options.traceSeconds ?? 0;
     preloadImageSources();
+    // What the usual mode's mounts need (threads) starts now, off the first mount's clock.
+    const usual = chooseMode(features).mode;
+    if (usual !== null) transportFor(usual)?.prepare?.();
   }
 
   private pickTransport(requested: MountRequest['mode']): { transport: Transport; reason: string } {

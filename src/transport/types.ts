@@ -50,6 +50,8 @@ export interface ActiveTransport {
 
 export interface Transport {
   readonly mode: MountMode;
+  /** Starts what its mounts will need (threads) ahead of the first one, off its clock. */
+  prepare?(): void;
   /** Makes the mount at ctx.mountpoint; every kernel object goes through ctx.kernel (undo steps included). */
   mount(ctx: TransportContext): Promise<ActiveTransport>;
   /** Serves an existing mount again after a worker restart, from the kernel objects recorded for it. */

@@ -22,6 +22,7 @@ import { closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { FuseSession, type FuseSessionOptions } from '../../fuse/session.js';
 import { mountDevice, setReadAhead } from '../../fuse/connection.js';
+import { keepSpareReaderThreads } from '../../fuse/reader.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { erofsMountFlags } from '../kernel-objects.js';
 import { MountError } from '../../util/errors.js';
@@ -204,6 +205,10 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
 
 export const fuseBlobsTransport: FuseBlobsTransport = {
   mode: 'fuse-blobs',
+
+  prepare(): void {
+    keepSpareReaderThreads(0); // its sessions run no copy threads (sessionOptions)
+  },
 
   async mount(ctx: TransportContext): Promise<ActiveFuseBlobs> {
     const passthrough = ctx.features.fusePassthrough.supported;

@@ -11,6 +11,7 @@
 import { closeSync } from 'node:fs';
 import { FuseSession, type FuseSessionOptions } from '../../fuse/session.js';
 import { mountDevice, setReadAhead } from '../../fuse/connection.js';
+import { keepSpareReaderThreads } from '../../fuse/reader.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
 import { MountError } from '../../util/errors.js';
@@ -117,6 +118,10 @@ function filesystem(ctx: TransportContext): FuseTreeFilesystem {
 
 export const fuseTreeTransport: FuseTreeTransport = {
   mode: 'fuse-tree',
+
+  prepare(): void {
+    keepSpareReaderThreads(COPY_THREADS);
+  },
 
   async mount(ctx: TransportContext): Promise<ActiveFuseTree> {
     const fs = filesystem(ctx);

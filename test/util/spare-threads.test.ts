@@ -1,0 +1,51 @@
+import { MessageChannel, type Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { compiledThreadUrl } from '../../src/util/thread-url.js';
+import { keepSpareThreads, restockSpareThreads, spareThreads, startThread, wantSpareThreads } from '../../src/util/spare-threads.js';
+
+// A thread module that answers with its thread id and twice the value it was given (threads run
+// compiled code: it imports the built spare-threads.js).
+const built = compiledThreadUrl(new URL('../../src/util/spare-threads.ts', import.meta.url).href, 'spare-threads.js', 'ETEST');
+const echo = (tag: string): URL => new URL(`data:text/javascript,${encodeURIComponent(`// ${tag}
+import { parentPort, threadId } from 'node:worker_threads';
+import { threadData } from '${built.href}';
+const data = await threadData();
+parentPort.postMessage({ threadId, doubled: data.value * 2 });
+data.port?.postMessage('through the transferred port');
+data.port?.close();`)}`);
+const url = echo('kept spare');
+
+function answer(worker: Worker): Promise<{ threadId: number; doubled: number }> {
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+}
+
+describe('spare threads', () => {
+  it('hands out a thread started ahead, with its data and transferred ports, and restocks only when told', async () => {
+    keepSpareThreads(url, 2);
+    expect(spareThreads(url)).toBe(2);
+    const channel = new MessageChannel();
+    const viaPort = new Promise((resolve) => channel.port1.once('message', resolve));
+    const worker = startThread(url, { value: 21, port: channel.port2 }, [channel.port2]);
+    expect(spareThreads(url)).toBe(1);
+    const got = await answer(worker);
+    expect(got).toEqual({ threadId: worker.threadId, doubled: 42 });
+    expect(await viaPort).toBe('through the transferred port');
+    channel.port1.close();
+    await new Promise((resolve) => worker.once('exit', resolve));
+
+    wantSpareThreads(url, 2); // no more than before: nothing starts
+    expect(spareThreads(url)).toBe(1);
+    restockSpareThreads(url);
+    expect(spareThreads(url)).toBe(2);
+  });
+
+  it('starts a thread of its own when no spare is idle, with the data as workerData', async () => {
+    const other = echo('no spares wanted');
+    expect(spareThreads(other)).toBe(0);
+    const worker = startThread(other, { value: 5 });
+    expect(await answer(worker)).toEqual({ threadId: worker.threadId, doubled: 10 });
+  });
+});
