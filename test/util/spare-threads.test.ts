@@ -29,12 +29,14 @@ describe('spare threads', () => {
     const channel = new MessageChannel();
     const viaPort = new Promise((resolve) => channel.port1.once('message', resolve));
     const worker = startThread(url, { value: 21, port: channel.port2 }, [channel.port2]);
+    const exited = new Promise((resolve) => worker.once('exit', resolve)); // before it can happen
     expect(spareThreads(url)).toBe(1);
+    const id = worker.threadId; // -1 once it has exited
     const got = await answer(worker);
-    expect(got).toEqual({ threadId: worker.threadId, doubled: 42 });
+    expect(got).toEqual({ threadId: id, doubled: 42 });
     expect(await viaPort).toBe('through the transferred port');
     channel.port1.close();
-    await new Promise((resolve) => worker.once('exit', resolve));
+    await exited;
 
     wantSpareThreads(url, 2); // no more than before: nothing starts
     expect(spareThreads(url)).toBe(1);
@@ -46,6 +48,7 @@ describe('spare threads', () => {
     const other = echo('no spares wanted');
     expect(spareThreads(other)).toBe(0);
     const worker = startThread(other, { value: 5 });
-    expect(await answer(worker)).toEqual({ threadId: worker.threadId, doubled: 10 });
+    const id = worker.threadId;
+    expect(await answer(worker)).toEqual({ threadId: id, doubled: 10 });
   });
 });
