@@ -14,12 +14,14 @@
  * file: disk reads every time.) erofs's readahead is raised instead when a blob has holes, so
  * sequential reads keep whole frames in flight. Without passthrough, complete blobs are opened cached:
  * nothing is left to fetch, and their FUSE page cache keeps warm reads in the kernel.
- * Loop devices instead for kernels without file-backed erofs, and for `--prefetch` mounts: their blob
- * files were opened before being complete, so when prefetch ends the read-only loops are switched to
- * the complete cache files (LOOP_CHANGE_FD) and reads no longer involve this process.
+ * Loop devices instead for kernels without file-backed erofs, and for `--prefetch` mounts. A blob
+ * complete at mount time gets its loop on the cache file itself; the others on their FUSE files, and
+ * when prefetch ends those read-only loops are switched to the complete cache files (LOOP_CHANGE_FD)
+ * and reads no longer involve this process. The switch fsyncs the cache file (the loop driver does, on
+ * 6.18): a cache flush on the disk, which a mount over a complete cache no longer pays at its first read.
  */
-import { closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, readFileSync, realpathSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { FuseSession, type FuseSessionOptions } from '../../fuse/session.js';
 import { mountDevice, setReadAhead } from '../../fuse/connection.js';
 import { keepSpareReaderThreads } from '../../fuse/reader.js';
@@ -78,8 +80,9 @@ export interface FuseBlobsTransport extends Transport {
 class ServedBlobs implements ActiveFuseBlobs {
   /** Set once erofs is mounted. */
   erofs: ErofsDevices = { source: '', devices: [], onLoops: false };
-  private direct = 0;
-  /** Cache leases of blobs whose loop reads the cache file itself: held until the session stops. */
+  /** Indices of the blobs whose loop reads the cache file itself. */
+  private readonly direct = new Set<number>();
+  /** Cache leases of those blobs: held until the session stops. */
   private readonly loopLeases: (() => void)[] = [];
   private stopped?: Promise<void>;
 
@@ -88,13 +91,45 @@ class ServedBlobs implements ActiveFuseBlobs {
   stats(): FuseBlobsTransportStats {
     const s = this.session.stats();
     return {
-      requests: s.requests, passthroughOpens: s.passthroughOpens, blobsDirect: this.direct,
+      requests: s.requests, passthroughOpens: s.passthroughOpens, blobsDirect: this.direct.size,
       connection: this.session.params, session: s, files: this.fs.stats(),
     };
   }
 
   whenEnded(): Promise<number> {
     return this.session.whenEnded();
+  }
+
+  /**
+   * The file a loop device for blob `i` is attached to: the cache file itself when the blob is complete
+   * now (a lease keeps it so while the session lasts), else its FUSE file.
+   */
+  async attachBlobLoop(i: number, fuseFile: string): Promise<string> {
+    const blob = this.ctx.blobs[i];
+    const release = blob ? leaseIfComplete(blob) : undefined;
+    if (!blob || !release) return this.ctx.kernel.attachLoop(fuseFile);
+    try {
+      const device = await this.ctx.kernel.attachLoop(blob.openDataPath ?? blob.dataPath);
+      this.holdDirect(i, release);
+      return device;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /**
+   * After a worker restart: the loops a predecessor attached to (or switched to) the cache files read
+   * them directly again, so their blobs are leased again (never evicted under the kernel) and made
+   * whole (the new worker may not trust every frame yet: a crash loses bits, never bytes it needs).
+   */
+  async adoptDirectLoops(): Promise<void> {
+    for (const [i, device] of this.erofs.devices.entries()) {
+      const blob = this.ctx.blobs[i];
+      if (!blob || !readsFile(device, blob.openDataPath ?? blob.dataPath)) continue;
+      this.holdDirect(i, blob.lease?.() ?? (() => undefined));
+      await blob.ensure(0, blob.size);
+    }
   }
 
   /**
@@ -106,10 +141,10 @@ class ServedBlobs implements ActiveFuseBlobs {
     if (!this.erofs.onLoops) return;
     for (const [i, device] of this.erofs.devices.entries()) {
       const blob = this.ctx.blobs[i];
-      if (!blob) continue;
+      if (!blob || this.direct.has(i)) continue;
       // Pinned by the mount already; the lease says it where the kernel reads the file, and is taken
       // before the check (isComplete is false while an eviction runs).
-      const release = blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
+      const release = leaseIfComplete(blob);
       if (!release) continue;
       try {
         await this.ctx.kernel.swapLoop(device, blob.openDataPath ?? blob.dataPath);
@@ -117,9 +152,13 @@ class ServedBlobs implements ActiveFuseBlobs {
         release();
         throw err;
       }
-      this.loopLeases.push(release);
-      this.direct += 1;
+      this.holdDirect(i, release);
     }
+  }
+
+  private holdDirect(i: number, release: () => void): void {
+    this.direct.add(i);
+    this.loopLeases.push(release);
   }
 
   /** Stops serving and releases the fd (once; the connection itself belongs to the broker's owner). */
@@ -142,6 +181,20 @@ class ServedBlobs implements ActiveFuseBlobs {
     const ended = await withTimeout(this.session.whenEnded(), CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
     if (ended === undefined) log.info({ mountpoint: this.ctx.mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily): cutting it off');
     await this.stop();
+  }
+}
+
+/** A lease on `blob` if it is complete now (blobs without leases: a no-op release when complete). */
+function leaseIfComplete(blob: TransportContext['blobs'][number]): (() => void) | undefined {
+  return blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
+}
+
+/** Whether loop `device` reads `file` (sysfs names the backing file by its real path). */
+function readsFile(device: string, file: string): boolean {
+  try {
+    return readFileSync(`/sys/block/${basename(device)}/loop/backing_file`, 'utf8').trim() === realpathSync(file);
+  } catch {
+    return false;
   }
 }
 
@@ -179,7 +232,7 @@ function fileBacked(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough:
  */
 let stackedFilesRefused = false;
 
-async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passthrough: boolean): Promise<ErofsDevices> {
+async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, served: ServedBlobs, passthrough: boolean): Promise<ErofsDevices> {
   const useLoops = ctx.prefetch || !ctx.features.erofsFileBacked.supported || (passthrough && stackedFilesRefused);
   if (!useLoops) {
     failPoint('before-erofs-mount');
@@ -197,7 +250,7 @@ async function mountErofs(ctx: TransportContext, fs: FuseBlobsFilesystem, passth
   }
   const source = await ctx.kernel.attachLoop(join(ctx.privateDir, BOOTSTRAP_NAME));
   const devices: string[] = [];
-  for (const n of fs.blobNames()) devices.push(await ctx.kernel.attachLoop(join(ctx.privateDir, n)));
+  for (const [i, n] of fs.blobNames().entries()) devices.push(await served.attachBlobLoop(i, join(ctx.privateDir, n)));
   failPoint('before-erofs-mount');
   await ctx.kernel.mount(source, ctx.mountpoint, 'erofs', erofsMountFlags(ctx.allowDevices), devices.map((d) => `device=${d}`).join(','));
   return { source, devices, onLoops: true };
@@ -222,7 +275,7 @@ export const fuseBlobsTransport: FuseBlobsTransport = {
     const params = await withTimeout(session.ready(), INIT_TIMEOUT_MS, `FUSE INIT did not arrive at ${ctx.privateDir}`);
     await ctx.kernel.saveFuseParams(ctx.privateDir, params);
     setReadAhead(mountDevice(ctx.privateDir), FUSE_READ_AHEAD_KB);
-    served.erofs = await mountErofs(ctx, fs, params.passthrough);
+    served.erofs = await mountErofs(ctx, fs, served, params.passthrough);
     return served;
   },
 
@@ -239,6 +292,7 @@ export const fuseBlobsTransport: FuseBlobsTransport = {
     const [source, ...devices] = objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : []));
     const served = new ServedBlobs(ctx, session, fs, fd);
     served.erofs = source === undefined ? fileBacked(ctx, fs, passthrough) : { source, devices, onLoops: true };
+    await served.adoptDirectLoops();
     slot.set(served);
     return served;
   },
