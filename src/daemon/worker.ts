@@ -13,7 +13,7 @@ import { shutdownTransports } from '../transport/index.js';
 import { UsageError, errorText } from '../util/errors.js';
 import { log, reopenLog } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
-import { holdFanotifyGroup, serveFanotifyGroup } from '../transport/fanotify/transport.js';
+import { holdFanotifyGroup, serveFanotifyGroup, withdrawIgnoreMarks } from '../transport/fanotify/transport.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
 import { DaemonMetrics, serveMetrics } from './metrics.js';
@@ -32,6 +32,11 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
   // poll(2) inside native code and may never return; the fds must be closed now.
   process.on('disconnect', () => {
     log.error('supervisor went away; worker exiting');
+    try {
+      withdrawIgnoreMarks();
+    } catch (err) {
+      log.error({ err: errorText(err) }, 'cannot take off the ignore masks of complete blobs');
+    }
     process.kill(process.pid, 'SIGKILL');
   });
   const lock = await supervisor.request({ op: 'cacheLock' });

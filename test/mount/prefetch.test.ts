@@ -5,9 +5,10 @@
  * the start (loops on the cache files, or FUSE passthrough where erofs takes FUSE files).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
-import { cliBuilt, leftovers, loopsUnder, makeHarness, type Harness } from './harness.js';
+import { alive, cliBuilt, fanotifyHolder, leftovers, loopsUnder, makeHarness, waitUntil, type Harness } from './harness.js';
 import { buildImage, compareTrees, makeTree, mountStatus, type TestImage } from './images.js';
 
 const ready = needs('prefetch', [isRoot, 'root'], [cliBuilt(), 'a current build (make build)']);
@@ -77,6 +78,37 @@ describe.skipIf(!ready)('mount --prefetch', () => {
     }
     await h.ok('umount', mp);
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  });
+
+  it('fanotify: when the supervisor dies, no ignore mask outlives its worker, and the blob file cannot be changed', async () => {
+    const fresh = makeHarness('prefetch-fanotify-kill');
+    try {
+      const mp = fresh.mountpoint('pf');
+      await fresh.ok('mount', '--mode', 'fanotify', '--prefetch', ...image.args, mp);
+      let s = await mountStatus(fresh, mp);
+      for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        s = await mountStatus(fresh, mp);
+      }
+      expect(s.blobsDirect).toBeGreaterThan(0);
+      const holder = fanotifyHolder(fresh.runDir);
+      expect(holder).not.toBeNull();
+      const ignoredMasks = (): string[] => readFileSync(`/proc/${holder}/fdinfo/3`, 'utf8').split('\n')
+        .filter((l) => l.startsWith('fanotify ino:') && !/ ignored_mask:0\b/.test(l));
+      expect(ignoredMasks().length).toBeGreaterThan(0);
+      const supervisor = fresh.daemonPid()!;
+      const workers = readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, 'utf8').trim().split(/\s+/).map(Number).filter((p) => p > 0 && p !== holder);
+      process.kill(supervisor, 'SIGKILL');
+      expect(await waitUntil(() => !alive(supervisor) && workers.every((w) => !alive(w)), 10_000)).toBe(true);
+      // At once, not at the holder's next check: the worker took its masks off before it exited.
+      expect(ignoredMasks()).toEqual([]);
+      const data = readdirSync(join(fresh.cacheDir, 'blobs')).filter((f) => f.endsWith('.data')).map((f) => join(fresh.cacheDir, 'blobs', f));
+      expect(data.length).toBeGreaterThan(0);
+      for (const file of data) expect(() => writeFileSync(file, 'x', { flag: 'r+' })).toThrow(/EIO/);
+      await fresh.ok('umount', mp);
+    } finally {
+      await fresh.cleanup();
+    }
   });
 
   it('fanotify: the blobs of a prefetched image get ignore marks, and a whole-tree read fetches nothing', async () => {

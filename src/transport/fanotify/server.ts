@@ -284,6 +284,15 @@ export class FanotifyServer {
   }
 
   /**
+   * Every ignore mask this process set goes (synchronously): for a worker whose supervisor died, so
+   * that nobody's word stands for files that may be changed behind a dead daemon's back. The holder
+   * does the same when it notices, but only after its next check (fanotify-holder-main.ts).
+   */
+  unignoreAll(): void {
+    for (const served of this.files.values()) this.unignore(served);
+  }
+
+  /**
    * The blob's data file changed behind the cache: its reads must raise events again (the cache
    * verifies its frames before allowing them), so its ignore mark goes, at once.
    */

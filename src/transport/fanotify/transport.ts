@@ -26,6 +26,8 @@ const MOUNT_DATA_MAX = 4095;
 
 /** One server per process, shared by every fanotify mount; started on first use. */
 let server: Promise<FanotifyServer> | null = null;
+/** The server once made (for what must run synchronously, see withdrawIgnoreMarks). */
+let madeServer: FanotifyServer | null = null;
 /** After a worker restart, events are answered only once every re-attached mount serves its blobs again. */
 let heldBack: FanotifyServer | null = null;
 
@@ -33,6 +35,7 @@ function serving(kernel: KernelBroker, holdBack: boolean): Promise<FanotifyServe
   server ??= (async () => {
     const { fd, fresh, journal } = await kernel.openFanotify();
     const s = new FanotifyServer(fd, EventJournal.open(journal), fresh);
+    madeServer = s;
     if (holdBack && !fresh) heldBack = s;
     else await s.start();
     return s;
@@ -60,6 +63,15 @@ export async function serveFanotifyGroup(kernel: KernelBroker): Promise<void> {
   const s = await serving(kernel, false);
   if (heldBack === s) heldBack = null;
   await s.start();
+}
+
+/**
+ * Takes off every ignore mask this process set, at once: called by a worker whose supervisor died,
+ * before it exits, so complete blobs raise events (answered EIO by the holder) before anyone can
+ * change their files behind the dead daemon's back.
+ */
+export function withdrawIgnoreMarks(): void {
+  madeServer?.unignoreAll();
 }
 
 /** This process's fanotify server (tests and benchmarks read its counters), if one was started. */
@@ -156,6 +168,7 @@ export const fanotifyTransport: Transport = {
   async shutdown(): Promise<void> {
     const s = server;
     server = null;
+    madeServer = null;
     heldBack = null;
     const started = await s?.catch(() => null);
     await started?.stop();
