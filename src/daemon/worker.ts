@@ -23,6 +23,7 @@ import { SupervisorRecords } from './supervisor-records.js';
 import { controlSocketPath, fuseMountsDir } from './paths.js';
 import type { ControlRequest, IpcFromSupervisor, StatusResult } from './protocol.js';
 import type { WorkerArgs } from './worker-process.js';
+import { endSpareThreads } from '../util/spare-threads.js';
 
 /** `config`: the daemon's configuration, resolved once by whoever started it (never re-read here). */
 export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promise<void> {
@@ -70,6 +71,7 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
     if (stopping) return;
     stopping = true;
     log.info({ why }, 'worker stopping: unmounting everything');
+    endSpareThreads();
     server?.close();
     metricsServer?.close();
     metricsServer?.closeAllConnections();

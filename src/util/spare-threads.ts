@@ -24,6 +24,8 @@ interface Pool {
 }
 
 const pools = new Map<string, Pool>();
+/** Set when the process winds down: no spare starts any more. */
+let ended = false;
 
 function poolOf(url: URL): Pool {
   let pool = pools.get(url.href);
@@ -52,7 +54,7 @@ export function wantSpareThreads(url: URL, count: number): void {
 /** Starts spares of `url` until as many are idle as are wanted (after some were handed out). */
 export function restockSpareThreads(url: URL): void {
   const pool = pools.get(url.href);
-  if (pool === undefined) return;
+  if (pool === undefined || ended) return;
   while (pool.idle.length < pool.want) {
     const worker = new Worker(pool.url, { workerData: { [SPARE_KEY]: true } });
     const gone = (): void => {
@@ -63,6 +65,20 @@ export function restockSpareThreads(url: URL): void {
     worker.on('exit', gone);
     worker.unref();
     pool.idle.push({ worker, forget: () => { worker.off('error', gone); worker.off('exit', gone); } });
+  }
+}
+
+/**
+ * No more spares (the process is winding down): the idle ones end, and the threads that end from now
+ * on (a FUSE mount's, as everything is unmounted) are not replaced.
+ */
+export function endSpareThreads(): void {
+  ended = true;
+  for (const pool of pools.values()) {
+    for (const spare of pool.idle.splice(0)) {
+      spare.forget();
+      void spare.worker.terminate();
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { compiledThreadUrl } from '../../src/util/thread-url.js';
-import { keepSpareThreads, restockSpareThreads, spareThreads, startThread, wantSpareThreads } from '../../src/util/spare-threads.js';
+import { endSpareThreads, keepSpareThreads, restockSpareThreads, spareThreads, startThread, wantSpareThreads } from '../../src/util/spare-threads.js';
 
 // A thread module that answers with its thread id and twice the value it was given (threads run
 // compiled code: it imports the built spare-threads.js).
@@ -50,5 +50,21 @@ describe('spare threads', () => {
     const worker = startThread(other, { value: 5 });
     const id = worker.threadId;
     expect(await answer(worker)).toEqual({ threadId: id, doubled: 10 });
+  });
+
+  // Last: it ends spares for the whole process (a worker winding down).
+  it('once ended, the idle spares end and none start again', async () => {
+    const ending = echo('ended');
+    keepSpareThreads(ending, 2);
+    expect(spareThreads(ending)).toBe(2);
+    endSpareThreads();
+    expect(spareThreads(ending)).toBe(0);
+    restockSpareThreads(ending);
+    keepSpareThreads(ending, 3);
+    expect(spareThreads(ending)).toBe(0);
+    // A thread asked for by name still starts: only spares stop.
+    const worker = startThread(ending, { value: 1 });
+    expect((await answer(worker)).doubled).toBe(2);
+    await worker.terminate();
   });
 });
