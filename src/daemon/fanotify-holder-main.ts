@@ -3,17 +3,20 @@
  * argv[2]). While a daemon runs (the run dir's daemon.pid is alive) it only holds the fd: the worker
  * answers events. When the daemon is gone it first takes the ignore masks off the marks the daemon's
  * records name, so complete blobs raise events again (nobody vouches for those files now: they may be
- * changed behind a dead daemon's back), then answers every event EIO itself: a reader of a dead
+ * changed behind a dead daemon's back; it hears of its parent supervisor's death at once, by a
+ * parent-death signal, and checks every 100 ms for the rest), then answers every event EIO itself: a reader of a dead
  * daemon's mount, or of a marked cache file, gets an error instead of waiting, and never zeros or
  * unchecked bytes. It exits when no daemon runs and the group has no mark left: then no event can
  * come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
  * (`systemctl restart`, Restart= after a crash), events wait for it instead.
  */
 import { readFileSync, readSync } from 'node:fs';
+import os from 'node:os';
 import { AT_FDCWD, EIO, FAN_MARK_IGNORE, FAN_MARK_REMOVE, FAN_PRE_ACCESS, fanDenyErrno, fanotifyMark, respond } from '../native/fanotify.js';
 import { O_NONBLOCK, closeQuietly } from '../native/fd.js';
 import { fcntlInt } from '../native/libc.js';
 import { parseEvents } from '../native/fanotify-events.js';
+import { setParentDeathSignal } from '../native/process.js';
 import { livePid } from './client.js';
 import { recordFilePath } from './paths.js';
 import { readRecordFile } from './records.js';
@@ -77,10 +80,20 @@ async function daemonComingBack(): Promise<boolean> {
   }
 }
 
-process.on('SIGTERM', () => process.exit(0));
-setInterval(() => {
+/** The supervisor that started this holder (its parent), and whether it is known dead (a zombie still answers kill(0)). */
+const parent = process.ppid;
+let parentGone = false;
+
+/** The live daemon of the run dir, if any. */
+function daemon(): number | null {
+  const pid = livePid(runDir);
+  return pid !== null && parentGone && pid === parent ? null : pid;
+}
+
+/** Whether the daemon is gone; when it is, what is left to do (see the header). */
+function check(): void {
   if (asking) return;
-  if (livePid(runDir) !== null) {
+  if (daemon() !== null) {
     alone = false;
     return;
   }
@@ -88,7 +101,7 @@ setInterval(() => {
   void daemonComingBack().then((back) => {
     asking = false;
     // A daemon that systemd brings back adopts this group and answers what is queued, as after a crash.
-    if (back || livePid(runDir) !== null) return;
+    if (back || daemon() !== null) return;
     if (!alone) {
       alone = true;
       for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
@@ -96,4 +109,22 @@ setInterval(() => {
     denyQueued();
     if (marks() === 0) process.exit(0);
   });
-}, CHECK_MS);
+}
+
+process.on('SIGTERM', () => process.exit(0));
+// The supervisor that started this holder is its parent: its death is known at once, not at the next
+// check, so the ignore masks go before anyone can change a complete blob's file behind its back.
+process.on('SIGUSR2', () => {
+  parentGone = true;
+  check();
+});
+try {
+  setParentDeathSignal(os.constants.signals.SIGUSR2);
+} catch {
+  // the checks below still run
+}
+if (process.ppid !== parent) { // it died before the signal was asked for
+  parentGone = true;
+  check();
+}
+setInterval(check, CHECK_MS);

@@ -3,7 +3,7 @@
  * that its supervisor owns, so a worker crash never closes them.
  */
 import { closeSync } from 'node:fs';
-import { koffi, syscall3, sysError, SYS_pidfd_getfd, SYS_pidfd_open } from './libc.js';
+import { koffi, libc, syscall3, sysError, SYS_pidfd_getfd, SYS_pidfd_open } from './libc.js';
 
 /** A pidfd for a live process (needs no privilege for one's own parent). */
 export function pidfdOpen(pid: number): number {
@@ -27,4 +27,13 @@ export function fdOfProcess(pid: number, targetFd: number): number {
   } finally {
     closeSync(pidfd);
   }
+}
+
+const PR_SET_PDEATHSIG = 1;
+const prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)') as
+  (option: number, a2: number, a3: number, a4: number, a5: number) => number;
+
+/** Signal `signal` (a number) is sent to this process when the thread that started it ends (prctl PR_SET_PDEATHSIG). */
+export function setParentDeathSignal(signal: number): void {
+  if (prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0) !== 0) throw sysError('prctl(PR_SET_PDEATHSIG)', `signal ${signal}`, koffi.errno());
 }
