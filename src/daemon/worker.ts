@@ -14,6 +14,7 @@ import { UsageError, errorText } from '../util/errors.js';
 import { log, reopenLog } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
 import { holdFanotifyGroup, serveFanotifyGroup, withdrawIgnoreMarks } from '../transport/fanotify/transport.js';
+import { endSpareThreads } from '../util/spare-threads.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
 import { DaemonMetrics, serveMetrics } from './metrics.js';
@@ -23,7 +24,6 @@ import { SupervisorRecords } from './supervisor-records.js';
 import { controlSocketPath, fuseMountsDir } from './paths.js';
 import type { ControlRequest, IpcFromSupervisor, StatusResult } from './protocol.js';
 import type { WorkerArgs } from './worker-process.js';
-import { endSpareThreads } from '../util/spare-threads.js';
 
 /** `config`: the daemon's configuration, resolved once by whoever started it (never re-read here). */
 export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promise<void> {

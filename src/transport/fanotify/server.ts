@@ -286,7 +286,7 @@ export class FanotifyServer {
   /**
    * Every ignore mask this process set goes (synchronously): for a worker whose supervisor died, so
    * that nobody's word stands for files that may be changed behind a dead daemon's back. The holder
-   * does the same when it notices, but only after its next check (fanotify-holder-main.ts).
+   * does the same when it hears of the death (fanotify-holder-main.ts).
    */
   unignoreAll(): void {
     for (const served of this.files.values()) this.unignore(served);

@@ -27,7 +27,7 @@ import { mountDevice, setReadAhead } from '../../fuse/connection.js';
 import { keepSpareReaderThreads } from '../../fuse/reader.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { erofsMountFlags } from '../kernel-objects.js';
-import { MountError } from '../../util/errors.js';
+import { MountError, errorText } from '../../util/errors.js';
 import { EINVAL, errnoOf } from '../../fuse/errno.js';
 import { log } from '../../util/log.js';
 import { withTimeout } from '../../util/with-timeout.js';
@@ -121,14 +121,16 @@ class ServedBlobs implements ActiveFuseBlobs {
   /**
    * After a worker restart: the loops a predecessor attached to (or switched to) the cache files read
    * them directly again, so their blobs are leased again (never evicted under the kernel) and made
-   * whole (the new worker may not trust every frame yet: a crash loses bits, never bytes it needs).
+   * whole in the background (the new worker may not trust every frame yet: a crash loses bits, not the
+   * bytes the kernel reads).
    */
-  async adoptDirectLoops(): Promise<void> {
+  adoptDirectLoops(): void {
     for (const [i, device] of this.erofs.devices.entries()) {
       const blob = this.ctx.blobs[i];
       if (!blob || !readsFile(device, blob.openDataPath ?? blob.dataPath)) continue;
       this.holdDirect(i, blob.lease?.() ?? (() => undefined));
-      await blob.ensure(0, blob.size);
+      blob.ensure(0, blob.size).catch((err: unknown) => log.error({ mountpoint: this.ctx.mountpoint, image: this.ctx.image, blob: blob.blobId, device, err: errorText(err) },
+        'a loop device reads a cache file whose frames cannot all be verified'));
     }
   }
 
@@ -292,8 +294,8 @@ export const fuseBlobsTransport: FuseBlobsTransport = {
     const [source, ...devices] = objects.flatMap((o) => (o.kind === 'loop' ? [o.device] : []));
     const served = new ServedBlobs(ctx, session, fs, fd);
     served.erofs = source === undefined ? fileBacked(ctx, fs, passthrough) : { source, devices, onLoops: true };
-    await served.adoptDirectLoops();
     slot.set(served);
+    served.adoptDirectLoops();
     return served;
   },
 };
