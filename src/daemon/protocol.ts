@@ -5,6 +5,7 @@
  * - The record file (supervisor → disk): what each mount made, so it can be undone after a crash.
  */
 
+import type { GcResult } from '../cache/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { FanotifyGroupHandle, KernelObject } from '../transport/kernel-broker.js';
 import type { MountRecord, MountRequest, MountResult, MountStatus, UmountResult } from '../mount/types.js';
@@ -16,7 +17,9 @@ export interface UmountRequest { op: 'umount'; mountpoint: string; lazy?: boolea
 export interface StatusRequest { op: 'status' }
 export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
-export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest;
+/** Evicts least recently used blobs not in use until the cache uses at most `maxSize` bytes. */
+export interface GcRequest { op: 'gc'; maxSize: number }
+export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest | GcRequest;
 
 /** The cache as a whole, since the worker opened it (usage: now). */
 export interface CacheStatus {
@@ -59,6 +62,7 @@ export interface ControlResults {
   status: StatusResult;
   shutdown: { stopping: true };
   ping: PingResult;
+  gc: GcResult;
 }
 
 export interface WireError {

@@ -95,6 +95,10 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
         return manager.umount(req.mountpoint, { lazy: req.lazy === true });
       case 'status':
         return figures();
+      case 'gc':
+        // The daemon owns the cache (its lock): `cache gc` asks it. Blobs of mounted images are pinned.
+        if (!cache.gc) throw new UsageError('this cache cannot be trimmed');
+        return cache.gc({ maxSize: req.maxSize });
       case 'shutdown':
         // Unmount first, answer, then let the supervisor stop us.
         await manager.umountAll();

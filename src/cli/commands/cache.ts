@@ -1,11 +1,14 @@
 /**
  * `ondemand cache ls` lists cached blobs (read-only, works while a daemon owns the cache);
- * `ondemand cache gc [--max-size SIZE]` evicts least recently used blobs (takes the cache lock, so it
- * refuses while a daemon runs: the daemon evicts by itself under its own --max-size);
+ * `ondemand cache gc [--max-size SIZE]` evicts least recently used blobs: the daemon does it when one
+ * owns the cache dir (blobs of mounted images stay), else this process, under the cache lock;
  * `ondemand cache verify [IMAGE|BLOB]` re-hashes present frames (cache-verify.ts).
  */
+import { resolve } from 'node:path';
 import { defineCommand, out, outJson } from '../command.js';
 import { formatSize, listCache, openCache } from '../../cache/index.js';
+import type { GcResult } from '../../cache/types.js';
+import { DaemonNotRunning, livePid, requestDaemon } from '../../daemon/client.js';
 import { cliConfig } from '../config.js';
 import { setting } from '../../config/resolve.js';
 import { UsageError } from '../../util/errors.js';
@@ -51,16 +54,31 @@ export const cacheCommand = defineCommand({
     }
     const maxSize = setting(config, 'cache.max_size');
     if (maxSize === null) throw new UsageError('cache gc needs --max-size SIZE (e.g. --max-size 10G) or cache.max_size in the configuration');
-    const cache = await openCache({ dir });
-    try {
-      const res = await cache.gc({ maxSize });
-      if (argv.json) {
-        outJson(res);
-        return;
-      }
-      out(`evicted ${res.evictedBlobs.length} blobs and the metadata of ${res.droppedManifests?.length ?? 0} manifests, freed ${formatSize(res.freedBytes)}; cache ${dir} now uses ${formatSize(res.usageBytes)}`);
-    } finally {
-      await cache.close();
+    const res = (await daemonOwns(dir)) ? await requestDaemon({ op: 'gc', maxSize }) : await gcHere(dir, maxSize);
+    if (argv.json) {
+      outJson(res);
+      return;
     }
+    out(`evicted ${res.evictedBlobs.length} blobs and the metadata of ${res.droppedManifests?.length ?? 0} manifests, freed ${formatSize(res.freedBytes)}; cache ${dir} now uses ${formatSize(res.usageBytes)}`);
   },
 });
+
+/** Whether a running daemon owns cache dir `dir` (then only it may evict there). */
+async function daemonOwns(dir: string): Promise<boolean> {
+  if (livePid() === null) return false;
+  try {
+    return resolve((await requestDaemon({ op: 'ping' }, 5_000)).cacheDir) === resolve(dir);
+  } catch (err) {
+    if (err instanceof DaemonNotRunning) return false;
+    throw err;
+  }
+}
+
+async function gcHere(dir: string, maxSize: number): Promise<GcResult> {
+  const cache = await openCache({ dir });
+  try {
+    return await cache.gc({ maxSize });
+  } finally {
+    await cache.close();
+  }
+}
