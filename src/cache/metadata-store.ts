@@ -266,7 +266,6 @@ export class ImageMetadataStore implements MetadataStore {
     const bootstraps = new Set<string>();
     for (const d of dropped) {
       await this.forget('manifest', d.hex);
-      await this.remove(join(this.layout.traces, `${d.hex}.json`)); // its start-up trace, if one was kept
       gone.add(d.hex);
       for (const t of d.tocs) if (!keptTocs.has(t)) await this.forget('toc', t);
       if (!keptBootstraps.has(d.bootstrap)) bootstraps.add(`sha256:${d.bootstrap}`);

@@ -100,7 +100,6 @@ describe('metadata store', () => {
     }
     for (const f of fx) await cache.metadata.put('toc', f.descriptor.tocDigest, encodeToc(f.toc));
     await cache.metadata.setTag('127.0.0.1:1/b:v1', b.digest);
-    for (const img of [a, b]) await cache.metadata.setTrace(img.digest, Buffer.from('{"trace":"kept for this image"}'));
     const opened = [];
     for (const f of fx) {
       const blob = await cache.openBlob(f.descriptor, { fetcher: f.fetcher, toc: f.toc });
@@ -125,15 +124,13 @@ describe('metadata store', () => {
     expect(readdirSync(join(dir, 'tocs')).sort()).toEqual([fx[0]!, fx[1]!].map((f) => f.descriptor.tocDigest.slice(7)).sort());
     expect(after.bootstraps.map((x) => x.digest)).toEqual([digestOf(a.bootstrap)]);
     expect(await cache.metadata.get('manifest', a.digest)).toBeDefined();
-    // A start-up trace goes with its image's manifest.
-    expect(after.metadata.traces).toEqual([a.digest]);
     expect(cache.usage()).toBeLessThan(usage);
 
     // Unmounted and evicted: A's metadata goes too.
     for (const u of unpins) u();
     const res2 = await cache.gc({ maxSize: 0 });
     expect(res2.droppedManifests).toEqual([a.digest]);
-    expect(listCache(dir).metadata).toMatchObject({ manifests: 0, tocs: 0, traces: [] });
+    expect(listCache(dir).metadata).toMatchObject({ manifests: 0, tocs: 0 });
     expect(listCache(dir).bootstraps).toEqual([]);
   });
 });
