@@ -18,6 +18,17 @@ describe.skipIf(!ready)('mount --prefetch', () => {
   let src: { dir: string; remove: () => void };
   let image: TestImage;
 
+  /** Mounts `mode` with --prefetch and waits (up to 2 min) until the prefetch is no longer running; its status then. */
+  async function mountPrefetched(on: Harness, mode: string, mp: string): Promise<Awaited<ReturnType<typeof mountStatus>>> {
+    await on.ok('mount', '--mode', mode, '--prefetch', ...image.args, mp);
+    let s = await mountStatus(on, mp);
+    for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      s = await mountStatus(on, mp);
+    }
+    return s;
+  }
+
   beforeAll(async () => {
     h = makeHarness('prefetch');
     src = makeTempDir('prefetch-src');
@@ -31,12 +42,7 @@ describe.skipIf(!ready)('mount --prefetch', () => {
 
   it('fetches everything in the background, then serves reads straight from the cache files', async () => {
     const mp = h.mountpoint('pf');
-    await h.ok('mount', '--mode', 'fuse-blobs', '--prefetch', ...image.args, mp);
-    let s = await mountStatus(h, mp);
-    for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      s = await mountStatus(h, mp);
-    }
+    const s = await mountPrefetched(h, 'fuse-blobs', mp);
     process.stderr.write(`after prefetch: ${JSON.stringify(s)}\n`);
     expect(s.prefetch).toBe('done');
     expect(s.blobsDirect).toBeGreaterThan(0);
@@ -84,12 +90,7 @@ describe.skipIf(!ready)('mount --prefetch', () => {
     const fresh = makeHarness('prefetch-fanotify-kill');
     try {
       const mp = fresh.mountpoint('pf');
-      await fresh.ok('mount', '--mode', 'fanotify', '--prefetch', ...image.args, mp);
-      let s = await mountStatus(fresh, mp);
-      for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        s = await mountStatus(fresh, mp);
-      }
+      const s = await mountPrefetched(fresh, 'fanotify', mp);
       expect(s.blobsDirect).toBeGreaterThan(0);
       const holder = fanotifyHolder(fresh.runDir);
       expect(holder).not.toBeNull();
@@ -144,12 +145,7 @@ describe.skipIf(!ready)('mount --prefetch', () => {
     const fresh = makeHarness('prefetch-fanotify');
     try {
       const mp = fresh.mountpoint('pf');
-      await fresh.ok('mount', '--mode', 'fanotify', '--prefetch', ...image.args, mp);
-      let s = await mountStatus(fresh, mp);
-      for (let i = 0; i < 240 && s.prefetch === 'running'; i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        s = await mountStatus(fresh, mp);
-      }
+      const s = await mountPrefetched(fresh, 'fanotify', mp);
       expect(s.prefetch).toBe('done');
       expect(s.blobsDirect).toBeGreaterThan(0);
       const before = s.requests;
