@@ -149,7 +149,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     if (this.passthrough) {
       // Leased before the check (isComplete is false while an eviction runs) and until RELEASE: the
       // kernel reads the data file itself for as long as the file is open.
-      const release = blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
+      const release = leaseIfComplete(blob);
       if (release) {
         const fh = this.nextFh++;
         this.leases.set(fh, release);
@@ -213,4 +213,9 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     this.bootstrapHandle = undefined;
     if (h) await (await h).close();
   }
+}
+
+/** A lease on `blob` if it is complete now (a blob without leases: a no-op release when complete). */
+export function leaseIfComplete(blob: CachedBlob): (() => void) | undefined {
+  return blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
 }

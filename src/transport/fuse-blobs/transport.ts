@@ -35,7 +35,7 @@ import { failPoint } from '../fail-point.js';
 import type { KernelObject } from '../kernel-broker.js';
 import type { ActiveTransport, Transport, TransportContext, TransportStats } from '../types.js';
 import { erofsReadAheadFor, withErofsReadAhead } from '../erofs-readahead.js';
-import { BOOTSTRAP_NAME, FuseBlobsFilesystem, type FuseBlobsStats } from './filesystem.js';
+import { BOOTSTRAP_NAME, FuseBlobsFilesystem, leaseIfComplete, type FuseBlobsStats } from './filesystem.js';
 
 const INIT_TIMEOUT_MS = 10_000;
 /** read_ahead_kb of the private FUSE mount: 1 MiB READs instead of 128 KiB ones. */
@@ -184,11 +184,6 @@ class ServedBlobs implements ActiveFuseBlobs {
     if (ended === undefined) log.info({ mountpoint: this.ctx.mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily): cutting it off');
     await this.stop();
   }
-}
-
-/** A lease on `blob` if it is complete now (blobs without leases: a no-op release when complete). */
-function leaseIfComplete(blob: TransportContext['blobs'][number]): (() => void) | undefined {
-  return blob.leaseIfComplete ? blob.leaseIfComplete() : blob.isComplete() ? () => undefined : undefined;
 }
 
 /** Whether loop `device` reads `file` (sysfs names the backing file by its real path). */
