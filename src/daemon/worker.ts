@@ -97,7 +97,6 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
         return figures();
       case 'gc':
         // The daemon owns the cache (its lock): `cache gc` asks it. Blobs of mounted images are pinned.
-        if (!cache.gc) throw new UsageError('this cache cannot be trimmed');
         return cache.gc({ maxSize: req.maxSize });
       case 'shutdown':
         // Unmount first, answer, then let the supervisor stop us.
