@@ -11,7 +11,7 @@ const FANOTIFY_METADATA_VERSION = 3;
 
 /** One pre-content event: the reader wants [offset, offset+count) of the file open as `fd`. */
 export interface RawEvent {
-  /** The event's fd in this process; its number is what the response names. */
+  /** The event's fd in the reading thread's fd table; its number is what the response names. */
   fd: number;
   pid: number;
   offset: number;

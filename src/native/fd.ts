@@ -34,6 +34,17 @@ export function reserveFdNumber(n: number, placeholder: number): boolean {
   return dup2Raw(placeholder, n) === n;
 }
 
+const unshareRaw = libc.func('int unshare(int flags)') as (flags: number) => number;
+const CLONE_FILES = 0x400;
+
+/**
+ * Gives the calling thread a private copy of the process's fd table (unshare CLONE_FILES): from then
+ * on the fds it opens or closes are its own, and the other threads' are not its. 0 or a negative errno.
+ */
+export function unshareFdTable(): number {
+  return unshareRaw(CLONE_FILES) === 0 ? 0 : -errno();
+}
+
 const memfdCreateRaw = libc.func('int memfd_create(const char *name, unsigned int flags)') as (name: string, flags: number) => number;
 const MFD_CLOEXEC = 1;
 const F_SETFD = 2;

@@ -37,3 +37,12 @@ const prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long
 export function setParentDeathSignal(signal: number): void {
   if (prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0) !== 0) throw sysError('prctl(PR_SET_PDEATHSIG)', `signal ${signal}`, koffi.errno());
 }
+
+const pthreadSigmask = libc.func('int pthread_sigmask(int how, const uint8_t *set, uint8_t *oldset)') as
+  (how: number, set: Buffer, old: Buffer | null) => number;
+const SIG_BLOCK = 0;
+
+/** No signal is delivered to the calling thread any more (the process's other threads take them): 0 or an errno. */
+export function blockSignalsOfThisThread(): number {
+  return pthreadSigmask(SIG_BLOCK, Buffer.alloc(128, 0xff), null);
+}

@@ -11,6 +11,8 @@ export interface EventThreadData {
   journalFd: number;
   /** Where the main thread's ThreadControl messages come in (read between reads of the group). */
   control: MessagePort;
+  /** Fd numbers of the events a dead worker left: no new event may get one until it is released. */
+  reserve: number[];
 }
 
 /** A served file's presence as the thread checks it (the cache's presence view, src/cache/presence-view.ts). */
@@ -29,7 +31,9 @@ export type ThreadControl =
   | { kind: 'serve'; file: string; view: ThreadView }
   | { kind: 'unserve'; file: string }
   /** Allowing on the thread starts once the events a dead worker left are answered. */
-  | { kind: 'fast' };
+  | { kind: 'fast' }
+  /** The event with this fd number is answered (and its journal slot cleared): the number may be reused. */
+  | { kind: 'release'; fd: number };
 
 /** A read allowed on the thread: the main thread learns of it afterwards (read-ahead, ignore marks). */
 export interface AllowedRead {
@@ -44,5 +48,7 @@ export type EventThreadMessage =
   | { kind: 'own'; count: number }
   /** Events whose frames were all written, allowed on the thread. */
   | { kind: 'allowed'; reads: AllowedRead[] }
+  /** The thread could not take a private fd table: fd numbers of old and new events may meet. */
+  | { kind: 'shared-fds'; errno: number }
   /** The thread stopped: errno of the failure, 0 when asked to. */
   | { kind: 'end'; errno: number; message?: string };

@@ -6,11 +6,20 @@
  * blocked in that very call. (This process never reads the mounts it serves.) So are events whose
  * frames are all written already (the cache's presence view): a sequential reader meeting its
  * read-ahead waits for no main-thread turn, which may be busy hashing the next frames.
+ *
+ * The kernel matches a response by the event's fd number alone, so the number of an event still
+ * pending (one a dead worker left, or one the main thread is filling) must go to no other event. That
+ * holds only in an fd table nobody else changes: this thread takes a private one at its start (a
+ * number the process's other threads open and close meanwhile, a module being loaded, would else be
+ * handed to a new event while an old one with it waits), keeps the dead worker's numbers taken, and
+ * closes an event's fd only when the main thread has answered it ('release').
  */
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { EPOCH, viewCovers } from '../../cache/presence-view.js';
 import { FAN_ALLOW, respond } from '../../native/fanotify.js';
+import { closeQuietly, reserveFdNumber, unshareFdTable } from '../../native/fd.js';
+import { blockSignalsOfThisThread } from '../../native/process.js';
 import { EAGAIN, EINTR } from '../../fuse/errno.js';
 import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl, read } from '../../fuse/reader-libc.js';
 import { pollerOf } from '../../native/poll.js';
@@ -35,14 +44,55 @@ function post(msg: EventThreadMessage): void {
 
 const views = new Map<string, ThreadView>();
 let fast = false;
+/** Fd numbers this thread holds for events not answered yet (read here, or left by a dead worker). */
+const held = new Set<number>();
 
 function takeControl(): void {
   for (let m = receiveMessageOnPort(data.control); m !== undefined; m = receiveMessageOnPort(data.control)) {
     const msg = m.message as ThreadControl;
     if (msg.kind === 'serve') views.set(msg.file, msg.view);
     else if (msg.kind === 'unserve') views.delete(msg.file);
+    else if (msg.kind === 'release') release(msg.fd);
     else fast = true;
   }
+}
+
+function release(fd: number): void {
+  if (held.delete(fd)) closeQuietly(fd);
+}
+
+/**
+ * A private fd table holding only what this thread uses: the copies of the other threads' files,
+ * sockets and pipes go (a copy would keep a connection or a child's stdin open after its owner closed
+ * it); stdio and the anonymous inodes (the event loops' epoll and eventfd) stay. Signals go to the
+ * other threads: libuv's handler writes to pipes this table no longer has. Then the dead worker's
+ * numbers are taken with placeholders (one in use here stays in use: no event gets it either).
+ */
+function isolateFdTable(): void {
+  blockSignalsOfThisThread();
+  const e = unshareFdTable();
+  if (e !== 0) {
+    post({ kind: 'shared-fds', errno: -e });
+  } else {
+    const keep = new Set([data.group, data.wakeFd, data.journalFd]);
+    for (const name of readdirSync('/proc/thread-self/fd')) {
+      const fd = Number(name);
+      if (fd <= 2 || keep.has(fd)) continue;
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/thread-self/fd/${name}`);
+      } catch {
+        continue; // the listing's own fd, closed already
+      }
+      if (!target.startsWith('anon_inode:')) closeQuietly(fd);
+    }
+  }
+  const wanted = new Set(data.reserve);
+  let placeholder = openSync('/dev/null', 'r');
+  // The placeholder itself may get one of the numbers (the lowest free): then it keeps it.
+  for (; wanted.has(placeholder); placeholder = openSync('/dev/null', 'r')) held.add(placeholder);
+  for (const fd of wanted) if (reserveFdNumber(fd, placeholder)) held.add(fd);
+  closeSync(placeholder);
 }
 
 /** True when every frame of the event's range is written and the file stable (presence-view protocol). */
@@ -84,6 +134,7 @@ function run(): never {
         }
         const p = { ...ev, file };
         journal.record(p);
+        held.add(ev.fd);
         pending.push(p);
       }
       if (pending.length > 0) post({ kind: 'events', events: pending });
@@ -110,6 +161,7 @@ function run(): never {
 }
 
 try {
+  isolateFdTable();
   run();
 } catch (err) {
   post({ kind: 'end', errno: -1, message: err instanceof Error ? err.message : String(err) });

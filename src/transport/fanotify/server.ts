@@ -7,14 +7,14 @@
  * longer leave the kernel.
  *
  * The group's fd belongs to the kernel-object owner (the supervisor), so a worker that dies leaves
- * the events it had read pending; the next worker finds them in the journal and answers them before it
- * reads anything new (fd numbers of old and new events must not mix: the kernel matches by number).
+ * the events it had read pending; the next worker finds them in the journal and answers them, their
+ * fd numbers kept from new events meanwhile (the kernel matches a response by number: event-thread.ts).
  */
-import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, statSync, writeSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CachedBlob } from '../../cache/types.js';
 import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond, unignorePreAccess } from '../../native/fanotify.js';
-import { closeQuietly, pipe2, reserveFdNumber } from '../../native/fd.js';
+import { closeQuietly, pipe2 } from '../../native/fd.js';
 import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
@@ -68,19 +68,16 @@ export class FanotifyServer {
   private control: MessagePort | null = null;
   private wake: [number, number] | null = null;
   private started = false;
-  /** Events a dead worker left, by fd number, while they are being answered (new ones with that number wait). */
-  private readonly oldEvents = new Map<number, Promise<void>>();
 
   /** Events read before start(): their files may not be registered yet (a restart re-attaching). */
   private waiting: PendingEvent[] = [];
-  /** Events a dead worker left (journal), answered by start(); their fd numbers, reserved meanwhile. */
+  /** Events a dead worker left (journal), answered by start(); the event thread keeps their fd numbers meanwhile. */
   private readonly leftovers: PendingEvent[] = [];
-  private readonly reserved = new Set<number>();
 
   /**
    * Reads events at once, so this process's own cache I/O is never left waiting (a restarted worker
    * re-opening its data files raises events of its own before it re-attaches anything); other events
-   * wait for start(). A group another worker served first has its leftovers reserved before that.
+   * wait for start(). A group another worker served first has its leftovers taken before that.
    */
   constructor(private readonly group: number, private readonly journal: EventJournal, fresh: boolean) {
     if (fresh) journal.reset();
@@ -160,7 +157,9 @@ export class FanotifyServer {
     const channel = new MessageChannel();
     channel.port1.unref();
     this.control = channel.port1;
-    const data: EventThreadData = { group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, control: channel.port2 };
+    const data: EventThreadData = {
+      group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, control: channel.port2, reserve: this.leftovers.map((ev) => ev.fd),
+    };
     const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data, transferList: [channel.port2] });
     thread.on('message', (msg: EventThreadMessage) => {
       if (msg.kind === 'events') {
@@ -169,6 +168,7 @@ export class FanotifyServer {
       }
       else if (msg.kind === 'allowed') this.allowed(msg.reads);
       else if (msg.kind === 'own') this.counters.ownEvents += msg.count;
+      else if (msg.kind === 'shared-fds') log.error({ errno: msg.errno }, 'the fanotify event thread has no private fd table: an event may be answered for another with its fd number');
       else if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
     });
     thread.on('error', (err) => log.error({ err: errorText(err) }, 'fanotify event thread failed'));
@@ -179,8 +179,7 @@ export class FanotifyServer {
   /**
    * Before any event is read: what a dead worker had read and not answered. The kernel matches a
    * response to the oldest pending event with its fd number, so while an old event waits for its
-   * fill no new event may get its number: free numbers are taken by placeholder fds (and a new event
-   * that gets one anyway, a number in use here then freed, is answered only after the old one).
+   * fill no new event may get its number: the event thread keeps them (event-thread.ts).
    * Events read in the instant before they were journaled have an unknown range: EIO (never zeros).
    */
   private takeLeftovers(): void {
@@ -191,25 +190,15 @@ export class FanotifyServer {
     for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
     this.counters.denied += swept;
     if (swept > 0) log.warn({ deniedUnknown: swept }, 'denied fanotify events a dead worker read but had not journaled (EIO)');
-    const placeholder = openSync('/dev/null', 'r');
-    for (const ev of this.leftovers) if (reserveFdNumber(ev.fd, placeholder)) this.reserved.add(ev.fd);
-    closeSync(placeholder);
   }
 
   /** Fills and allows each leftover whose file is served here, else EIO; frees its number after. */
   private async answerLeftovers(): Promise<void> {
     const leftovers = this.leftovers.splice(0);
     await Promise.all(leftovers.map(async (ev) => {
-      const done = (async () => {
-        const ok = await this.fill(ev);
-        if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters[ok ? 'recovered' : 'denied'] += 1;
-        this.journal.clear(ev.fd);
-      })();
-      this.oldEvents.set(ev.fd, done);
-      await done.finally(() => {
-        this.oldEvents.delete(ev.fd);
-        if (this.reserved.delete(ev.fd)) closeQuietly(ev.fd);
-      });
+      const ok = await this.fill(ev);
+      if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters[ok ? 'recovered' : 'denied'] += 1;
+      this.answered(ev.fd);
     }));
     if (leftovers.length > 0) log.warn({ leftovers: leftovers.length, recovered: this.counters.recovered }, 'answered fanotify events left by the previous worker');
   }
@@ -248,16 +237,19 @@ export class FanotifyServer {
 
   private async serve(ev: PendingEvent): Promise<void> {
     const ok = await this.fill(ev);
-    await this.oldEvents.get(ev.fd)?.catch(() => undefined);
     this.counters[ok ? 'events' : 'denied'] += 1;
     try {
       respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO));
     } catch (err) {
       log.error({ fd: ev.fd, err: errorText(err) }, 'fanotify response failed');
     }
-    // Cleared before the close: a new event can reuse the fd number (and its slot) only after it.
-    this.journal.clear(ev.fd);
-    closeQuietly(ev.fd);
+    this.answered(ev.fd);
+  }
+
+  /** The slot is cleared before the event thread frees the number: a new event can reuse both only after. */
+  private answered(eventFd: number): void {
+    this.journal.clear(eventFd);
+    this.tell({ kind: 'release', fd: eventFd });
   }
 
   /** Every one of `blobs` that is complete now stops raising events (after a prefetch). */

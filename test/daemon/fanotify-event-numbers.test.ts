@@ -1,0 +1,88 @@
+/**
+ * The kernel matches a fanotify response by the event's fd number alone. A restarted worker answers
+ * the events its predecessor left (journal) by their numbers, so while one waits for its fill no new
+ * event may get its number — even when the number was in use in the process at the restart (a module
+ * being loaded) and is freed right after: a new event with it would have its journal slot overwritten,
+ * and the first answer for that number would let the old event's reader see the holes of its range.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRoot, makeTempDir, needs } from '../helpers/env.js';
+import { createPreContentGroup, markPreAccess } from '../../src/native/fanotify.js';
+import { fileKey } from '../../src/native/fanotify-events.js';
+import { EventJournal } from '../../src/transport/fanotify/journal.js';
+import { FanotifyServer } from '../../src/transport/fanotify/server.js';
+import type { CachedBlob } from '../../src/cache/types.js';
+
+function preContentGroup(): number | string {
+  try {
+    const fd = createPreContentGroup();
+    closeSync(fd);
+    return fd;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+const probe = isRoot ? preContentGroup() : 'not root';
+const ready = needs('fanotify event numbers', [isRoot, 'root'], [typeof probe === 'number', `a fanotify pre-content group (${String(probe)})`]);
+const SIZE = 1 << 20;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!ready)('fanotify: the numbers of events a dead worker left', () => {
+  let tmp: ReturnType<typeof makeTempDir>;
+  beforeAll(() => { tmp = makeTempDir('fan-numbers'); });
+  afterAll(() => tmp.remove());
+
+  it('go to no new event until answered, even when in use at the restart and freed after', async () => {
+    const dataPath = join(tmp.dir, 'data');
+    writeFileSync(dataPath, randomBytes(SIZE));
+    const group = createPreContentGroup();
+    markPreAccess(group, dataPath);
+    const st = statSync(dataPath, { bigint: true });
+    const file = fileKey(st.dev, st.ino);
+
+    // The dead worker's events: their numbers are in use here at the restart (the lowest free ones,
+    // as many as the numbers the spawn of the reader below may take and give back).
+    const inUse = Array.from({ length: 32 }, () => openSync('/dev/null', 'r'));
+    const journalPath = join(tmp.dir, 'journal');
+    const old = inUse.map((fd) => ({ fd, pid: 1, offset: 0, count: 4096, ranged: true, file }));
+    const before = EventJournal.open(journalPath);
+    for (const ev of old) before.record(ev);
+    before.close();
+
+    let openGate = (): void => undefined;
+    const gate = new Promise<void>((r) => { openGate = r; });
+    const blob = {
+      blobId: 'numbers', size: SIZE, dataPath, toc: { frameSize: 65536 }, isComplete: () => false,
+      ensure: async () => gate,
+    } as unknown as CachedBlob;
+
+    const server = new FanotifyServer(group, EventJournal.open(journalPath), false);
+    server.register(blob, 'numbers');
+    const started = server.start();
+    await sleep(500); // the event thread is up and reading
+    for (const fd of inUse) closeSync(fd);
+
+    const reader = spawn('dd', [`if=${dataPath}`, 'of=/dev/null', 'bs=4096', 'skip=128', 'count=1'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => reader.on('exit', (code) => r(code)));
+    try {
+      const journal = EventJournal.open(journalPath);
+      let entries = journal.entries();
+      for (const end = Date.now() + 10_000; Date.now() < end && !entries.some((e) => e.offset !== 0); await sleep(20)) entries = journal.entries();
+      journal.close();
+      // The new event is recorded in a slot of its own; the old ones' slots are intact.
+      expect(entries.filter((e) => e.offset === 0)).toEqual(old);
+      expect(entries.filter((e) => e.offset !== 0).map((e) => inUse.includes(e.fd) ? 'an old number' : e.offset)).toEqual([128 * 4096]);
+    } finally {
+      openGate();
+    }
+    expect(await exited).toBe(0);
+    await started;
+    expect(server.stats()).toMatchObject({ events: 1, denied: 0 });
+    await server.stop();
+  }, 30_000);
+});
