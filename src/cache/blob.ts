@@ -434,7 +434,8 @@ export class CachedBlobEntry implements CachedBlob {
 
   /** Starts what the read plan asks for a read of frames first..last: its own fetches, then its read-ahead. */
   private plan(first: number, last: number): void {
-    const { maxMergeBytes, readAheadFrames, readAheadJobBytes } = this.host.tuning;
+    const { maxMergeBytes, readAheadFrames } = this.host.tuning;
+    const readAheadJobBytes = this.jobs.source.fetcher.readAheadRequestBytes ?? this.host.tuning.readAheadJobBytes;
     const plan = planRead({ frames: this.jobs.frames, states: this.jobs, maxMergeBytes, readAheadFrames, readAheadJobBytes }, this.streams, first, last);
     this.streams = plan.streams;
     for (const step of plan.steps) {

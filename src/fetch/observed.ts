@@ -24,6 +24,7 @@ export interface FetchFigures {
 
 export class ObservedFetcher implements BlobFetcher {
   readonly source: string;
+  readonly readAheadRequestBytes?: number;
   readonly fetchRanges?: (digest: string, ranges: ByteRange[], options?: FetchOptions) => Promise<Buffer[]>;
   private readonly latency = emptyHistogram(FETCH_BUCKETS_MS);
   private requests = 0;
@@ -34,6 +35,7 @@ export class ObservedFetcher implements BlobFetcher {
 
   constructor(private readonly inner: BlobFetcher, private readonly now: () => number = () => performance.now()) {
     this.source = inner.source;
+    if (inner.readAheadRequestBytes !== undefined) this.readAheadRequestBytes = inner.readAheadRequestBytes;
     const ranges = inner.fetchRanges?.bind(inner);
     if (ranges) this.fetchRanges = (digest, r, options) => this.timed(() => ranges(digest, r, options));
   }

@@ -14,6 +14,11 @@ export interface ByteRange {
 export interface BlobFetcher {
   /** For logs and errors: e.g. `oci:/path` or `registry 127.0.0.1:5000/debian`. */
   readonly source: string;
+  /**
+   * Optional: the size of read-ahead requests that suits this source (default: the cache's tuning,
+   * 1 MiB). A source that costs per request (a round trip, the server's work) pays back larger ones.
+   */
+  readonly readAheadRequestBytes?: number;
   /** Bytes [offset, offset+length) of stored blob `digest` (`sha256:<hex>`). Exactly `length` bytes or a throw. */
   fetchRange(digest: string, range: ByteRange, options?: FetchOptions): Promise<Buffer>;
   /** The whole stored blob (manifests, configs, bootstraps). Implementations verify `digest`. */

@@ -31,6 +31,18 @@ describe('read-ahead', () => {
     expect(frames()).toEqual([[10, 10], [11, 11], [12, 12], [13, 14], [15, 16], [40, 40], [30, 31], [32, 32], [33, 33]]);
   });
 
+  it("takes the fetcher's own read-ahead request size over the cache's", async () => {
+    const fx = makeBlobFixture({ size: 64 * FRAME, frameSize: FRAME, compression: 'none', seed: 402 });
+    // One frame per read-ahead request (a source that prefers small ones); the cache's tuning would merge 4.
+    const counting = Object.assign(new CountingFetcher(fx.fetcher), { readAheadRequestBytes: FRAME });
+    const { cache } = await freshCache({ readAheadFrames: 4, maxMergeBytes: 1024 * 1024 });
+    const blob = await cache.openBlob(fx.descriptor, { fetcher: counting, toc: fx.toc });
+    for (let i = 0; i < 4; i++) await blob.read(i * FRAME, FRAME);
+    const frames = counting.ranges.map((r) => [r.offset / FRAME, (r.offset + r.length) / FRAME - 1]);
+    // 0, 1 (its read-ahead: 2), the trigger 2 (3-4), the trigger 3 (5-8): one request a frame.
+    expect(frames).toEqual([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 6], [7, 7], [8, 8]]);
+  });
+
   it('two files read side by side each keep their read-ahead', async () => {
     const fx = makeBlobFixture({ size: 64 * FRAME, frameSize: FRAME, compression: 'none', seed: 401 });
     const counting = new CountingFetcher(fx.fetcher);
