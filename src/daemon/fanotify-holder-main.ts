@@ -6,7 +6,10 @@
  * changed behind a dead daemon's back; it hears of its parent supervisor's death at once, by a
  * parent-death signal, and checks every 100 ms for the rest), then answers every event EIO itself: a reader of a dead
  * daemon's mount, or of a marked cache file, gets an error instead of waiting, and never zeros or
- * unchecked bytes. It exits when no daemon runs and the group has no mark left: then no event can
+ * unchecked bytes. First those the dead worker read and left pending (by number: the kernel answers
+ * the oldest event with a number, so one of this process's own events with the same number would
+ * otherwise leave the old one pending, and the next daemon's fill-and-allow of the old one's range
+ * would allow the new one unfilled); then what it reads itself. It exits when no daemon runs and the group has no mark left: then no event can
  * come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
  * (`systemctl restart`, Restart= after a crash), events wait for it instead.
  */
@@ -17,7 +20,9 @@ import { O_NONBLOCK, closeQuietly } from '../native/fd.js';
 import { fcntlInt } from '../native/libc.js';
 import { parseEvents } from '../native/fanotify-events.js';
 import { setParentDeathSignal } from '../native/process.js';
+import { EventJournal } from '../transport/fanotify/journal.js';
 import { livePid } from './client.js';
+import { fanotifyJournalPath } from './fanotify-holder.js';
 import { recordFilePath } from './paths.js';
 import { readRecordFile } from './records.js';
 import { ownUnit, systemdBringsBack } from './systemd-unit.js';
@@ -55,6 +60,31 @@ function denyQueued(): void {
       }
       if (ev.fd >= 0) closeQuietly(ev.fd);
     }
+  }
+}
+
+/**
+ * Denies (EIO) every event the dead daemon's workers read and did not answer: every fd number one of
+ * them may have (journal.ts); the journal is emptied, as nothing in it is pending any more.
+ */
+function denyLeftBehind(): void {
+  let journal: EventJournal;
+  try {
+    journal = EventJournal.open(fanotifyJournalPath(runDir));
+  } catch {
+    return; // no run dir any more: no daemon can adopt the group, and nothing pending can be told apart
+  }
+  try {
+    for (let fd = 0, last = journal.sweepLimit(); fd <= last; fd++) {
+      try {
+        respond(GROUP, fd, fanDenyErrno(EIO));
+      } catch {
+        // not a pending event's number
+      }
+    }
+    journal.reset();
+  } finally {
+    journal.close();
   }
 }
 
@@ -105,6 +135,7 @@ function check(): void {
     if (!alone) {
       alone = true;
       for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
+      denyLeftBehind();
     }
     denyQueued();
     if (marks() === 0) process.exit(0);

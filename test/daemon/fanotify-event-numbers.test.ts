@@ -4,15 +4,20 @@
  * event may get its number — even when the number was in use in the process at the restart (a module
  * being loaded) and is freed right after: a new event with it would have its journal slot overwritten,
  * and the first answer for that number would let the old event's reader see the holes of its range.
+ * The group's holder, once its daemon is gone, answers what the dead worker left before it reads
+ * events of its own (whose numbers would meet the old ones).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { createPreContentGroup, markPreAccess } from '../../src/native/fanotify.js';
-import { fileKey } from '../../src/native/fanotify-events.js';
+import { O_NONBLOCK } from '../../src/native/fd.js';
+import { fcntlInt } from '../../src/native/libc.js';
+import { fileKey, parseEvents } from '../../src/native/fanotify-events.js';
+import { fanotifyJournalPath } from '../../src/daemon/fanotify-holder.js';
 import { EventJournal } from '../../src/transport/fanotify/journal.js';
 import { FanotifyServer } from '../../src/transport/fanotify/server.js';
 import type { CachedBlob } from '../../src/cache/types.js';
@@ -30,6 +35,9 @@ function preContentGroup(): number | string {
 const probe = isRoot ? preContentGroup() : 'not root';
 const ready = needs('fanotify event numbers', [isRoot, 'root'], [typeof probe === 'number', `a fanotify pre-content group (${String(probe)})`]);
 const SIZE = 1 << 20;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const HOLDER = join(import.meta.dirname, '../../dist/src/daemon/fanotify-holder-main.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!ready)('fanotify: the numbers of events a dead worker left', () => {
@@ -84,5 +92,53 @@ describe.skipIf(!ready)('fanotify: the numbers of events a dead worker left', ()
     await started;
     expect(server.stats()).toMatchObject({ events: 1, denied: 0 });
     await server.stop();
+  }, 30_000);
+
+  it("are denied by the group's holder once the daemon is gone: their readers get EIO, not a wait", async () => {
+    const runDir = join(tmp.dir, 'run');
+    const dataPath = join(tmp.dir, 'holder-data');
+    writeFileSync(dataPath, randomBytes(SIZE));
+    mkdirSync(runDir);
+    const group = createPreContentGroup();
+    fcntlInt(group, F_SETFL, fcntlInt(group, F_GETFL, 0) | O_NONBLOCK);
+    markPreAccess(group, dataPath);
+    let holder: ReturnType<typeof spawn> | undefined;
+    const reader = spawn('dd', [`if=${dataPath}`, 'of=/dev/null', 'bs=4096', 'count=1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    reader.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((r) => reader.on('exit', (code) => r(code)));
+    try {
+      // A worker that read the event, journaled it and died: the event stays pending under its number.
+      const buf = Buffer.alloc(4096);
+      let n = 0;
+      for (const end = Date.now() + 10_000; n <= 0 && Date.now() < end; await sleep(10)) {
+        try {
+          n = readSync(group, buf, 0, buf.length, null);
+        } catch {
+          // EAGAIN: the reader has not read yet
+        }
+      }
+      const [ev] = parseEvents(buf, n);
+      expect(ev).toBeDefined();
+      const journal = EventJournal.open(fanotifyJournalPath(runDir));
+      journal.record({ ...ev!, file: 'dead-worker' });
+      journal.close();
+      closeSync(ev!.fd);
+      // No daemon runs in runDir: the holder is alone at once.
+      holder = spawn(process.execPath, [HOLDER, runDir], { stdio: ['ignore', 'ignore', 'ignore', group] });
+      const code = await Promise.race([exited, sleep(10_000).then(() => 'waiting')]);
+      expect(code).not.toBe('waiting');
+      expect(code).not.toBe(0);
+      expect(stderr).toMatch(/Input\/output error/);
+      // Nothing in the journal is pending any more: the next daemon must not answer those numbers.
+      const journal2 = EventJournal.open(fanotifyJournalPath(runDir));
+      for (const end = Date.now() + 5_000; journal2.entries().length > 0 && Date.now() < end;) await sleep(20);
+      expect(journal2.entries()).toEqual([]);
+      journal2.close();
+    } finally {
+      reader.kill('SIGKILL');
+      holder?.kill('SIGTERM');
+      closeSync(group);
+    }
   }, 30_000);
 });

@@ -13,6 +13,11 @@ export interface EventThreadData {
   control: MessagePort;
   /** Fd numbers of the events a dead worker left: no new event may get one until it is released. */
   reserve: number[];
+  /**
+   * The process's parent when the server started. Once it changes (the supervisor died) this process
+   * reads and answers no more events: the group's holder answers them (its numbers would meet ours).
+   */
+  parent: number;
 }
 
 /** A served file's presence as the thread checks it (the cache's presence view, src/cache/presence-view.ts). */

@@ -57,6 +57,11 @@ function takeControl(): void {
   }
 }
 
+/** The parent this process served under is gone (see EventThreadData.parent). */
+function orphaned(): boolean {
+  return process.ppid !== data.parent;
+}
+
 function release(fd: number): void {
   if (held.delete(fd)) closeQuietly(fd);
 }
@@ -109,6 +114,10 @@ function run(): never {
   const buf = Buffer.alloc(BUFFER);
   const wait = pollerOf(group, wakeFd);
   for (;;) {
+    if (orphaned()) {
+      post({ kind: 'end', errno: 0, message: 'the supervisor is gone: its group holder answers the events' });
+      process.exit(0);
+    }
     const n = read(group, buf, BUFFER);
     if (n > 0) {
       takeControl();
@@ -116,6 +125,7 @@ function run(): never {
       const allowed: AllowedRead[] = [];
       let own = 0;
       for (const ev of parseEvents(buf, n)) {
+        if (orphaned()) break; // its slot and number stay for the holder
         if (ev.pid === process.pid) {
           respond(group, ev.fd, FAN_ALLOW);
           closeSync(ev.fd);

@@ -11,6 +11,9 @@ import type { PendingEvent } from '../../native/fanotify-events.js';
 const SLOT = 64;
 const MAGIC = 0x4f44464e; // "NFDO"
 const CLEAR = Buffer.alloc(4);
+/** Fd numbers past the journal's highest slot that a sweep also answers (events read, not yet journaled). */
+const SWEEP_MARGIN = 256;
+const SWEEP_MIN = 1024;
 
 export class EventJournal {
   private constructor(readonly fd: number) {}
@@ -68,9 +71,12 @@ export class EventJournal {
     return out;
   }
 
-  /** Highest fd number the journal has a slot for. */
-  highestFd(): number {
-    return Math.floor(fstatSync(this.fd).size / SLOT);
+  /**
+   * The highest fd number an event a dead worker read may have, journaled or not (one read in the
+   * instant before it was recorded): whoever answers what it left tries every number up to this.
+   */
+  sweepLimit(): number {
+    return Math.max(SWEEP_MIN, Math.floor(fstatSync(this.fd).size / SLOT) + SWEEP_MARGIN);
   }
 
   close(): void {

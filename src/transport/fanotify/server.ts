@@ -22,10 +22,6 @@ import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } 
 import { fileKey, type PendingEvent } from '../../native/fanotify-events.js';
 import { EventJournal } from './journal.js';
 
-/** Fd numbers past the journal's highest slot that a restart also answers (events read, not yet journaled). */
-const SWEEP_MARGIN = 256;
-const SWEEP_MIN = 1024;
-
 /**
  * How long the frames of a fetch that just failed are denied at once to the same reader: the kernel
  * follows a failed readahead with reads of the rest of the window and a read of its own, one after
@@ -68,6 +64,8 @@ export class FanotifyServer {
   private control: MessagePort | null = null;
   private wake: [number, number] | null = null;
   private started = false;
+  /** See EventThreadData.parent: no response once the parent changed. */
+  private readonly parent = process.ppid;
 
   /** Events read before start(): their files may not be registered yet (a restart re-attaching). */
   private waiting: PendingEvent[] = [];
@@ -159,6 +157,7 @@ export class FanotifyServer {
     this.control = channel.port1;
     const data: EventThreadData = {
       group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, control: channel.port2, reserve: this.leftovers.map((ev) => ev.fd),
+      parent: this.parent,
     };
     const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data, transferList: [channel.port2] });
     thread.on('message', (msg: EventThreadMessage) => {
@@ -185,7 +184,7 @@ export class FanotifyServer {
   private takeLeftovers(): void {
     this.leftovers.push(...this.journal.entries());
     const known = new Set(this.leftovers.map((o) => o.fd));
-    const last = Math.max(SWEEP_MIN, this.journal.highestFd() + SWEEP_MARGIN);
+    const last = this.journal.sweepLimit();
     let swept = 0;
     for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
     this.counters.denied += swept;
@@ -197,6 +196,7 @@ export class FanotifyServer {
     const leftovers = this.leftovers.splice(0);
     await Promise.all(leftovers.map(async (ev) => {
       const ok = await this.fill(ev);
+      if (this.orphaned()) return;
       if (respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO))) this.counters[ok ? 'recovered' : 'denied'] += 1;
       this.answered(ev.fd);
     }));
@@ -237,6 +237,7 @@ export class FanotifyServer {
 
   private async serve(ev: PendingEvent): Promise<void> {
     const ok = await this.fill(ev);
+    if (this.orphaned()) return;
     this.counters[ok ? 'events' : 'denied'] += 1;
     try {
       respond(this.group, ev.fd, ok ? FAN_ALLOW : fanDenyErrno(EIO));
@@ -244,6 +245,14 @@ export class FanotifyServer {
       log.error({ fd: ev.fd, err: errorText(err) }, 'fanotify response failed');
     }
     this.answered(ev.fd);
+  }
+
+  /**
+   * The supervisor died (this process was handed to another parent): the group's holder answers every
+   * pending event from now on, and an answer of ours could meet one of its events with the same number.
+   */
+  private orphaned(): boolean {
+    return process.ppid !== this.parent;
   }
 
   /** The slot is cleared before the event thread frees the number: a new event can reuse both only after. */
