@@ -10,6 +10,7 @@ import { defineConfig } from 'vitest/config';
  *   such as mkfs.erofs and zstd. A new test file lands here unless it is listed below.
  */
 const host = [
+  'test/cli/build-disk-full.test.ts',
   'test/cli/config-daemon.test.ts',
   'test/cli/daemon-start.test.ts',
   'test/cli/mountpoint.test.ts',

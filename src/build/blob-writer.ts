@@ -8,6 +8,7 @@ import { closeSync, openSync, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { deflateRawSync, gzip as gzipCb } from 'node:zlib';
 import { encodeToc } from '../format/image/toc.js';
+import { OndemandError, errorText, systemCode } from '../util/errors.js';
 import type { BlobDescriptor, BlobToc, Compression, FrameEntry } from '../format/image/types.js';
 
 const gzip = promisify(gzipCb);
@@ -31,15 +32,20 @@ export interface BuiltBlob {
 /** Frames written to the file (by the thread pool) but not yet known to be there, at most. */
 const MAX_QUEUED_WRITES = 8;
 
-/** All of `bytes` at `position` of `fd`, on the thread pool. */
-function writeAt(fd: number, bytes: Buffer, position: number): Promise<void> {
+/** All of `bytes` at `position` of `fd` (the blob at `path`), on the thread pool. */
+function writeAt(fd: number, path: string, bytes: Buffer, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (at: number): void => {
       if (at >= bytes.length) return resolve();
-      writeCb(fd, bytes, at, bytes.length - at, position + at, (err, n) => (err ? reject(err) : step(at + n)));
+      writeCb(fd, bytes, at, bytes.length - at, position + at, (err, n) => (err ? reject(writeError(err, path, position + at)) : step(at + n)));
     };
     step(0);
   });
+}
+
+function writeError(err: Error, path: string, offset: number): OndemandError {
+  const what = systemCode(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errorText(err);
+  return new OndemandError('EWRITE', `cannot write the image blob ${path}: ${what}`, { path, offset }, { cause: err });
 }
 
 export class BlobWriter {
@@ -142,7 +148,7 @@ export class BlobWriter {
     this.storedHash.update(bytes);
     this.stored = end;
     const written = this.lastWrite.then(async () => {
-      await writeAt(fd, bytes, position);
+      await writeAt(fd, this.path, bytes, position);
       this.onStored?.(end);
     });
     written.catch(() => undefined); // awaited by storeFrame or finish, which see the error
