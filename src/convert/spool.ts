@@ -30,8 +30,9 @@ export class LayerSpool {
     const offset = this.size + this.pendingBytes;
     let n = 0;
     for await (const piece of body) {
-      // Pieces may be views of a decompressor's buffer: copy small ones into our own.
-      this.pending.push(Buffer.from(piece));
+      // Views of the stream's chunks, which nobody writes again (zlib hands out a new output buffer once
+      // one is used up; fzstd's window views are copied in layer-stream.ts): flush copies them into one.
+      this.pending.push(piece);
       this.pendingBytes += piece.length;
       n += piece.length;
       if (this.pendingBytes >= WRITE_BUFFER) await this.flush();
