@@ -57,7 +57,6 @@ export class BlobWriter {
    * 42 s of a 2 GiB `convert` (page-cache writeback throttling), with nothing else done meanwhile.
    */
   private readonly queuedWrites: Promise<void>[] = [];
-  private lastWrite: Promise<void> = Promise.resolve();
   /** Frames being compressed on the thread pool, written in order (two cores: keep two in flight). */
   private readonly inFlight: { raw: number; digest: string; stored: Promise<Buffer> }[] = [];
   private readonly frame: Buffer;
@@ -147,13 +146,17 @@ export class BlobWriter {
     const end = position + bytes.length;
     this.storedHash.update(bytes);
     this.stored = end;
-    const written = this.lastWrite.then(async () => {
+    const written = this.lastWrite().then(async () => {
       await writeAt(fd, this.path, bytes, position);
       this.onStored?.(end);
     });
     written.catch(() => undefined); // awaited by storeFrame or finish, which see the error
-    this.lastWrite = written;
     this.queuedWrites.push(written);
+  }
+
+  /** The newest write (those shifted off the queue were awaited: an empty queue has none pending). */
+  private lastWrite(): Promise<void> {
+    return this.queuedWrites.at(-1) ?? Promise.resolve();
   }
 
   /** Flushes the last frame, appends the TOC, closes the file. */
@@ -172,7 +175,7 @@ export class BlobWriter {
     const tocOffset = this.stored;
     this.write(tocBytes);
     try {
-      await this.lastWrite;
+      await this.lastWrite();
     } finally {
       this.queuedWrites.length = 0;
       if (this.fd !== undefined) closeSync(this.fd);
@@ -199,7 +202,7 @@ export class BlobWriter {
   async abort(): Promise<void> {
     await Promise.allSettled(this.inFlight.map((f) => f.stored));
     this.inFlight.length = 0;
-    await this.lastWrite.catch(() => undefined);
+    await this.lastWrite().catch(() => undefined);
     this.queuedWrites.length = 0;
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;

@@ -4,13 +4,13 @@
  * answers events. When the daemon is gone it first takes the ignore masks off the marks the daemon's
  * records name, so complete blobs raise events again (nobody vouches for those files now: they may be
  * changed behind a dead daemon's back; it hears of its parent supervisor's death at once, by a
- * parent-death signal, and checks every 100 ms for the rest), then answers every event EIO itself: a reader of a dead
- * daemon's mount, or of a marked cache file, gets an error instead of waiting, and never zeros or
- * unchecked bytes. First those the dead worker read and left pending (by number: the kernel answers
- * the oldest event with a number, so one of this process's own events with the same number would
- * otherwise leave the old one pending, and the next daemon's fill-and-allow of the old one's range
- * would allow the new one unfilled); then what it reads itself. It exits when no daemon runs and the group has no mark left: then no event can
- * come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
+ * parent-death signal, and checks every 100 ms for the rest), then answers every event EIO itself:
+ * a reader of a dead daemon's mount, or of a marked cache file, gets an error instead of waiting, and
+ * never zeros or unchecked bytes. First those the dead worker read and left pending (by number: the
+ * kernel answers the oldest event with a number, so one of this process's own events with the same
+ * number would otherwise leave the old one pending, and the next daemon's fill-and-allow of the old
+ * one's range would allow the new one unfilled); then what it reads itself. It exits when no daemon
+ * runs and the group has no mark left: then no event can come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
  * (`systemctl restart`, Restart= after a crash), events wait for it instead.
  */
 import { readFileSync, readSync } from 'node:fs';

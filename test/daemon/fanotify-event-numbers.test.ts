@@ -14,8 +14,7 @@ import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } fro
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { createPreContentGroup, markPreAccess } from '../../src/native/fanotify.js';
-import { O_NONBLOCK } from '../../src/native/fd.js';
-import { fcntlInt } from '../../src/native/libc.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, fcntl } from '../../src/fuse/reader-libc.js';
 import { fileKey, parseEvents } from '../../src/native/fanotify-events.js';
 import { fanotifyJournalPath } from '../../src/daemon/fanotify-holder.js';
 import { EventJournal } from '../../src/transport/fanotify/journal.js';
@@ -35,8 +34,6 @@ function preContentGroup(): number | string {
 const probe = isRoot ? preContentGroup() : 'not root';
 const ready = needs('fanotify event numbers', [isRoot, 'root'], [typeof probe === 'number', `a fanotify pre-content group (${String(probe)})`]);
 const SIZE = 1 << 20;
-const F_GETFL = 3;
-const F_SETFL = 4;
 const HOLDER = join(import.meta.dirname, '../../dist/src/daemon/fanotify-holder-main.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -100,7 +97,7 @@ describe.skipIf(!ready)('fanotify: the numbers of events a dead worker left', ()
     writeFileSync(dataPath, randomBytes(SIZE));
     mkdirSync(runDir);
     const group = createPreContentGroup();
-    fcntlInt(group, F_SETFL, fcntlInt(group, F_GETFL, 0) | O_NONBLOCK);
+    fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
     markPreAccess(group, dataPath);
     let holder: ReturnType<typeof spawn> | undefined;
     const reader = spawn('dd', [`if=${dataPath}`, 'of=/dev/null', 'bs=4096', 'count=1'], { stdio: ['ignore', 'ignore', 'pipe'] });
