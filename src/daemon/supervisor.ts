@@ -16,7 +16,7 @@
  * with the fds systemd passes it, as it does after a crash that Restart= restarts.
  */
 import { spawn } from 'node:child_process';
-import { constants, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { lockCacheDir, type CacheLock } from '../cache/lock.js';
 import { configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { detect } from '../mount/mode-choice.js';
@@ -57,6 +57,13 @@ function notifyServiceManager(state: string): void {
 }
 
 /** Calls `f` until it stops throwing, for up to `ms`; then throws its last error with `why`. */
+/** Replaces the pid file in one step: a reader never sees it empty. */
+function writePidFile(dir: string, pid: number): void {
+  const tmp = `${pidFilePath(dir)}.${process.pid}`;
+  writeFileSync(tmp, `${pid}\n`);
+  renameSync(tmp, pidFilePath(dir));
+}
+
 async function retryUntil<T>(ms: number, f: () => T, why: string): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -165,7 +172,7 @@ export class Supervisor {
       throw new MountError(`a daemon is already running for ${this.dir} (it holds ${daemonLockPath(this.dir)})`, { path: this.dir });
     }
     // Never closed: the lock lives as long as this process.
-    writeFileSync(pidFilePath(this.dir), `${process.pid}\n`);
+    writePidFile(this.dir, process.pid);
   }
 
   /** A successor: the predecessor's fds and records first (it waits for us), then its locks once it has exited. */
@@ -189,10 +196,12 @@ export class Supervisor {
     log.info('daemon restart: handing the mounts over to a new daemon');
     await this.worker?.kill();
     this.kernel.persist();
+    let successor = 0;
     const adopted = new Promise<boolean>((resolve) => {
       const child = spawn(process.execPath, process.argv.slice(1), {
         cwd: '/', detached: true, env: { ...process.env, [HANDOVER_ENV]: String(process.pid) }, stdio: ['pipe', 'inherit', 'inherit'],
       });
+      successor = child.pid ?? 0;
       child.stdin?.end(JSON.stringify(this.kernel.secretsToHandOver()));
       const timer = setTimeout(() => resolve(false), HANDOVER_MS);
       process.once('SIGUSR1', () => { clearTimeout(timer); resolve(true); });
@@ -200,6 +209,10 @@ export class Supervisor {
       child.unref();
     });
     if (await adopted) {
+      // The successor takes the lock once this process has gone; until then the pid file names it, so
+      // the fanotify group's holder (which hears of this exit at once) sees a daemon, not a dead one
+      // whose readers it must answer EIO.
+      writePidFile(this.dir, successor);
       log.info('the new daemon has the mounts; exiting');
       process.exit(0);
     }

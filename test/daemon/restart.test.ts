@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { mountpoints } from '../helpers/transport-mount.js';
@@ -68,5 +69,27 @@ describe.skipIf(!ready)('daemon start, restart and stop', () => {
     expect(stopped).toMatch(/daemon stopped .*mounts were unmounted/);
     expect(leftovers(h, mps)).toEqual({ mounts: [], loops: [] });
     expect(h.daemonPid()).toBeNull();
+  }, 300_000);
+
+  // The old daemon exits before its successor can take the run dir: a fanotify group holder that took
+  // that moment for a dead daemon answered the waiting reads EIO.
+  it('reads waiting for a stopped worker when the daemon restarts get their bytes from the new daemon', async () => {
+    for (const entry of readdirSync(h.cacheDir)) rmSync(join(h.cacheDir, entry), { recursive: true }); // cold again
+    await h.ok('daemon', 'start');
+    const mps = images.map((img) => h.mountpoint(`w-${img.mode}`));
+    for (const [i, img] of images.entries()) await h.ok('mount', '--mode', img.mode, ...img.args, mps[i]!);
+    const { daemon } = JSON.parse(await h.ok('status', '--json')) as { daemon: { workerPid: number } };
+    process.kill(daemon.workerPid, 'SIGSTOP');
+    // Several files per mount: each waits on an event (a request) of its own.
+    const files = ['medium.bin', 'one-mib-plus-one.bin', 'nested/deeper/three-mib.bin', 'bulk.bin'];
+    const reads = images.map((img, i) => Promise.all(files.map((f) => shaOf(join(mps[i]!, 'data', f)))));
+    await new Promise((r) => setTimeout(r, 500)); // every read is waiting for the worker now
+    await h.ok('daemon', 'restart');
+    const results = await Promise.all(reads);
+    for (const [i, img] of images.entries()) {
+      expect(results[i]!.map((r) => r.error ?? r.sha), img.mode).toEqual(files.map((f) => sha(join(img.tree, 'data', f))));
+    }
+    await h.ok('daemon', 'stop');
+    expect(leftovers(h, mps)).toEqual({ mounts: [], loops: [] });
   }, 300_000);
 });

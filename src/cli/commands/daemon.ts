@@ -5,7 +5,7 @@ import { setting } from '../../config/resolve.js';
 import { DaemonNotRunning, ensureDaemon, livePid, request } from '../../daemon/client.js';
 import { runDir } from '../../daemon/paths.js';
 import { Supervisor } from '../../daemon/supervisor.js';
-import { MountError } from '../../util/errors.js';
+import { MountError, errorText } from '../../util/errors.js';
 
 const ACTIONS = ['run', 'start', 'stop', 'status', 'restart'] as const;
 /** How long stop and restart wait for the daemon (stop unmounts everything first). */
@@ -74,7 +74,13 @@ export const daemonCommand = defineCommand({
       if (supervisor.failure) throw new MountError(supervisor.failure);
       return;
     }
-    const pid = await answeringPid();
+    const pid = await answeringPid().catch((err: unknown) => {
+      // A worker that does not answer (hung): its supervisor can still hand every mount to a new daemon.
+      const held = action === 'restart' ? livePid() : null;
+      if (held === null) throw err;
+      process.stderr.write(`ondemand: warning: ${errorText(err)}: restarting daemon ${held} anyway\n`);
+      return held;
+    });
     if (action === 'status') {
       out(pid === null ? `no daemon running for ${runDir()}` : `daemon running for ${runDir()}: pid ${pid}`);
       if (pid === null) process.exitCode = 3;
@@ -104,7 +110,7 @@ export const daemonCommand = defineCommand({
     process.kill(pid, 'SIGUSR2');
     let next: number | null = null;
     const ok = await waitFor(async () => {
-      next = await answeringPid();
+      next = await answeringPid().catch(() => null);
       return next !== null && next !== pid;
     }, WAIT_MS);
     if (!ok) throw new MountError(`the daemon (pid ${pid}) did not hand over to a new one within ${WAIT_MS / 1000} s; see its log`);
