@@ -39,13 +39,19 @@ export class KernelRequests {
   /** systemd's fd store, when systemd runs the daemon: a copy of every kernel fd held here, and the credentials. */
   constructor(private readonly recordFile: string, private readonly cacheDir: string, private readonly runDir: string, private readonly store: FdStore | null = null) {}
 
-  /** Takes over the fanotify group a supervisor that died left with its holder (its marks, its pending events). */
+  /**
+   * Takes over the fanotify group a supervisor that died left with its holder (its marks, its pending
+   * events), unless the group came with the mounts already (`daemon restart`: adoptFrom); then starts a
+   * holder of our own and ends the old one.
+   */
   adoptFanotify(): void {
     const held = adoptHolder(this.runDir);
-    if (!held) return;
-    this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
+    if (held && this.fanotify) closeQuietly(held.fd); // the same group, taken from the predecessor itself
+    else if (held) this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
+    if (!this.fanotify) return;
     // A holder of our own (restarted if it dies), then the old one can go.
     this.holdFanotify();
+    if (!held) return;
     try {
       process.kill(held.pid, 'SIGTERM');
     } catch {
@@ -121,6 +127,7 @@ export class KernelRequests {
   persist(): void {
     writeRecordFile(this.recordFile, {
       supervisorPid: process.pid, cacheDir: this.cacheDir, mounts: [...this.records.values()], ...(this.cachefiles ? { cachefiles: this.cachefiles } : {}),
+      ...(this.fanotify ? { fanotify: { fd: this.fanotify.group.fd } } : {}),
     });
   }
 
@@ -162,12 +169,14 @@ export class KernelRequests {
   /**
    * Takes over the mounts of the daemon `fromPid` that is handing over (`daemon restart`): duplicates of
    * its kernel fds (pidfd_getfd, while it waits for us), its records with our fd numbers, the
-   * credentials it passed. Its fanotify group comes from the holder (adoptFanotify).
+   * credentials it passed, and its fanotify group: held here before it exits, so the group never
+   * depends on its holder alone (a group whose last fd closes allows every pending event unfilled).
    */
   adoptFrom(fromPid: number, secrets: Record<string, Credentials>): number {
     const file = readRecordFile(this.recordFile);
     if (!file || file.supervisorPid !== fromPid) throw new MountError(`no records of daemon ${fromPid} to take over in ${this.recordFile}`);
     const cachefiles = file.cachefiles ? { ...file.cachefiles, fd: fdOfProcess(fromPid, file.cachefiles.fd) } : undefined;
+    if (file.fanotify) this.fanotify = { group: new FanotifyGroup(fdOfProcess(fromPid, file.fanotify.fd)), holderPid: 0, served: true };
     this.adopt(file.mounts, (o) => fdOfProcess(fromPid, o.fd), secrets, cachefiles);
     return file.mounts.length;
   }

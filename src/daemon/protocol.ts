@@ -85,6 +85,8 @@ export interface RecordFile {
   mounts: MountRecord[];
   /** The supervisor's /dev/cachefiles fd, once bound (a successor daemon takes it over: `daemon restart`). */
   cachefiles?: { fd: number; restoreSupported: boolean };
+  /** The supervisor's fanotify group fd (a successor daemon takes it over with the mounts: `daemon restart`). */
+  fanotify?: { fd: number };
 }
 
 // ---- IPC: worker → supervisor -----------------------------------------------------------------
