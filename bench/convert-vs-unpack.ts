@@ -5,6 +5,8 @@
  *             --blobdev=BLOB META ROOTFS` of the result (erofs-utils from Debian)
  *   convert   the shipped `ondemand convert` (CLI) from the local Debian docker-registry to the same
  *             registry (download, apply layers, build frames and TOCs, upload)
+ *   to layout the same convert with an OCI layout as its destination: its output on the local disk,
+ *             like the baseline's (no upload, which costs the registry beside us CPU for every byte)
  * Images, made here with umoci and pushed with skopeo:
  *   debian2   the Debian minbase tree (makeDebianTree's cache) as two layers: the tree without
  *             /usr/share, then /usr/share (the second layer also deletes a directory of the first: a whiteout)
@@ -93,8 +95,8 @@ async function main(): Promise<void> {
       const baseline: number[] = [];
       const unpackOnly: number[] = [];
       const convert: number[] = [];
+      const toLayout: number[] = [];
       for (let r = 0; r < runs; r++) {
-        // Alternate which goes first (the first after a pause finds less in the page cache).
         const doBaseline = (): void => {
           const rootfs = join(tmp, 'unpacked');
           const meta = join(tmp, 'meta.erofs');
@@ -109,15 +111,26 @@ async function main(): Promise<void> {
           convert.push(seconds(() => run(process.execPath, [cliPath, 'convert', '--insecure', '--work-dir', tmp,
             `${registry.host}/bench/${im.name}:src`, `${registry.host}/bench/${im.name}:od${r}`], env)));
         };
-        if (r % 2 === 0) { doBaseline(); doConvert(); } else { doConvert(); doBaseline(); }
-        process.stderr.write(`${im.name} run ${r + 1}: umoci unpack + mkfs.erofs ${baseline.at(-1)!.toFixed(2)} s (unpack ${unpackOnly.at(-1)!.toFixed(2)}), convert ${convert.at(-1)!.toFixed(2)} s\n`);
+        const doToLayout = (): void => {
+          const dest = join(tmp, 'converted');
+          toLayout.push(seconds(() => run(process.execPath, [cliPath, 'convert', '--insecure', '--work-dir', tmp,
+            `${registry.host}/bench/${im.name}:src`, `oci:${dest}:od${r}`], env)));
+          rmSync(dest, { recursive: true, force: true });
+        };
+        // Each goes first in turn (the first after a pause finds less in the page cache).
+        const order = [doBaseline, doConvert, doToLayout];
+        for (let k = 0; k < order.length; k++) order[(r + k) % order.length]!();
+        process.stderr.write(`${im.name} run ${r + 1}: umoci unpack + mkfs.erofs ${baseline.at(-1)!.toFixed(2)} s (unpack ${unpackOnly.at(-1)!.toFixed(2)}), `
+          + `convert ${convert.at(-1)!.toFixed(2)} s, to a layout ${toLayout.at(-1)!.toFixed(2)} s\n`);
       }
       const ratios = convert.map((c, i) => c / baseline[i]!);
+      const layoutRatios = toLayout.map((c, i) => c / baseline[i]!);
       out.push(`${im.name.padEnd(9)} ${median(baseline).toFixed(2).padStart(8)} s ${median(unpackOnly).toFixed(2).padStart(8)} s ${median(convert).toFixed(2).padStart(8)} s   `
-        + `${median(ratios).toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' ')})`);
+        + `${median(ratios).toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' ')})`.padEnd(30)
+        + `${median(toLayout).toFixed(2).padStart(8)} s   ${median(layoutRatios).toFixed(2)}x (${layoutRatios.map((x) => x.toFixed(2)).join(' ')})`);
     }
     process.stdout.write(`convert-vs-unpack: ${runs} run(s), medians\n`
-      + `image     unpack+mkfs    (unpack)    convert   convert / (unpack+mkfs) (per run)\n${out.join('\n')}\n`
+      + `image     unpack+mkfs    (unpack)    convert   convert / (unpack+mkfs)   to layout   to layout / (unpack+mkfs)\n${out.join('\n')}\n`
       + 'target (issue #18): convert <= 1.0x umoci unpack + mkfs.erofs\n');
   } finally {
     await registry.stop();
