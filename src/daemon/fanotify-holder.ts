@@ -6,7 +6,7 @@
  * mount may need.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fdOfProcess } from '../native/process.js';
@@ -43,8 +43,11 @@ export function adoptHolder(runDir: string): { pid: number; fd: number } | null 
     return null;
   }
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes(ENTRY) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
+    // argv: node, the entry, the run dir. A holder of another run dir (a pid file left stale, its pid
+    // reused by another daemon's holder) holds another daemon's group.
+    const [, entry, dir] = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (!entry?.endsWith(ENTRY) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
+    if (dir === undefined || !sameDir(dir, runDir)) throw new Error(`the holder of another run dir (${dir ?? '?'})`);
     const fd = fdOfProcess(pid, HOLDER_FD);
     log.warn({ holderPid: pid }, 'adopted the fanotify group a previous daemon left');
     return { pid, fd };
@@ -53,6 +56,13 @@ export function adoptHolder(runDir: string): { pid: number; fd: number } | null 
     rmSync(holderPidPath(runDir), { force: true });
     return null;
   }
+}
+
+/** Whether two paths name one directory (however each is spelled). */
+function sameDir(a: string, b: string): boolean {
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
 }
 
 /** Ends the holder (the group closes with the supervisor's own fd). */
