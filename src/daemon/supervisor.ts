@@ -56,7 +56,6 @@ function notifyServiceManager(state: string): void {
   if (r < 0) log.warn({ socket, errno: -r }, 'cannot notify systemd');
 }
 
-/** Calls `f` until it stops throwing, for up to `ms`; then throws its last error with `why`. */
 /** Replaces the pid file in one step: a reader never sees it empty. */
 function writePidFile(dir: string, pid: number): void {
   const tmp = `${pidFilePath(dir)}.${process.pid}`;
@@ -64,6 +63,7 @@ function writePidFile(dir: string, pid: number): void {
   renameSync(tmp, pidFilePath(dir));
 }
 
+/** Calls `f` until it stops throwing, for up to `ms`; then throws its last error with `why`. */
 async function retryUntil<T>(ms: number, f: () => T, why: string): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
