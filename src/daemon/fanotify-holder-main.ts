@@ -10,8 +10,10 @@
  * kernel answers the oldest event with a number, so one of this process's own events with the same
  * number would otherwise leave the old one pending, and the next daemon's fill-and-allow of the old
  * one's range would allow the new one unfilled); then what it reads itself. It exits when no daemon
- * runs and the group has no mark left: then no event can come, and closing it is harmless. Under systemd, while systemd is starting the daemon again
- * (`systemctl restart`, Restart= after a crash), events wait for it instead.
+ * runs and the group has no mark left: then no event can come, and closing it is harmless. Under
+ * systemd, while systemd is starting the daemon again (`systemctl restart`, Restart= after a crash),
+ * events wait for it instead. A daemon handing over (`daemon restart`) names its successor in the pid
+ * file before it exits, so that gap is no death either.
  */
 import { readFileSync, readSync } from 'node:fs';
 import os from 'node:os';
