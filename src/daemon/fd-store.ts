@@ -1,7 +1,7 @@
 /**
  * systemd's file descriptor store (sd_notify "FDSTORE=1"; the unit's FileDescriptorStoreMax=). The
- * supervisor keeps a copy of each kernel fd it holds there (FUSE connections, /dev/cachefiles) under a
- * stable name, and the mounts' registry credentials in a memfd (memory only, never on disk). When
+ * supervisor keeps a copy of each kernel fd it holds there (FUSE connections, /dev/cachefiles, the
+ * fanotify group) under a stable name, and the mounts' registry credentials in a memfd (memory only, never on disk). When
  * systemd restarts the service (`systemctl restart`, or Restart= after a crash) it hands them to the
  * next daemon as $LISTEN_FDS/$LISTEN_FDNAMES, which adopts the mounts they belong to: they never stop.
  * systemd empties the store when the service stops for good.
@@ -23,6 +23,7 @@ export function fuseFdName(path: string): string {
   return `fuse-${createHash('sha256').update(path).digest('hex').slice(0, 32)}`;
 }
 export const CACHEFILES_FD_NAME = 'cachefiles';
+export const FANOTIFY_FD_NAME = 'fanotify';
 
 /** What systemd passed to this process: fds by name, and the credentials memfd's contents. */
 export interface PassedFds {
@@ -107,6 +108,8 @@ export class FdStore {
         closeSync(fd);
         continue;
       }
+      const earlier = passed.fds.get(name);
+      if (earlier !== undefined) closeSync(earlier); // one name kept twice: the newer copy is the one
       passed.fds.set(name, fd);
     }
     this.secretsGeneration = Math.max(newest, 0);

@@ -17,7 +17,7 @@ import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { SupervisorRequest, SupervisorResults } from './protocol.js';
 import { adoptHolder, endHolder, fanotifyJournalPath, spawnHolder } from './fanotify-holder.js';
-import { CACHEFILES_FD_NAME, fuseFdName, type FdStore, type PassedFds } from './fd-store.js';
+import { CACHEFILES_FD_NAME, FANOTIFY_FD_NAME, fuseFdName, type FdStore, type PassedFds } from './fd-store.js';
 import { readRecordFile, writeRecordFile } from './records.js';
 
 /** Requests about kernel objects and records; the lifecycle ones (ready, shutdown) are the supervisor's. */
@@ -49,6 +49,7 @@ export class KernelRequests {
     if (held && this.fanotify) closeQuietly(held.fd); // the same group, taken from the predecessor itself
     else if (held) this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
     if (!this.fanotify) return;
+    this.storeFanotify();
     // A holder of our own (restarted if it dies), then the old one can go.
     this.holdFanotify();
     if (!held) return;
@@ -64,8 +65,19 @@ export class KernelRequests {
       const group = FanotifyGroup.create();
       this.fanotify = { group, holderPid: 0, served: false };
       this.holdFanotify();
+      this.storeFanotify();
     }
     return this.fanotify;
+  }
+
+  /**
+   * Under systemd the store keeps the group too: a holder that dies while systemd restarts the daemon
+   * (no supervisor to start another) must not close the group's last fd, which allows every pending
+   * event unfilled. The same group kept again (after an adoption) stays one entry: systemd keeps a
+   * file once, and takePassed keeps the newest of one name.
+   */
+  private storeFanotify(): void {
+    if (this.fanotify) this.store?.keep(FANOTIFY_FD_NAME, this.fanotify.group.fd);
   }
 
   /** (Re)starts the holder of the group: one must outlive this process at every moment. */
@@ -150,6 +162,18 @@ export class KernelRequests {
     const cachefiles = file?.cachefiles ? passed.fds.get(CACHEFILES_FD_NAME) : undefined;
     this.adopt(kept, (o) => passed.fds.get(fuseFdName(o.path))!, passed.secrets, cachefiles === undefined ? undefined : { ...file!.cachefiles!, fd: cachefiles });
     const claimed = new Set([...kept.flatMap(fuseNames), ...(cachefiles === undefined ? [] : [CACHEFILES_FD_NAME])]);
+    const group = passed.fds.get(FANOTIFY_FD_NAME);
+    if (group !== undefined) {
+      claimed.add(FANOTIFY_FD_NAME);
+      if (this.fanotify) {
+        closeQuietly(group); // the holder's copy came first: the same group
+      } else {
+        // The holder died while no daemon ran: the store's copy kept the group (and its pending events).
+        log.warn('the fanotify group holder was gone: the group is taken from systemd\'s store, with a new holder');
+        this.fanotify = { group: new FanotifyGroup(group), holderPid: 0, served: true };
+        this.holdFanotify();
+      }
+    }
     for (const [name, fd] of passed.fds) {
       if (claimed.has(name)) continue;
       closeQuietly(fd);
@@ -159,9 +183,9 @@ export class KernelRequests {
     return { adopted: kept.length, dead };
   }
 
-  /** How many fds systemd's store must hold for every mount to outlive this process: each FUSE connection, /dev/cachefiles, the credentials. */
+  /** How many fds systemd's store must hold for every mount to outlive this process: each FUSE connection, /dev/cachefiles, the fanotify group, the credentials. */
   storedFdsNeeded(): number {
-    let n = this.cachefiles ? 1 : 0;
+    let n = (this.cachefiles ? 1 : 0) + (this.fanotify ? 1 : 0);
     for (const r of this.records.values()) n += r.objects.filter((o) => o.kind === 'fuse').length;
     return n + (this.secrets.size > 0 ? 1 : 0);
   }
