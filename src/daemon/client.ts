@@ -18,12 +18,14 @@ const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTDIR']);
 /** How long the daemon may take to answer each request (a mount fetches the bootstrap and every TOC). */
 const ANSWER_WITHIN_MS: Record<ControlRequest['op'], number> = { ping: 10_000, status: 20_000, umount: 120_000, shutdown: 120_000, mount: 600_000, gc: 600_000 };
 
-export function request<K extends ControlRequest['op']>(req: ControlRequest & { op: K }, socketPath = controlSocketPath()): Promise<ControlResults[K]> {
+export function request<K extends ControlRequest['op']>(
+  req: ControlRequest & { op: K }, socketPath = controlSocketPath(), answerWithinMs = ANSWER_WITHIN_MS[req.op],
+): Promise<ControlResults[K]> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
-    socket.setTimeout(ANSWER_WITHIN_MS[req.op], () => {
+    socket.setTimeout(answerWithinMs, () => {
       socket.destroy();
-      reject(new MountError(`the daemon did not answer ${req.op} within ${ANSWER_WITHIN_MS[req.op] / 1000} s (see ${daemonLogPath()})`));
+      reject(new MountError(`the daemon did not answer ${req.op} within ${answerWithinMs / 1000} s (see ${daemonLogPath()})`));
     });
     let buffered = '';
     socket.setEncoding('utf8');

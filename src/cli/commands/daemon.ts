@@ -32,10 +32,16 @@ function catchesSignal(pid: number, sig: number): boolean {
   }
 }
 
+/**
+ * How long `daemon restart` waits for a ping before it restarts the pid file's daemon anyway: a hung
+ * worker is what a restart is for, and its supervisor takes the signal whatever the worker does.
+ */
+const RESTART_PING_MS = 2_000;
+
 /** The pid the running daemon answers with, or null. */
-async function answeringPid(): Promise<number | null> {
+async function answeringPid(answerWithinMs?: number): Promise<number | null> {
   try {
-    return (await request({ op: 'ping' })).pid;
+    return (await request({ op: 'ping' }, undefined, answerWithinMs)).pid;
   } catch (err) {
     // A worker going away mid-request (a restart) resets the connection: no one answering, for now.
     if (err instanceof DaemonNotRunning || ['ECONNRESET', 'EPIPE'].includes((err as NodeJS.ErrnoException).code ?? '')) return null;
@@ -74,7 +80,7 @@ export const daemonCommand = defineCommand({
       if (supervisor.failure) throw new MountError(supervisor.failure);
       return;
     }
-    const pid = await answeringPid().catch((err: unknown) => {
+    const pid = await answeringPid(action === 'restart' ? RESTART_PING_MS : undefined).catch((err: unknown) => {
       // A worker that does not answer (hung): its supervisor can still hand every mount to a new daemon.
       const held = action === 'restart' ? livePid() : null;
       if (held === null) throw err;
