@@ -1,10 +1,11 @@
 /**
- * systemd's file descriptor store (sd_notify "FDSTORE=1"; the unit's FileDescriptorStoreMax=). The
- * supervisor keeps a copy of each kernel fd it holds there (FUSE connections, /dev/cachefiles, the
- * fanotify group) under a stable name, and the mounts' registry credentials in a memfd (memory only, never on disk). When
- * systemd restarts the service (`systemctl restart`, or Restart= after a crash) it hands them to the
- * next daemon as $LISTEN_FDS/$LISTEN_FDNAMES, which adopts the mounts they belong to: they never stop.
- * systemd empties the store when the service stops for good.
+ * What the daemon tells systemd over its notify socket: its state (READY, MAINPID, STOPPING), and its
+ * file descriptor store (sd_notify "FDSTORE=1"; the unit's FileDescriptorStoreMax=). The supervisor
+ * keeps a copy of each kernel fd it holds there (FUSE connections, /dev/cachefiles, the fanotify group)
+ * under a stable name, and the mounts' registry credentials in a memfd (memory only, never on disk).
+ * When systemd restarts the service (`systemctl restart`, or Restart= after a crash) it hands them to
+ * the next daemon as $LISTEN_FDS/$LISTEN_FDNAMES, which adopts the mounts they belong to: they never
+ * stop. systemd empties the store when the service stops for good.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
@@ -31,6 +32,22 @@ export interface PassedFds {
   secrets: Record<string, Credentials>;
 }
 
+function sendNotify(socket: string, message: string, fds: readonly number[] = []): boolean {
+  const r = sendDatagram(socket, message, fds);
+  if (r < 0) log.warn({ socket, errno: -r, message: message.split('\n')[0] }, 'cannot notify systemd');
+  return r >= 0;
+}
+
+/**
+ * sd_notify(3) when systemd runs the daemon (Type=notify, NotifyAccess=all): READY once the first
+ * worker serves, with MAINPID, which is how a successor started by `daemon restart` (ExecReload)
+ * becomes the service's main process; STOPPING. Nothing without $NOTIFY_SOCKET.
+ */
+export function notifySystemd(state: string): void {
+  const socket = process.env.NOTIFY_SOCKET;
+  if (socket !== undefined && socket !== '') sendNotify(socket, state);
+}
+
 export class FdStore {
   private secretsGeneration = 0;
   /** Secrets entries passed to us that the next `keepSecrets` replaces. */
@@ -45,9 +62,7 @@ export class FdStore {
   }
 
   private notify(message: string, fds: readonly number[] = []): boolean {
-    const r = sendDatagram(this.socket, message, fds);
-    if (r < 0) log.warn({ socket: this.socket, errno: -r, message: message.split('\n')[0] }, 'cannot reach systemd\'s fd store');
-    return r >= 0;
+    return sendNotify(this.socket, message, fds);
   }
 
   /**

@@ -23,8 +23,7 @@ import { detect } from '../mount/mode-choice.js';
 import { LOCK_EX, tryFlock } from '../native/flock.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log, reopenLog } from '../util/log.js';
-import { sendDatagram } from '../native/unix-socket.js';
-import { FdStore, systemdRestartKeepsMounts } from './fd-store.js';
+import { FdStore, notifySystemd, systemdRestartKeepsMounts } from './fd-store.js';
 import { KernelRequests } from './kernel-requests.js';
 import { controlSocketPath, daemonLockPath, pidFilePath, recordFilePath, runDir } from './paths.js';
 import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './protocol.js';
@@ -42,18 +41,6 @@ function takeHandoverEnv(): number | undefined {
   delete process.env[HANDOVER_ENV];
   const pid = v === undefined ? NaN : Number(v);
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/**
- * sd_notify(3) when systemd runs the daemon (Type=notify, NotifyAccess=all): READY once the first
- * worker serves, with MAINPID, which is how a successor started by `daemon restart` (ExecReload)
- * becomes the service's main process. Nothing without $NOTIFY_SOCKET.
- */
-function notifyServiceManager(state: string): void {
-  const socket = process.env.NOTIFY_SOCKET;
-  if (socket === undefined || socket === '') return;
-  const r = sendDatagram(socket, state);
-  if (r < 0) log.warn({ socket, errno: -r }, 'cannot notify systemd');
 }
 
 /** Replaces the pid file in one step: a reader never sees it empty. */
@@ -232,7 +219,7 @@ export class Supervisor {
     if (this.store && this.kernel.size > 0 && (await systemdRestartKeepsMounts(this.kernel.storedFdsNeeded()))) {
       this.handingOver = true;
       log.info({ mounts: this.kernel.size }, 'systemd restarts the daemon and keeps its fds: exiting without unmounting');
-      notifyServiceManager('STOPPING=1');
+      notifySystemd('STOPPING=1');
       await this.worker?.kill();
       this.kernel.persist();
       process.exit(0);
@@ -252,7 +239,7 @@ export class Supervisor {
   private async handle(req: SupervisorRequest): Promise<unknown> {
     switch (req.op) {
       case 'ready':
-        if (!this.everReady) notifyServiceManager(`READY=1\nMAINPID=${process.pid}`);
+        if (!this.everReady) notifySystemd(`READY=1\nMAINPID=${process.pid}`);
         this.everReady = true;
         return null;
       case 'shutdown':
@@ -273,7 +260,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     log.info({ why }, 'daemon stopping');
-    notifyServiceManager('STOPPING=1');
+    notifySystemd('STOPPING=1');
     await this.worker?.stop();
     await this.kernel.undoAll();
     this.cacheLock?.release();
