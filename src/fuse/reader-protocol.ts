@@ -54,6 +54,8 @@ export interface ReaderThreadData extends ThreadCommon {
 
 export interface CopierThreadData extends ThreadCommon {
   role: 'copier';
+  /** Bytes of the largest request: a copier also reads the device (runCopier). */
+  bufferSize: number;
   /** Its mailbox: copy.state[1 + index], lengths[index], jobs[index * JOB_BYTES ...]. */
   index: number;
   copy: CopyShared;

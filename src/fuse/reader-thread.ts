@@ -5,8 +5,9 @@
  *   itself (reader-serve.ts) or hands large ones to an idle copier, posts the rest to the main thread
  *   as one batch (ArrayBuffers transferred, no copy), then sleeps in poll(2) on the device and the
  *   wake-up pipe — after spinning a moment, as the next request of a stream usually follows at once.
- * copier: waits for a job in its mailbox (reader-protocol.ts) and answers it like the reader would.
- * Both reply on the same fd: the kernel matches replies by unique, not by thread.
+ * copier: waits for a job in its mailbox (reader-protocol.ts), answers it like the reader would, then
+ *   answers what is queued on the device until nothing is.
+ * All read and reply on the same fd: the kernel matches replies by unique, not by thread.
  */
 import { parentPort } from 'node:worker_threads';
 import { IN_HEADER_SIZE, InHeaderOffset, Opcode, ReadInOffset } from './layout.js';
@@ -156,10 +157,27 @@ function runReader(d: ReaderThreadData): never {
   }
 }
 
+/**
+ * After a job, a copier takes the requests queued on the device itself while there are any (the fd
+ * is non-blocking: the reader set it), as many readers side by side each want a READ answered: one
+ * hand-off fewer per READ. What it cannot answer goes to the main thread, like the reader's misses.
+ */
+function takeQueued(d: CopierThreadData, req: Buffer, slot: number): void {
+  if ((fcntl(d.fd, F_GETFL) & O_NONBLOCK) === 0) return;
+  while (Atomics.load(d.copy.state, slot) === CopierState.JOB) {
+    const n = read(d.fd, req, d.bufferSize);
+    if (n <= 0) return; // EAGAIN, or the device's end: the reader sees that too
+    if (!fast.tryServe(req, n)) {
+      const ab = detach(req, n);
+      post({ kind: 'requests', batch: [ab] }, [ab]);
+    }
+  }
+}
+
 function runCopier(d: CopierThreadData): never {
   const { copy, index } = d;
   const slot = 1 + index;
-  const req = Buffer.alloc(JOB_BYTES);
+  const req = Buffer.alloc(Math.max(JOB_BYTES, d.bufferSize));
   Atomics.compareExchange(copy.state, slot, CopierState.STARTING, CopierState.IDLE); // unless told to stop meanwhile
   for (;;) {
     Atomics.wait(copy.state, slot, CopierState.IDLE);
@@ -175,6 +193,7 @@ function runCopier(d: CopierThreadData): never {
       const ab = detach(req, n);
       post({ kind: 'requests', batch: [ab] }, [ab]);
     }
+    takeQueued(d, req, slot);
     Atomics.compareExchange(copy.state, slot, CopierState.JOB, CopierState.IDLE); // unless told to stop meanwhile
   }
 }

@@ -119,7 +119,7 @@ export class FuseReader {
       this.pendingSources = undefined;
       for (let index = 0; copy !== undefined && index < count && !this.exited; index++) {
         const control = new MessageChannel();
-        const workerData: CopierThreadData = { ...common, role: 'copier', index, copy, control: control.port2 };
+        const workerData: CopierThreadData = { ...common, role: 'copier', index, copy, bufferSize: options.bufferSize, control: control.port2 };
         const worker = startThread(url, workerData, [control.port2]);
         worker.on('message', onMessage);
         worker.on('error', () => undefined); // its job (if any) stays unanswered; the reader serves on alone
