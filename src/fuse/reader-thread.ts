@@ -157,13 +157,19 @@ function runReader(d: ReaderThreadData): never {
   }
 }
 
+/** The device's fd was seen non-blocking (a copier reads it only then: a blocking read would never end). */
+let deviceNonBlocking = false;
+
 /**
  * After a job, a copier takes the requests queued on the device itself while there are any (the fd
  * is non-blocking: the reader set it), as many readers side by side each want a READ answered: one
  * hand-off fewer per READ. What it cannot answer goes to the main thread, like the reader's misses.
  */
 function takeQueued(d: CopierThreadData, req: Buffer, slot: number): void {
-  if ((fcntl(d.fd, F_GETFL) & O_NONBLOCK) === 0) return;
+  if (!deviceNonBlocking) {
+    if ((fcntl(d.fd, F_GETFL) & O_NONBLOCK) === 0) return;
+    deviceNonBlocking = true; // the reader never clears it
+  }
   while (Atomics.load(d.copy.state, slot) === CopierState.JOB) {
     const n = read(d.fd, req, d.bufferSize);
     if (n <= 0) return; // EAGAIN, or the device's end: the reader sees that too
