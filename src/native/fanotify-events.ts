@@ -40,6 +40,25 @@ export function handleKey(handle: Buffer): string {
   return handle.subarray(4, 8 + bytes).toString('hex');
 }
 
+/** The `reserved` byte of a record: 0 from the kernel; the reader may note there what became of the event. */
+export const BATCH_STATE_OFFSET = 5;
+
+/**
+ * Where the records of a buffer that was zeroed before a read start, and where they end: at the first
+ * place that holds no whole record of the kernel's (the zeroes after the last one).
+ */
+export function recordOffsets(buf: Buffer): { at: number[]; end: number } {
+  const at: number[] = [];
+  let end = 0;
+  while (end + METADATA_SIZE <= buf.length) {
+    const eventLen = buf.readUInt32LE(end);
+    if (buf.readUInt8(end + 4) !== FANOTIFY_METADATA_VERSION || eventLen < METADATA_SIZE || end + eventLen > buf.length) break;
+    at.push(end);
+    end += eventLen;
+  }
+  return { at, end };
+}
+
 /** Splits buf[0, n) into events; throws on a record the kernel would not write (wrong version, torn). */
 export function parseEvents(buf: Buffer, n: number): RawEvent[] {
   const events: RawEvent[] = [];

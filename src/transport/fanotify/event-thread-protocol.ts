@@ -9,6 +9,8 @@ export interface EventThreadData {
   wakeFd: number;
   /** The journal's fd (events are recorded before they are posted). */
   journalFd: number;
+  /** The batch file's fd: the thread reads the group into a shared mapping of it (journal.ts). */
+  batchFd: number;
   /** Where the main thread's ThreadControl messages come in (read between reads of the group). */
   control: MessagePort;
   /** Fd numbers of the events a dead worker left: no new event may get one until it is released. */
@@ -48,6 +50,8 @@ export interface AllowedRead {
 }
 
 export type EventThreadMessage =
+  /** Its modules are loaded and its fd table private: from now on it reads events without the thread pool. */
+  | { kind: 'ready' }
   | { kind: 'events'; events: PendingEvent[] }
   /** Events of this very process (the cache's own reads and writes) answered on the thread. */
   | { kind: 'own'; count: number }

@@ -21,17 +21,17 @@ import { FAN_ALLOW, respond } from '../../native/fanotify.js';
 import { closeQuietly, reserveFdNumber, unshareFdTable } from '../../native/fd.js';
 import { blockSignalsOfThisThread } from '../../native/process.js';
 import { EAGAIN, EINTR } from '../../fuse/errno.js';
-import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl, read } from '../../fuse/reader-libc.js';
+import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl } from '../../fuse/reader-libc.js';
 import { pollerOf } from '../../native/poll.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl, ThreadView } from './event-thread-protocol.js';
-import { fileKey, parseEvents, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
-import { EventJournal } from './journal.js';
+import { BATCH_STATE_OFFSET, fileKey, parseEvents, recordOffsets, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
+import { mapShared } from '../../native/shared-map.js';
+import { BATCH_BYTES, BatchState, EventJournal } from './journal.js';
 
 if (parentPort === null) throw new Error('event-thread.ts runs only as a worker thread (see server.ts)');
 const port = parentPort;
 const data = workerData as EventThreadData;
-const journal = EventJournal.fromFd(data.journalFd);
-const BUFFER = 64 * 1024;
+const journal = EventJournal.fromFds(data.journalFd, data.batchFd);
 /**
  * poll(2) wakes up this often when idle: a thread parked in native code would hold process.exit()
  * (and worker.terminate()) forever, and this one lives as long as its process.
@@ -79,7 +79,7 @@ function isolateFdTable(): void {
   if (e !== 0) {
     post({ kind: 'shared-fds', errno: -e });
   } else {
-    const keep = new Set([data.group, data.wakeFd, data.journalFd]);
+    const keep = new Set([data.group, data.wakeFd, data.journalFd, data.batchFd]);
     for (const name of readdirSync('/proc/thread-self/fd')) {
       const fd = Number(name);
       if (fd <= 2 || keep.has(fd)) continue;
@@ -111,23 +111,34 @@ function written(view: ThreadView | undefined, ev: RawEvent): view is ThreadView
 function run(): never {
   const { group, wakeFd } = data;
   fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
-  const buf = Buffer.alloc(BUFFER);
+  // Events are read straight into the batch file (journal.ts): a kill after the read loses none.
+  const batch = mapShared(data.batchFd, BATCH_BYTES);
+  const buf = batch.bytes;
   const wait = pollerOf(group, wakeFd);
+  let last = BATCH_BYTES; // what the dead worker left is taken already (server.ts)
   for (;;) {
     if (orphaned()) {
       post({ kind: 'end', errno: 0, message: 'the supervisor is gone: its group holder answers the events' });
       process.exit(0);
     }
-    const n = read(group, buf, BUFFER);
+    // Zeroes after the records mark where a read's batch ends.
+    buf.fill(0, 0, last);
+    const n = batch.readFrom(group);
+    last = n > 0 ? n : 0;
     if (n > 0) {
       takeControl();
       const pending: PendingEvent[] = [];
       const allowed: AllowedRead[] = [];
       let own = 0;
-      for (const ev of parseEvents(buf, n)) {
+      const records = recordOffsets(buf).at;
+      const mark = (i: number, state: number): void => {
+        buf.writeUInt8(state, (records[i] ?? 0) + BATCH_STATE_OFFSET);
+      };
+      for (const [i, ev] of parseEvents(buf, n).entries()) {
         if (orphaned()) break; // its slot and number stay for the holder
         if (ev.pid === process.pid) {
           respond(group, ev.fd, FAN_ALLOW);
+          mark(i, BatchState.answered);
           closeSync(ev.fd);
           own += 1;
           continue;
@@ -137,6 +148,7 @@ function run(): never {
         const view = fast ? views.get(file) : undefined;
         if (written(view, ev)) {
           respond(group, ev.fd, FAN_ALLOW);
+          mark(i, BatchState.answered);
           closeSync(ev.fd);
           Atomics.add(view.hits, 0, 1n);
           allowed.push({ file, offset: ev.offset, count: ev.count });
@@ -144,6 +156,7 @@ function run(): never {
         }
         const p = { ...ev, file };
         journal.record(p);
+        mark(i, BatchState.journaled);
         held.add(ev.fd);
         pending.push(p);
       }
@@ -172,6 +185,7 @@ function run(): never {
 
 try {
   isolateFdTable();
+  post({ kind: 'ready' });
   run();
 } catch (err) {
   post({ kind: 'end', errno: -1, message: err instanceof Error ? err.message : String(err) });

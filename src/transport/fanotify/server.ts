@@ -20,7 +20,7 @@ import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
 import { fileKey, type PendingEvent } from '../../native/fanotify-events.js';
-import { EventJournal } from './journal.js';
+import { EventJournal, UNKNOWN_FILE } from './journal.js';
 
 /**
  * How long the frames of a fetch that just failed are denied at once to the same reader: the kernel
@@ -29,6 +29,16 @@ import { EventJournal } from './journal.js';
  * deadlines). Per reader, so another program (or a retry) right after the registry is back fetches.
  */
 const FAILED_RANGE_MS = 1_000;
+
+/** Whether `pid` exists (EPERM: it does, another user's). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 interface ServedFile {
   blob: CachedBlob;
@@ -64,6 +74,7 @@ export class FanotifyServer {
   private control: MessagePort | null = null;
   private wake: [number, number] | null = null;
   private started = false;
+  private readonly threadReady: Promise<void>;
   /** See EventThreadData.parent: no response once the parent changed. */
   private readonly parent = process.ppid;
 
@@ -80,7 +91,17 @@ export class FanotifyServer {
   constructor(private readonly group: number, private readonly journal: EventJournal, fresh: boolean) {
     if (fresh) journal.reset();
     else this.takeLeftovers();
-    this.startThread();
+    this.threadReady = this.startThread();
+  }
+
+  /**
+   * Resolves once the event thread reads events. Until then nothing of this process may touch a marked
+   * data file: the thread's start-up (loading its modules) needs the thread pool, and a pool whose
+   * threads all wait on events raised by their own reads would make it wait for ever (seen: a
+   * restarted worker re-verifying its frames hung every reader).
+   */
+  ready(): Promise<void> {
+    return this.threadReady;
   }
 
   stats(): FanotifyStats {
@@ -148,7 +169,7 @@ export class FanotifyServer {
     }
   }
 
-  private startThread(): void {
+  private startThread(): Promise<void> {
     const pipe = pipe2();
     if (typeof pipe === 'number') throw new OndemandError('EFANOTIFY', `pipe2 failed: errno ${-pipe}`);
     this.wake = pipe;
@@ -156,34 +177,74 @@ export class FanotifyServer {
     channel.port1.unref();
     this.control = channel.port1;
     const data: EventThreadData = {
-      group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, control: channel.port2, reserve: this.leftovers.map((ev) => ev.fd),
+      group: this.group, wakeFd: pipe[0], journalFd: this.journal.fd, batchFd: this.journal.batchFd, control: channel.port2, reserve: this.leftovers.map((ev) => ev.fd),
       parent: this.parent,
     };
     const thread = new Worker(compiledThreadUrl(import.meta.url, 'event-thread.js', 'EFANOTIFY'), { workerData: data, transferList: [channel.port2] });
+    let isReady: () => void = () => undefined;
+    let notReady: (err: Error) => void = () => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      isReady = resolve;
+      notReady = reject;
+    });
+    ready.catch(() => undefined);
     thread.on('message', (msg: EventThreadMessage) => {
-      if (msg.kind === 'events') {
+      if (msg.kind === 'ready') isReady();
+      else if (msg.kind === 'events') {
         if (this.started) for (const ev of msg.events) void this.serve(ev);
         else this.waiting.push(...msg.events);
       }
       else if (msg.kind === 'allowed') this.allowed(msg.reads);
       else if (msg.kind === 'own') this.counters.ownEvents += msg.count;
       else if (msg.kind === 'shared-fds') log.error({ errno: msg.errno }, 'the fanotify event thread has no private fd table: an event may be answered for another with its fd number');
-      else if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
+      else {
+        if (msg.errno !== 0) log.error({ errno: msg.errno, err: msg.message }, 'fanotify event thread stopped: events are no longer answered');
+        notReady(new OndemandError('EFANOTIFY', `the fanotify event thread stopped before it read any event (errno ${msg.errno}${msg.message ? `: ${msg.message}` : ''})`));
+      }
     });
-    thread.on('error', (err) => log.error({ err: errorText(err) }, 'fanotify event thread failed'));
+    thread.on('error', (err) => {
+      log.error({ err: errorText(err) }, 'fanotify event thread failed');
+      notReady(new OndemandError('EFANOTIFY', `the fanotify event thread failed to start: ${errorText(err)}`));
+    });
+    thread.on('exit', () => {
+      if (this.thread === thread) this.thread = null;
+      notReady(new OndemandError('EFANOTIFY', 'the fanotify event thread exited before it read any event'));
+    });
     thread.unref();
     this.thread = thread;
+    return ready;
   }
 
   /**
    * Before any event is read: what a dead worker had read and not answered. The kernel matches a
    * response to the oldest pending event with its fd number, so while an old event waits for its
    * fill no new event may get its number: the event thread keeps them (event-thread.ts).
-   * Events read in the instant before they were journaled have an unknown range: EIO (never zeros).
+   * Events of its last read that it had not journaled yet are in the batch file, their range known
+   * and their file not: they are journaled now (a worker that dies before answering them leaves them
+   * to the next) and filled in every served file (fill()). Any other number is swept with EIO (never zeros).
    */
   private takeLeftovers(): void {
-    this.leftovers.push(...this.journal.entries());
-    const known = new Set(this.leftovers.map((o) => o.fd));
+    const journaled = this.journal.entries();
+    const known = new Set(journaled.map((o) => o.fd));
+    const unjournaled: PendingEvent[] = [];
+    let readerGone = 0;
+    for (const ev of this.journal.unhandled()) {
+      if (ev.fd < 0 || known.has(ev.fd)) continue;
+      known.add(ev.fd);
+      if (processAlive(ev.pid)) {
+        const p = { ...ev, file: UNKNOWN_FILE };
+        this.journal.record(p);
+        unjournaled.push(p);
+      } else if (respond(this.group, ev.fd, fanDenyErrno(EIO))) {
+        // Its reader is gone (the dead worker's own cache I/O): nobody waits, but the kernel keeps a
+        // cancelled event until it is answered, and no new event may get its number before.
+        readerGone += 1;
+      }
+    }
+    this.leftovers.push(...journaled, ...unjournaled);
+    if (unjournaled.length > 0 || readerGone > 0) {
+      log.warn({ unjournaled: unjournaled.length, readerGone }, 'fanotify events a dead worker read but had not journaled: filled in every served file (those of readers gone answered at once)');
+    }
     const last = this.journal.sweepLimit();
     let swept = 0;
     for (let fd = 0; fd <= last; fd++) if (!known.has(fd) && respond(this.group, fd, fanDenyErrno(EIO))) swept += 1;
@@ -205,6 +266,7 @@ export class FanotifyServer {
 
   /** Makes the event's range present; false when it cannot (no mount serves the file, or the fetch failed). */
   private async fill(ev: PendingEvent): Promise<boolean> {
+    if (ev.file === UNKNOWN_FILE) return this.fillEverywhere(ev);
     const served = this.files.get(ev.file);
     if (!served) {
       log.warn({ file: ev.file, pid: ev.pid, offset: ev.offset, count: ev.count }, 'fanotify event on a file no mount serves: denied (EIO)');
@@ -233,6 +295,27 @@ export class FanotifyServer {
       logFor({ image: served.image, blob: blob.blobId }).warn({ offset, count, pid: ev.pid, err: errorText(err) }, 'read failed: answering the kernel EIO');
       return false;
     }
+  }
+
+  /**
+   * An event whose file is unknown (unjournaled: see takeLeftovers): its range is made present in
+   * every served file that has it. Rare (a worker killed between a read and the journal), and costs
+   * a fetch of that range per blob; EIO when any of them fails (it may be the reader's).
+   */
+  private async fillEverywhere(ev: PendingEvent): Promise<boolean> {
+    if (!ev.ranged) return false;
+    const results = await Promise.all([...this.files.values()].filter((f) => f.blob.size > ev.offset).map(async (served) => {
+      try {
+        await served.blob.ensure(ev.offset, Math.min(ev.count, served.blob.size - ev.offset), { durable: false });
+        this.ignoreIfComplete(served);
+        return true;
+      } catch (err) {
+        logFor({ image: served.image, blob: served.blob.blobId }).warn({ offset: ev.offset, count: ev.count, pid: ev.pid, err: errorText(err) },
+          'read of an unjournaled event\'s range failed: answering the kernel EIO');
+        return false;
+      }
+    }));
+    return results.every(Boolean);
   }
 
   private async serve(ev: PendingEvent): Promise<void> {
@@ -307,7 +390,7 @@ export class FanotifyServer {
     }
   }
 
-  /** Stops the event thread and closes this process's fds (the group itself lives on in its owner). */
+  /** Stops the event thread (unless it ended already) and closes this process's fds (the group itself lives on in its owner). */
   async stop(): Promise<void> {
     const thread = this.thread;
     this.thread = null;

@@ -35,6 +35,8 @@ function serving(kernel: KernelBroker, holdBack: boolean): Promise<FanotifyServe
   server ??= (async () => {
     const { fd, fresh, journal } = await kernel.openFanotify();
     const s = new FanotifyServer(fd, EventJournal.open(journal), fresh);
+    // Before any data file is touched (a restarted worker re-opening and verifying them): see ready().
+    await s.ready();
     madeServer = s;
     if (holdBack && !fresh) heldBack = s;
     else await s.start();
