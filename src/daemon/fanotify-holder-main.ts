@@ -24,10 +24,11 @@ import { parseEvents } from '../native/fanotify-events.js';
 import { setParentDeathSignal } from '../native/process.js';
 import { EventJournal } from '../transport/fanotify/journal.js';
 import { livePid } from './client.js';
-import { fanotifyJournalPath } from './fanotify-holder.js';
+import { fanotifyJournalPath, sameDir } from './fanotify-holder.js';
 import { recordFilePath } from './paths.js';
 import { readRecordFile } from './records.js';
 import { ownUnit, systemdBringsBack } from './systemd-unit.js';
+import { orphanedWorkers } from './worker-process.js';
 
 const GROUP = 3;
 const CHECK_MS = 100;
@@ -90,6 +91,26 @@ function denyLeftBehind(): void {
   }
 }
 
+/**
+ * Kills the dead daemon's workers that still run; true while there are any. The holder answers events
+ * itself only after: a worker checks that its supervisor lives just before it answers, and one caught
+ * between the two (stopped, or not scheduled) would answer after the holder's sweep, with a number
+ * that may by then be one of the holder's own events: allowed unfilled, read as zeros.
+ */
+function endOrphanedWorkers(): boolean {
+  let left = false;
+  for (const w of orphanedWorkers()) {
+    try {
+      if (!sameDir(w.runDir, runDir)) continue;
+      process.kill(w.pid, 'SIGKILL');
+      left = true;
+    } catch {
+      // gone meanwhile, or its run dir is
+    }
+  }
+  return left;
+}
+
 /** Data files the dead daemon's records marked. */
 function markedPaths(): string[] {
   return (readRecordFile(recordFilePath(runDir))?.mounts ?? []).flatMap((m) => m.objects.flatMap((o) => (o.kind === 'fanotify-mark' ? [o.path] : [])));
@@ -134,6 +155,10 @@ function check(): void {
     asking = false;
     // A daemon that systemd brings back adopts this group and answers what is queued, as after a crash.
     if (back || daemon() !== null) return;
+    if (!alone && endOrphanedWorkers()) {
+      setTimeout(check, 20); // goes on once they are gone
+      return;
+    }
     if (!alone) {
       alone = true;
       for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);

@@ -59,7 +59,7 @@ export function adoptHolder(runDir: string): { pid: number; fd: number } | null 
 }
 
 /** Whether two paths name one directory (however each is spelled). */
-function sameDir(a: string, b: string): boolean {
+export function sameDir(a: string, b: string): boolean {
   const x = statSync(a);
   const y = statSync(b);
   return x.dev === y.dev && x.ino === y.ino;

@@ -4,6 +4,7 @@
  * leave every kernel connection with nobody answering), stopped at shutdown.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Features } from '../transport/kernel-features.js';
 import { log } from '../util/log.js';
@@ -19,6 +20,41 @@ export interface WorkerArgs {
   features: Features;
   /** The daemon's resolved configuration (config/resolve.ts ConfigJson, as text). */
   config: string;
+}
+
+const ENTRY = 'worker-main.js';
+
+/** Whether `pid` exists and is not a zombie (a zombie holds no fd any more). */
+function running(pid: number): boolean {
+  try {
+    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Workers whose supervisor is dead and which still run, with the run dir they served (every process
+ * of this machine's /proc that this user may read). A worker sees its supervisor's death at once and
+ * kills itself; one that is stopped or stuck does not.
+ */
+export function orphanedWorkers(): { pid: number; runDir: string }[] {
+  const out: { pid: number; runDir: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const [, entry, json] = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (!entry?.endsWith(`/${ENTRY}`) || json === undefined) continue;
+      const args = JSON.parse(json) as Partial<WorkerArgs>;
+      if (typeof args.runDir !== 'string' || typeof args.supervisorPid !== 'number') continue;
+      if (!running(args.supervisorPid) && running(Number(name))) out.push({ pid: Number(name), runDir: args.runDir });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
 }
 
 const RESTART_DELAY_MS = 200;
@@ -42,7 +78,7 @@ export class WorkerProcess {
   constructor(private readonly args: Omit<WorkerArgs, 'restarts'>, private readonly events: WorkerEvents) {}
 
   start(): void {
-    const entry = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+    const entry = fileURLToPath(new URL(`./${ENTRY}`, import.meta.url));
     const args: WorkerArgs = { ...this.args, restarts: this.restarts };
     this.lastStart = Date.now();
     const child = fork(entry, [JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });

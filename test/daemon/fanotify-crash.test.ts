@@ -236,6 +236,32 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
     expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
   }, 300_000);
 
+  it('the supervisor SIGKILLed while its worker is stopped: the holder ends that worker before it answers any event itself', async () => {
+    const h = fresh('fancrash-stopped');
+    const mp = h.mountpoint('m');
+    await h.ok('mount', '--insecure', '--mode', 'fanotify', '--image', remote, mp);
+    const supervisor = h.daemonPid()!;
+    const worker = await liveWorker(h);
+    const holder = holderPid(h);
+    expect(holder).not.toBeNull();
+    holders.add(holder!);
+    // Stopped, the worker cannot see its supervisor die; continued after the holder's sweep, an answer it
+    // had on its way could meet one of the holder's own events with the same number.
+    process.kill(worker, 'SIGSTOP');
+    try {
+      const reading = readCheck(reads(mp).slice(0, 12), READ_DEADLINE_MS);
+      await sleep(500);
+      process.kill(supervisor, 'SIGKILL');
+      const ended = await waitUntil(() => !alive(worker), 10_000);
+      const results = await reading;
+      process.stderr.write(`fanotify supervisor kill with its worker stopped: the worker ${ended ? 'was ended' : 'STILL RUNS'}; reads ${JSON.stringify(tally(results))}\n`);
+      expect(ended).toBe(true);
+      expect(results.filter((r) => r.outcome !== 'right' && r.outcome !== 'error')).toEqual([]);
+    } finally {
+      try { process.kill(worker, 'SIGKILL'); } catch { /* ended */ }
+    }
+  }, 300_000);
+
   it('the supervisor SIGKILLed during a cold read: no zeros; the next mount adopts the group and cleans up the old mount; the holder stays only while needed', async () => {
     const h = fresh('fancrash-s');
     const mp = h.mountpoint('old');
