@@ -19,7 +19,7 @@ import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
-import { fileKey, type PendingEvent } from '../../native/fanotify-events.js';
+import { fileKey, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
 import { EventJournal, UNKNOWN_FILE } from './journal.js';
 
 /**
@@ -228,7 +228,13 @@ export class FanotifyServer {
     const known = new Set(journaled.map((o) => o.fd));
     const unjournaled: PendingEvent[] = [];
     let readerGone = 0;
-    for (const ev of this.journal.unhandled()) {
+    let batch: RawEvent[] = [];
+    try {
+      batch = this.journal.unhandled();
+    } catch (err) {
+      log.error({ err: errorText(err) }, 'cannot read the fanotify batch file: events a dead worker had not journaled are denied (EIO)');
+    }
+    for (const ev of batch) {
       if (ev.fd < 0 || known.has(ev.fd)) continue;
       known.add(ev.fd);
       if (processAlive(ev.pid)) {
