@@ -36,7 +36,12 @@ function serving(kernel: KernelBroker, holdBack: boolean): Promise<FanotifyServe
     const { fd, fresh, journal } = await kernel.openFanotify();
     const s = new FanotifyServer(fd, EventJournal.open(journal), fresh);
     // Before any data file is touched (a restarted worker re-opening and verifying them): see ready().
-    await s.ready();
+    try {
+      await s.ready();
+    } catch (err) {
+      await s.stop().catch(() => undefined); // this process's fds of the group and journal
+      throw err;
+    }
     madeServer = s;
     if (holdBack && !fresh) heldBack = s;
     else await s.start();
