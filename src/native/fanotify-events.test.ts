@@ -1,6 +1,6 @@
 /** Event records as the kernel lays them out (fanotify-hsm.md §1): metadata, then info records. */
 import { describe, expect, it } from 'vitest';
-import { fileKey, handleKey, parseEvents } from './fanotify-events.js';
+import { fileKey, handleKey, markedFileKeys, parseEvents } from './fanotify-events.js';
 
 function event(fd: number, pid: number, range?: [number, number], extra: Buffer[] = [], mask = 0x00100000n): Buffer {
   const infos = [...extra];
@@ -61,5 +61,15 @@ describe('parseEvents', () => {
 
   it('keys files by dev:ino', () => {
     expect(fileKey(2049n, 1234n)).toBe('2049:1234');
+  });
+});
+
+describe('markedFileKeys', () => {
+  it('gives dev:ino as stat(2) has them for every inode mark of a group fdinfo', () => {
+    // As this host printed it for a file on /dev/vda (254:0), st_dev 0xfe00, st_ino 0xea20ab.
+    const fdinfo = 'pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\nfanotify flags:19 event-flags:8000\n' +
+      'fanotify ino:ea20ab sdev:fe00000 mflags:0 mask:100000 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:ab20ea003bfa10a3\n' +
+      'fanotify ino:10 sdev:10300105 mflags:40 mask:100000 ignored_mask:100000 fhandle-bytes:8 fhandle-type:1 f_handle:00\n';
+    expect(markedFileKeys(fdinfo)).toEqual([fileKey(0xfe00n, 0xea20abn), fileKey((259n << 8n) | 5n | (1n << 12n << 8n), 16n)]);
   });
 });

@@ -34,6 +34,23 @@ export function fileKey(dev: bigint | number, ino: bigint | number): string {
   return `${dev}:${ino}`;
 }
 
+/**
+ * fileKey()s of the inodes a group marks, from its fdinfo text (/proc/PID/fdinfo/FD: lines
+ * "fanotify ino:HEX sdev:HEX ..."). sdev is the kernel's dev_t (MAJOR << 20 | MINOR), re-encoded
+ * here as stat(2) gives st_dev.
+ */
+export function markedFileKeys(fdinfo: string): string[] {
+  const keys: string[] = [];
+  for (const m of fdinfo.matchAll(/^fanotify ino:([0-9a-f]+) sdev:([0-9a-f]+) /gm)) {
+    const sdev = BigInt(`0x${m[2] ?? '0'}`);
+    const major = sdev >> 20n;
+    const minor = sdev & 0xfffffn;
+    const dev = (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
+    keys.push(fileKey(dev, BigInt(`0x${m[1] ?? '0'}`)));
+  }
+  return keys;
+}
+
 /** struct file_handle's type and bytes (not its length field) as hex: what a watched file is known by. */
 export function handleKey(handle: Buffer): string {
   const bytes = handle.readUInt32LE(0);

@@ -10,7 +10,7 @@
  * the events it had read pending; the next worker finds them in the journal and answers them, their
  * fd numbers kept from new events meanwhile (the kernel matches a response by number: event-thread.ts).
  */
-import { closeSync, statSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CachedBlob } from '../../cache/types.js';
 import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond, unignorePreAccess } from '../../native/fanotify.js';
@@ -19,7 +19,7 @@ import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
-import { fileKey, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
+import { fileKey, markedFileKeys, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
 import { EventJournal, UNKNOWN_FILE } from './journal.js';
 
 /**
@@ -80,6 +80,8 @@ export class FanotifyServer {
 
   /** Events read before start(): their files may not be registered yet (a restart re-attaching). */
   private waiting: PendingEvent[] = [];
+  /** The files the group marked when the leftovers were taken (see fillEverywhere). */
+  private markedAtTakeover: string[] | null = [];
   /** Events a dead worker left (journal), answered by start(); the event thread keeps their fd numbers meanwhile. */
   private readonly leftovers: PendingEvent[] = [];
 
@@ -248,6 +250,8 @@ export class FanotifyServer {
       }
     }
     this.leftovers.push(...journaled, ...unjournaled);
+    // The files those events may be on: marked now, before this process re-attaches or cleans up anything.
+    if (unjournaled.length > 0) this.markedAtTakeover = this.markedFiles();
     if (unjournaled.length > 0 || readerGone > 0) {
       log.warn({ unjournaled: unjournaled.length, readerGone }, 'fanotify events a dead worker read but had not journaled: filled in every served file (those of readers gone answered at once)');
     }
@@ -304,12 +308,22 @@ export class FanotifyServer {
   }
 
   /**
-   * An event whose file is unknown (unjournaled: see takeLeftovers): its range is made present in
-   * every served file that has it. Rare (a worker killed between a read and the journal), and costs
-   * a fetch of that range per blob; EIO when any of them fails (it may be the reader's).
+   * An event whose file is unknown (unjournaled: see takeLeftovers). Its file is one of the files the
+   * group marked when it was taken over or marks now (marks go only with an unmount, after the
+   * event); only when every one of them is served here can it be allowed, after its range is
+   * made present in each (a fetch per blob: rare). A marked file nobody serves (a mount that could not
+   * be re-attached, a dead daemon's) may be the one: then EIO, as its hole would read as zeros.
    */
   private async fillEverywhere(ev: PendingEvent): Promise<boolean> {
     if (!ev.ranged) return false;
+    const now = this.markedFiles();
+    if (now === null || this.markedAtTakeover === null) return false;
+    const marked = new Set([...this.markedAtTakeover, ...now]);
+    const unserved = [...marked].filter((key) => !this.files.has(key));
+    if (marked.size === 0 || unserved.length > 0) {
+      log.warn({ pid: ev.pid, offset: ev.offset, count: ev.count, unserved: unserved.length }, 'an unjournaled fanotify event may be on a file no mount serves: denied (EIO)');
+      return false;
+    }
     const results = await Promise.all([...this.files.values()].filter((f) => f.blob.size > ev.offset).map(async (served) => {
       try {
         await served.blob.ensure(ev.offset, Math.min(ev.count, served.blob.size - ev.offset), { durable: false });
@@ -321,7 +335,17 @@ export class FanotifyServer {
         return false;
       }
     }));
-    return results.every(Boolean);
+    return results.length > 0 && results.every(Boolean);
+  }
+
+  /** fileKey()s of the files the group marks; null when they cannot be listed. */
+  private markedFiles(): string[] | null {
+    try {
+      return markedFileKeys(readFileSync(`/proc/self/fdinfo/${this.group}`, 'utf8'));
+    } catch (err) {
+      log.warn({ err: errorText(err) }, 'cannot list the fanotify group\'s marks: unjournaled events are denied (EIO)');
+      return null;
+    }
   }
 
   private async serve(ev: PendingEvent): Promise<void> {
