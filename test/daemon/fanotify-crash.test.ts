@@ -191,6 +191,17 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
     return existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : null;
   };
 
+  /** A fanotify mount of the image at `mp` by a new daemon: its supervisor, worker and group holder (ended by afterAll). */
+  const mountFanotify = async (h: Harness, mp: string): Promise<{ supervisor: number; worker: number; holder: number }> => {
+    await h.ok('mount', '--insecure', '--mode', 'fanotify', '--image', remote, mp);
+    const supervisor = h.daemonPid()!;
+    const worker = await liveWorker(h);
+    const holder = holderPid(h);
+    expect(holder).not.toBeNull();
+    holders.add(holder!);
+    return { supervisor, worker, holder: holder! };
+  };
+
   it('the worker SIGKILLed repeatedly during a cold whole-tree read: every file reads right', async () => {
     const h = fresh('fancrash-w');
     const mp = h.mountpoint('w');
@@ -239,12 +250,7 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
   it('the supervisor SIGKILLed while its worker is stopped: the holder ends that worker before it answers any event itself', async () => {
     const h = fresh('fancrash-stopped');
     const mp = h.mountpoint('m');
-    await h.ok('mount', '--insecure', '--mode', 'fanotify', '--image', remote, mp);
-    const supervisor = h.daemonPid()!;
-    const worker = await liveWorker(h);
-    const holder = holderPid(h);
-    expect(holder).not.toBeNull();
-    holders.add(holder!);
+    const { supervisor, worker } = await mountFanotify(h, mp);
     // Stopped, the worker cannot see its supervisor die; continued after the holder's sweep, an answer it
     // had on its way could meet one of the holder's own events with the same number.
     process.kill(worker, 'SIGSTOP');
@@ -265,13 +271,8 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
   it('the supervisor SIGKILLed during a cold read: no zeros; the next mount adopts the group and cleans up the old mount; the holder stays only while needed', async () => {
     const h = fresh('fancrash-s');
     const mp = h.mountpoint('old');
-    await h.ok('mount', '--insecure', '--mode', 'fanotify', '--image', remote, mp);
-    const supervisor = h.daemonPid()!;
-    const worker = await liveWorker(h);
-    const holder = holderPid(h);
-    expect(holder).not.toBeNull();
-    holders.add(holder!);
-    expect(alive(holder!)).toBe(true);
+    const { supervisor, worker, holder } = await mountFanotify(h, mp);
+    expect(alive(holder)).toBe(true);
     // Two files are opened through this mount now and read only at the end: one after the next
     // daemon's own mount of the image is gone, one after that daemon stopped. Nothing else reads them.
     const [parkedA, parkedB] = listFiles(tree).filter((rel) => /\/f(0|6)\.bin$/.test(rel));
@@ -287,7 +288,7 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
     // Its worker follows it; the holder keeps the group, so readers wait instead of reading holes.
     expect(await waitUntil(() => !alive(supervisor) && !alive(worker), 10_000)).toBe(true);
     await sleep(1_000);
-    expect(alive(holder!)).toBe(true);
+    expect(alive(holder)).toBe(true);
 
     // The next mount starts a new daemon on the same run dir: it adopts the holder's group.
     const mp2 = h.mountpoint('new');
@@ -297,7 +298,7 @@ describe.skipIf(!ready)('fanotify: no zeros when a daemon process dies', () => {
     const newHolder = holderPid(h);
     expect(newHolder).not.toBeNull();
     holders.add(newHolder!);
-    expect(await waitUntil(() => !alive(holder!), 5_000)).toBe(true);
+    expect(await waitUntil(() => !alive(holder), 5_000)).toBe(true);
     const results = await reading;
     const adopted = readFileSync(join(h.runDir, 'daemon.log'), 'utf8').includes('adopted the fanotify group a previous daemon left');
     const rec = recoveries(h);

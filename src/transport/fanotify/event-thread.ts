@@ -25,7 +25,7 @@ import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl } from '../../fuse/reader-li
 import { pollerOf } from '../../native/poll.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl, ThreadView } from './event-thread-protocol.js';
 import { BATCH_STATE_OFFSET, fileKey, parseEvents, recordOffsets, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
-import { mapShared } from '../../native/shared-map.js';
+import { mapShared, type SharedMap } from '../../native/shared-map.js';
 import { BATCH_BYTES, BatchState, EventJournal } from './journal.js';
 
 if (parentPort === null) throw new Error('event-thread.ts runs only as a worker thread (see server.ts)');
@@ -108,11 +108,9 @@ function written(view: ThreadView | undefined, ev: RawEvent): view is ThreadView
   return (Atomics.load(view.state, EPOCH) & 1) === 0 && viewCovers(view, ev.offset, end);
 }
 
-function run(): never {
+function run(batch: SharedMap): never {
   const { group, wakeFd } = data;
   fcntl(group, F_SETFL, fcntl(group, F_GETFL) | O_NONBLOCK);
-  // Events are read straight into the batch file (journal.ts): a kill after the read loses none.
-  const batch = mapShared(data.batchFd, BATCH_BYTES);
   const buf = batch.bytes;
   const wait = pollerOf(group, wakeFd);
   let last = BATCH_BYTES; // what the dead worker left is taken already (server.ts)
@@ -185,8 +183,10 @@ function run(): never {
 
 try {
   isolateFdTable();
+  // Events are read straight into the batch file (journal.ts): a kill after the read loses none.
+  const batch = mapShared(data.batchFd, BATCH_BYTES);
   post({ kind: 'ready' });
-  run();
+  run(batch);
 } catch (err) {
   post({ kind: 'end', errno: -1, message: err instanceof Error ? err.message : String(err) });
   process.exit(0);
