@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Features } from '../transport/kernel-features.js';
 import { log } from '../util/log.js';
+import { isRunning } from '../util/process.js';
 import type { IpcFromSupervisor, IpcToSupervisor } from './protocol.js';
 
 /** Arguments the worker gets (as JSON in argv[2]). */
@@ -24,17 +25,6 @@ export interface WorkerArgs {
 
 const ENTRY = 'worker-main.js';
 
-/** Whether `pid` exists and is not a zombie (a zombie holds no fd any more). */
-function running(pid: number): boolean {
-  try {
-    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Workers whose supervisor is dead and which still run, with the run dir they served (every process
  * of this machine's /proc that this user may read). A worker sees its supervisor's death at once and
@@ -49,7 +39,7 @@ export function orphanedWorkers(): { pid: number; runDir: string }[] {
       if (!entry?.endsWith(`/${ENTRY}`) || json === undefined) continue;
       const args = JSON.parse(json) as Partial<WorkerArgs>;
       if (typeof args.runDir !== 'string' || typeof args.supervisorPid !== 'number') continue;
-      if (!running(args.supervisorPid) && running(Number(name))) out.push({ pid: Number(name), runDir: args.runDir });
+      if (!isRunning(args.supervisorPid) && isRunning(Number(name))) out.push({ pid: Number(name), runDir: args.runDir });
     } catch {
       // gone meanwhile, or not ours to read
     }

@@ -17,6 +17,7 @@ import { EIO, FAN_ALLOW, fanDenyErrno, ignorePreAccess, respond, unignorePreAcce
 import { closeQuietly, pipe2 } from '../../native/fd.js';
 import { OndemandError, errorText } from '../../util/errors.js';
 import { log, logFor } from '../../util/log.js';
+import { isRunning } from '../../util/process.js';
 import { compiledThreadUrl } from '../../util/thread-url.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl } from './event-thread-protocol.js';
 import { fileKey, markedFileKeys, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
@@ -29,16 +30,6 @@ import { EventJournal, UNKNOWN_FILE } from './journal.js';
  * deadlines). Per reader, so another program (or a retry) right after the registry is back fetches.
  */
 const FAILED_RANGE_MS = 1_000;
-
-/** Whether `pid` exists (EPERM: it does, another user's). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 interface ServedFile {
   blob: CachedBlob;
@@ -239,7 +230,7 @@ export class FanotifyServer {
     for (const ev of batch) {
       if (ev.fd < 0 || known.has(ev.fd)) continue;
       known.add(ev.fd);
-      if (processAlive(ev.pid)) {
+      if (isRunning(ev.pid)) {
         const p = { ...ev, file: UNKNOWN_FILE };
         this.journal.record(p);
         unjournaled.push(p);
