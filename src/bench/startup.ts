@@ -3,12 +3,14 @@
  * its start until it exits or prints the ready line. In new mount, PID and network namespaces
  * (util-linux `unshare`, which kills them all when it ends): an overlay over the tree (the tree stays
  * read-only; writes go to a scratch upper dir), the host's /dev bound and a /proc of its own, then
- * `chroot ROOT /bin/sh -c CMD`. Everything it mounted goes away with its namespace.
+ * `chroot ROOT /bin/sh -c CMD`. Everything it mounted goes away with its namespace; its copies of
+ * other image mounts are dropped at once (they would outlive their unmount on the host).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchError } from '../util/errors.js';
+import { DROP_IMAGE_MOUNTS_SH } from '../util/mount-namespace.js';
 
 export interface StartupCommand {
   command: string;
@@ -24,10 +26,12 @@ export interface StartupResult {
 }
 
 const SETUP = String.raw`set -e
+${DROP_IMAGE_MOUNTS_SH}
 mount -t overlay overlay -o "lowerdir=$BENCH_LOWER,upperdir=$BENCH_UPPER,workdir=$BENCH_WORK" "$BENCH_ROOT"
 mkdir -p "$BENCH_ROOT/dev" "$BENCH_ROOT/proc"
 mount --rbind /dev "$BENCH_ROOT/dev"
 mount -t proc proc "$BENCH_ROOT/proc"
+drop_image_mounts "$BENCH_ROOT"
 exec chroot "$BENCH_ROOT" /bin/sh -c "$BENCH_CMD"
 `;
 

@@ -9,6 +9,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DROP_IMAGE_MOUNTS_SH } from '../../src/util/mount-namespace.js';
 
 const SYSTEMD = '/lib/systemd/systemd';
 const CGROUP2 = '/sys/fs/cgroup/unified';
@@ -80,8 +81,11 @@ export async function bootSystemd(name: string, units: Record<string, string>, w
   const cgroup = join(CGROUP2, `${name}-${process.pid}-${Date.now()}`);
   mkdirSync(cgroup);
   // In the new namespaces: private mounts, /run and the cgroup tree of our own, then systemd as PID 1.
+  // Other tests' image mounts are dropped: a copy here would hold them for as long as systemd runs.
   const script = `set -e
+${DROP_IMAGE_MOUNTS_SH}
 mount --make-rprivate /
+drop_image_mounts ''
 mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=755 tmpfs /var/log
 mkdir -p /run/systemd/system
