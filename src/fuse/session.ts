@@ -16,6 +16,7 @@
 import { writevSync } from 'node:fs';
 import { logFor, type Logger } from '../util/log.js';
 import { OndemandError } from '../util/errors.js';
+import { withTimeout } from '../util/with-timeout.js';
 import { EINTR, ENODEV, ENOENT, ENOSYS, errnoOf } from './errno.js';
 import { abortFuseConnection, connectionWaiting, mountDevice } from './connection.js';
 import { answerInit } from './init.js';
@@ -28,6 +29,9 @@ import { FuseReader } from './reader.js';
 import { Requests } from './requests.js';
 import { readerOptions, sessionSettings, type FuseSessionOptions, type SessionSettings } from './session-options.js';
 import type { FuseConnectionParams, FuseFilesystem, FuseSessionStats, RequestContext } from './types.js';
+
+/** How long an unmount waits for the kernel to end the connection (endedAfterUnmount). */
+const CONNECTION_END_MS = 2_000;
 
 export { errnoOf } from './errno.js';
 export type { FuseSessionOptions } from './session-options.js';
@@ -135,6 +139,19 @@ export class FuseSession {
   /** Resolves with the reader's end errno: 19 (ENODEV) when unmounted/aborted, 0 when stopped. */
   whenEnded(): Promise<number> {
     return this.ended;
+  }
+
+  /**
+   * After its mount is unmade the kernel ends an unused connection at once (the reader sees ENODEV):
+   * waiting for that keeps a stop from racing the kernel's end. False (logged) when the connection is
+   * still in use after CONNECTION_END_MS: a busy mount detached lazily, or a copy of the mount in a
+   * mount namespace made with private propagation while it existed; the caller cuts it off.
+   */
+  async endedAfterUnmount(mountpoint: string): Promise<boolean> {
+    const ended = await withTimeout(this.ended, CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
+    if (ended !== undefined) return true;
+    this.log.info({ mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily, or a copy in another mount namespace): cutting it off');
+    return false;
   }
 
   stats(): FuseSessionStats {

@@ -8,7 +8,10 @@ export const POLLIN = 1;
 /** sizeof(struct pollfd): fd s32, events s16, revents s16. */
 export const POLLFD_SIZE = 8;
 
-export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Buffer, count: number) => number;
+/** `buf`: a Buffer, or a pointer koffi returned (e.g. into a mapping). */
+export const read = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: Buffer | ExternalPointer, count: number) => number;
+/** A pointer koffi returned: opaque here, passed back to C as it is. */
+export type ExternalPointer = object;
 /** fds: struct pollfd[nfds]. */
 export const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as (fds: Buffer, nfds: number, timeout: number) => number;
 

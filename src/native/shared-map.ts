@@ -4,6 +4,7 @@
  */
 import koffi from 'koffi';
 import { errno, libc } from './libc.js';
+import { read, type ExternalPointer } from './poll.js';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -12,8 +13,7 @@ const MAP_FAILED = 0xffffffffffffffffn;
 
 const mmap = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (
   addr: null, length: number, prot: number, flags: number, fd: number, offset: bigint,
-) => unknown;
-const readToAddress = libc.func('long read(int fd, void *buf, unsigned long count)') as (fd: number, buf: unknown, count: number) => number;
+) => ExternalPointer | null;
 
 export interface SharedMap {
   /** The mapped bytes. */
@@ -27,5 +27,5 @@ export function mapShared(fd: number, length: number): SharedMap {
   const address = mmap(null, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
   if (address === null || koffi.address(address) === MAP_FAILED) throw new Error(`mmap of fd ${fd} failed: errno ${errno()}`);
   const bytes = Buffer.from(koffi.view(address, length));
-  return { bytes, readFrom: (from) => readToAddress(from, address, length) };
+  return { bytes, readFrom: (from) => read(from, address, length) };
 }

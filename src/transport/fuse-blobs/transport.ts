@@ -40,8 +40,6 @@ import { BOOTSTRAP_NAME, FuseBlobsFilesystem, leaseIfComplete, type FuseBlobsSta
 const INIT_TIMEOUT_MS = 10_000;
 /** read_ahead_kb of the private FUSE mount: 1 MiB READs instead of 128 KiB ones. */
 export const FUSE_READ_AHEAD_KB = 1024;
-/** How long an unmount waits for the kernel to end the FUSE connection (see ServedBlobs.unmounted). */
-const CONNECTION_END_MS = 2_000;
 
 function isParams(v: unknown): v is FuseConnectionParams {
   return typeof v === 'object' && v !== null && typeof (v as FuseConnectionParams).minor === 'number' && typeof (v as FuseConnectionParams).passthrough === 'boolean';
@@ -174,14 +172,9 @@ class ServedBlobs implements ActiveFuseBlobs {
     return this.stopped;
   }
 
-  /**
-   * After the FUSE mount is unmade the kernel ends an unused connection at once (the reader sees
-   * ENODEV): waiting for that keeps our stop from racing the kernel's end. A connection still in use
-   * (behind a busy mount detached lazily) is cut off instead, with a log line.
-   */
+  /** After the mount is unmade: the kernel's end of the connection awaited (bounded), then the stop. */
   async unmounted(): Promise<void> {
-    const ended = await withTimeout(this.session.whenEnded(), CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
-    if (ended === undefined) log.info({ mountpoint: this.ctx.mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily): cutting it off');
+    await this.session.endedAfterUnmount(this.ctx.mountpoint);
     await this.stop();
   }
 }

@@ -15,7 +15,6 @@ import { keepSpareReaderThreads } from '../../fuse/reader.js';
 import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js';
 import { MS_NODEV, MS_RDONLY } from '../../native/libc.js';
 import { MountError } from '../../util/errors.js';
-import { log } from '../../util/log.js';
 import { withTimeout } from '../../util/with-timeout.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelObject } from '../kernel-broker.js';
@@ -27,8 +26,6 @@ const INIT_TIMEOUT_MS = 10_000;
 const COPY_THREADS = 3;
 /** read_ahead_kb of the mount: 1 MiB READs for sequential readers instead of 128 KiB ones. */
 const READ_AHEAD_KB = 1024;
-/** How long an unmount waits for the kernel to end the FUSE connection. */
-const CONNECTION_END_MS = 2_000;
 
 export interface FuseTreeTransportStats extends TransportStats {
   requests: number;
@@ -85,10 +82,9 @@ class ServedTree implements ActiveFuseTree {
     return this.stopped;
   }
 
-  /** After the mount is unmade the kernel ends an unused connection; a busy one (detached lazily) is cut off. */
+  /** After the mount is unmade: the kernel's end of the connection awaited (bounded), then the stop. */
   async unmounted(): Promise<void> {
-    const ended = await withTimeout(this.session.whenEnded(), CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
-    if (ended === undefined) log.info({ mountpoint: this.ctx.mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily): cutting it off');
+    await this.session.endedAfterUnmount(this.ctx.mountpoint);
     await this.stop();
   }
 }
