@@ -30,9 +30,9 @@ describe('parseEvents', () => {
     pidfd.writeUInt16LE(8, 2);
     const buf = Buffer.concat([event(7, 100, [12288, 4096]), event(8, 101, [1 << 30, 8 << 20], [pidfd]), event(9, 102)]);
     expect(parseEvents(buf, buf.length)).toEqual([
-      { fd: 7, pid: 100, offset: 12288, count: 4096, ranged: true, mask: 0x00100000 },
-      { fd: 8, pid: 101, offset: 1 << 30, count: 8 << 20, ranged: true, mask: 0x00100000 },
-      { fd: 9, pid: 102, offset: 0, count: 0, ranged: false, mask: 0x00100000 },
+      { record: 0, fd: 7, pid: 100, offset: 12288, count: 4096, ranged: true, mask: 0x00100000 },
+      { record: 48, fd: 8, pid: 101, offset: 1 << 30, count: 8 << 20, ranged: true, mask: 0x00100000 },
+      { record: 104, fd: 9, pid: 102, offset: 0, count: 0, ranged: false, mask: 0x00100000 },
     ]);
   });
 

@@ -61,24 +61,27 @@ export function handleKey(handle: Buffer): string {
 export const BATCH_STATE_OFFSET = 5;
 
 /**
- * Where the records of a buffer that was zeroed before a read start, and where they end: at the first
- * place that holds no whole record of the kernel's (the zeroes after the last one).
+ * Where the records of a buffer that was zeroed before a read end: at the first place that holds no
+ * whole record of the kernel's (the zeroes after the last one).
  */
-export function recordOffsets(buf: Buffer): { at: number[]; end: number } {
-  const at: number[] = [];
+export function recordsEnd(buf: Buffer): number {
   let end = 0;
   while (end + METADATA_SIZE <= buf.length) {
     const eventLen = buf.readUInt32LE(end);
     if (buf.readUInt8(end + 4) !== FANOTIFY_METADATA_VERSION || eventLen < METADATA_SIZE || end + eventLen > buf.length) break;
-    at.push(end);
     end += eventLen;
   }
-  return { at, end };
+  return end;
+}
+
+/** An event as read, with where its record starts in the buffer (see BATCH_STATE_OFFSET). */
+export interface ParsedEvent extends RawEvent {
+  record: number;
 }
 
 /** Splits buf[0, n) into events; throws on a record the kernel would not write (wrong version, torn). */
-export function parseEvents(buf: Buffer, n: number): RawEvent[] {
-  const events: RawEvent[] = [];
+export function parseEvents(buf: Buffer, n: number): ParsedEvent[] {
+  const events: ParsedEvent[] = [];
   let at = 0;
   while (at + METADATA_SIZE <= n) {
     const eventLen = buf.readUInt32LE(at);
@@ -87,8 +90,8 @@ export function parseEvents(buf: Buffer, n: number): RawEvent[] {
     if (vers !== FANOTIFY_METADATA_VERSION || eventLen < METADATA_SIZE || at + eventLen > n || metadataLen < METADATA_SIZE) {
       throw new Error(`bad fanotify event record at byte ${at} of ${n} (version ${vers}, length ${eventLen})`);
     }
-    const ev: RawEvent = {
-      fd: buf.readInt32LE(at + 16), pid: buf.readInt32LE(at + 20), offset: 0, count: 0, ranged: false, mask: buf.readUInt32LE(at + 8),
+    const ev: ParsedEvent = {
+      record: at, fd: buf.readInt32LE(at + 16), pid: buf.readInt32LE(at + 20), offset: 0, count: 0, ranged: false, mask: buf.readUInt32LE(at + 8),
     };
     for (let info = at + metadataLen; info + 4 <= at + eventLen;) {
       const type = buf.readUInt8(info);

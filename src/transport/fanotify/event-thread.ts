@@ -24,7 +24,7 @@ import { EAGAIN, EINTR } from '../../fuse/errno.js';
 import { F_GETFL, F_SETFL, O_NONBLOCK, errno, fcntl } from '../../fuse/reader-libc.js';
 import { pollerOf } from '../../native/poll.js';
 import type { AllowedRead, EventThreadData, EventThreadMessage, ThreadControl, ThreadView } from './event-thread-protocol.js';
-import { BATCH_STATE_OFFSET, fileKey, parseEvents, recordOffsets, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
+import { BATCH_STATE_OFFSET, fileKey, parseEvents, type ParsedEvent, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
 import { mapShared, type SharedMap } from '../../native/shared-map.js';
 import { BATCH_BYTES, BatchState, EventJournal } from './journal.js';
 
@@ -128,15 +128,14 @@ function run(batch: SharedMap): never {
       const pending: PendingEvent[] = [];
       const allowed: AllowedRead[] = [];
       let own = 0;
-      const records = recordOffsets(buf).at;
-      const mark = (i: number, state: number): void => {
-        buf.writeUInt8(state, (records[i] ?? 0) + BATCH_STATE_OFFSET);
+      const mark = (ev: ParsedEvent, state: number): void => {
+        buf.writeUInt8(state, ev.record + BATCH_STATE_OFFSET);
       };
-      for (const [i, ev] of parseEvents(buf, n).entries()) {
+      for (const ev of parseEvents(buf, n)) {
         if (orphaned()) break; // its slot and number stay for the holder
         if (ev.pid === process.pid) {
           respond(group, ev.fd, FAN_ALLOW);
-          mark(i, BatchState.answered);
+          mark(ev, BatchState.answered);
           closeSync(ev.fd);
           own += 1;
           continue;
@@ -146,7 +145,7 @@ function run(batch: SharedMap): never {
         const view = fast ? views.get(file) : undefined;
         if (written(view, ev)) {
           respond(group, ev.fd, FAN_ALLOW);
-          mark(i, BatchState.answered);
+          mark(ev, BatchState.answered);
           closeSync(ev.fd);
           Atomics.add(view.hits, 0, 1n);
           allowed.push({ file, offset: ev.offset, count: ev.count });
@@ -154,7 +153,7 @@ function run(batch: SharedMap): never {
         }
         const p = { ...ev, file };
         journal.record(p);
-        mark(i, BatchState.journaled);
+        mark(ev, BatchState.journaled);
         held.add(ev.fd);
         pending.push(p);
       }

@@ -63,7 +63,7 @@ describe('EventJournal', () => {
     batch.bytes.writeUInt8(BatchState.journaled, 96 + BATCH_STATE_OFFSET);
     a.close();
     const b = EventJournal.open(p);
-    expect(b.unhandled()).toEqual([{ fd: 20, pid: 4242, offset: 1 << 20, count: 65536, ranged: true, mask: 0x00100000 }]);
+    expect(b.unhandled()).toEqual([{ record: 0, fd: 20, pid: 4242, offset: 1 << 20, count: 65536, ranged: true, mask: 0x00100000 }]);
     b.reset();
     expect(b.unhandled()).toEqual([]);
     b.close();

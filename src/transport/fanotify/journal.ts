@@ -11,7 +11,7 @@
  * became of it; one still "read" was neither answered nor journaled.
  */
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
-import { BATCH_STATE_OFFSET, parseEvents, recordOffsets, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
+import { BATCH_STATE_OFFSET, parseEvents, recordsEnd, type PendingEvent, type RawEvent } from '../../native/fanotify-events.js';
 
 const SLOT = 64;
 const MAGIC = 0x4f44464e; // "NFDO"
@@ -96,9 +96,7 @@ export class EventJournal {
   /** Events of the last read that the dead reader neither answered nor journaled. */
   unhandled(): RawEvent[] {
     const buf = readAll(this.batchFd);
-    const offsets = recordOffsets(buf);
-    const events = parseEvents(buf, offsets.end);
-    return events.filter((_, i) => buf.readUInt8((offsets.at[i] ?? 0) + BATCH_STATE_OFFSET) === BatchState.read);
+    return parseEvents(buf, recordsEnd(buf)).filter((ev) => buf.readUInt8(ev.record + BATCH_STATE_OFFSET) === BatchState.read);
   }
 
   /**
