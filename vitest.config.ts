@@ -15,6 +15,7 @@ const host = [
   'test/cli/daemon-start.test.ts',
   'test/cli/mountpoint.test.ts',
   'test/cli/umount-busy.test.ts',
+  'test/cli/umount-namespace-copy.test.ts',
   'test/cache/disk.test.ts',
   'test/cache/live-tamper.test.ts',
   'test/convert/tar.test.ts',
@@ -43,6 +44,7 @@ const host = [
   'test/mount/prefetch-paths-mount.test.ts',
   'test/mount/rootless.test.ts',
   'test/mount/unwind.test.ts',
+  'test/util/mount-namespace.test.ts',
 ];
 
 const registry = [

@@ -19,7 +19,7 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { detect, modeUsable } from '../mount/mode-choice.js';
-import { readMountInfo } from '../mount/mountinfo.js';
+import { readMountInfo } from '../util/mountinfo.js';
 import type { MountModeRequest } from '../mount/types.js';
 import { MNT_DETACH, umount2 } from '../native/libc.js';
 import type { Features } from '../transport/kernel-features.js';

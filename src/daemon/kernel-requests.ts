@@ -263,8 +263,8 @@ export class KernelRequests {
         return null;
       case 'mount':
         this.record(req.id);
-        await mountFilesystem(req.source, req.target, req.fstype, req.flags, req.data);
-        this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype });
+        const device = await mountFilesystem(req.source, req.target, req.fstype, req.flags, req.data);
+        this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype, ...(device === undefined ? {} : { device }) });
         return null;
       case 'mkdir': {
         this.record(req.id);

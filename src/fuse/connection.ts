@@ -2,23 +2,17 @@
  * A mounted FUSE connection seen from outside the session: its bdi (read-ahead) and, as a last
  * resort, aborting it through fusectl. Making and unmaking the mount is kernel-objects.ts's job.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mount } from '../native/libc.js';
 import { MountError } from '../util/errors.js';
 import { log } from '../util/log.js';
+import { deviceMountedAt } from '../util/mountinfo.js';
 
-/** `major:minor` of the filesystem mounted at `mountpoint`, from /proc/self/mountinfo (no stat: it would wait for INIT). */
+/** `major:minor` of the filesystem mounted at `mountpoint`, from mountinfo (no stat: it would wait for INIT). */
 export function mountDevice(mountpoint: string): string {
-  const lines = readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const f = lines[i]!.split(' ');
-    if (f[4] === escapeMountPath(mountpoint)) return f[2]!;
-  }
-  throw new MountError(`${mountpoint} is not in /proc/self/mountinfo`, { mountpoint });
-}
-
-function escapeMountPath(p: string): string {
-  return p.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  const device = deviceMountedAt(mountpoint);
+  if (device === undefined) throw new MountError(`${mountpoint} is not in /proc/self/mountinfo`, { mountpoint });
+  return device;
 }
 
 /** Sets /sys/class/bdi/<maj:min>/read_ahead_kb; best effort (logged). */
@@ -45,6 +39,16 @@ export function connectionWaiting(device: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether the kernel has dropped the connection behind `device`: its fusectl entry goes when the
+ * FUSE superblock does. Undefined when fusectl is not mounted (this does not mount it).
+ */
+export function connectionGone(device: string): boolean | undefined {
+  const dir = '/sys/fs/fuse/connections';
+  if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) return undefined;
+  return !existsSync(`${dir}/${device.split(':')[1]}`);
 }
 
 /**

@@ -18,7 +18,7 @@ import { logFor, type Logger } from '../util/log.js';
 import { OndemandError } from '../util/errors.js';
 import { withTimeout } from '../util/with-timeout.js';
 import { EINTR, ENODEV, ENOENT, ENOSYS, errnoOf } from './errno.js';
-import { abortFuseConnection, connectionWaiting, mountDevice } from './connection.js';
+import { abortFuseConnection, connectionGone, connectionWaiting, mountDevice } from './connection.js';
 import { answerInit } from './init.js';
 import {
   IN_HEADER_SIZE, NotifyCode, OUT_HEADER_SIZE, Opcode, decodeBatchForgetIn, decodeForgetIn, decodeInHeader, decodeInitIn,
@@ -32,6 +32,8 @@ import type { FuseConnectionParams, FuseFilesystem, FuseSessionStats, RequestCon
 
 /** How long an unmount waits for the kernel to end the connection (endedAfterUnmount). */
 const CONNECTION_END_MS = 2_000;
+/** How long more when the kernel has dropped the connection but the reader has not seen it yet (a loaded host). */
+const CONNECTION_END_LATE_MS = 10_000;
 
 export { errnoOf } from './errno.js';
 export type { FuseSessionOptions } from './session-options.js';
@@ -53,6 +55,9 @@ export class FuseSession {
   /** After stop(): a successor owns the connection, this session writes nothing more. */
   private detached = false;
   private readonly ended: Promise<number>;
+  /** `major:minor` of the mounted connection (its fusectl entry is named by the minor), once known. */
+  private device: string | undefined;
+  private readonly mountPath: string | undefined;
 
   private constructor(fd: number, fs: FuseFilesystem, options: FuseSessionOptions) {
     this.fd = fd;
@@ -76,7 +81,17 @@ export class FuseSession {
     });
     const files = new OpenFiles(fd, this.log);
     this.requests = new Requests(fs, this.settings, files, this.reader, this.counters, () => this.connection?.passthrough === true);
+    this.mountPath = options.mountPath;
+    if (options.params) this.noteDevice();
     if (options.params && options.resend !== false && !this.resendPending()) this.endIfRequestsLost(options.mountPath);
+  }
+
+  /** Reads the mounted connection's device while it is mounted (the mount(2) returned before INIT is answered). */
+  private noteDevice(): void {
+    if (this.mountPath === undefined || this.device !== undefined) return;
+    try {
+      this.device = mountDevice(this.mountPath);
+    } catch { /* not (or no longer) mounted there */ }
   }
 
   /**
@@ -145,12 +160,23 @@ export class FuseSession {
    * After its mount is unmade the kernel ends an unused connection at once (the reader sees ENODEV):
    * waiting for that keeps a stop from racing the kernel's end. False (logged) when the connection is
    * still in use after CONNECTION_END_MS: a busy mount detached lazily, or a copy of the mount in a
-   * mount namespace made with private propagation while it existed; the caller cuts it off.
+   * mount namespace made with private propagation while it existed; the caller cuts it off. When the
+   * kernel has dropped the connection (its fusectl entry is gone) and only the reader is late to see
+   * it, the wait goes on (bounded).
    */
   async endedAfterUnmount(mountpoint: string): Promise<boolean> {
+    const started = Date.now();
     const ended = await withTimeout(this.ended, CONNECTION_END_MS, 'FUSE connection still in use').catch(() => undefined);
     if (ended !== undefined) return true;
-    this.log.info({ mountpoint }, 'FUSE connection still in use after unmount (a busy mount detached lazily, or a copy in another mount namespace): cutting it off');
+    const dropped = this.device !== undefined && connectionGone(this.device) === true;
+    if (dropped) {
+      const late = await withTimeout(this.ended, CONNECTION_END_LATE_MS, 'FUSE reader did not see the end').catch(() => undefined);
+      this.log.warn({ mountpoint, device: this.device, ms: Date.now() - started, seen: late !== undefined },
+        'the kernel dropped the FUSE connection, but its reader saw the end late');
+      if (late !== undefined) return true;
+    }
+    this.log.warn({ mountpoint, device: this.device, dropped },
+      'FUSE connection still in use after unmount (a busy mount detached lazily, or a copy in another mount namespace): cutting it off');
     return false;
   }
 
@@ -234,6 +260,7 @@ export class FuseSession {
     if (params) this.connection = params;
     this.reply(unique, error, reply ? [encodeInitOut(reply)] : []);
     if (!params) return; // the kernel retries with our major, or gives up
+    this.noteDevice();
     this.log.debug({ kernelMinor: k.minor, flags: k.flags, flags2: k.flags2, passthrough: params.passthrough }, 'FUSE INIT');
     for (const w of this.readyWaiters) w.resolve(params);
     this.readyWaiters = [];

@@ -21,6 +21,7 @@ import type { ActiveTransport, MountMode, Transport, TransportContext } from '..
 import { AuthError, MountError, NotFoundError, UnsupportedError, errorText } from '../util/errors.js';
 import { logFor, log } from '../util/log.js';
 import { UndoStack } from '../util/undo-stack.js';
+import { namespacesMounting, readMountInfo } from '../util/mountinfo.js';
 import { addHistogram, emptyHistogram, histogramDelta } from '../util/histogram.js';
 import { settlesWithin } from '../util/with-timeout.js';
 import { preloadImageSources, resolveImageRef } from './image-source.js';
@@ -288,12 +289,18 @@ export class MountManager {
     this.busy.add(m.mountpoint);
     try {
       const users = options.lazy ? mountUsers(m.mountpoint) : [];
+      const mounted = readMountInfo().findLast((e) => e.mountpoint === m.mountpoint);
       if (!options.lazy) await umountUnlessBusy(m.mountpoint);
       m.prefetch?.abort.abort();
       const failures = await m.undo.unwind();
       this.mounts.delete(m.mountpoint);
       if (failures.length > 0) throw new MountError(`unmounted ${m.mountpoint} with errors: ${failures.join('; ')}`, { mountpoint: m.mountpoint });
-      return { mountpoint: m.mountpoint, ...(users.length > 0 ? { detachedFrom: describeUsers(m.mountpoint, users) } : {}) };
+      const elsewhere = mounted ? namespacesMounting(mounted.device, mounted.fstype) : [];
+      const still = [
+        ...(users.length > 0 ? [describeUsers(m.mountpoint, users)] : []),
+        ...(elsewhere.length > 0 ? [`mounted in ${elsewhere.length} other mount namespace(s) (pid ${elsewhere.join(', ')})`] : []),
+      ];
+      return { mountpoint: m.mountpoint, ...(still.length > 0 ? { detachedFrom: still.join('; ') } : {}) };
     } finally {
       this.busy.delete(m.mountpoint);
     }

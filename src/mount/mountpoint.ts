@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, readlinkSync, realpathSync, statSync } from 
 import { basename, dirname, join, resolve } from 'node:path';
 import { umountAsync } from '../native/mount-async.js';
 import { MountError, systemCode } from '../util/errors.js';
-import { isMountPoint, readMountInfo } from './mountinfo.js';
+import { isMountPoint, readMountInfo } from '../util/mountinfo.js';
 
 /** A directory a mount must neither cover nor sit in (the daemon's run dir, the cache dir). */
 export interface ReservedDir { name: string; path: string }

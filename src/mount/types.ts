@@ -47,7 +47,7 @@ export interface MountRequest {
 }
 export interface UmountResult {
   mountpoint: string;
-  /** Set by a lazy unmount of a busy mount: who still used it (their reads fail from now on). */
+  /** Set when the mount lives on: who still used it (a lazy unmount), other mount namespaces that mount it (their reads fail from now on). */
   detachedFrom?: string;
 }
 export interface MountResult {

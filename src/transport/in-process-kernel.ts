@@ -69,8 +69,8 @@ export class InProcessKernel implements KernelObjectOwner {
   }
 
   async mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
-    await mountFilesystem(source, target, fstype, flags, data);
-    this.objects.push({ kind: 'mount', target, fstype });
+    const device = await mountFilesystem(source, target, fstype, flags, data);
+    this.objects.push({ kind: 'mount', target, fstype, ...(device === undefined ? {} : { device }) });
   }
 
   async mkdir(path: string): Promise<boolean> {

@@ -10,7 +10,8 @@ export type KernelObject =
   /** A private FUSE mount; `fd` is the owner's /dev/fuse fd; `params` what INIT negotiated. */
   | { kind: 'fuse'; path: string; fd: number; params?: unknown }
   | { kind: 'loop'; device: string }
-  | { kind: 'mount'; target: string; fstype: string }
+  /** `device`: the filesystem's `major:minor` once mounted (copies elsewhere have the same). */
+  | { kind: 'mount'; target: string; fstype: string; device?: string }
   /** A directory the mount created (the FUSE mount's directory). */
   | { kind: 'dir'; path: string }
   /** A FAN_PRE_ACCESS mark of the owner's fanotify group on a blob's cache data file. */

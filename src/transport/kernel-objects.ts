@@ -15,6 +15,8 @@ import { receiveFd, unixSocketPair } from '../native/unix-socket.js';
 import { hasCapSysAdmin } from '../util/user-dirs.js';
 import { mountAsync, umountAsync } from '../native/mount-async.js';
 import { MountError, errorText, systemCode } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { deviceMountedAt, namespacesMounting } from '../util/mountinfo.js';
 import { bindOndemand, openDevice } from './fscache/device.js';
 import type { FanotifyGroup } from './fanotify/group.js';
 import type { KernelObject } from './kernel-broker.js';
@@ -100,13 +102,17 @@ export function swapLoop(device: string, file: string): void {
   }
 }
 
-/** mount(2) on the thread pool, with the mount named in the error. */
-export async function mountFilesystem(source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
+/**
+ * mount(2) on the thread pool, with the mount named in the error. Returns the new filesystem's
+ * `major:minor` (recorded: after the unmount it finds copies of the mount in other namespaces).
+ */
+export async function mountFilesystem(source: string, target: string, fstype: string, flags: number, data: string): Promise<string | undefined> {
   try {
     await mountAsync(source, target, fstype, flags, data);
   } catch (err) {
     throw new MountError(`cannot mount ${fstype} at ${target}: ${systemCode(err) ?? errorText(err)}`, { mountpoint: target }, { cause: err, errno: errnoOf(err) });
   }
+  return deviceMountedAt(target);
 }
 
 /** Makes `path` (and parents); true when it did not exist before (so it is ours to remove). */
@@ -168,15 +174,25 @@ async function fusermountUnmount(target: string): Promise<UnmakeOutcome> {
   }
 }
 
-/** Unmounts `target`; a busy one is detached lazily instead (and said so). */
-async function umountOrDetach(target: string): Promise<UnmakeOutcome> {
+/**
+ * Unmounts `target`; a busy one is detached lazily instead (and said so). A mount whose filesystem
+ * (`device`, as recorded when it was made) another mount namespace still mounts lives on there too
+ * (a namespace made with private propagation while it existed, e.g. a container's): that also counts
+ * as busy, so what serves its reads is kept (they fail from now on, never read holes as zeros).
+ */
+async function umountOrDetach(target: string, fstype: string, device: string | undefined): Promise<UnmakeOutcome> {
+  let busy = false;
   try {
     await umountAsync(target, 0);
-    return 'done';
   } catch (err) {
-    if (systemCode(err) !== 'EBUSY') return lazyUmount(target);
+    busy = systemCode(err) === 'EBUSY';
+    await lazyUmount(target);
   }
-  await lazyUmount(target);
+  if (busy) return 'detached-busy';
+  const elsewhere = device === undefined ? [] : namespacesMounting(device, fstype);
+  if (elsewhere.length === 0) return 'done';
+  log.warn({ mountpoint: target, fstype, device, pids: elsewhere },
+    'unmounted, but other mount namespaces still mount the same filesystem (copies made while it was mounted): kept as a busy mount, their reads fail from now on');
   return 'detached-busy';
 }
 
@@ -187,7 +203,7 @@ async function umountOrDetach(target: string): Promise<UnmakeOutcome> {
 export async function unmakeObject(object: KernelObject): Promise<UnmakeOutcome> {
   switch (object.kind) {
     case 'mount':
-      return umountOrDetach(object.target);
+      return umountOrDetach(object.target, object.fstype, object.device);
     case 'fuse':
       return lazyUmount(object.path);
     case 'fanotify-mark':

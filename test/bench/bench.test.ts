@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMountInfo } from '../../src/mount/mountinfo.js';
+import { readMountInfo } from '../../src/util/mountinfo.js';
 import { MODE_COLOURS } from '../../src/bench/report-html.js';
 import { PHASES, WORKLOADS, type BenchReport } from '../../src/bench/types.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';

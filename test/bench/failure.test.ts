@@ -14,7 +14,7 @@ import { runBench } from '../../src/bench/run.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { abortFuseConnection, mountDevice } from '../../src/fuse/connection.js';
 import { modeUsable } from '../../src/mount/mode-choice.js';
-import { readMountInfo } from '../../src/mount/mountinfo.js';
+import { readMountInfo } from '../../src/util/mountinfo.js';
 import { haveCommand, isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hostFeatures } from '../helpers/transport-mount.js';

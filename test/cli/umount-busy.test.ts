@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/daemon/client.js';
-import { isMountPoint } from '../../src/mount/mountinfo.js';
+import { isMountPoint } from '../../src/util/mountinfo.js';
 import { MountError } from '../../src/util/errors.js';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { cliBuilt, leftovers, makeHarness, type Harness } from '../mount/harness.js';
