@@ -119,6 +119,8 @@ function markedPaths(): string[] {
 // Never parked in read(2): the interval must keep checking whether a daemon runs.
 fcntlInt(GROUP, F_SETFL, fcntlInt(GROUP, F_GETFL, 0) | O_NONBLOCK);
 let alone = false;
+/** The dead daemon's ignore masks are off (again set by a daemon that adopts the group). */
+let masksOff = false;
 let asking = false;
 /** Under systemd: the daemon's unit, whose restart (`systemctl restart`, Restart= after a crash) readers wait for. */
 const unit = ownUnit();
@@ -148,6 +150,7 @@ function check(): void {
   if (asking) return;
   if (daemon() !== null) {
     alone = false;
+    masksOff = false;
     return;
   }
   asking = true;
@@ -155,13 +158,17 @@ function check(): void {
     asking = false;
     // A daemon that systemd brings back adopts this group and answers what is queued, as after a crash.
     if (back || daemon() !== null) return;
+    // The masks first, before the workers are ended: nobody vouches for a complete blob's file now.
+    if (!masksOff) {
+      masksOff = true;
+      for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
+    }
     if (!alone && endOrphanedWorkers()) {
       setTimeout(check, 20); // goes on once they are gone
       return;
     }
     if (!alone) {
       alone = true;
-      for (const path of markedPaths()) fanotifyMark(GROUP, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, AT_FDCWD, path);
       denyLeftBehind();
     }
     denyQueued();
