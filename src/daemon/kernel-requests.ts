@@ -261,11 +261,12 @@ export class KernelRequests {
         this.record(req.id);
         swapLoop(req.device, req.file);
         return null;
-      case 'mount':
+      case 'mount': {
         this.record(req.id);
         const device = await mountFilesystem(req.source, req.target, req.fstype, req.flags, req.data);
         this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype, ...(device === undefined ? {} : { device }) });
         return null;
+      }
       case 'mkdir': {
         this.record(req.id);
         const made = await makeDir(req.path);
