@@ -236,8 +236,9 @@ describe.skipIf(!needs('fanotify: registry hung or stopped', ...withRegistry))('
     src = makeTempDir('fan-reg-src');
     tree = join(src.dir, 'tree');
     reg = await startRegistry();
-    makeTree(tree, { seed: 'fan-reg' });
-    const image = await buildImage(h, tree, join(src.dir, 'layout'));
+    makeTree(tree, { seed: 'fan-reg', bulkBytes: 40 * 1024 * 1024 });
+    // Small frames: one page-cache read-ahead window spans many of them (each an event of its own).
+    const image = await buildImage(h, tree, join(src.dir, 'layout'), 'test', ['--frame-size', '65536', '--chunk-size', '65536']);
     await pushLayout(h, image.ref, `${reg.host}/fan/reg:latest`);
     mp = h.mountpoint('reg');
     await h.ok('mount', '--insecure', '--mode', 'fanotify', '--image', `${reg.host}/fan/reg:latest`, mp);
@@ -272,6 +273,25 @@ describe.skipIf(!needs('fanotify: registry hung or stopped', ...withRegistry))('
     const logged = readFileSync(join(h.runDir, 'daemon.log'), 'utf8').split('\n').filter((l) => l.includes('read failed: answering the kernel EIO'));
     expect(logged.length).toBeGreaterThan(0);
     expect((await readOne('data/one-mib-plus-one.bin')).outcome).toBe('right');
+  });
+
+  it('hung mid-file: a read that runs from cached data into data not cached fails within about one fetch deadline', async () => {
+    const rel = join('data', 'bulk.bin');
+    // The start of the file cached (and what the cache reads ahead of it): the whole-file read below
+    // gets that, then runs into frames not cached.
+    const [head] = await readCheck([{ id: 0, path: join(mp, rel), source: join(tree, rel), ranges: [[0, 600 * 1024]] }], 120_000);
+    expect(head!.outcome).toBe('right');
+    reg.signal('SIGSTOP');
+    let r: Awaited<ReturnType<typeof readOne>>;
+    try {
+      r = await readOne(rel);
+    } finally {
+      reg.signal('SIGCONT');
+    }
+    process.stderr.write(`fanotify, registry hung mid-file: ${r.outcome} ${r.code ?? ''} after ${r.ms} ms (deadline ${FETCH_TIMEOUT_S} s)\n`);
+    expect(r).toMatchObject({ outcome: 'error', code: 'EIO' });
+    // Not one deadline per page of the kernel's read-ahead window (each page's event waited for its own).
+    expect(r.ms).toBeLessThan((2 * FETCH_TIMEOUT_S + 4) * 1000);
   });
 
   it('stopped: cached data still reads; data not cached fails with EIO (never zeros, never a hang)', async () => {

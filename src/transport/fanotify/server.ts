@@ -24,10 +24,12 @@ import { fileKey, markedFileKeys, type PendingEvent, type RawEvent } from '../..
 import { EventJournal, UNKNOWN_FILE } from './journal.js';
 
 /**
- * How long the frames of a fetch that just failed are denied at once to the same reader: the kernel
- * follows a failed readahead with reads of the rest of the window and a read of its own, one after
- * the other, and each must not wait out another fetch deadline (a hung registry made one `cat` take 3
- * deadlines). Per reader, so another program (or a retry) right after the registry is back fetches.
+ * How long a file's events are denied at once to a reader whose read of it just failed: the kernel
+ * follows a failed page with the other pages of its read-ahead window and a read of its own, one
+ * after the other (each waits for its event's answer), and each must not wait out another fetch
+ * deadline. With 64 KiB frames a window spans many frames, so not only the failed frames: a hung
+ * registry made one read(2) take 8 deadlines (48 s for 6 s, test/mount/fanotify.test.ts). Per reader
+ * and file, so another program (or a retry a moment later) fetches again.
  */
 const FAILED_RANGE_MS = 1_000;
 
@@ -36,8 +38,8 @@ interface ServedFile {
   image: string;
   users: number;
   ignored: boolean;
-  /** Frames whose fetch failed lately: [offset, end, until (ms), reader pid]. */
-  failed: [number, number, number, number][];
+  /** Readers whose read of this file failed lately: pid → until when its events are denied (ms). */
+  failed: Map<number, number>;
   /** Ends the blob's change listener (see unignore). */
   stopListening?: () => void;
 }
@@ -105,7 +107,7 @@ export class FanotifyServer {
   register(blob: CachedBlob, image: string): () => void {
     const st = statSync(blob.openDataPath ?? blob.dataPath, { bigint: true });
     const key = fileKey(st.dev, st.ino);
-    const served: ServedFile = this.files.get(key) ?? { blob, image, users: 0, ignored: false, failed: [] };
+    const served: ServedFile = this.files.get(key) ?? { blob, image, users: 0, ignored: false, failed: new Map() };
     served.users += 1;
     if (!this.files.has(key)) {
       this.files.set(key, served);
@@ -277,8 +279,8 @@ export class FanotifyServer {
     const offset = ev.ranged ? ev.offset : 0;
     const count = ev.ranged ? ev.count : blob.size;
     const now = Date.now();
-    served.failed = served.failed.filter(([, , until]) => until > now);
-    if (served.failed.some(([from, to, , pid]) => pid === ev.pid && offset < to && offset + count > from)) return false;
+    for (const [pid, until] of served.failed) if (until <= now) served.failed.delete(pid);
+    if (served.failed.has(ev.pid)) return false;
     try {
       // Allowed once the verified bytes are in the data file: the reader needs them in the page cache,
       // not on disk (a crash loses only presence bits, and those frames are fetched again). Answering
@@ -287,12 +289,7 @@ export class FanotifyServer {
       this.ignoreIfComplete(served);
       return true;
     } catch (err) {
-      const frame = blob.toc.frameSize;
-      const until = Date.now() + FAILED_RANGE_MS;
-      // The reader's earlier failures stay denied while its reads keep failing: the kernel's own read of
-      // the first failed page comes after the rest of the window, which may have waited out a fetch too.
-      for (const f of served.failed) if (f[3] === ev.pid) f[2] = until;
-      served.failed.push([Math.floor(offset / frame) * frame, Math.ceil((offset + count) / frame) * frame, until, ev.pid]);
+      served.failed.set(ev.pid, Date.now() + FAILED_RANGE_MS);
       logFor({ image: served.image, blob: blob.blobId }).warn({ offset, count, pid: ev.pid, err: errorText(err) }, 'read failed: answering the kernel EIO');
       return false;
     }
