@@ -107,8 +107,9 @@ function mountedPaths(): Set<string> {
 }
 
 /**
- * Child pids of `parent` (the supervisor's worker), from /proc. Not its fanotify group holder (also its
- * child until it dies): that one must outlive it, and killing it would close the group under the mounts.
+ * The worker pids among the children of `parent` (a supervisor), from /proc. Not its fanotify group
+ * holder (also its child until it dies): that one must outlive it, and killing it would close the
+ * group under the mounts; nor a tool it runs for a moment (losetup), gone by the time it is killed.
  */
 function childrenOf(parent: number): number[] {
   const out: number[] = [];
@@ -117,7 +118,8 @@ function childrenOf(parent: number): number[] {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent && !readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('fanotify-holder')) out.push(Number(name));
+      // The worker only: not the fanotify holder, nor a short-lived tool the supervisor runs (losetup...).
+      if (ppid === parent && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('worker-main')) out.push(Number(name));
     } catch { /* exited meanwhile */ }
   }
   return out;
@@ -369,7 +371,13 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
       const sup = h.daemonPid()!;
       const workers = await workerOf(sup);
       note(`kill -9 worker ${workers.join(',')}`);
-      for (const w of workers) process.kill(w, 'SIGKILL');
+      for (const w of workers) {
+        try {
+          process.kill(w, 'SIGKILL');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // it died meanwhile
+        }
+      }
       if (registry !== 'up') registryFaultAtWorkerKill = iteration;
       count('kill worker', workers.length === 0, 'the supervisor had no worker for 8 s');
     };
