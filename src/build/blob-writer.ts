@@ -8,7 +8,7 @@ import { closeSync, openSync, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { deflateRawSync, gzip as gzipCb } from 'node:zlib';
 import { encodeToc } from '../format/image/toc.js';
-import { OndemandError, errorText, systemCode } from '../util/errors.js';
+import { OndemandError, fileWriteError } from '../util/errors.js';
 import type { BlobDescriptor, BlobToc, Compression, FrameEntry } from '../format/image/types.js';
 
 const gzip = promisify(gzipCb);
@@ -44,8 +44,7 @@ function writeAt(fd: number, path: string, bytes: Buffer, position: number): Pro
 }
 
 function writeError(err: Error, path: string, offset: number): OndemandError {
-  const what = systemCode(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errorText(err);
-  return new OndemandError('EWRITE', `cannot write the image blob ${path}: ${what}`, { path, offset }, { cause: err });
+  return fileWriteError(err, 'the image blob', path, offset);
 }
 
 export class BlobWriter {

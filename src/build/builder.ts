@@ -8,12 +8,12 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../util/errors.js';
 import { writeErofs } from '../format/erofs/writer.js';
-import type { ChunkLocation, DirNode, ErofsNode, FileNode, Xattr } from '../format/erofs/model.js';
+import type { ChunkLocation, DirNode, ErofsNode, FileData, FileNode, Xattr } from '../format/erofs/model.js';
 import type { Compression } from '../format/image/types.js';
 import type { ByteRange } from '../fetch/types.js';
 import { BLOCK_SIZE, BlobWriter, type BuiltBlob } from './blob-writer.js';
 import { BlobProgress, type GrowingBlob } from './growing-blob.js';
-import type { SourceDir, SourceFile, SourceNode } from './source.js';
+import { bufferContent, type FileContent, type SourceDir, type SourceFile, type SourceNode } from './source.js';
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 export const DEFAULT_FRAME_SIZE = 1 << 20;
@@ -81,149 +81,318 @@ export function checkFrameSize(n: number): number {
 }
 
 export async function buildImage(root: SourceDir, options: BuildOptions): Promise<BuildResult> {
-  const chunkSize = checkChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  const frameSize = checkFrameSize(options.frameSize ?? DEFAULT_FRAME_SIZE);
-  const chunkBits = Math.log2(chunkSize);
-  const compression = options.compression ?? 'gzip';
-  const inlineMax = options.inlineMax ?? DEFAULT_INLINE_MAX;
-  const blobCount = options.blobCount ?? 1;
-  const frameOptions = { frameSize, compression, gzipLevel: options.gzipLevel ?? DEFAULT_GZIP_LEVEL };
-  const progress: BlobProgress[] = [];
-  const writers: BlobWriter[] = Array.from({ length: blobCount }, (_, i) => {
-    const path = join(options.workDir, `blob-${i}.tmp`);
-    if (options.onBlob === undefined) return new BlobWriter(path, frameOptions);
-    const p = new BlobProgress(i, path);
-    progress.push(p);
-    return new BlobWriter(path, frameOptions, (stored) => p.advance(stored));
-  });
-  for (const p of progress) options.onBlob!(p);
-  const stats: BuildStats = {
+  return new ImageBuilder(options).build(root);
+}
+
+/** Where a lower layer's copy of a chunk can be read, should no surviving lower file store it. */
+interface LowerChunk {
+  content: FileContent;
+  offset: number;
+  length: number;
+}
+
+/** A streamed file's chunk that a lower layer also has: resolved once the lower blobs are laid out. */
+interface DeferredChunk {
+  chunks: (ChunkLocation | null)[];
+  index: number;
+  digest: string;
+  blob: number;
+}
+
+/**
+ * One build. `build(root)` lays out every file in tree order, lower blobs first. A caller whose files
+ * arrive as streams and are known to be final (convert's top layer) can lay them out as they come,
+ * with `layOutStream`, before the tree is complete: download, chunking, compression and upload then
+ * overlap, and no work copy of the bodies is written. Such a file's chunks that a lower layer also has
+ * (`noteLowerChunks`) still end up in the lower blob when a lower file keeps them, as in tree order.
+ */
+export class ImageBuilder {
+  readonly chunkSize: number;
+  private readonly chunkBits: number;
+  private readonly inlineMax: number;
+  private readonly blobCount: number;
+  private readonly progress: BlobProgress[] = [];
+  private readonly writers: BlobWriter[];
+  readonly stats: BuildStats = {
     files: 0, dirs: 0, symlinks: 0, others: 0, hardLinks: 0, inlineFiles: 0, fileBytes: 0,
     chunks: 0, holeChunks: 0, dedupedChunks: 0, storedChunks: 0,
   };
   /** Every location handed out, so devices can be renumbered when empty blobs are dropped. */
-  const locations: ChunkLocation[] = [];
-  const byDigest = new Map<string, ChunkLocation>();
-  const done = new Map<SourceFile, FileNode>();
+  private readonly locations: ChunkLocation[] = [];
+  private readonly byDigest = new Map<string, ChunkLocation>();
+  private readonly lowerChunks = new Map<string, LowerChunk>();
+  /** Chunk digests known before layout (lower layers' spooled files). */
+  private readonly knownDigests = new WeakMap<FileContent, (string | null)[]>();
+  private readonly deferred: DeferredChunk[] = [];
+  /** Contents laid out while streaming, with their data. */
+  private readonly streamed = new WeakMap<FileContent, FileData>();
+  private failed = false;
 
-  /** Files whose data is still to be laid out, in tree order. */
-  const pending: { src: SourceFile; node: FileNode; blob: number }[] = [];
+  constructor(private readonly options: BuildOptions) {
+    this.chunkSize = checkChunkSize(options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    const frameSize = checkFrameSize(options.frameSize ?? DEFAULT_FRAME_SIZE);
+    this.chunkBits = Math.log2(this.chunkSize);
+    this.inlineMax = options.inlineMax ?? DEFAULT_INLINE_MAX;
+    this.blobCount = options.blobCount ?? 1;
+    const frameOptions = { frameSize, compression: options.compression ?? 'gzip', gzipLevel: options.gzipLevel ?? DEFAULT_GZIP_LEVEL };
+    this.writers = Array.from({ length: this.blobCount }, (_, i) => {
+      const path = join(options.workDir, `blob-${i}.tmp`);
+      if (options.onBlob === undefined) return new BlobWriter(path, frameOptions);
+      const p = new BlobProgress(i, path);
+      this.progress.push(p);
+      return new BlobWriter(path, frameOptions, (stored) => p.advance(stored));
+    });
+    for (const p of this.progress) options.onBlob!(p);
+  }
 
-  const fileNode = (src: SourceFile): FileNode => {
-    const known = done.get(src);
-    if (known) {
-      stats.hardLinks++;
-      return known;
+  /**
+   * Chunk digests of a lower layer's file (null: an all-zero chunk), computed while its body was
+   * spooled: streamed files defer chunks a lower layer has, and the lower file's layout skips hashing.
+   */
+  noteLowerChunks(content: FileContent, digests: (string | null)[]): void {
+    this.knownDigests.set(content, digests);
+    digests.forEach((d, i) => {
+      if (d === null || this.lowerChunks.has(d)) return;
+      const offset = i * this.chunkSize;
+      this.lowerChunks.set(d, { content, offset, length: Math.min(this.chunkSize, content.size - offset) });
+    });
+  }
+
+  /**
+   * Lays out a final file's body (`size` bytes) as it streams in, into blob `blob`. Files small enough
+   * to be inline are kept in memory for the tree pass instead. The returned content is the file's for
+   * `build`.
+   */
+  async layOutStream(body: AsyncIterable<Buffer>, size: number, blob: number): Promise<FileContent> {
+    this.checkBlob(blob);
+    if (size <= this.inlineMax) {
+      const pieces: Buffer[] = [];
+      for await (const piece of body) pieces.push(piece);
+      return bufferContent(Buffer.concat(pieces));
     }
-    stats.files++;
-    const size = src.content.size;
-    stats.fileBytes += size;
-    const blob = src.blob ?? 0;
-    if (!Number.isInteger(blob) || blob < 0 || blob >= blobCount) throw new RangeError(`file names blob ${blob} of ${blobCount}`);
-    const node: FileNode = { kind: 'file', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, size, data: { kind: 'inline', bytes: EMPTY } };
-    done.set(src, node);
-    if (size > 0) pending.push({ src, node, blob });
-    return node;
-  };
+    // One chunk buffer per file: a placed chunk is copied into its frame before placeChunk returns.
+    const chunk = Buffer.allocUnsafe(Math.min(this.chunkSize, size));
+    const chunks: (ChunkLocation | null)[] = [];
+    let fill = 0;
+    let total = 0;
+    for await (const piece of body) {
+      total += piece.length;
+      let at = 0;
+      while (at < piece.length) {
+        const n = piece.copy(chunk, fill, at);
+        fill += n;
+        at += n;
+        if (fill === chunk.length) {
+          await this.placeChunk(chunk, blob, chunks);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) await this.placeChunk(chunk.subarray(0, fill), blob, chunks);
+    const content: FileContent = { size: total, open: () => Promise.reject(new Error('a streamed file is laid out already')) };
+    this.streamed.set(content, { kind: 'chunks', chunkBits: this.chunkBits, chunks });
+    return content;
+  }
 
-  const layOutFile = async (src: SourceFile, node: FileNode, blob: number): Promise<void> => {
+  /** A streamed chunk: a hole, a copy of one stored before, a lower layer's (deferred), or stored now. */
+  private async placeChunk(data: Buffer, blob: number, chunks: (ChunkLocation | null)[]): Promise<void> {
+    this.stats.chunks++;
+    if (isZero(data)) {
+      this.stats.holeChunks++;
+      chunks.push(null);
+      return;
+    }
+    const digest = createHash('sha256').update(data).digest('hex');
+    const seen = this.byDigest.get(digest);
+    if (seen !== undefined) {
+      this.stats.dedupedChunks++;
+      chunks.push(seen);
+      return;
+    }
+    if (this.lowerChunks.has(digest)) {
+      this.deferred.push({ chunks, index: chunks.length, digest, blob });
+      chunks.push(null);
+      return;
+    }
+    chunks.push(await this.store(data, digest, blob));
+  }
+
+  private async store(data: Buffer, digest: string, blob: number): Promise<ChunkLocation> {
+    const loc: ChunkLocation = { device: blob + 1, blkaddr: await this.writers[blob]!.appendChunk(data) };
+    this.stats.storedChunks++;
+    this.locations.push(loc);
+    this.byDigest.set(digest, loc);
+    return loc;
+  }
+
+  private checkBlob(blob: number): void {
+    if (!Number.isInteger(blob) || blob < 0 || blob >= this.blobCount) throw new RangeError(`file names blob ${blob} of ${this.blobCount}`);
+  }
+
+  /** Lays out what is left, writes the bootstrap and finishes the blobs. */
+  async build(root: SourceDir, buildTime = this.options.buildTime): Promise<BuildResult> {
+    const done = new Map<SourceFile, FileNode>();
+    /** Files whose data is still to be laid out, in tree order. */
+    const pending: { src: SourceFile; node: FileNode; blob: number }[] = [];
+
+    const fileNode = (src: SourceFile): FileNode => {
+      const known = done.get(src);
+      if (known) {
+        this.stats.hardLinks++;
+        return known;
+      }
+      this.stats.files++;
+      const size = src.content.size;
+      this.stats.fileBytes += size;
+      const blob = src.blob ?? 0;
+      this.checkBlob(blob);
+      const node: FileNode = { kind: 'file', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, size, data: { kind: 'inline', bytes: EMPTY } };
+      done.set(src, node);
+      const streamed = this.streamed.get(src.content);
+      if (streamed !== undefined) node.data = streamed;
+      else if (size > 0) pending.push({ src, node, blob });
+      return node;
+    };
+
+    const buildNode = (src: SourceNode): ErofsNode => {
+      switch (src.kind) {
+        case 'file':
+          return fileNode(src);
+        case 'dir': {
+          this.stats.dirs++;
+          const dir: DirNode = { kind: 'dir', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, entries: [] };
+          for (const e of src.entries) dir.entries.push({ name: e.name, node: buildNode(e.node) });
+          return dir;
+        }
+        case 'symlink':
+          this.stats.symlinks++;
+          return src;
+        default:
+          this.stats.others++;
+          return src;
+      }
+    };
+
+    let built: BuiltBlob[] = [];
+    try {
+      const rootNode = buildNode(root) as DirNode;
+      // Lower blobs first, so a chunk shared with an upper layer is stored in the lower layer's blob:
+      // a layer's blob then never depends on the layers above it, and images sharing a layer share its blob.
+      const byBlob = pending.map((p, order) => ({ ...p, order })).sort((a, b) => a.blob - b.blob || a.order - b.order);
+      for (const p of byBlob) await this.layOutFile(p.src, p.node, p.blob);
+      await this.resolveDeferred();
+      for (const [i, w] of this.writers.entries()) {
+        built.push(await w.finish());
+        this.progress[i]?.finish();
+      }
+      const keep = built.map((b) => this.options.keepEmptyBlobs === true || b.descriptor.uncompressedSize > 0);
+      built.forEach((b, i) => this.progress[i]?.resolve(keep[i] ? { digest: b.descriptor.digest, size: b.descriptor.size } : null));
+      const newDevice = new Map<number, number>();
+      let next = 1;
+      keep.forEach((k, i) => {
+        if (k) newDevice.set(i + 1, next++);
+      });
+      for (const loc of this.locations) loc.device = newDevice.get(loc.device)!;
+      for (let i = 0; i < built.length; i++) if (!keep[i]) await rm(built[i]!.path, { force: true });
+      built = built.filter((_, i) => keep[i]);
+      const now = buildTime ?? nowTime();
+      const bootstrap = writeErofs({
+        root: rootNode,
+        devices: built.map((b) => ({ tag: b.descriptor.blobId, blocks: b.descriptor.uncompressedSize / BLOCK_SIZE })),
+        buildTime: now.sec,
+        buildTimeNsec: now.nsec,
+      });
+      return { bootstrap, blobs: built, chunkSize: this.chunkSize, stats: this.stats };
+    } catch (err) {
+      await this.abort(err);
+      throw err;
+    }
+  }
+
+  /** Ends a build that will not finish: observers hear why, the work files go. */
+  async abort(err: unknown): Promise<void> {
+    if (this.failed) return;
+    this.failed = true;
+    for (const p of this.progress) p.fail(err);
+    for (const w of this.writers) await w.abort();
+    for (const w of this.writers) await rm(w.path, { force: true });
+  }
+
+  private async layOutFile(src: SourceFile, node: FileNode, blob: number): Promise<void> {
     const size = node.size;
+    const known = this.knownDigests.get(src.content);
     const reader = await src.content.open();
     try {
-      if (size <= inlineMax && fitsInline(size, src.xattrs)) {
-        stats.inlineFiles++;
+      if (size <= this.inlineMax && fitsInline(size, src.xattrs)) {
+        this.stats.inlineFiles++;
         node.data = { kind: 'inline', bytes: Buffer.from(await reader.read(0, size)) };
         return;
       }
-      const regions = await reader.dataRegions();
+      const regions = known === undefined ? await reader.dataRegions() : null;
       const chunks: (ChunkLocation | null)[] = [];
-      for (let off = 0; off < size; off += chunkSize) {
-        const len = Math.min(chunkSize, size - off);
-        stats.chunks++;
-        if (regions && !overlaps(regions, off, len)) {
-          stats.holeChunks++;
+      for (let off = 0, i = 0; off < size; off += this.chunkSize, i++) {
+        const len = Math.min(this.chunkSize, size - off);
+        this.stats.chunks++;
+        const knownDigest = known?.[i];
+        if ((regions && !overlaps(regions, off, len)) || knownDigest === null) {
+          this.stats.holeChunks++;
           chunks.push(null);
+          continue;
+        }
+        let digest = knownDigest;
+        const seenFirst = digest === undefined ? undefined : this.usable(digest, blob);
+        if (seenFirst !== undefined) {
+          this.stats.dedupedChunks++;
+          chunks.push(seenFirst);
           continue;
         }
         const data = await reader.read(off, len);
-        if (isZero(data)) {
-          stats.holeChunks++;
-          chunks.push(null);
-          continue;
+        if (digest === undefined) {
+          if (isZero(data)) {
+            this.stats.holeChunks++;
+            chunks.push(null);
+            continue;
+          }
+          digest = createHash('sha256').update(data).digest('hex');
+          const seen = this.usable(digest, blob);
+          if (seen !== undefined) {
+            this.stats.dedupedChunks++;
+            chunks.push(seen);
+            continue;
+          }
         }
-        const digest = createHash('sha256').update(data).digest('hex');
-        const seen = byDigest.get(digest);
-        if (seen) {
-          stats.dedupedChunks++;
-          chunks.push(seen);
-          continue;
-        }
-        const writer = writers[blob]!;
-        const loc: ChunkLocation = { device: blob + 1, blkaddr: await writer.appendChunk(data) };
-        stats.storedChunks++;
-        locations.push(loc);
-        byDigest.set(digest, loc);
-        chunks.push(loc);
+        chunks.push(await this.store(data, digest, blob));
       }
-      node.data = { kind: 'chunks', chunkBits, chunks };
+      node.data = { kind: 'chunks', chunkBits: this.chunkBits, chunks };
     } finally {
       await reader.close();
     }
-  };
+  }
 
-  const buildNode = async (src: SourceNode): Promise<ErofsNode> => {
-    switch (src.kind) {
-      case 'file':
-        return fileNode(src);
-      case 'dir': {
-        stats.dirs++;
-        const dir: DirNode = { kind: 'dir', perm: src.perm, uid: src.uid, gid: src.gid, mtime: src.mtime, mtimeNsec: src.mtimeNsec, xattrs: src.xattrs, entries: [] };
-        for (const e of src.entries) dir.entries.push({ name: e.name, node: await buildNode(e.node) });
-        return dir;
+  /** A stored copy of `digest` a file of blob `blob` may refer to: never one in a blob above it. */
+  private usable(digest: string, blob: number): ChunkLocation | undefined {
+    const seen = this.byDigest.get(digest);
+    return seen !== undefined && seen.device <= blob + 1 ? seen : undefined;
+  }
+
+  /** Streamed chunks a lower layer has: its stored copy, or (no surviving lower file kept it) stored now. */
+  private async resolveDeferred(): Promise<void> {
+    for (const d of this.deferred) {
+      const seen = this.byDigest.get(d.digest);
+      if (seen !== undefined) {
+        this.stats.dedupedChunks++;
+        d.chunks[d.index] = seen;
+        continue;
       }
-      case 'symlink':
-        stats.symlinks++;
-        return src;
-      default:
-        stats.others++;
-        return src;
+      const from = this.lowerChunks.get(d.digest)!;
+      const reader = await from.content.open();
+      try {
+        const data = await reader.read(from.offset, from.length);
+        d.chunks[d.index] = await this.store(data, d.digest, d.blob);
+      } finally {
+        await reader.close();
+      }
     }
-  };
-
-  let built: BuiltBlob[] = [];
-  try {
-    const rootNode = (await buildNode(root)) as DirNode;
-    // Lower blobs first, so a chunk shared with an upper layer is stored in the lower layer's blob:
-    // a layer's blob then never depends on the layers above it, and images sharing a layer share its blob.
-    const byBlob = pending.map((p, order) => ({ ...p, order })).sort((a, b) => a.blob - b.blob || a.order - b.order);
-    for (const p of byBlob) await layOutFile(p.src, p.node, p.blob);
-    for (const [i, w] of writers.entries()) {
-      built.push(await w.finish());
-      progress[i]?.finish();
-    }
-    const keep = built.map((b) => options.keepEmptyBlobs === true || b.descriptor.uncompressedSize > 0);
-    built.forEach((b, i) => progress[i]?.resolve(keep[i] ? { digest: b.descriptor.digest, size: b.descriptor.size } : null));
-    const newDevice = new Map<number, number>();
-    let next = 1;
-    keep.forEach((k, i) => {
-      if (k) newDevice.set(i + 1, next++);
-    });
-    for (const loc of locations) loc.device = newDevice.get(loc.device)!;
-    for (let i = 0; i < built.length; i++) if (!keep[i]) await rm(built[i]!.path, { force: true });
-    built = built.filter((_, i) => keep[i]);
-    const now = options.buildTime ?? nowTime();
-    const bootstrap = writeErofs({
-      root: rootNode,
-      devices: built.map((b) => ({ tag: b.descriptor.blobId, blocks: b.descriptor.uncompressedSize / BLOCK_SIZE })),
-      buildTime: now.sec,
-      buildTimeNsec: now.nsec,
-    });
-    return { bootstrap, blobs: built, chunkSize, stats };
-  } catch (err) {
-    for (const p of progress) p.fail(err);
-    for (const w of writers) await w.abort();
-    for (const w of writers) await rm(w.path, { force: true });
-    throw err;
   }
 }
 

@@ -1,13 +1,18 @@
 /**
  * Converts one ordinary image manifest: stream every layer through the tar reader into the merged
- * tree (file bodies spooled to the work directory), then build one bootstrap and one blob per
- * source layer (a layer's blob holds the chunks of the files whose final version it supplied).
+ * tree, then build one bootstrap and one blob per source layer (a layer's blob holds the chunks of
+ * the files whose final version it supplied). Lower layers' file bodies are spooled to the work
+ * directory (a layer above may still delete or replace them) and hashed chunk by chunk on the way;
+ * the top layer's files are final, so they are laid out into its blob as they stream in (and
+ * uploaded meanwhile, to a registry destination): one pass, no work copy.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, IntegrityError } from '../util/errors.js';
-import { buildImage, type BuildResult, type BuildStats } from '../build/builder.js';
+import { ImageBuilder, type BuildResult, type BuildStats } from '../build/builder.js';
+import { ChunkDigests } from '../build/chunk-digests.js';
 import type { GrowingBlob } from '../build/growing-blob.js';
+import type { FileContent } from '../build/source.js';
 import type { Compression } from '../format/image/types.js';
 import type { Descriptor, ImageManifest } from '../registry/manifest.js';
 import type { ImageSource } from './image-source.js';
@@ -79,19 +84,39 @@ export async function convertManifest(
   const root = emptyRoot();
   const stats = emptyStats();
   const spools: LayerSpool[] = [];
+  const top = manifest.layers.length - 1;
+  const builder = new ImageBuilder({
+    workDir,
+    blobCount: Math.max(1, manifest.layers.length),
+    ...(settings.chunkSize !== undefined ? { chunkSize: settings.chunkSize } : {}),
+    ...(settings.frameSize !== undefined ? { frameSize: settings.frameSize } : {}),
+    ...(settings.compression !== undefined ? { compression: settings.compression } : {}),
+    ...(onBlob !== undefined ? { onBlob } : {}),
+  });
   try {
     for (const [k, layer] of manifest.layers.entries()) {
       const what = `${name}: layer ${k} (${layer.digest.slice(0, 19)})`;
       progress({ kind: 'layer-start', layer: k, layers: manifest.layers.length, digest: layer.digest, size: layer.size });
-      const spool = await LayerSpool.create(join(workDir, `layer-${k}.spool`));
-      spools.push(spool);
+      let store: (body: AsyncIterable<Buffer>, size: number) => Promise<FileContent>;
+      let spool: LayerSpool | undefined;
+      if (k === top) {
+        store = (body, size) => builder.layOutStream(body, size, k);
+      } else {
+        const s = await LayerSpool.create(join(workDir, `layer-${k}.spool`));
+        spools.push(s);
+        spool = s;
+        store = async (body) => {
+          const digests = new ChunkDigests(builder.chunkSize);
+          const at = await s.append(body, (piece) => digests.update(piece));
+          const content = s.content(at.offset, at.size);
+          builder.noteLowerChunks(content, digests.finish());
+          return content;
+        };
+      }
       const raw = source.openBlob(layer.digest);
       const algorithm = layer.digest.startsWith('sha512:') ? 'sha512' : 'sha256';
       const stream = openLayerStream(raw, what, limits.bomb, algorithm);
-      const applier = new LayerApplier(root, k, what, async (body) => {
-        const at = await spool.append(body);
-        return spool.content(at.offset, at.size);
-      }, stats);
+      const applier = new LayerApplier(root, k, what, store, stats);
       let lastReport = 0;
       const tarInput = (async function* () {
         for await (const chunk of stream.tar) {
@@ -116,20 +141,12 @@ export async function convertManifest(
       if (got.digest !== layer.digest) {
         throw new IntegrityError(`${what}: content has digest ${got.digest}, the manifest says ${layer.digest}`, { image: name, blob: layer.digest });
       }
-      await spool.finish();
+      await spool?.finish();
       progress({ kind: 'layer-done', layer: k, layers: manifest.layers.length, entries: summary.entries, uncompressedBytes: got.uncompressedBytes, codec: got.codec });
     }
 
     progress({ kind: 'build-start', files: stats.files });
-    const built = await buildImage(toSourceTree(root), {
-      workDir,
-      blobCount: Math.max(1, manifest.layers.length),
-      buildTime: commonMtime(root),
-      ...(settings.chunkSize !== undefined ? { chunkSize: settings.chunkSize } : {}),
-      ...(settings.frameSize !== undefined ? { frameSize: settings.frameSize } : {}),
-      ...(settings.compression !== undefined ? { compression: settings.compression } : {}),
-      ...(onBlob !== undefined ? { onBlob } : {}),
-    });
+    const built = await builder.build(toSourceTree(root), commonMtime(root));
     progress({
       kind: 'build-done',
       blobs: built.blobs.length,
@@ -137,6 +154,10 @@ export async function convertManifest(
       storedBytes: built.blobs.reduce((n, b) => n + b.descriptor.size, 0),
     });
     return { config: manifest.config, configBytes, built, merge: stats, sourceLayers: manifest.layers.length };
+  } catch (err) {
+    // The top layer's blob was being written (and uploaded) while it streamed: end both.
+    await builder.abort(err);
+    throw err;
   } finally {
     for (const s of spools) await s.close();
   }

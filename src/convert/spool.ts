@@ -4,6 +4,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ContentReader, FileContent } from '../build/source.js';
+import { fileWriteError } from '../util/errors.js';
 
 const WRITE_BUFFER = 1 << 20;
 
@@ -25,11 +26,12 @@ export class LayerSpool {
     return new LayerSpool(path, await open(path, 'wx+', 0o600));
   }
 
-  /** Appends a body; returns where it lives. Bytes are counted against `size` exactly. */
-  async append(body: AsyncIterable<Buffer>): Promise<{ offset: number; size: number }> {
+  /** Appends a body (each piece shown to `observe` first); returns where it lives. */
+  async append(body: AsyncIterable<Buffer>, observe?: (piece: Buffer) => void): Promise<{ offset: number; size: number }> {
     const offset = this.size + this.pendingBytes;
     let n = 0;
     for await (const piece of body) {
+      observe?.(piece);
       // Views of the stream's chunks, which nobody writes again (zlib hands out a new output buffer once
       // one is used up; fzstd's window views are copied in layer-stream.ts): flush copies them into one.
       this.pending.push(piece);
@@ -46,9 +48,13 @@ export class LayerSpool {
     this.pending = [];
     this.pendingBytes = 0;
     let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.fh!.write(data, done, data.length - done, this.size + done);
-      done += bytesWritten;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh!.write(data, done, data.length - done, this.size + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw fileWriteError(err, 'the work file', this.path, this.size + done);
     }
     this.size += data.length;
   }

@@ -135,6 +135,12 @@ export function systemCode(err: unknown): string | undefined {
 }
 
 /** A benchmark step failed (`ondemand bench`): a workload's processes, a start-up command, a full pull. */
+/** A failed write of a file a command makes (`what`: e.g. "the image blob"), naming a full disk plainly. */
+export function fileWriteError(err: unknown, what: string, path: string, offset: number): OndemandError {
+  const why = systemCode(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errorText(err);
+  return new OndemandError('EWRITE', `cannot write ${what} ${path}: ${why}`, { path, offset }, { cause: err });
+}
+
 export class BenchError extends OndemandError {
   constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
     super('EBENCH', message, context, options);

@@ -3,9 +3,10 @@
  * made by hand (OCI layout, tar+gzip layers) is converted, mounted with the kernel's erofs, and
  * compared with the merged tree the OCI rules give, built on disk by the test.
  */
-import { chownSync, linkSync, lutimesSync, mkdirSync, readdirSync, lstatSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { readFileSync, chownSync, linkSync, lutimesSync, mkdirSync, readdirSync, lstatSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../../src/convert/index.js';
 import { setXattr } from '../../src/native/xattr.js';
@@ -128,5 +129,58 @@ describe.skipIf(!canRun)('convert: whiteouts, opaque dirs, hard links across lay
     mkdirSync(expected);
     buildExpected(expected);
     expect(compareTrees(expected, mounted.dir, { root: false })).toEqual([]);
+  });
+});
+
+describe.skipIf(!canRun)('convert: the top layer laid out as it streams', () => {
+  const tmp = makeTempDir('convert-top');
+  let mounted: MountedImage | undefined;
+  afterAll(() => {
+    mounted?.unmount();
+    tmp.remove();
+  });
+
+  // The top layer's files go into its blob as they stream in, before the lower layers' files are laid
+  // out: a chunk a lower file keeps must still be stored once, in the lower blob; a chunk whose lower
+  // file the top layer deletes must still be stored (in the top blob); zero chunks stay holes.
+  it('chunks shared with lower layers land where tree order puts them, and the tree reads right', async () => {
+    const MiB = 1024 * 1024;
+    const kept = randomBytes(2 * MiB + 512 * 1024);
+    const deleted = randomBytes(2 * MiB);
+    const own = randomBytes(MiB + 4096 * 3 + 5);
+    const zeros = Buffer.alloc(3 * MiB);
+    const mixed = Buffer.concat([deleted.subarray(0, MiB), Buffer.alloc(MiB), own.subarray(0, MiB)]);
+    const lower = makeTar([{ name: 'lib/', type: '5' }, { name: 'lib/kept', data: kept }, { name: 'lib/deleted', data: deleted }]);
+    const upper = makeTar([
+      { name: 'lib/', type: '5' },
+      { name: 'lib/.wh.deleted' },
+      { name: 'copy-of-kept', data: kept },
+      { name: 'copy-of-deleted', data: deleted },
+      { name: 'own', data: own },
+      { name: 'zeros', data: zeros },
+      { name: 'mixed', data: mixed },
+      { name: 'small', data: 'inline\n' },
+    ]);
+    const src = join(tmp.dir, 'src');
+    await makeSourceLayout(src, 'v1', [gzLayer(lower), gzLayer(upper)]);
+    const result = await convertImage(`oci:${src}:v1`, `oci:${join(tmp.dir, 'out')}:conv`, { workDir: tmp.dir, compression: 'none' });
+    const p = result.platforms[0]!;
+    // Lower blob: kept's 3 chunks only (deleted is gone from the tree). Upper blob: own's 2 chunks and
+    // deleted's 2 (its lower copy was not kept); copy-of-kept's 3 chunks and mixed's 2 data chunks are
+    // copies; zeros' 3 chunks and mixed's middle one are holes.
+    expect(p.blobs.map((b) => b.uncompressedSize)).toEqual([2 * MiB + 512 * 1024, 3 * MiB + 4 * 4096]);
+    expect(p.storedChunks).toBe(7);
+    expect(p.dedupedChunks).toBe(5);
+
+    mounted = await mountLayoutImage(join(tmp.dir, 'out'), 'conv', join(tmp.dir, 'mount'));
+    const read = (name: string): Buffer => readFileSync(join(mounted!.dir, name));
+    expect(read('lib/kept').equals(kept)).toBe(true);
+    expect(read('copy-of-kept').equals(kept)).toBe(true);
+    expect(read('copy-of-deleted').equals(deleted)).toBe(true);
+    expect(read('own').equals(own)).toBe(true);
+    expect(read('zeros').equals(zeros)).toBe(true);
+    expect(read('mixed').equals(mixed)).toBe(true);
+    expect(read('small').toString()).toBe('inline\n');
+    expect(readdirSync(join(mounted.dir, 'lib'))).toEqual(['kept']);
   });
 });

@@ -61,7 +61,7 @@ export const convertCommand = defineCommand({
       .option('chunk-size', { type: 'string', describe: 'erofs chunk size (power of two, default 1M)' })
       .option('frame-size', { type: 'string', describe: 'Uncompressed bytes per frame (default 1M)' })
       .option('compression', { choices: COMPRESSIONS, describe: 'Frame codec (default gzip)' })
-      .option('work-dir', { type: 'string', describe: 'Where layer contents are spooled (default $TMPDIR or /var/tmp)' })
+      .option('work-dir', { type: 'string', describe: "Where lower layers' contents are spooled and blobs are built (default $TMPDIR or /var/tmp)" })
       .option('max-layer-size', { type: 'string', describe: 'Most bytes one layer may decompress to (default 64G)' })
       .option('max-ratio', { type: 'number', describe: 'Most decompressed bytes per compressed byte (default 400)' })
       .option('prefetch-trace', { type: 'string', describe: `${TRACE_OPTION_HELP} the image carries: cold mounts anywhere fetch its frames first` })
