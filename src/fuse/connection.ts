@@ -24,11 +24,21 @@ export function setReadAhead(device: string, kb: number): void {
   }
 }
 
-/** fusectl's directory of the connection behind `device` (`major:minor`), mounting fusectl if needed. */
+const FUSECTL = '/sys/fs/fuse/connections';
+
+function fusectlMounted(): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8').includes(` ${FUSECTL} fusectl `);
+}
+
+/** fusectl's directory of the connection behind `device` (`major:minor`; the entry is named by the minor). */
+function connectionDir(device: string): string {
+  return `${FUSECTL}/${device.split(':')[1]}`;
+}
+
+/** connectionDir, mounting fusectl if needed. */
 function fusectlDir(device: string): string {
-  const dir = '/sys/fs/fuse/connections';
-  if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) mount('fusectl', dir, 'fusectl', 0, null);
-  return `${dir}/${device.split(':')[1]}`;
+  if (!fusectlMounted()) mount('fusectl', FUSECTL, 'fusectl', 0, null);
+  return connectionDir(device);
 }
 
 /** Requests of the connection not yet finished (queued, or read and not answered); undefined when unknown. */
@@ -46,9 +56,7 @@ export function connectionWaiting(device: string): number | undefined {
  * FUSE superblock does. Undefined when fusectl is not mounted (this does not mount it).
  */
 export function connectionGone(device: string): boolean | undefined {
-  const dir = '/sys/fs/fuse/connections';
-  if (!readFileSync('/proc/self/mounts', 'utf8').includes(` ${dir} fusectl `)) return undefined;
-  return !existsSync(`${dir}/${device.split(':')[1]}`);
+  return fusectlMounted() ? !existsSync(connectionDir(device)) : undefined;
 }
 
 /**
