@@ -25,3 +25,14 @@ export function evictFile(path: string): void {
     closeSync(fd);
   }
 }
+
+/** Drops the cached pages of a file that is never written (a file on a read-only mount: no fdatasync). */
+export function evictReadOnlyFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    const e = posixFadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (e !== 0) throw sysError('posix_fadvise', path, e);
+  } finally {
+    closeSync(fd);
+  }
+}
