@@ -7,7 +7,7 @@
  *   warm: the cache's files dropped from the page cache (as the bench's warm phase does before it
  *         mounts), and the file read, on the mount, dropped too, here, before fio starts: fio's own
  *         --invalidate=1 runs inside its timed window (td_io_open_file), which made its warm random
- *         figures lower by the time the drop takes (in the compat VM, up to half of fio's runtime);
+ *         figures lower by the time the drop takes;
  *   hot:  right after the bench's hot run, as is.
  * fio always runs with --invalidate=0.
  * fio jobs (psync, --readonly, --fadvise_hint=0: no POSIX_FADV_RANDOM, which would turn the kernel's
