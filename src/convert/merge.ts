@@ -70,8 +70,9 @@ export function pathComponents(path: Buffer, fail: (why: string) => never): stri
 }
 
 /**
- * One layer's entries applied to the tree, in archive order. `store` spools a file body and returns
- * its content provider. Create one per layer with `layerApplier(...)` and feed it tar entries.
+ * One layer's entries applied to the tree, in archive order. `store` keeps a file body (spooled, or
+ * for the top layer laid out into its blob at once) and returns its content provider. Create one per
+ * layer with `layerApplier(...)` and feed it tar entries.
  */
 export class LayerApplier {
   constructor(
