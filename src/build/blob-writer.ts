@@ -8,7 +8,7 @@ import { closeSync, openSync, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { deflateRawSync, gzip as gzipCb } from 'node:zlib';
 import { encodeToc } from '../format/image/toc.js';
-import { OndemandError, fileWriteError } from '../util/errors.js';
+import { fileWriteError } from '../util/errors.js';
 import type { BlobDescriptor, BlobToc, Compression, FrameEntry } from '../format/image/types.js';
 
 const gzip = promisify(gzipCb);
@@ -37,14 +37,10 @@ function writeAt(fd: number, path: string, bytes: Buffer, position: number): Pro
   return new Promise((resolve, reject) => {
     const step = (at: number): void => {
       if (at >= bytes.length) return resolve();
-      writeCb(fd, bytes, at, bytes.length - at, position + at, (err, n) => (err ? reject(writeError(err, path, position + at)) : step(at + n)));
+      writeCb(fd, bytes, at, bytes.length - at, position + at, (err, n) => (err ? reject(fileWriteError(err, 'the image blob', path, position + at)) : step(at + n)));
     };
     step(0);
   });
-}
-
-function writeError(err: Error, path: string, offset: number): OndemandError {
-  return fileWriteError(err, 'the image blob', path, offset);
 }
 
 export class BlobWriter {

@@ -202,19 +202,23 @@ export class ImageBuilder {
       chunks.push(null);
       return;
     }
-    const digest = createHash('sha256').update(data).digest('hex');
-    const seen = this.byDigest.get(digest);
-    if (seen !== undefined) {
-      this.stats.dedupedChunks++;
-      chunks.push(seen);
-      return;
-    }
-    if (this.lowerChunks.has(digest)) {
+    const digest = sha256Hex(data);
+    if (this.usable(digest, blob) === undefined && this.lowerChunks.has(digest)) {
       this.deferred.push({ chunks, index: chunks.length, digest, blob });
       chunks.push(null);
       return;
     }
-    chunks.push(await this.store(data, digest, blob));
+    chunks.push(await this.copyOrStore(data, digest, blob));
+  }
+
+  /** The stored copy of `digest` that blob `blob` may point at, or `data` stored now. */
+  private async copyOrStore(data: Buffer | (() => Promise<Buffer>), digest: string, blob: number): Promise<ChunkLocation> {
+    const seen = this.usable(digest, blob);
+    if (seen !== undefined) {
+      this.stats.dedupedChunks++;
+      return seen;
+    }
+    return this.store(typeof data === 'function' ? await data() : data, digest, blob);
   }
 
   private async store(data: Buffer, digest: string, blob: number): Promise<ChunkLocation> {
@@ -339,29 +343,17 @@ export class ImageBuilder {
           chunks.push(null);
           continue;
         }
-        let digest = knownDigest;
-        const seenFirst = digest === undefined ? undefined : this.usable(digest, blob);
-        if (seenFirst !== undefined) {
-          this.stats.dedupedChunks++;
-          chunks.push(seenFirst);
+        if (knownDigest !== undefined) {
+          chunks.push(await this.copyOrStore(() => reader.read(off, len), knownDigest, blob));
           continue;
         }
         const data = await reader.read(off, len);
-        if (digest === undefined) {
-          if (isZero(data)) {
-            this.stats.holeChunks++;
-            chunks.push(null);
-            continue;
-          }
-          digest = createHash('sha256').update(data).digest('hex');
-          const seen = this.usable(digest, blob);
-          if (seen !== undefined) {
-            this.stats.dedupedChunks++;
-            chunks.push(seen);
-            continue;
-          }
+        if (isZero(data)) {
+          this.stats.holeChunks++;
+          chunks.push(null);
+          continue;
         }
-        chunks.push(await this.store(data, digest, blob));
+        chunks.push(await this.copyOrStore(data, sha256Hex(data), blob));
       }
       node.data = { kind: 'chunks', chunkBits: this.chunkBits, chunks };
     } finally {
@@ -397,6 +389,10 @@ export class ImageBuilder {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
 const ZERO_SLICE = Buffer.alloc(1 << 20);
 
 /** memcmp against zeros, a slice at a time: far faster than a byte loop in JavaScript. */

@@ -16,20 +16,18 @@ export const POSIX_FADV_DONTNEED = 4;
  * made) would otherwise still be read from memory.
  */
 export function evictFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fdatasyncSync(fd);
-    const e = posixFadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    if (e !== 0) throw sysError('posix_fadvise', path, e);
-  } finally {
-    closeSync(fd);
-  }
+  dropPages(path, true);
 }
 
 /** Drops the cached pages of a file that is never written (a file on a read-only mount: no fdatasync). */
 export function evictReadOnlyFile(path: string): void {
+  dropPages(path, false);
+}
+
+function dropPages(path: string, writeBackFirst: boolean): void {
   const fd = openSync(path, 'r');
   try {
+    if (writeBackFirst) fdatasyncSync(fd);
     const e = posixFadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
     if (e !== 0) throw sysError('posix_fadvise', path, e);
   } finally {

@@ -134,13 +134,13 @@ export function systemCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** A benchmark step failed (`ondemand bench`): a workload's processes, a start-up command, a full pull. */
 /** A failed write of a file a command makes (`what`: e.g. "the image blob"), naming a full disk plainly. */
 export function fileWriteError(err: unknown, what: string, path: string, offset: number): OndemandError {
   const why = systemCode(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errorText(err);
   return new OndemandError('EWRITE', `cannot write ${what} ${path}: ${why}`, { path, offset }, { cause: err });
 }
 
+/** A benchmark step failed (`ondemand bench`): a workload's processes, a start-up command, a full pull. */
 export class BenchError extends OndemandError {
   constructor(message: string, context: ErrorContext = {}, options: { cause?: unknown } = {}) {
     super('EBENCH', message, context, options);
