@@ -31,7 +31,8 @@ export async function runCli(args: string[]): Promise<number> {
     .fail((msg, err) => {
       // yargs reports its own parse errors (e.g. an option missing its value) as a YError: bad usage too.
       if (err && err.name !== 'YError') throw err;
-      throw new UsageError(msg ?? err?.message ?? 'bad usage');
+      // Some of yargs' messages span lines (a value outside an option's choices): one line, as every error.
+      throw new UsageError((msg ?? err?.message ?? 'bad usage').replace(/\s*\n\s*/g, ' '));
     });
   for (const cmd of await loadCommandsFor(args)) {
     parser.command(cmd.command, cmd.describe, cmd.builder, async (argv) => {

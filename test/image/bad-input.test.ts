@@ -230,5 +230,11 @@ describe('bad input', () => {
     expectOneLineFailure(ondemand(['inspect', trunc, '--blob', files.blobs[0]!]));
     expectOneLineFailure(ondemand(['inspect', join(tmp.dir, 'no-such-file')]));
     expect(ondemand(['inspect']).code).toBe(2);
+    // Bad usage: one line too, then where to read more.
+    for (const args of [['inspect'], ['mount', '--mode', 'bogus', '--image', `oci:${layout}:v1`, tmp.dir], ['cache', 'ls', '--bogus']]) {
+      const r = ondemand(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/^ondemand: [^\n]+\n\(see ondemand --help\)\n$/);
+    }
   }, 120_000);
 });
