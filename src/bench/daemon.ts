@@ -5,7 +5,7 @@
  * Restarting it over an emptied cache dir is how a cold phase starts from an empty cache.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_CONFIG_ENV, configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { request } from '../daemon/client.js';
@@ -14,6 +14,7 @@ import type { MountModeRequest, MountStatus } from '../mount/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import { BenchError, MountError, errorText } from '../util/errors.js';
 import { compiledThreadUrl } from '../util/thread-url.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** The CLI's entry, compiled (under vitest this module is a .ts source: then the build's, checked current). */
 const cliMain = (): string => fileURLToPath(compiledThreadUrl(import.meta.url, '../cli/main.js', 'EBENCH'));
@@ -67,8 +68,8 @@ export class BenchDaemon {
   async start(emptyCache: boolean): Promise<void> {
     if (this.child) throw new BenchError('the bench daemon is already running');
     if (emptyCache) rmSync(this.cacheDir, { recursive: true, force: true });
-    mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
-    mkdirSync(this.cacheDir, { recursive: true });
+    makeDirs(this.runDir, 0o700);
+    makeDirs(this.cacheDir);
     const env = {
       ...process.env,
       ONDEMAND_RUN_DIR: this.runDir,

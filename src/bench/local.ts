@@ -5,7 +5,7 @@
  * then copied out; they are mounted by the same kernel-object functions the daemon's supervisor uses
  * (erofs file-backed where the kernel has it, else on read-only loop devices).
  */
-import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCache } from '../cache/backend.js';
 import { resolveImageRef } from '../mount/image-source.js';
@@ -16,6 +16,7 @@ import { erofsMountFlags } from '../transport/kernel-objects.js';
 import { BenchError, errorText } from '../util/errors.js';
 import { UndoStack } from '../util/undo-stack.js';
 import type { ImageAccess } from './daemon.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface LocalCopy {
   bootstrap: string;
@@ -28,7 +29,7 @@ export interface LocalCopy {
 
 /** Resolves `ref`, fetches all of it through a scratch cache in `dir`, and copies its files to `dir`. */
 export async function makeLocalCopy(ref: string, access: ImageAccess, dir: string): Promise<LocalCopy> {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const scratch = join(dir, 'scratch-cache');
   const undo = new UndoStack();
   const cache = await openCache({ dir: scratch });

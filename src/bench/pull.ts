@@ -5,12 +5,13 @@
  * runner, startup.ts). Both tools are Debian's (skopeo, umoci).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BenchError } from '../util/errors.js';
 import { runStartup, type StartupCommand } from './startup.js';
 import type { PullSample } from './types.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 const exec = promisify(execFile);
 
@@ -33,7 +34,7 @@ async function timed(what: string, file: string, args: string[]): Promise<number
 /** One full pull and start-up of `src` in `dir` (emptied first, removed after). */
 export async function pullAndStart(src: string, insecure: boolean, dir: string, cmd: StartupCommand, run: number): Promise<PullSample> {
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   try {
     const layout = join(dir, 'layout');
     const bundle = join(dir, 'bundle');

@@ -14,7 +14,7 @@
  * the others go on. Whatever happens, every mount is gone at the end: the daemon unmounts what it
  * serves when stopped, and anything still mounted under the bench's work dir is detached and reported.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -38,6 +38,7 @@ import {
   BENCH_SCHEMA, PHASES, UNITS, WORKLOADS, type BenchCell, type BenchReport, type BenchSample, type ComparePull, type Measured, type ModeOutcome,
   type Phase, type PullSample, type Workload,
 } from './types.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export const DEFAULT_RAND_READS = 50_000;
 const MiB = 1024 * 1024;
@@ -201,7 +202,7 @@ async function timedMount(make: () => Promise<Omit<PhaseMount, 'mountMs'>>): Pro
 /** Mounts `mode` for a phase: local from its files, a lazy mode through the bench's daemon. */
 async function mountMode(c: Ctx, mode: string, phase: Phase): Promise<PhaseMount> {
   const mountpoint = join(c.dir, 'mnt', mode);
-  mkdirSync(mountpoint, { recursive: true });
+  makeDirs(mountpoint);
   if (mode === 'local') {
     return timedMount(async () => {
       const lm: LocalMount = await mountLocal(c.copy, mountpoint, c.features);
@@ -226,7 +227,7 @@ async function mountMode(c: Ctx, mode: string, phase: Phase): Promise<PhaseMount
 /** Fills the daemon's cache with the whole image: a mount with prefetch, until it is done. */
 async function completeCache(c: Ctx, mode: string): Promise<void> {
   const mountpoint = join(c.dir, 'mnt', `${mode}-prefetch`);
-  mkdirSync(mountpoint, { recursive: true });
+  makeDirs(mountpoint);
   await c.daemon.mount(c.opts.image, mountpoint, mode as MountModeRequest, c.opts.access, true);
   try {
     await c.daemon.waitPrefetched(mountpoint);
@@ -362,7 +363,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   if (options.comparePull !== undefined && !options.run) throw new UsageError('--compare-pull needs --run CMD (the start-up it compares)');
   const say = options.progress ?? ((): void => undefined);
   const startedAt = new Date().toISOString();
-  mkdirSync(options.workDir ?? '/var/tmp', { recursive: true });
+  makeDirs(options.workDir ?? '/var/tmp');
   const dir = mkdtempSync(join(options.workDir ?? '/var/tmp', 'ondemand-bench-'));
   const daemon = new BenchDaemon(join(dir, 'run'), join(dir, 'cache'), options.config);
   const leftoverMounts: string[] = [];
@@ -383,7 +384,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    mkdirSync(daemon.cacheDir, { recursive: true });
+    makeDirs(daemon.cacheDir);
     const detected = detect(daemon.cacheDir);
     const features = detected.features;
     const lazyModes = chooseBenchModes(options.modes, features, (m, f) => modeUsable(m, f).ok);
@@ -392,9 +393,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 
     say('bench: the local baseline (the whole image fetched, verified and copied)');
     const copy = await makeLocalCopy(options.image, options.access, join(dir, 'local'));
-    mkdirSync(join(dir, 'lists'), { recursive: true });
+    makeDirs(join(dir, 'lists'));
     const listMnt = join(dir, 'mnt', 'list');
-    mkdirSync(listMnt, { recursive: true });
+    makeDirs(listMnt);
     const lm = await mountLocal(copy, listMnt, features);
     let lists: TreeLists;
     try {

@@ -7,10 +7,11 @@
  * other image mounts are dropped at once (they would outlive their unmount on the host).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchError } from '../util/errors.js';
 import { DROP_IMAGE_MOUNTS_SH } from '../util/mount-namespace.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface StartupCommand {
   command: string;
@@ -66,7 +67,7 @@ function tail(text: string, max = 2000): string {
 export async function runStartup(lower: string, scratch: string, cmd: StartupCommand): Promise<StartupResult> {
   rmSync(scratch, { recursive: true, force: true });
   const dirs = { upper: join(scratch, 'upper'), work: join(scratch, 'work'), root: join(scratch, 'root') };
-  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  for (const d of Object.values(dirs)) makeDirs(d);
   const env = {
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: '/root',

@@ -9,6 +9,7 @@ import { OndemandError, FormatError } from '../util/errors.js';
 import { mknod, setTimesNoFollow, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from '../native/fsops.js';
 import { setXattr } from '../native/xattr.js';
 import type { DeviceReader, ErofsReader } from '../format/erofs/reader.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 const PIECE = 4 << 20;
 
@@ -19,7 +20,7 @@ export interface ExportStats {
 }
 
 export async function exportTree(reader: ErofsReader, devices: DeviceReader, dest: string): Promise<ExportStats> {
-  mkdirSync(dest, { recursive: true });
+  makeDirs(dest);
   if (readdirSync(dest).length > 0) throw new OndemandError('EEXIST', `export target ${dest} is not empty`, { path: dest });
   const destBytes = Buffer.from(dest.replace(/\/+$/, ''));
   const firstPath = new Map<number, Buffer>();

@@ -1,16 +1,17 @@
 /** Writing an OCI image layout directory. Writes are atomic (temp file + rename). */
 import { createHash } from 'node:crypto';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemCode } from '../util/errors.js';
 import { MEDIA_TYPE_OCI_INDEX } from '../format/image/media-types.js';
 import type { OciDescriptor } from '../format/image/manifest.js';
 import { ANNOTATION_REF_NAME, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION, blobPath, type OciIndex } from '../format/image/oci-layout.js';
 import { readIndex } from '../fetch/read-layout.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** Creates the layout skeleton if missing (keeps an existing index.json). */
 export async function initLayout(dir: string): Promise<void> {
-  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  makeDirs(join(dir, 'blobs', 'sha256'));
   await atomicWrite(join(dir, OCI_LAYOUT_FILE), Buffer.from(JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })));
   try {
     await stat(join(dir, 'index.json'));

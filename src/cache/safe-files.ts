@@ -4,8 +4,9 @@
  * opened with O_NOFOLLOW and must be regular; folders must be real directories. Modes are 0600 and
  * 0700 (cached blobs hold the content of images' private files), tightened when found looser.
  */
-import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, statSync, type Stats } from 'node:fs';
 import { CacheError, errorText, systemCode } from '../util/errors.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
@@ -70,7 +71,7 @@ export function openCacheFile(path: string, what: string, options: { create?: bo
 export function ensureCacheDir(path: string, followLink = false): void {
   try {
     try {
-      mkdirSync(path, { recursive: true, mode: DIR_MODE });
+      makeDirs(path, DIR_MODE);
     } catch (err) {
       if (systemCode(err) !== 'EEXIST') throw err; // a file or dangling link there: named below
     }

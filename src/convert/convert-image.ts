@@ -6,7 +6,6 @@
  * the top layer's files are final, so they are laid out into its blob as they stream in (and
  * uploaded meanwhile, to a registry destination): one pass, no work copy.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, IntegrityError } from '../util/errors.js';
 import { ImageBuilder, type BuildResult, type BuildStats } from '../build/builder.js';
@@ -20,6 +19,7 @@ import { openLayerStream, type BombLimits } from './layer-stream.js';
 import { LayerApplier, commonMtime, emptyRoot, emptyStats, toSourceTree, type MergeStats } from './merge.js';
 import { LayerSpool } from './spool.js';
 import { readTar, type TarLimits, type TarSummary } from './tar.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export const LAYER_MEDIA_TYPES = new Set([
   'application/vnd.oci.image.layer.v1.tar',
@@ -79,7 +79,7 @@ export async function convertManifest(
     }
   }
   const configBytes = await source.blob(manifest.config.digest, 8 * 1024 * 1024);
-  await mkdir(workDir, { recursive: true });
+  makeDirs(workDir);
 
   const root = emptyRoot();
   const stats = emptyStats();

@@ -2,7 +2,7 @@
  * The CLI's side of the control socket, and starting the host's daemon when none is running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_CONFIG_ENV, configToJson, setting, type ResolvedConfig } from '../config/resolve.js';
@@ -10,6 +10,7 @@ import { MountError, errorText, systemCode } from '../util/errors.js';
 import { controlSocketPath, daemonLogPath, pidFilePath, runDir } from './paths.js';
 import type { ControlRequest, ControlResponse, ControlResults } from './protocol.js';
 import { fromWire } from './wire-errors.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** No socket there (ENOTDIR: the run dir's path runs through a file, so no daemon can be there either). */
 const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTDIR']);
@@ -88,7 +89,7 @@ export interface StartOptions {
 /** Makes the run dir and checks the daemon can write there: one clear line when it cannot. */
 function prepareRunDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     accessSync(dir, constants.W_OK);
   } catch (err) {
     throw new MountError(`cannot use the run dir ${dir}: ${systemCode(err) ?? errorText(err)} (set $ONDEMAND_RUN_DIR to a writable directory)`, { path: dir }, { cause: err });

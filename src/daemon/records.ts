@@ -2,11 +2,12 @@
  * The record file: every mount and the kernel objects it made, written atomically by the supervisor
  * after each change. It is what `ondemand umount` undoes when the daemon is gone.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MountRecord } from '../mount/types.js';
 import type { RecordFile } from './protocol.js';
 import { systemCode } from '../util/errors.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export function readRecordFile(path: string): RecordFile | null {
   let text: string;
@@ -22,7 +23,7 @@ export function readRecordFile(path: string): RecordFile | null {
 }
 
 export function writeRecordFile(path: string, file: RecordFile): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(file, null, 1));
   renameSync(tmp, path);

@@ -16,7 +16,7 @@
  * with the fds systemd passes it, as it does after a crash that Restart= restarts.
  */
 import { spawn } from 'node:child_process';
-import { constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { lockCacheDir, type CacheLock } from '../cache/lock.js';
 import { configToJson, type ResolvedConfig } from '../config/resolve.js';
 import { detect } from '../mount/mode-choice.js';
@@ -30,6 +30,7 @@ import type { IpcFromSupervisor, IpcToSupervisor, SupervisorRequest } from './pr
 import { toWire } from './wire-errors.js';
 import { WorkerProcess } from './worker-process.js';
 import type { Credentials } from '../registry/credentials.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** Set by a restarting daemon for its successor: the predecessor's pid. */
 const HANDOVER_ENV = 'ONDEMAND_HANDOVER_FROM';
@@ -96,7 +97,7 @@ export class Supervisor {
     this.started = new Promise<void>((r) => { markStarted = r; });
     process.on('SIGTERM', () => void this.stopOrRestart('SIGTERM'));
     process.on('SIGINT', () => void this.stopOrRestart('SIGINT'));
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeDirs(this.dir, 0o700);
     const predecessor = takeHandoverEnv();
     const passed = this.store?.takePassed();
     if (predecessor !== undefined) {

@@ -5,8 +5,8 @@
  * up after a daemon that is gone.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync } from 'node:fs';
-import { mkdir, rmdir } from 'node:fs/promises';
+import { closeSync, constants, openSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { MNT_DETACH, MS_NODEV, MS_NOSUID, MS_RDONLY } from '../native/libc.js';
 import { loopChangeFd } from '../native/loop.js';
@@ -20,6 +20,7 @@ import { deviceMountedAt, namespacesMounting } from '../util/mountinfo.js';
 import { bindOndemand, openDevice } from './fscache/device.js';
 import type { FanotifyGroup } from './fanotify/group.js';
 import type { KernelObject } from './kernel-broker.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 const run = promisify(execFile);
 
@@ -117,7 +118,7 @@ export async function mountFilesystem(source: string, target: string, fstype: st
 
 /** Makes `path` (and parents); true when it did not exist before (so it is ours to remove). */
 export async function makeDir(path: string): Promise<boolean> {
-  return (await mkdir(path, { recursive: true })) !== undefined;
+  return makeDirs(path) !== undefined;
 }
 
 /**
@@ -126,7 +127,7 @@ export async function makeDir(path: string): Promise<boolean> {
  */
 export function bindCachefiles(cacheDir: string): { fd: number; restoreSupported: boolean } {
   const dir = `${cacheDir}/fscache`;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   const fd = openDevice();
   try {
     return { fd, ...bindOndemand(fd, dir, 'ondemand') };
