@@ -19,6 +19,8 @@
  * when prefetch ends those read-only loops are switched to the complete cache files (LOOP_CHANGE_FD)
  * and reads no longer involve this process. The switch fsyncs the cache file (the loop driver does, on
  * 6.18): a cache flush on the disk, which a mount over a complete cache no longer pays at its first read.
+ * A cache file changed by another process while its loop reads it (the cache's tamper watch) sends
+ * that loop back to the FUSE file until the blob is verified whole again.
  */
 import { closeSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -78,10 +80,13 @@ export interface FuseBlobsTransport extends Transport {
 class ServedBlobs implements ActiveFuseBlobs {
   /** Set once erofs is mounted. */
   erofs: ErofsDevices = { source: '', devices: [], onLoops: false };
-  /** Indices of the blobs whose loop reads the cache file itself. */
-  private readonly direct = new Set<number>();
-  /** Cache leases of those blobs: held until the session stops. */
-  private readonly loopLeases: (() => void)[] = [];
+  /** Blobs whose loop reads the cache file itself, by index, with the cache lease that keeps the file so. */
+  private readonly direct = new Map<number, () => void>();
+  /** Per blob with a loop on its cache file once: the tamper listener (ended at stop). */
+  private readonly watching = new Map<number, () => void>();
+  /** Per blob: changes behind the cache seen so far, and the repair that runs for the last of them. */
+  private readonly changes = new Map<number, number>();
+  private readonly repairs = new Map<number, Promise<void>>();
   private stopped?: Promise<void>;
 
   constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {}
@@ -139,26 +144,72 @@ class ServedBlobs implements ActiveFuseBlobs {
    */
   async blobsComplete(): Promise<void> {
     if (!this.erofs.onLoops) return;
-    for (const [i, device] of this.erofs.devices.entries()) {
-      const blob = this.ctx.blobs[i];
-      if (!blob || this.direct.has(i)) continue;
-      // Pinned by the mount already; the lease says it where the kernel reads the file, and is taken
-      // before the check (isComplete is false while an eviction runs).
-      const release = leaseIfComplete(blob);
-      if (!release) continue;
-      try {
-        await this.ctx.kernel.swapLoop(device, blob.openDataPath ?? blob.dataPath);
-      } catch (err) {
-        release();
-        throw err;
-      }
-      this.holdDirect(i, release);
+    for (const [i, device] of this.erofs.devices.entries()) await this.readCacheFile(i, device);
+  }
+
+  /** Switches blob i's loop to its cache file when the blob is complete (nothing done otherwise). */
+  private async readCacheFile(i: number, device: string): Promise<void> {
+    const blob = this.ctx.blobs[i];
+    if (!blob || this.direct.has(i)) return;
+    // Pinned by the mount already; the lease says it where the kernel reads the file, and is taken
+    // before the check (isComplete is false while an eviction runs).
+    const release = leaseIfComplete(blob);
+    if (!release) return;
+    try {
+      await this.ctx.kernel.swapLoop(device, blob.openDataPath ?? blob.dataPath);
+    } catch (err) {
+      release();
+      throw err;
     }
+    this.holdDirect(i, release);
   }
 
   private holdDirect(i: number, release: () => void): void {
-    this.direct.add(i);
-    this.loopLeases.push(release);
+    this.direct.set(i, release);
+    if (this.watching.has(i)) return;
+    const stopWatching = this.ctx.blobs[i]?.onChangedBehind?.(() => this.changedBehind(i));
+    if (stopWatching) this.watching.set(i, stopWatching);
+  }
+
+  /**
+   * Another process changed blob i's cache file (the cache's tamper watch): a loop reading it would
+   * hand the changed bytes to erofs unchecked, so it goes back to the blob's FUSE file, whose reads
+   * this process verifies, until every frame is verified (or fetched) again; then back to the cache
+   * file, unless the file changed again meanwhile (that change's own repair does it).
+   */
+  private changedBehind(i: number): void {
+    const seen = (this.changes.get(i) ?? 0) + 1;
+    this.changes.set(i, seen);
+    const repair = (this.repairs.get(i) ?? Promise.resolve()).then(() => this.repair(i, seen));
+    this.repairs.set(i, repair);
+  }
+
+  private async repair(i: number, seen: number): Promise<void> {
+    const blob = this.ctx.blobs[i];
+    const device = this.erofs.devices[i];
+    const name = this.fs.blobNames()[i];
+    if (!blob || device === undefined || name === undefined || this.stopped) return;
+    const context = { mountpoint: this.ctx.mountpoint, image: this.ctx.image, blob: blob.blobId, device };
+    const release = this.direct.get(i);
+    if (release) {
+      try {
+        await this.ctx.kernel.swapLoop(device, join(this.ctx.privateDir, name));
+      } catch (err) {
+        log.error({ ...context, err: errorText(err) }, 'cannot move a loop device off a cache file changed behind the cache: it reads the file unchecked');
+        return;
+      }
+      this.direct.delete(i);
+      release();
+      log.warn(context, 'a loop device reads its blob through FUSE again until the changed cache file is verified');
+    }
+    try {
+      await blob.ensure(0, blob.size);
+    } catch (err) {
+      log.warn({ ...context, err: errorText(err) }, 'a changed cache file cannot be made whole again: its blob is read through FUSE');
+      return;
+    }
+    if (this.changes.get(i) !== seen || this.stopped) return;
+    await this.readCacheFile(i, device).catch((err: unknown) => log.warn({ ...context, err: errorText(err) }, 'switching a repaired blob back to its cache file failed'));
   }
 
   /** Stops serving and releases the fd (once; the connection itself belongs to the broker's owner). */
@@ -167,7 +218,10 @@ class ServedBlobs implements ActiveFuseBlobs {
       await this.session.stop().catch(() => undefined);
       closeSync(this.fd);
       await this.fs.close();
-      for (const release of this.loopLeases.splice(0)) release();
+      for (const stopWatching of this.watching.values()) stopWatching();
+      this.watching.clear();
+      for (const release of this.direct.values()) release();
+      this.direct.clear();
     })();
     return this.stopped;
   }
