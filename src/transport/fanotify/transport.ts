@@ -12,7 +12,8 @@
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CachedBlob } from '../../cache/types.js';
-import { MountError } from '../../util/errors.js';
+import { MountError, errorText } from '../../util/errors.js';
+import { log } from '../../util/log.js';
 import { erofsReadAheadFor, withErofsReadAhead, type RaisedReadAhead } from '../erofs-readahead.js';
 import { failPoint } from '../fail-point.js';
 import type { KernelBroker, KernelObject } from '../kernel-broker.js';
@@ -168,7 +169,7 @@ export const fanotifyTransport: Transport = {
   reattachDone(): void {
     const s = heldBack;
     heldBack = null;
-    void s?.start();
+    s?.start().catch((err: unknown) => log.error({ err: errorText(err) }, 'cannot serve the fanotify group after re-attaching its mounts'));
   },
 
   // The event thread sits in poll(2) inside native code: process.exit() would wait for it forever.
