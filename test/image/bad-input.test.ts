@@ -231,7 +231,9 @@ describe('bad input', () => {
     expectOneLineFailure(ondemand(['inspect', join(tmp.dir, 'no-such-file')]));
     expect(ondemand(['inspect']).code).toBe(2);
     // Bad usage: one line too, then where to read more.
-    for (const args of [['inspect'], ['mount', '--mode', 'bogus', '--image', `oci:${layout}:v1`, tmp.dir], ['cache', 'ls', '--bogus']]) {
+    // An empty tag or layout path is a typo, not the default tag or the current directory.
+    for (const args of [['inspect'], ['mount', '--mode', 'bogus', '--image', `oci:${layout}:v1`, tmp.dir], ['cache', 'ls', '--bogus'],
+      ['inspect', `oci:${layout}:`], ['check', 'oci:'], ['build', tmp.dir, `oci:${join(tmp.dir, 'out')}:`]]) {
       const r = ondemand(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^ondemand: [^\n]+\n\(see ondemand --help\)\n$/);

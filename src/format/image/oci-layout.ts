@@ -4,7 +4,7 @@
  * in src/fetch/read-layout.ts and src/build/write-layout.ts.
  */
 import { join } from 'node:path';
-import { FormatError, NotFoundError } from '../../util/errors.js';
+import { FormatError, NotFoundError, UsageError } from '../../util/errors.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from './media-types.js';
 import { checkDigest, parseDescriptor, type OciDescriptor } from './manifest.js';
 
@@ -19,15 +19,19 @@ export interface OciIndex {
   annotations?: Record<string, string>;
 }
 
-/** `oci:PATH[:TAG]` → path and optional tag (a tag never contains '/'). */
+/**
+ * `oci:PATH[:TAG]` → path and optional tag (a tag never contains '/'). An empty path or tag is a
+ * mistake (`oci:` alone, `oci:dir:`), not the current directory or the default tag.
+ */
 export function parseOciRef(ref: string): { path: string; tag?: string } {
   const rest = ref.startsWith('oci:') ? ref.slice(4) : ref;
   const colon = rest.lastIndexOf(':');
-  if (colon > 0 && !rest.slice(colon + 1).includes('/')) {
-    const tag = rest.slice(colon + 1);
-    return tag.length > 0 ? { path: rest.slice(0, colon), tag } : { path: rest.slice(0, colon) };
-  }
-  return { path: rest };
+  const tagged = colon >= 0 && !rest.slice(colon + 1).includes('/');
+  const path = tagged ? rest.slice(0, colon) : rest;
+  const tag = tagged ? rest.slice(colon + 1) : undefined;
+  if (path.length === 0) throw new UsageError(`"${ref}" names no layout directory (oci:PATH[:TAG])`);
+  if (tag === '') throw new UsageError(`"${ref}" has an empty tag after the last ':' (oci:PATH[:TAG])`);
+  return tag === undefined ? { path } : { path, tag };
 }
 
 export function blobPath(dir: string, digest: string): string {
