@@ -33,6 +33,7 @@ const host = [
   'test/image/hard-cases.test.ts',
   'test/image/multi-blob.test.ts',
   'test/metrics/scrape.test.ts',
+  'test/mount/cache-verify.test.ts',
   'test/mount/detect.test.ts',
   'test/mount/devices.test.ts',
   'test/mount/faults.test.ts',

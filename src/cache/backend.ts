@@ -5,7 +5,7 @@
  * Eviction: when a write would push usage past `maxSize × highWatermark`, least recently used
  * blobs that are neither pinned nor busy are dropped until usage is under `maxSize × lowWatermark`.
  */
-import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobDescriptor, BlobToc } from '../format/image/types.js';
@@ -106,6 +106,8 @@ export class Cache implements CacheBackend, BlobHost {
   private readonly lastOpened = new Map<string, number>();
   /** Blobs being closed for idleness: a new openBlob of one waits for its close. */
   private readonly closing = new Map<string, Promise<void>>();
+  /** Closed blobs whose files `verify` is checking: an openBlob of one waits, eviction passes it over. */
+  private readonly verifying = new Map<string, Promise<void>>();
   /** Statistics of blobs closed for idleness (the cache-wide counters keep them). */
   private retired: BlobStats = sumStats([]);
   /** Blobs evicted since this process opened the cache (for status and metrics). */
@@ -178,7 +180,7 @@ export class Cache implements CacheBackend, BlobHost {
     if (!p) {
       // An idle close or an eviction of this blob's files that started before this open ends first:
       // the open then reads the map and data file they left, never ones being unlinked under it.
-      const before = Promise.all([this.closing.get(id), this.removing.get(id)]);
+      const before = Promise.all([this.closing.get(id), this.removing.get(id), this.verifying.get(id)]);
       p = before.then(() => CachedBlobEntry.open(this, source, blobPaths(this.layout, id))).then(
         (entry) => {
           this.disk.delete(id);
@@ -322,7 +324,7 @@ export class Cache implements CacheBackend, BlobHost {
             if (!open.evictable() || open.allocatedBytes <= 4096 * 2) continue;
             await open.evict();
           } else if (this.disk.has(c.id)) {
-            if (this.open.has(c.id)) continue; // being opened right now
+            if (this.open.has(c.id) || this.verifying.has(c.id)) continue; // being opened or verified right now
             const paths = blobPaths(this.layout, c.id);
             // Registered before the first await: an openBlob from now on waits for the files to be gone.
             const removed = (async (): Promise<void> => {
@@ -353,8 +355,9 @@ export class Cache implements CacheBackend, BlobHost {
   /**
    * Re-hashes every frame the maps claim (`cache verify`): of `tocs`' blobs, else of the blobs whose id
    * starts with one of `blobIds`, else of all. Bad frames are dropped (bit cleared, hole punched).
-   * Blobs are checked with the TOC given, else the one stored beside them. Not for blobs this process
-   * has open (the CLI opens the cache only for this).
+   * Blobs are checked with the TOC given, else the one stored beside them. A blob this process has
+   * open (a daemon's mount) is checked in place while it serves (CachedBlobEntry.reverify: a bad
+   * frame is fetched again); a closed one is neither opened nor evicted while its files are checked.
    */
   async verify(target: { tocs?: readonly BlobToc[]; blobIds?: readonly string[] } = {}): Promise<BlobVerifyResult[]> {
     const given = new Map((target.tocs ?? []).map((t) => [t.blobId, t]));
@@ -368,18 +371,33 @@ export class Cache implements CacheBackend, BlobHost {
     const results: BlobVerifyResult[] = [];
     for (const id of ids.sort()) {
       const ctx = { blob: id.slice(0, 12) };
-      if (this.open.has(id)) throw new CacheError('cannot verify a blob this process has open', { blob: id });
-      if (!onDisk.has(id)) {
-        results.push({ blobId: id, checked: 0, bad: [], skipped: 'not cached' });
+      // A blob in use (a daemon's mounts) is checked in place, while it serves.
+      await Promise.all([this.closing.get(id), this.removing.get(id)]);
+      const opened = this.open.get(id);
+      if (opened) {
+        const r = await (await opened).reverify();
+        for (const b of r.bad) log.warn({ ...ctx, frame: b.frame, offset: b.offset, why: b.why }, 'cache verify found a bad frame (fetched again)');
+        results.push(r);
         continue;
       }
       const paths = blobPaths(this.layout, id);
+      if (!onDisk.has(id) || !existsSync(paths.data)) {
+        results.push({ blobId: id, checked: 0, bad: [], skipped: 'not cached' });
+        continue;
+      }
       const toc = given.get(id) ?? readStoredToc(paths.toc);
       if (!toc || toc.blobId !== id) {
         results.push({ blobId: id, checked: 0, bad: [], skipped: 'no stored table of contents (verify it through its image)' });
         continue;
       }
-      const r = await verifyBlobFiles(toc, paths, this.tuning.hash, this.clock.now(), logFor(ctx));
+      const run = verifyBlobFiles(toc, paths, this.tuning.hash, this.clock.now(), logFor(ctx));
+      this.verifying.set(id, run.then(() => undefined, () => undefined));
+      let r: BlobVerifyResult;
+      try {
+        r = await run;
+      } finally {
+        this.verifying.delete(id);
+      }
       for (const b of r.bad) log.warn({ ...ctx, frame: b.frame, offset: b.offset, why: b.why }, 'cache verify dropped a bad frame');
       results.push(r);
       this.disk.set(id, { bytes: blobDiskBytes(paths), lastUsed: this.disk.get(id)?.lastUsed ?? 0 });

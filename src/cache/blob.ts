@@ -29,6 +29,7 @@ import { prefetchFrames, type PrefetchTarget } from './prefetch.js';
 import { dataRecordOf, PresenceBits } from './presence-map.js';
 import { SharedPresence, type PresenceView } from './presence-view.js';
 import { StatsCounter } from './stats.js';
+import type { BadFrame, BlobVerifyResult } from './verify.js';
 import type { BlobStats, CachedBlob, PrefetchOptions } from './types.js';
 
 export class CachedBlobEntry implements CachedBlob {
@@ -75,6 +76,8 @@ export class CachedBlobEntry implements CachedBlob {
   /** Told when another process changed the data file (transports that let the kernel read it). */
   private readonly changeListeners = new Set<() => void>();
   private changedBehindCount = 0;
+  /** Frames whose stored bytes failed re-verification (and were fetched again), in order: reverify() reports its own. */
+  private readonly reverifyFailures: number[] = [];
 
   private constructor(private readonly host: BlobHost, source: BlobSource, paths: BlobPaths, files: BlobFiles, log: Logger) {
     const toc = source.toc;
@@ -111,6 +114,7 @@ export class CachedBlobEntry implements CachedBlob {
       marked: () => this.map.schedule(),
       wrote: (i) => this.written.set(i),
       unwrote: (i) => this.written.clear(i),
+      reverifyFailed: (i) => this.reverifyFailures.push(i),
     }, source);
     this.users = new BlobUsers(() => this.jobs.source, (next) => { this.jobs.source = next; }, () => host.clock.now());
     this.users.opener(source);
@@ -291,6 +295,31 @@ export class CachedBlobEntry implements CachedBlob {
     this.changedBehindCount += 1;
     this.log.warn({ image: this.jobs.source.image, blob: this.blobId, pid, path: this.dataPath },
       'cache data file changed by another process while open: every frame is verified again before it is served');
+    this.distrustData();
+  }
+
+  /**
+   * `cache verify` of a blob in use: every present frame is re-hashed as after a change behind the
+   * cache (transports stop reading the file unchecked, readers wait for their frame's check, a bad
+   * frame is fetched again), then the frames found bad are reported. Resolves once none is in flight.
+   */
+  async reverify(): Promise<BlobVerifyResult> {
+    while (this.gate) await this.gate;
+    if (this.closing) throw new CacheError('cache is closed', { blob: this.blobId });
+    const checked = this.bits.count + this.unverified.count;
+    const from = this.reverifyFailures.length;
+    this.distrustData();
+    await this.jobs.idle();
+    const frames = this.jobs.frames;
+    const bad = this.reverifyFailures.slice(from).map((i): BadFrame => {
+      const f = frames[i] as FrameEntry;
+      return { blobId: this.blobId, frame: i, offset: f.uncompressedOffset, length: f.uncompressedSize, why: 'digest' };
+    });
+    return { blobId: this.blobId, checked, bad };
+  }
+
+  /** Nothing in the data file is trusted until verified again (changedBehind, reverify). */
+  private distrustData(): void {
     for (const listener of this.changeListeners) listener();
     if (this.closing) return;
     // An eviction running keeps the view odd itself (and restores the size).

@@ -82,6 +82,8 @@ export interface JobEnv {
   wrote(i: number): void;
   /** Frame i's bytes in the data file are no longer known good (the file changed behind the cache). */
   unwrote(i: number): void;
+  /** Frame i's stored bytes failed re-verification (it is fetched again). */
+  reverifyFailed?(i: number): void;
 }
 
 export class FetchJobs implements FrameStates {
@@ -330,6 +332,7 @@ export class FetchJobs implements FrameStates {
     } while (ok && era !== this.era);
     if (!ok || bytes === undefined) {
       env.unverified.clear(i);
+      env.reverifyFailed?.(i);
       env.log.warn({ frame: i, offset: f.uncompressedOffset }, 'cached frame failed re-verification; fetching it again');
       return false;
     }

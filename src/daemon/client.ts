@@ -17,7 +17,7 @@ const NOT_LISTENING = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTDIR']);
 
 /** One request on a fresh connection. Throws a NotRunning marker error when nobody listens. */
 /** How long the daemon may take to answer each request (a mount fetches the bootstrap and every TOC). */
-const ANSWER_WITHIN_MS: Record<ControlRequest['op'], number> = { ping: 10_000, status: 20_000, umount: 120_000, shutdown: 120_000, mount: 600_000, gc: 600_000 };
+const ANSWER_WITHIN_MS: Record<ControlRequest['op'], number> = { ping: 10_000, status: 20_000, umount: 120_000, shutdown: 120_000, mount: 600_000, gc: 600_000, verify: 3_600_000 };
 
 export function request<K extends ControlRequest['op']>(
   req: ControlRequest & { op: K }, socketPath = controlSocketPath(), answerWithinMs = ANSWER_WITHIN_MS[req.op],

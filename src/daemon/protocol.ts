@@ -5,6 +5,7 @@
  * - The record file (supervisor → disk): what each mount made, so it can be undone after a crash.
  */
 
+import type { BlobVerifyResult } from '../cache/index.js';
 import type { GcResult } from '../cache/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { FanotifyGroupHandle, KernelObject } from '../transport/kernel-broker.js';
@@ -19,7 +20,9 @@ export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
 /** Evicts least recently used blobs not in use until the cache uses at most `maxSize` bytes. */
 export interface GcRequest { op: 'gc'; maxSize: number }
-export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest | GcRequest;
+/** Re-hashes the present frames of the blobs whose id starts with one of `blobIds` (all when absent). */
+export interface VerifyRequest { op: 'verify'; blobIds?: string[] }
+export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest | GcRequest | VerifyRequest;
 
 /** The cache as a whole, since the worker opened it (usage: now). */
 export interface CacheStatus {
@@ -63,6 +66,7 @@ export interface ControlResults {
   shutdown: { stopping: true };
   ping: PingResult;
   gc: GcResult;
+  verify: BlobVerifyResult[];
 }
 
 export interface WireError {

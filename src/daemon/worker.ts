@@ -98,6 +98,9 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
       case 'gc':
         // The daemon owns the cache (its lock): `cache gc` asks it. Blobs of mounted images are pinned.
         return cache.gc({ maxSize: req.maxSize });
+      case 'verify':
+        // Likewise `cache verify`: blobs of mounted images are checked while they serve.
+        return cache.verify(req.blobIds === undefined ? {} : { blobIds: req.blobIds });
       case 'shutdown':
         // Unmount first, answer, then let the supervisor stop us.
         await manager.umountAll();

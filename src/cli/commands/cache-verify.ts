@@ -1,8 +1,9 @@
 /**
  * `ondemand cache verify [IMAGE|BLOB]`: re-hashes every present frame of all cached blobs, of one
  * image's blobs (their TOCs loaded through the image), or of one blob (id or unique prefix); drops
- * and reports the bad ones, one line each, then a summary. Exit 1 when any was bad. Takes the cache
- * lock like `cache gc`: it refuses while a daemon owns the cache.
+ * and reports the bad ones, one line each, then a summary. Exit 1 when any was bad. Like `cache gc`:
+ * a daemon that owns the cache does it (the blobs of mounted images are checked while they serve, a
+ * bad frame fetched again at once); otherwise this process takes the cache lock.
  */
 import { out, outJson } from '../command.js';
 import { openCache, type BlobVerifyResult } from '../../cache/index.js';
@@ -10,6 +11,7 @@ import type { BlobToc } from '../../format/image/types.js';
 import { resolveImage } from '../../resolve/index.js';
 import { registryAccess } from '../image-ref.js';
 import { IntegrityError } from '../../util/errors.js';
+import { requestDaemon } from '../../daemon/client.js';
 
 const BLOB_ARG = /^(sha256:)?[0-9a-f]{12,64}$/;
 
@@ -25,16 +27,30 @@ async function tocsOfImage(ref: string): Promise<BlobToc[]> {
   }
 }
 
-/** Runs the verification and prints its report; throws (exit 1) when a frame was bad. */
-export async function cacheVerify(dir: string, target: string | undefined, json: boolean): Promise<void> {
+/** The daemon's verification of `blobIds` (all when undefined); blobs asked for by id and not cached are said so. */
+async function verifyInDaemon(blobIds: string[] | undefined): Promise<BlobVerifyResult[]> {
+  const results = await requestDaemon(blobIds === undefined ? { op: 'verify' } : { op: 'verify', blobIds });
+  const missing = (blobIds ?? []).filter((id) => !results.some((r) => r.blobId.startsWith(id.replace(/^sha256:/, ''))));
+  return [...results, ...missing.map((blobId): BlobVerifyResult => ({ blobId, checked: 0, bad: [], skipped: 'not cached' }))];
+}
+
+/**
+ * Runs the verification (in the daemon when `daemonOwns`, else here) and prints its report; throws
+ * (exit 1) when a frame was bad.
+ */
+export async function cacheVerify(dir: string, target: string | undefined, json: boolean, daemonOwns: boolean): Promise<void> {
   const isBlob = target !== undefined && BLOB_ARG.test(target);
   const tocs = target !== undefined && !isBlob ? await tocsOfImage(target) : undefined;
-  const cache = await openCache({ dir, idleCloseMs: 0 });
   let results: BlobVerifyResult[];
-  try {
-    results = await cache.verify({ tocs, blobIds: isBlob ? [target] : undefined });
-  } finally {
-    await cache.close();
+  if (daemonOwns) {
+    results = await verifyInDaemon(tocs ? tocs.map((t) => t.blobId) : isBlob ? [target] : undefined);
+  } else {
+    const cache = await openCache({ dir, idleCloseMs: 0 });
+    try {
+      results = await cache.verify({ tocs, blobIds: isBlob ? [target] : undefined });
+    } finally {
+      await cache.close();
+    }
   }
   const bad = results.flatMap((r) => r.bad);
   const checked = results.reduce((n, r) => n + r.checked, 0);

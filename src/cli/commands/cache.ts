@@ -30,7 +30,7 @@ export const cacheCommand = defineCommand({
       'cache.max_size': { flag: '--max-size', value: argv.maxSize },
     });
     const dir = setting(config, 'cache.dir');
-    if (argv.action === 'verify') return cacheVerify(dir, argv.target, argv.json);
+    if (argv.action === 'verify') return cacheVerify(dir, argv.target, argv.json, await daemonOwns(dir));
     if (argv.target !== undefined) throw new UsageError(`cache ${argv.action} takes no argument`);
     if (argv.action === 'ls') {
       if (argv.maxSize !== undefined) throw new UsageError('--max-size goes with gc, not ls');
