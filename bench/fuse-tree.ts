@@ -65,6 +65,7 @@ import { UndoStack } from '../src/util/undo-stack.js';
 import { mountTransport, mountpoints as mounted, type TransportMount } from '../test/helpers/transport-mount.js';
 import { makeDebianTree } from '../test/helpers/trees.js';
 import { deferFreePageReporting } from './free-page-reporting.js';
+import { cleanUpOnSignal } from './service-daemon.js';
 
 const exec = promisify(execFile);
 const runs = Number(process.argv[2] ?? 5);
@@ -208,11 +209,28 @@ interface Mounted {
 }
 
 async function main(): Promise<void> {
-  const restoreReporting = deferFreePageReporting();
+  const restoreReporting = deferFreePageReporting(false);
   const dir = mkdtempSync('/var/tmp/ondemand-bench-ftree-');
   const ours: string[] = [];
   const undo = new UndoStack();
   let erofsfuseProcess: ChildProcess | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = (): Promise<void> => (cleaning ??= (async () => {
+    if (erofsfuseProcess && erofsfuseProcess.exitCode === null) {
+      const mnt = join(dir, 'mnt-erofsfuse');
+      if (mounted().includes(mnt)) umount2(mnt, MNT_DETACH);
+      const ended = new Promise((r) => erofsfuseProcess!.once('exit', r));
+      const timer = setTimeout(() => erofsfuseProcess?.kill('SIGKILL'), 5_000);
+      await ended;
+      clearTimeout(timer);
+    }
+    const failures = await undo.unwind();
+    if (failures.length > 0) process.stderr.write(`cleanup: ${failures.join('; ')}\n`);
+    for (const m of ours) if (mounted().includes(m)) umount2(m, MNT_DETACH);
+    rmSync(dir, { recursive: true, force: true });
+    restoreReporting();
+  })());
+  const stopWatching = cleanUpOnSignal(cleanUp);
   try {
     const binary = join(dir, 'fsops');
     await exec('cc', ['-O2', '-Wall', '-o', binary, join(repo, 'bench', 'fsops.c')]);
@@ -427,19 +445,8 @@ async function main(): Promise<void> {
     const seq = median(perRun('warm seq', 'fuse-tree', 'local'));
     out(`target warm seq >= ${WARM_SEQ_TARGET}x local: ${seq >= WARM_SEQ_TARGET ? 'met' : 'MISSED'} (${seq.toFixed(2)}x)\n`);
   } finally {
-    if (erofsfuseProcess && erofsfuseProcess.exitCode === null) {
-      const mnt = join(dir, 'mnt-erofsfuse');
-      if (mounted().includes(mnt)) umount2(mnt, MNT_DETACH);
-      const ended = new Promise((r) => erofsfuseProcess!.once('exit', r));
-      const timer = setTimeout(() => erofsfuseProcess?.kill('SIGKILL'), 5_000);
-      await ended;
-      clearTimeout(timer);
-    }
-    const failures = await undo.unwind();
-    if (failures.length > 0) process.stderr.write(`cleanup: ${failures.join('; ')}\n`);
-    for (const m of ours) if (mounted().includes(m)) umount2(m, MNT_DETACH);
-    rmSync(dir, { recursive: true, force: true });
-    restoreReporting();
+    stopWatching();
+    await cleanUp();
   }
 }
 

@@ -12,6 +12,24 @@ import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { cliPath, makeHarness, type Harness } from '../test/mount/harness.js';
 import { deferFreePageReporting } from './free-page-reporting.js';
 
+/**
+ * Runs `cleanUp` when the bench is interrupted (Ctrl-C, kill), then exits as the signal asks: a bench
+ * stopped halfway (e.g. while FTB_HOLD holds its mounts) otherwise left its mounts, daemons and
+ * registry behind. Returns the function that takes the handlers off (once the bench cleaned up itself).
+ */
+export function cleanUpOnSignal(cleanUp: () => Promise<void>): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`${signal}: cleaning up\n`);
+    void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -67,17 +85,23 @@ export interface RegistryBench {
  */
 export function runRegistryBench(name: string, body: (b: RegistryBench) => Promise<void>): void {
   const main = async (): Promise<void> => {
-    const restoreReporting = deferFreePageReporting();
+    const restoreReporting = deferFreePageReporting(false);
     const tmp = mkdtempSync(join(process.env.ONDEMAND_TEST_TMP ?? '/var/tmp', `ondemand-bench-${name}-`));
     const registry = await startRegistry({ auth: 'none' });
     const setup = makeHarness(`bench-${name}-setup`);
-    try {
-      await body({ tmp, registry, setup });
-    } finally {
+    let cleaning: Promise<void> | undefined;
+    const cleanUp = (): Promise<void> => (cleaning ??= (async () => {
       await setup.cleanup();
       await registry.stop();
       rmSync(tmp, { recursive: true, force: true });
       restoreReporting();
+    })());
+    const stopWatching = cleanUpOnSignal(cleanUp);
+    try {
+      await body({ tmp, registry, setup });
+    } finally {
+      stopWatching();
+      await cleanUp();
     }
   };
   main().catch((err: unknown) => {
