@@ -17,6 +17,8 @@ import { cacheIoError, readWhole, roundUpToBlock } from './file-io.js';
 import { mapFileSize } from './map-layout.js';
 import { dataRecordOf, decodeMap, PresenceBits, sameDataRecord, type MapIdentity } from './presence-map.js';
 import { openCacheFile } from './safe-files.js';
+
+const VERIFY_ALWAYS = "verifyOnOpen 'always'";
 import { storeToc } from './toc-store.js';
 
 export interface BlobFiles {
@@ -68,7 +70,7 @@ export function openBlobFiles(toc: BlobToc, paths: BlobPaths, checks: OpenChecks
     } else {
       lastUsed = decoded.lastUsed || lastUsed;
       if (decoded.unclean) reason = 'its last owner did not close it (crash or kill)';
-      else if (checks.verifyOnOpen === 'always') reason = "verifyOnOpen 'always'";
+      else if (checks.verifyOnOpen === 'always') reason = VERIFY_ALWAYS;
       else if (!decoded.data) reason = 'no clean-close record of the data file (older map)';
       else if (!sameDataRecord(decoded.data, record)) reason = 'the data file changed since the clean close (deleted, replaced, written or truncated)';
       if (reason === '') bits = decoded.bits;
@@ -83,7 +85,8 @@ export function openBlobFiles(toc: BlobToc, paths: BlobPaths, checks: OpenChecks
     if (claimed !== undefined) {
       for (const i of framesHoldingData(dataFd, toc.frames, claimed)) unverified.set(i);
       if (claimed !== 'all') for (const i of claimed.present()) if (!unverified.has(i)) inHoles.push(i);
-      log.warn({ reason, unverified: unverified.count, dropped: inHoles.length }, 'presence map not trusted; its frames are verified again before use');
+      // Asked for (`cache verify`): nothing is wrong, so not a warning on the command's output.
+      log[reason === VERIFY_ALWAYS ? 'debug' : 'warn']({ reason, unverified: unverified.count, dropped: inHoles.length }, 'presence map not trusted; its frames are verified again before use');
     }
     return { dataFd, mapFd, bits, unverified, inHoles, lastUsed, allocatedBytes: allocatedBytesOf(dataFd, identity.frameCount) };
   } catch (err) {

@@ -27,10 +27,9 @@ async function tocsOfImage(ref: string): Promise<BlobToc[]> {
   }
 }
 
-/** The daemon's verification of `blobIds` (all when undefined); blobs asked for by id and not cached are said so. */
-async function verifyInDaemon(blobIds: string[] | undefined): Promise<BlobVerifyResult[]> {
-  const results = await requestDaemon(blobIds === undefined ? { op: 'verify' } : { op: 'verify', blobIds });
-  const missing = (blobIds ?? []).filter((id) => !results.some((r) => r.blobId.startsWith(id.replace(/^sha256:/, ''))));
+/** `results` with a "not cached" entry for each of `blobIds` (ids or prefixes) that none of them is. */
+function withMissing(results: BlobVerifyResult[], blobIds: readonly string[]): BlobVerifyResult[] {
+  const missing = blobIds.filter((id) => !results.some((r) => r.blobId.startsWith(id.replace(/^sha256:/, ''))));
   return [...results, ...missing.map((blobId): BlobVerifyResult => ({ blobId, checked: 0, bad: [], skipped: 'not cached' }))];
 }
 
@@ -42,8 +41,9 @@ export async function cacheVerify(dir: string, target: string | undefined, json:
   const isBlob = target !== undefined && BLOB_ARG.test(target);
   const tocs = target !== undefined && !isBlob ? await tocsOfImage(target) : undefined;
   let results: BlobVerifyResult[];
+  const blobIds = tocs ? tocs.map((t) => t.blobId) : isBlob ? [target] : undefined;
   if (daemonOwns) {
-    results = await verifyInDaemon(tocs ? tocs.map((t) => t.blobId) : isBlob ? [target] : undefined);
+    results = await requestDaemon(blobIds === undefined ? { op: 'verify' } : { op: 'verify', blobIds });
   } else {
     const cache = await openCache({ dir, idleCloseMs: 0 });
     try {
@@ -52,6 +52,7 @@ export async function cacheVerify(dir: string, target: string | undefined, json:
       await cache.close();
     }
   }
+  results = withMissing(results, blobIds ?? []);
   const bad = results.flatMap((r) => r.bad);
   const checked = results.reduce((n, r) => n + r.checked, 0);
   if (json) outJson({ dir, blobs: results, checked, bad: bad.length });
