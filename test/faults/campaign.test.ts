@@ -1,16 +1,18 @@
 /**
  * Issue 13's fault campaign: a real registry, images mounted through the real CLI and daemon, and a
  * seeded random walk of faults — kill -9 of the worker or the supervisor, the registry hung, down or
- * restarted, tags moved, the cache evicted or its files corrupted, truncated or deleted, mounts made
- * and unmade — while child-process readers compare every byte they read with the source.
+ * restarted, tags moved, the cache evicted, verified or its files corrupted, truncated or deleted,
+ * mounts made and unmade — while child-process readers compare every byte they read with the source.
  *
  * Expected: every read is right or fails with an error a program sees; never wrong bytes, never zeros
  * where the source has data, never a hung read; no mount or loop device left behind.
  *
  * Knobs: CAMPAIGN_SEED (replay), CAMPAIGN_ITERATIONS (default 300), CAMPAIGN_BUDGET_S (wall clock,
  * default 360), CAMPAIGN_CACHE_TAMPER=offline|live|0 (corrupting/truncating/deleting cache files: while
- * no daemon runs, also while one serves them, or never; see TAMPER_MODE), CAMPAIGN_LOG=FILE (every
- * action and every failed read, for a reproduction).
+ * no daemon runs, also while one serves them, or never; see TAMPER_MODE), CAMPAIGN_MODES=auto,fuse-tree,...
+ * (each mount takes one of these `--mode`s at random; default auto (fanotify here), fuse-blobs and
+ * fuse-tree, so every path this host serves meets the faults), CAMPAIGN_LOG=FILE (every action
+ * and every failed read, for a reproduction).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomInt } from 'node:crypto';
@@ -36,6 +38,8 @@ const BUDGET_MS = Number(process.env.CAMPAIGN_BUDGET_S ?? 360) * 1000;
  * notice first: docs/cache.md, "Changed while served"; auto picks fanotify here, whose reads all ask
  * the daemon once the change is noticed); `0` never.
  */
+/** The `--mode` of each mount, picked at random from these. */
+const MODES = (process.env.CAMPAIGN_MODES ?? 'auto,fuse-blobs,fuse-tree').split(',').map((m) => m.trim()).filter((m) => m !== '');
 const TAMPER_MODE = process.env.CAMPAIGN_CACHE_TAMPER === '0' ? 'off' : process.env.CAMPAIGN_CACHE_TAMPER === 'live' ? 'live' : 'offline';
 /** Reads of data the registry cannot deliver fail after this (the daemon's $ONDEMAND_FETCH_TIMEOUT). */
 const FETCH_TIMEOUT_S = 2;
@@ -317,8 +321,9 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
       }
       const mp = h.mountpoint(`m${mountSeq++}`);
       const hadDaemon = h.daemonPid();
-      const r = await h.cli('mount', '--image', ref, mp);
-      note(`mount image ${image} by ${by} at ${mp} → ${r.code === 0 ? 'ok' : 'failed'}`);
+      const mode = rnd.pick(MODES);
+      const r = await h.cli('mount', '--mode', mode, '--image', ref, mp);
+      note(`mount image ${image} by ${by} (${mode}) at ${mp} → ${r.code === 0 ? 'ok' : 'failed'}`);
       if (hadDaemon === null) {
         // A new daemon undoes the mounts a killed one left: they must be gone now.
         const mounted = mountedPaths();
@@ -433,6 +438,23 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
       count('gc (no daemon)', r.code !== 0, r.stderr.trim());
     };
 
+    /**
+     * `cache verify`, through the daemon when one runs (blobs of live mounts are checked in place),
+     * with a round of reads beside it: a check in place must never hand them wrong bytes or zeros.
+     * Exit 1 (bad frames found, e.g. after tampering) is an answer too; anything above is a failure.
+     */
+    const verify = async (): Promise<void> => {
+      const sup = h.daemonPid();
+      if (sup !== null) await h.cli('status');
+      const [r] = await Promise.all([h.cli('cache', 'verify'), roundOfReads(2, 0.3)]);
+      note(`cache verify${sup !== null ? ' through the daemon' : ''} → exit ${r.code}: ${r.stdout.trim().split('\n').at(-1) ?? ''}${r.code > 1 ? ` ${r.stderr.trim()}` : ''}`);
+      if (sup !== null && !(h.daemonPid() === sup && alive(sup))) {
+        note('the daemon ended during cache verify: its answer not checked');
+        return;
+      }
+      count(sup !== null ? 'verify (daemon)' : 'verify (no daemon)', r.code > 1, `exit ${r.code}: ${r.stderr.trim()}`);
+    };
+
     const dropCaches = async (): Promise<void> => {
       writeFileSync('/proc/sys/vm/drop_caches', '3');
       note('drop page cache');
@@ -520,6 +542,7 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
         [14, () => roundOfReads(3, 0.5).then(() => count('extra reads'))],
         [6, dropCaches],
         [5, evict],
+        [3, verify],
       ];
       // Mostly two or three mounts live: that is where reads meet faults.
       if (live.length < MAX_MOUNTS && registry !== 'hung') list.push([live.length < 2 ? 30 : 10, mount]);
@@ -545,7 +568,7 @@ describe.skipIf(!ready)('fault campaign (issue 13)', () => {
     };
 
     // ---- the campaign ---------------------------------------------------------------------------
-    process.stderr.write(`campaign: seed ${SEED} (CAMPAIGN_SEED=${SEED} replays), cache tampering ${TAMPER_MODE}, ${ITERATIONS} iterations, budget ${BUDGET_MS / 1000} s\n`);
+    process.stderr.write(`campaign: seed ${SEED} (CAMPAIGN_SEED=${SEED} replays), cache tampering ${TAMPER_MODE}, modes ${MODES.join(',')}, ${ITERATIONS} iterations, budget ${BUDGET_MS / 1000} s\n`);
     let budgetEnded = false;
     for (iteration = 0; iteration < ITERATIONS; iteration++) {
       if (Date.now() - started > BUDGET_MS) {
