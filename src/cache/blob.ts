@@ -301,21 +301,26 @@ export class CachedBlobEntry implements CachedBlob {
   /**
    * `cache verify` of a blob in use: every present frame is re-hashed as after a change behind the
    * cache (transports stop reading the file unchecked, readers wait for their frame's check, a bad
-   * frame is fetched again), then the frames found bad are reported. Resolves once none is in flight.
+   * frame is fetched again), then the frames found bad are reported, once each was checked (or fetched).
    */
   async reverify(): Promise<BlobVerifyResult> {
     while (this.gate) await this.gate;
     if (this.closing) throw new CacheError('cache is closed', { blob: this.blobId });
-    const checked = this.bits.count + this.unverified.count;
+    const frames = [...this.bits.present(), ...this.unverified.present()];
     const from = this.reverifyFailures.length;
     this.distrustData();
-    await this.jobs.idle();
-    const frames = this.jobs.frames;
+    // Their checks (and the fetches of bad ones), not every job: a busy mount may never be idle.
+    const checks: Promise<void>[] = [];
+    for (const i of frames) {
+      const wait = this.jobs.wait(i);
+      if (wait) checks.push(wait.promise.catch(() => undefined));
+    }
+    await Promise.all(checks);
     const bad = this.reverifyFailures.slice(from).map((i): BadFrame => {
-      const f = frames[i] as FrameEntry;
+      const f = this.jobs.frames[i] as FrameEntry;
       return { blobId: this.blobId, frame: i, offset: f.uncompressedOffset, length: f.uncompressedSize, why: 'digest' };
     });
-    return { blobId: this.blobId, checked, bad };
+    return { blobId: this.blobId, checked: frames.length, bad };
   }
 
   /** Nothing in the data file is trusted until verified again (changedBehind, reverify). */

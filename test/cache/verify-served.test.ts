@@ -8,6 +8,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { BlobFetcher } from '../../src/fetch/types.js';
 import { makeBlobFixture } from '../helpers/blob-fixture.js';
 import { freshCache, useCleanups } from './helpers.js';
 
@@ -40,5 +41,34 @@ describe('verify of an open blob', () => {
 
     const [again] = await cache.verify();
     expect(again).toMatchObject({ checked: 8, bad: [] });
+  });
+
+  it('waits for the checks of its own frames only: a fetch that hangs meanwhile does not hold it up', async () => {
+    const fx = makeBlobFixture({ size: 8 * FRAME, frameSize: FRAME, compression: 'none', seed: 62 });
+    let hang = false;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => { release = r; });
+    const fetcher: BlobFetcher = {
+      source: 'gated',
+      fetchRange: async (digest, range, options) => {
+        if (hang) await held;
+        return fx.fetcher.fetchRange(digest, range, options);
+      },
+      fetchBlob: (digest, options) => fx.fetcher.fetchBlob(digest, options),
+      close: async () => undefined,
+    };
+    const { cache } = await freshCache();
+    const blob = await cache.openBlob(fx.descriptor, { fetcher, toc: fx.toc });
+    await blob.ensure(0, 2 * FRAME);
+    hang = true;
+    const stuck = blob.read(6 * FRAME, FRAME); // a mount's read of a frame whose fetch hangs
+    const [result] = await Promise.race([
+      cache.verify(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('verify waited for an unrelated fetch')), 5_000)),
+    ]);
+    expect(result!.bad).toEqual([]);
+    expect(result!.checked).toBeGreaterThanOrEqual(2);
+    release();
+    expect((await stuck).equals(fx.uncompressed.subarray(6 * FRAME, 7 * FRAME))).toBe(true);
   });
 });
