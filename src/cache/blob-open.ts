@@ -17,9 +17,10 @@ import { cacheIoError, readWhole, roundUpToBlock } from './file-io.js';
 import { mapFileSize } from './map-layout.js';
 import { dataRecordOf, decodeMap, PresenceBits, sameDataRecord, type MapIdentity } from './presence-map.js';
 import { openCacheFile } from './safe-files.js';
-
-const VERIFY_ALWAYS = "verifyOnOpen 'always'";
 import { storeToc } from './toc-store.js';
+
+/** The reason given when every frame is checked because the opener asked for it (`cache verify`). */
+const VERIFY_ALWAYS = "verifyOnOpen 'always'";
 
 export interface BlobFiles {
   dataFd: number;
