@@ -35,6 +35,12 @@ export class KernelRequests {
   private stopping = false;
   /** Mounts whose erofs was detached while busy: their fanotify marks stay. */
   private readonly detachedBusy = new Set<string>();
+  /**
+   * Mounts being undone (end, undoAll). A request of a worker that died can still be making an object
+   * for one (losetup, mount(2)) while its successor undoes the half-made mount: what it makes then is
+   * undone at once instead of recorded too late or nowhere.
+   */
+  private readonly ending = new Set<string>();
 
   /** systemd's fd store, when systemd runs the daemon: a copy of every kernel fd held here, and the credentials. */
   constructor(private readonly recordFile: string, private readonly cacheDir: string, private readonly runDir: string, private readonly store: FdStore | null = null) {}
@@ -222,9 +228,18 @@ export class KernelRequests {
     return r;
   }
 
-  private add(id: string, object: KernelObject): void {
-    this.record(id).objects.push(object);
-    this.persist();
+  /** Records an object just made for mount `id`; if that mount is gone or being undone meanwhile, undoes the object and throws. */
+  private async add(id: string, object: KernelObject): Promise<void> {
+    const r = this.records.get(id);
+    if (r && !this.ending.has(id)) {
+      r.objects.push(object);
+      this.persist();
+      return;
+    }
+    log.warn({ mount: id, object: describeObject(object) }, 'made for a mount that was undone meanwhile: undoing it');
+    if (object.kind === 'fuse') this.store?.drop(fuseFdName(object.path));
+    await releaseObject(object, this.fanotify?.group).catch((err: unknown) => log.error({ object: describeObject(object), err: errorText(err) }, 'cannot undo it'));
+    throw new MountError(`the mount was undone while its ${describeObject(object)} was being made`);
   }
 
   async handle<K extends KernelRequest['op']>(req: KernelRequest & { op: K }): Promise<SupervisorResults[K]>;
@@ -242,7 +257,7 @@ export class KernelRequests {
         this.record(req.id);
         const fd = await mountFuseConnection(req.path, req.fsname, req.options, req.flags);
         this.store?.keep(fuseFdName(req.path), fd);
-        this.add(req.id, { kind: 'fuse', path: req.path, fd });
+        await this.add(req.id, { kind: 'fuse', path: req.path, fd });
         return { fd, supervisorPid: process.pid };
       }
       case 'fuseParams': {
@@ -254,7 +269,7 @@ export class KernelRequests {
       case 'attachLoop': {
         this.record(req.id);
         const device = await attachLoop(req.file);
-        this.add(req.id, { kind: 'loop', device });
+        await this.add(req.id, { kind: 'loop', device });
         return { device };
       }
       case 'swapLoop':
@@ -264,13 +279,13 @@ export class KernelRequests {
       case 'mount': {
         this.record(req.id);
         const device = await mountFilesystem(req.source, req.target, req.fstype, req.flags, req.data);
-        this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype, ...(device === undefined ? {} : { device }) });
+        await this.add(req.id, { kind: 'mount', target: req.target, fstype: req.fstype, ...(device === undefined ? {} : { device }) });
         return null;
       }
       case 'mkdir': {
         this.record(req.id);
         const made = await makeDir(req.path);
-        if (made) this.add(req.id, { kind: 'dir', path: req.path });
+        if (made) await this.add(req.id, { kind: 'dir', path: req.path });
         return { made };
       }
       case 'openCachefiles':
@@ -287,7 +302,7 @@ export class KernelRequests {
       }
       case 'markFanotify':
         this.record(req.id);
-        this.add(req.id, { kind: 'fanotify-mark', path: req.path, file: this.fanotifyGroup().group.mark(req.path) });
+        await this.add(req.id, { kind: 'fanotify-mark', path: req.path, file: this.fanotifyGroup().group.mark(req.path) });
         return null;
       case 'unmake':
         await this.unmake(this.record(req.id), req.object);
@@ -319,8 +334,13 @@ export class KernelRequests {
     const r = this.records.get(id);
     if (!r) return;
     const failures: string[] = [];
-    for (const o of [...r.objects].reverse()) {
-      await this.unmake(r, o).catch((err: unknown) => failures.push(`${describeObject(o)}: ${errorText(err)}`));
+    this.ending.add(id);
+    try {
+      for (const o of [...r.objects].reverse()) {
+        await this.unmake(r, o).catch((err: unknown) => failures.push(`${describeObject(o)}: ${errorText(err)}`));
+      }
+    } finally {
+      this.ending.delete(id);
     }
     if (failures.length > 0) {
       throw new MountError(`could not undo everything for ${r.mountpoint}: ${failures.join('; ')}`, { mountpoint: r.mountpoint });
@@ -350,8 +370,10 @@ export class KernelRequests {
   async undoAll(): Promise<void> {
     this.stopping = true;
     for (const r of [...this.records.values()]) {
+      this.ending.add(r.id);
       for (const o of [...r.objects].reverse()) await this.unmake(r, o).catch(() => undefined);
       this.records.delete(r.id);
+      this.ending.delete(r.id);
     }
     this.persist();
     const f = this.fanotify;
