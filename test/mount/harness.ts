@@ -43,15 +43,28 @@ function mountsUnder(prefixes: string[]): string[] {
     .filter((mp) => prefixes.some((p) => mp === p || mp.startsWith(p + '/')));
 }
 
-/** Loop devices whose backing file path starts with one of `prefixes`. */
-export function loopsUnder(prefixes: string[]): string[] {
+/** A loop device and its backing file: path as the kernel shows it, and identity (device, inode). */
+export interface LoopDevice {
+  name: string;
+  file: string;
+  /** "MAJ:MIN INODE" of the backing file: still the same once its path no longer says where it is. */
+  identity: string;
+}
+
+export function loopDevices(): LoopDevice[] {
   let out: string;
   try {
-    out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { encoding: 'utf8' });
+    out = execFileSync('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-MAJ:MIN,BACK-INO,BACK-FILE'], { encoding: 'utf8' });
   } catch {
     return [];
   }
-  return out.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 2 && prefixes.some((p) => f[1]!.startsWith(p))).map((f) => f[0]!);
+  return out.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 4)
+    .map(([name, dev, ino, ...file]) => ({ name: name!, identity: `${dev} ${ino}`, file: file.join(' ') }));
+}
+
+/** Loop devices whose backing file path starts with one of `prefixes`. */
+export function loopsUnder(prefixes: string[]): string[] {
+  return loopDevices().filter((l) => prefixes.some((p) => l.file.startsWith(p))).map((l) => l.name);
 }
 
 export function leftovers(h: Harness, extra: string[] = []): { mounts: string[]; loops: string[] } {
