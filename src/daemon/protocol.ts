@@ -7,6 +7,7 @@
 
 import type { BlobVerifyResult } from '../cache/index.js';
 import type { GcResult } from '../cache/types.js';
+import type { BlobToc } from '../format/image/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { FanotifyGroupHandle, KernelObject } from '../transport/kernel-broker.js';
 import type { MountRecord, MountRequest, MountResult, MountStatus, UmountResult } from '../mount/types.js';
@@ -21,7 +22,8 @@ export interface PingRequest { op: 'ping' }
 /** Evicts least recently used blobs not in use until the cache uses at most `maxSize` bytes. */
 export interface GcRequest { op: 'gc'; maxSize: number }
 /** Re-hashes the present frames of the blobs whose id starts with one of `blobIds` (all when absent). */
-export interface VerifyRequest { op: 'verify'; blobIds?: string[] }
+/** `tocs`: the blobs of an image the CLI resolved (their TOCs, as a closed blob may have none stored); else `blobIds` (ids or prefixes), else all. */
+export interface VerifyRequest { op: 'verify'; blobIds?: string[]; tocs?: BlobToc[] }
 export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest | GcRequest | VerifyRequest;
 
 /** The cache as a whole, since the worker opened it (usage: now). */

@@ -100,7 +100,7 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
         return cache.gc({ maxSize: req.maxSize });
       case 'verify':
         // Likewise `cache verify`: blobs of mounted images are checked while they serve.
-        return cache.verify(req.blobIds === undefined ? {} : { blobIds: req.blobIds });
+        return cache.verify({ ...(req.tocs === undefined ? {} : { tocs: req.tocs }), ...(req.blobIds === undefined ? {} : { blobIds: req.blobIds }) });
       case 'shutdown':
         // Unmount first, answer, then let the supervisor stop us.
         await manager.umountAll();

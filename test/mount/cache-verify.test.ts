@@ -7,7 +7,7 @@
  * the command refused: "cache directory ... is in use by another ondemand process".
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, makeTempDir, needs } from '../helpers/env.js';
 import { cliBuilt, leftovers, makeHarness, type Harness } from './harness.js';
@@ -80,6 +80,23 @@ describe.skipIf(!ready)('cache verify while the daemon owns the cache', () => {
     const files = await spoiledWhileStopped(mp);
     await h.ok('daemon', 'start');
     expectOneBadFrame(await h.cli('cache', 'verify'), files);
+    await h.ok('mount', ...image.args, mp);
+    expect(compareTrees(tree, mp)).toEqual([]);
+    await h.ok('umount', mp);
+    expect(leftovers(h, [mp])).toEqual({ mounts: [], loops: [] });
+  });
+
+  it('an image named: its blobs are checked with the TOCs the CLI resolved, also a closed blob that has none stored', async () => {
+    const mp = h.mountpoint('named');
+    const files = await spoiledWhileStopped(mp);
+    const dir = join(h.cacheDir, 'blobs');
+    for (const n of readdirSync(dir).filter((f) => f.endsWith('.toc'))) unlinkSync(join(dir, n));
+    await h.ok('daemon', 'start');
+    // Without the image, a blob with no stored TOC cannot be checked (and says how it can).
+    const all = await h.cli('cache', 'verify');
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/skipped: blob [0-9a-f]+: no stored table of contents \(verify it through its image\)/);
+    expectOneBadFrame(await h.cli('cache', 'verify', image.ref), files);
     await h.ok('mount', ...image.args, mp);
     expect(compareTrees(tree, mp)).toEqual([]);
     await h.ok('umount', mp);

@@ -43,7 +43,7 @@ export async function cacheVerify(dir: string, target: string | undefined, json:
   let results: BlobVerifyResult[];
   const blobIds = tocs ? tocs.map((t) => t.blobId) : isBlob ? [target] : undefined;
   if (daemonOwns) {
-    results = await requestDaemon(blobIds === undefined ? { op: 'verify' } : { op: 'verify', blobIds });
+    results = await requestDaemon(tocs ? { op: 'verify', tocs } : isBlob ? { op: 'verify', blobIds: [target] } : { op: 'verify' });
   } else {
     const cache = await openCache({ dir, idleCloseMs: 0 });
     try {
