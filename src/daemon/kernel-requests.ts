@@ -302,7 +302,7 @@ export class KernelRequests {
       }
       case 'markFanotify':
         this.record(req.id);
-        await this.add(req.id, { kind: 'fanotify-mark', path: req.path, file: this.fanotifyGroup().group.mark(req.path) });
+        await this.add(req.id, { kind: 'fanotify-mark', path: req.path, file: this.fanotifyGroup().group.mark(req.open ?? req.path) });
         return null;
       case 'unmake':
         await this.unmake(this.record(req.id), req.object);

@@ -111,7 +111,8 @@ export type SupervisorRequest =
   /** The supervisor's fanotify pre-content group (created on first use, kept by a holder process too); `id` may be ''. */
   | { op: 'openFanotify'; id: string }
   /** Marks a blob's data file in that group (before erofs opens it). */
-  | { op: 'markFanotify'; id: string; path: string }
+  /** `path`: the data file's name in the cache (recorded); `open`: how to reach the file the worker has open there, when given (it is what gets the mark). */
+  | { op: 'markFanotify'; id: string; path: string; open?: string }
   | { op: 'unmake'; id: string; object: KernelObject }
   | { op: 'mounted'; id: string; manifestDigest?: string }
   /** Undoes every object of the mount that is left, then forgets it. */

@@ -37,7 +37,7 @@ export class SupervisorRecords implements MountRecordKeeper {
       mkdir: async (path) => (await sup.request({ op: 'mkdir', id, path })).made,
       openCachefiles: () => sup.request({ op: 'openCachefiles', id }),
       openFanotify: () => sup.request({ op: 'openFanotify', id }),
-      markFanotify: async (path) => { await sup.request({ op: 'markFanotify', id, path }); },
+      markFanotify: async (path, open) => { await sup.request({ op: 'markFanotify', id, path, ...(open === undefined ? {} : { open }) }); },
       unmake: async (object: KernelObject) => { await sup.request({ op: 'unmake', id, object }); },
     }, undo);
   }

@@ -103,9 +103,9 @@ export class InProcessKernel implements KernelObjectOwner {
     return { fd: fanotify.group.fd, fresh, journal };
   }
 
-  async markFanotify(path: string): Promise<void> {
+  async markFanotify(path: string, open?: string): Promise<void> {
     fanotify ??= { group: FanotifyGroup.create(), served: false };
-    const file = fanotify.group.mark(path);
+    const file = fanotify.group.mark(open ?? path);
     this.objects.push({ kind: 'fanotify-mark', path, file });
   }
 

@@ -55,8 +55,11 @@ interface KernelOperations {
   openCachefiles(): Promise<CachefilesDevice>;
   /** The owner's fanotify pre-content group, created on first use. */
   openFanotify(): Promise<FanotifyGroupHandle>;
-  /** Marks `path` (a blob's data file) for FAN_PRE_ACCESS in the owner's group. */
-  markFanotify(path: string): Promise<void>;
+  /**
+   * Marks a blob's data file for FAN_PRE_ACCESS in the owner's group: the file `open` reaches (the
+   * caller's open fd of it, /proc/PID/fd/N) when given, else `path`; recorded by `path`.
+   */
+  markFanotify(path: string, open?: string): Promise<void>;
   unmake(object: KernelObject): Promise<void>;
 }
 
@@ -108,8 +111,8 @@ export function brokerOver(owner: KernelObjectOwner, undo: UndoStack): KernelBro
       const group = await owner.openFanotify();
       return { ...group, fd: owner.adoptFd(group.fd) };
     },
-    async markFanotify(path) {
-      await owner.markFanotify(path);
+    async markFanotify(path, open) {
+      await owner.markFanotify(path, open);
       undo.push(`fanotify mark on ${path}`, () => unmake({ kind: 'fanotify-mark', path }));
     },
     unmake,

@@ -125,12 +125,12 @@ async function serve(ctx: TransportContext, holdBack: boolean): Promise<ServedMo
   return served;
 }
 
-/** `device=` options naming short links to the data files (made in ctx.privateDir; removed by the caller). */
+/** `device=` options naming short links to the data files the cache has open (made in ctx.privateDir; removed by the caller). */
 function deviceLinks(ctx: TransportContext): { data: string; links: string[] } {
   const links = ctx.blobs.map((b, i) => {
     const link = join(ctx.privateDir, String(i + 1));
     rmSync(link, { force: true });
-    symlinkSync(b.dataPath, link);
+    symlinkSync(b.openDataPath ?? b.dataPath, link);
     return link;
   });
   const data = links.map((l) => `device=${l}`).join(',');
@@ -145,7 +145,9 @@ export const fanotifyTransport: Transport = {
 
   async mount(ctx: TransportContext): Promise<ActiveFanotify> {
     // Marks first: erofs opens the data files in mount(2), and a file opened unmarked never raises events.
-    for (const b of ctx.blobs) await ctx.kernel.markFanotify(b.dataPath);
+    // The files the cache has open, marked and mounted through its fds: the same files the server
+    // answers for, even when another file has taken a path's place since the cache opened it.
+    for (const b of ctx.blobs) await ctx.kernel.markFanotify(b.dataPath, b.openDataPath);
     const served = await serve(ctx, false);
     await ctx.kernel.mkdir(ctx.privateDir);
     const { data, links } = deviceLinks(ctx);
