@@ -16,7 +16,7 @@ import { closeQuietly } from '../native/fd.js';
 import { MountError, errorText } from '../util/errors.js';
 import { log } from '../util/log.js';
 import type { SupervisorRequest, SupervisorResults } from './protocol.js';
-import { adoptHolder, endHolder, fanotifyJournalPath, spawnHolder } from './fanotify-holder.js';
+import { adoptHolder, endHolder, fanotifyJournalPath, retainedMarks, spawnHolder } from './fanotify-holder.js';
 import { CACHEFILES_FD_NAME, FANOTIFY_FD_NAME, fuseFdName, type FdStore, type PassedFds } from './fd-store.js';
 import { readRecordFile, writeRecordFile } from './records.js';
 
@@ -55,6 +55,7 @@ export class KernelRequests {
     if (held && this.fanotify) closeQuietly(held.fd); // the same group, taken from the predecessor itself
     else if (held) this.fanotify = { group: new FanotifyGroup(held.fd), holderPid: held.pid, served: true };
     if (!this.fanotify) return;
+    this.keepRetainedMarks();
     this.storeFanotify();
     // A holder of our own (restarted if it dies), then the old one can go.
     this.holdFanotify();
@@ -64,6 +65,11 @@ export class KernelRequests {
     } catch {
       // gone already
     }
+  }
+
+  /** The marks a daemon-less `umount` kept for mounts it detached busy: kept for the group's life here too. */
+  private keepRetainedMarks(): void {
+    for (const m of retainedMarks(this.runDir)) this.fanotify?.group.retain(m);
   }
 
   private fanotifyGroup(): { group: FanotifyGroup; holderPid: number; served: boolean } {
@@ -177,6 +183,7 @@ export class KernelRequests {
         // The holder died while no daemon ran: the store's copy kept the group (and its pending events).
         log.warn('the fanotify group holder was gone: the group is taken from systemd\'s store, with a new holder');
         this.fanotify = { group: new FanotifyGroup(group), holderPid: 0, served: true };
+        this.keepRetainedMarks();
         this.holdFanotify();
       }
     }

@@ -25,9 +25,12 @@ export const umountCommand = defineCommand({
       // The daemon is gone (killed, crashed): undo what its record file lists.
       if (!(err instanceof DaemonNotRunning)) throw err;
     }
-    const record = await cleanupFromRecord(mountpoint).catch((err: unknown) => {
+    const { record, holder } = await cleanupFromRecord(mountpoint).catch((err: unknown) => {
       throw err instanceof MountError ? err : new MountError(String(err));
     });
     out(`unmounted ${record.mountpoint} (daemon not running: cleaned up from its record)`);
+    if (holder?.kept) {
+      out(`still in use, so detached: the fanotify group holder (pid ${holder.pid}) keeps its cache files marked; reading them fails (EIO) until a daemon runs again`);
+    }
   },
 });
