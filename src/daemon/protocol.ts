@@ -21,8 +21,10 @@ export interface ShutdownRequest { op: 'shutdown' }
 export interface PingRequest { op: 'ping' }
 /** Evicts least recently used blobs not in use until the cache uses at most `maxSize` bytes. */
 export interface GcRequest { op: 'gc'; maxSize: number }
-/** Re-hashes the present frames of the blobs whose id starts with one of `blobIds` (all when absent). */
-/** `tocs`: the blobs of an image the CLI resolved (their TOCs, as a closed blob may have none stored); else `blobIds` (ids or prefixes), else all. */
+/**
+ * Re-hashes the present frames of the blobs of `tocs` (an image the CLI resolved: a closed blob may
+ * have no TOC stored), else of those whose id starts with one of `blobIds`, else of all.
+ */
 export interface VerifyRequest { op: 'verify'; blobIds?: string[]; tocs?: BlobToc[] }
 export type ControlRequest = MountRequest | UmountRequest | StatusRequest | ShutdownRequest | PingRequest | GcRequest | VerifyRequest;
 
@@ -110,8 +112,10 @@ export type SupervisorRequest =
   | { op: 'openCachefiles'; id: string }
   /** The supervisor's fanotify pre-content group (created on first use, kept by a holder process too); `id` may be ''. */
   | { op: 'openFanotify'; id: string }
-  /** Marks a blob's data file in that group (before erofs opens it). */
-  /** `path`: the data file's name in the cache (recorded); `open`: how to reach the file the worker has open there, when given (it is what gets the mark). */
+  /**
+   * Marks a blob's data file in that group (before erofs opens it): the file `open` reaches when given
+   * (the worker's fd of it, /proc/PID/fd/N), else `path`; recorded by `path`, its name in the cache.
+   */
   | { op: 'markFanotify'; id: string; path: string; open?: string }
   | { op: 'unmake'; id: string; object: KernelObject }
   | { op: 'mounted'; id: string; manifestDigest?: string }
