@@ -57,8 +57,8 @@ export function spawnHolder(runDir: string, groupFd: number, onExit?: () => void
   return child.pid;
 }
 
-/** The live holder of `runDir` with a duplicate of its group (this process's), or why there is none. */
-function holderGroup(runDir: string): { pid: number; fd: number } | { pid?: number; none: string } {
+/** The pid of the live holder of `runDir`, or why there is none. */
+function liveHolder(runDir: string): { pid: number } | { pid?: number; none: string } {
   let pid: number;
   try {
     pid = Number(readFileSync(holderPidPath(runDir), 'utf8').trim());
@@ -71,9 +71,26 @@ function holderGroup(runDir: string): { pid: number; fd: number } | { pid?: numb
     const [, entry, dir] = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     if (!entry?.endsWith(ENTRY) || readlinkSync(`/proc/${pid}/fd/${HOLDER_FD}`) !== 'anon_inode:[fanotify]') throw new Error('not a holder');
     if (dir === undefined || !sameDir(dir, runDir)) throw new Error(`the holder of another run dir (${dir ?? '?'})`);
-    return { pid, fd: fdOfProcess(pid, HOLDER_FD) };
+    return { pid };
   } catch (err) {
     return { pid, none: errorText(err) };
+  }
+}
+
+/** The pid of the live group holder of `runDir`, or null (`status` without a daemon says it lives on). */
+export function holderPid(runDir: string): number | null {
+  const held = liveHolder(runDir);
+  return 'none' in held ? null : held.pid;
+}
+
+/** The live holder of `runDir` with a duplicate of its group (this process's), or why there is none. */
+function holderGroup(runDir: string): { pid: number; fd: number } | { pid?: number; none: string } {
+  const held = liveHolder(runDir);
+  if ('none' in held) return held;
+  try {
+    return { pid: held.pid, fd: fdOfProcess(held.pid, HOLDER_FD) };
+  } catch (err) {
+    return { pid: held.pid, none: errorText(err) };
   }
 }
 

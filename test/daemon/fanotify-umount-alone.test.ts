@@ -51,6 +51,7 @@ describe.skipIf(!ready)('umount of a fanotify mount after its daemon was killed'
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/still in use/);
     expect(await waitUntil(() => fanotifyHolder(h.runDir) === null, 5_000)).toBe(true);
+    expect(await h.ok('status')).not.toContain('fanotify group holder');
     const verify = await h.cli('cache', 'verify');
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/[1-9]\d* frames checked, 0 bad/);
@@ -68,7 +69,9 @@ describe.skipIf(!ready)('umount of a fanotify mount after its daemon was killed'
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/still in use, so detached: the fanotify group holder \(pid \d+\) keeps its cache files marked/);
       await new Promise((res) => setTimeout(res, 500));
-      expect(fanotifyHolder(h.runDir)).not.toBeNull();
+      const holder = fanotifyHolder(h.runDir);
+      expect(holder).not.toBeNull();
+      expect(await h.ok('status')).toContain(`fanotify group holder pid ${holder}: keeps the marks`);
     } finally {
       user.kill('SIGKILL');
     }

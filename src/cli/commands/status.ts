@@ -1,6 +1,6 @@
 import { defineCommand, out, outJson } from '../command.js';
 import { DaemonNotRunning, requestDaemon } from '../../daemon/client.js';
-import { recordFilePath } from '../../daemon/paths.js';
+import { recordFilePath, runDir } from '../../daemon/paths.js';
 import { readRecordFile } from '../../daemon/records.js';
 
 function mib(n: number): string {
@@ -36,12 +36,17 @@ export const statusCommand = defineCommand({
     } catch (err) {
       if (!(err instanceof DaemonNotRunning)) throw err;
       const left = readRecordFile(recordFilePath())?.mounts ?? [];
+      // Loaded here only: it brings the native fanotify calls, which a status with a daemon never needs.
+      const holder = (await import('../../daemon/fanotify-holder.js')).holderPid(runDir());
       if (argv.json) {
-        outJson({ daemon: null, mounts: [], cache: null, leftOver: left.map((m) => m.mountpoint) });
+        outJson({ daemon: null, mounts: [], cache: null, leftOver: left.map((m) => m.mountpoint), fanotifyHolderPid: holder });
         return;
       }
       out('daemon not running');
       for (const m of left) out(`left over (run ondemand umount): ${m.mountpoint}  ${m.image}`);
+      if (holder !== null) {
+        out(`fanotify group holder pid ${holder}: keeps the marks of mounts that may still read cache files (reading those files fails with EIO until a daemon runs)`);
+      }
     }
   },
 });
