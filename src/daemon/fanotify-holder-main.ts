@@ -111,9 +111,13 @@ function endOrphanedWorkers(): boolean {
   return left;
 }
 
-/** Data files the dead daemon's records marked. */
+/** Data files the dead daemon's records marked (none known when the record file cannot be read: this process must not die of it). */
 function markedPaths(): string[] {
-  return (readRecordFile(recordFilePath(runDir))?.mounts ?? []).flatMap((m) => m.objects.flatMap((o) => (o.kind === 'fanotify-mark' ? [o.path] : [])));
+  try {
+    return (readRecordFile(recordFilePath(runDir))?.mounts ?? []).flatMap((m) => m.objects.flatMap((o) => (o.kind === 'fanotify-mark' ? [o.path] : [])));
+  } catch {
+    return [];
+  }
 }
 
 // Never parked in read(2): the interval must keep checking whether a daemon runs.
@@ -176,6 +180,11 @@ function check(): void {
   });
 }
 
+// Holding the group is this process's first duty: a check that throws (an unreadable record file, a
+// bug) is tried again at the next interval, never the end of the process, whose fd may be the group's
+// last (closing it would allow every pending event unfilled: holes read as zeros).
+process.on('uncaughtException', () => undefined);
+process.on('unhandledRejection', () => undefined);
 process.on('SIGTERM', () => process.exit(0));
 // The supervisor that started this holder is its parent: its death is known at once, not at the next
 // check, so the ignore masks go before anyone can change a complete blob's file behind its back.

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { defineCommand, out } from '../command.js';
 import { DaemonNotRunning, requestDaemon } from '../../daemon/client.js';
 import { cleanupFromRecord } from '../../daemon/record-cleanup.js';
-import { MountError } from '../../util/errors.js';
+import { MountError, OndemandError, errorText } from '../../util/errors.js';
 
 export const umountCommand = defineCommand({
   command: 'umount <mountpoint>',
@@ -26,7 +26,7 @@ export const umountCommand = defineCommand({
       if (!(err instanceof DaemonNotRunning)) throw err;
     }
     const { record, holder } = await cleanupFromRecord(mountpoint).catch((err: unknown) => {
-      throw err instanceof MountError ? err : new MountError(String(err));
+      throw err instanceof OndemandError ? err : new MountError(errorText(err));
     });
     out(`unmounted ${record.mountpoint} (daemon not running: cleaned up from its record)`);
     if (holder?.kept) {
