@@ -92,23 +92,41 @@ function denyLeftBehind(): void {
 }
 
 /**
- * Kills the dead daemon's workers that still run; true while there are any. The holder answers events
- * itself only after: a worker checks that its supervisor lives just before it answers, and one caught
- * between the two (stopped, or not scheduled) would answer after the holder's sweep, with a number
- * that may by then be one of the holder's own events: allowed unfilled, read as zeros.
+ * How long the dead daemon's workers get to end by themselves before they are killed: a worker whose
+ * supervisor died first moves fuse-blobs' loops off the cache files (worker.ts), which keeps the dead
+ * mounts from reading them unchecked.
+ */
+const ORPHAN_GRACE_MS = 1_500;
+let orphansSeenAt: number | null = null;
+
+/**
+ * Kills the dead daemon's workers that still run once they had their grace; true while there are any.
+ * The holder answers events itself only after: a worker checks that its supervisor lives just before it
+ * answers, and one caught between the two (stopped, or not scheduled) would answer after the holder's
+ * sweep, with a number that may by then be one of the holder's own events: allowed unfilled, read as zeros.
  */
 function endOrphanedWorkers(): boolean {
-  let left = false;
-  for (const w of orphanedWorkers()) {
+  const ours = orphanedWorkers().filter((w) => {
     try {
-      if (!sameDir(w.runDir, runDir)) continue;
-      process.kill(w.pid, 'SIGKILL');
-      left = true;
+      return sameDir(w.runDir, runDir);
     } catch {
-      // gone meanwhile, or its run dir is
+      return false; // its run dir is gone
+    }
+  });
+  if (ours.length === 0) {
+    orphansSeenAt = null;
+    return false;
+  }
+  orphansSeenAt ??= Date.now();
+  if (Date.now() - orphansSeenAt < ORPHAN_GRACE_MS) return true;
+  for (const w of ours) {
+    try {
+      process.kill(w.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
     }
   }
-  return left;
+  return true;
 }
 
 /** Data files the dead daemon's records marked (none known when the record file cannot be read: this process must not die of it). */

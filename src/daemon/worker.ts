@@ -14,6 +14,7 @@ import { UsageError, errorText } from '../util/errors.js';
 import { log, reopenLog } from '../util/log.js';
 import { fdOfProcess } from '../native/process.js';
 import { holdFanotifyGroup, serveFanotifyGroup, withdrawIgnoreMarks } from '../transport/fanotify/transport.js';
+import { withdrawDirectLoops } from '../transport/fuse-blobs/transport.js';
 import { endSpareThreads } from '../util/spare-threads.js';
 import { UndoStack } from '../util/undo-stack.js';
 import { listenControl } from './control-server.js';
@@ -24,6 +25,12 @@ import { SupervisorRecords } from './supervisor-records.js';
 import { controlSocketPath, fuseMountsDir } from './paths.js';
 import type { ControlRequest, IpcFromSupervisor, StatusResult } from './protocol.js';
 import type { WorkerArgs } from './worker-process.js';
+
+/**
+ * How long a worker whose supervisor died may take to move fuse-blobs' loops off the cache files before
+ * it ends anyway (a fanotify group holder kills it after 1.5 s: fanotify-holder-main.ts).
+ */
+const WITHDRAW_LOOPS_MS = 1_000;
 
 /** `config`: the daemon's configuration, resolved once by whoever started it (never re-read here). */
 export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promise<void> {
@@ -38,7 +45,10 @@ export async function runWorker(args: WorkerArgs, config: ResolvedConfig): Promi
     } catch (err) {
       log.error({ err: errorText(err) }, 'cannot take off the ignore masks of complete blobs');
     }
-    process.kill(process.pid, 'SIGKILL');
+    // fuse-blobs' loops on cache files go back to FUSE first, which this process serves until then.
+    const end = (): void => void process.kill(process.pid, 'SIGKILL');
+    setTimeout(end, WITHDRAW_LOOPS_MS).unref();
+    withdrawDirectLoops().then(end, end);
   });
   const lock = await supervisor.request({ op: 'cacheLock' });
   const cache = await openCache({ ...cacheOptionsFrom(config), dir: args.cacheDir, heldLockFd: fdOfProcess(args.supervisorPid, lock.fd) });

@@ -54,6 +54,7 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
   private readonly blobs: readonly CachedBlob[];
   private readonly byName = new Map<string, number>();
   private readonly passthrough: boolean;
+  private passthroughEnded = false;
   private readonly image: string | undefined;
   private bootstrapHandle?: Promise<FileHandle>;
   private readonly mtime = Date.now() / 1000;
@@ -138,15 +139,24 @@ export class FuseBlobsFilesystem implements FuseFilesystem {
     return this.attr(ino);
   }
 
+  /**
+   * No passthrough for opens from now on: the process ends (its supervisor died), and a file opened
+   * so would go on reading the cache file after it, unchecked, where a FUSE open fails instead.
+   */
+  endPassthrough(): void {
+    this.passthroughEnded = true;
+  }
+
   open(ino: number): OpenResult {
+    const passthrough = this.passthrough && !this.passthroughEnded;
     if (ino === BOOTSTRAP_INO) {
-      return this.passthrough ? { keepCache: true, passthroughPath: this.bootstrapPath } : { keepCache: true };
+      return passthrough ? { keepCache: true, passthroughPath: this.bootstrapPath } : { keepCache: true };
     }
     const blob = this.blob(ino);
     if (!blob) throw new OndemandError('ENOTFOUND', 'no such file in fuse-blobs', { image: this.image, ino }, { errno: ENOENT });
     // Only a complete blob may be read by the kernel directly, or kept in its page cache: a hole would
     // read as zeros, and readahead into a hole would fetch frames nobody asked for.
-    if (this.passthrough) {
+    if (passthrough) {
       // Leased before the check (isComplete is false while an eviction runs) and until RELEASE: the
       // kernel reads the data file itself for as long as the file is open.
       const release = leaseIfComplete(blob);

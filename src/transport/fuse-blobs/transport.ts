@@ -31,6 +31,7 @@ import type { FuseConnectionParams, FuseSessionStats } from '../../fuse/types.js
 import { erofsMountFlags } from '../kernel-objects.js';
 import { MountError, errorText } from '../../util/errors.js';
 import { EINVAL, errnoOf } from '../../fuse/errno.js';
+import { loopChangeFileAsync } from '../../native/loop.js';
 import { log } from '../../util/log.js';
 import { withTimeout } from '../../util/with-timeout.js';
 import { failPoint } from '../fail-point.js';
@@ -77,6 +78,19 @@ export interface FuseBlobsTransport extends Transport {
   reattach(ctx: TransportContext, objects: readonly KernelObject[]): Promise<ActiveFuseBlobs>;
 }
 
+/** Sessions of this process, for what must happen to all of them when the supervisor dies (withdrawDirectLoops). */
+const sessions = new Set<ServedBlobs>();
+
+/**
+ * The supervisor died (this worker is about to end): every loop device reading a cache file directly
+ * goes back to its blob's FUSE file, which fails every read once this process is gone. Left on the
+ * cache file, the loop would read it unchecked for as long as the dead mount lives, whoever changes it
+ * meanwhile (no daemon watches it any more). The swaps run while this process still serves the FUSE files.
+ */
+export async function withdrawDirectLoops(): Promise<void> {
+  await Promise.all([...sessions].map((s) => s.withdrawDirect()));
+}
+
 class ServedBlobs implements ActiveFuseBlobs {
   /** Set once erofs is mounted. */
   erofs: ErofsDevices = { source: '', devices: [], onLoops: false };
@@ -89,7 +103,33 @@ class ServedBlobs implements ActiveFuseBlobs {
   private readonly repairs = new Map<number, Promise<void>>();
   private stopped?: Promise<void>;
 
-  constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {}
+  constructor(private readonly ctx: TransportContext, private readonly session: FuseSession, private readonly fs: FuseBlobsFilesystem, private readonly fd: number) {
+    sessions.add(this);
+  }
+
+  /**
+   * Every loop that reads a local file directly back to a plain FUSE open of it, here (withdrawDirectLoops:
+   * no supervisor to ask): a blob's loop on its cache file, and the bootstrap's loop, whose FUSE open was
+   * a passthrough one (the kernel reads the bootstrap file itself through it).
+   */
+  async withdrawDirect(): Promise<void> {
+    if (!this.erofs.onLoops) return;
+    this.fs.endPassthrough();
+    const names = this.fs.blobNames();
+    const loops: [string | undefined, string | undefined][] = [
+      [this.erofs.source, BOOTSTRAP_NAME],
+      ...[...this.direct.keys()].map((i): [string | undefined, string | undefined] => [this.erofs.devices[i], names[i]]),
+    ];
+    await Promise.all(loops.map(async ([device, name]) => {
+      if (device === undefined || name === undefined) return;
+      try {
+        await loopChangeFileAsync(device, join(this.ctx.privateDir, name));
+        log.warn({ mountpoint: this.ctx.mountpoint, image: this.ctx.image, device }, 'supervisor gone: a loop device reads its FUSE file again (its reads fail from now on)');
+      } catch (err) {
+        log.error({ mountpoint: this.ctx.mountpoint, image: this.ctx.image, device, err: errorText(err) }, 'supervisor gone: cannot move a loop device off its cache file');
+      }
+    }));
+  }
 
   stats(): FuseBlobsTransportStats {
     const s = this.session.stats();
@@ -214,6 +254,7 @@ class ServedBlobs implements ActiveFuseBlobs {
 
   /** Stops serving and releases the fd (once; the connection itself belongs to the broker's owner). */
   stop(): Promise<void> {
+    sessions.delete(this);
     this.stopped ??= (async () => {
       await this.session.stop().catch(() => undefined);
       closeSync(this.fd);
