@@ -41,6 +41,23 @@ function dropCaches(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 
+/** Reads four files of makeTree's tree through `mp`: how many failed (EIO), and which read other bytes than `tree` has. */
+function readFourFiles(mp: string, tree: string): { failed: number; wrong: string[] } {
+  const wrong: string[] = [];
+  let failed = 0;
+  for (const rel of ['data/medium.bin', 'data/one-mib-plus-one.bin', 'data/nested/deeper/three-mib.bin', 'data/bulk.bin']) {
+    let got: Buffer;
+    try {
+      got = readFileSync(join(mp, rel));
+    } catch {
+      failed += 1; // EIO: the frame cannot be verified or fetched, or nothing serves it any more
+      continue;
+    }
+    if (!got.equals(readFileSync(join(tree, rel)))) wrong.push(rel);
+  }
+  return { failed, wrong };
+}
+
 /** Until the daemon has noticed `changes` changes and every frame is present (verified or fetched) again. */
 async function repaired(h: Harness, mp: string, changes: number): Promise<void> {
   const until = Date.now() + 20_000;
@@ -126,18 +143,7 @@ describe.skipIf(!ready)('a complete image whose cache files are changed while it
         await new Promise((r) => setTimeout(r, 50));
       }
       dropCaches();
-      const wrong: string[] = [];
-      let failed = 0;
-      for (const rel of ['data/medium.bin', 'data/one-mib-plus-one.bin', 'data/nested/deeper/three-mib.bin', 'data/bulk.bin']) {
-        let got: Buffer;
-        try {
-          got = readFileSync(join(mp, rel));
-        } catch {
-          failed += 1; // EIO: the frame cannot be verified or fetched
-          continue;
-        }
-        if (!got.equals(readFileSync(join(tree, rel)))) wrong.push(rel);
-      }
+      const { failed, wrong } = readFourFiles(mp, tree);
       process.stderr.write(`${mode}, source spoiled: ${failed} of 4 files failed, ${wrong.length} wrong\n`);
       expect(wrong).toEqual([]);
       expect(failed).toBeGreaterThan(0); // the changed middle of the file is in bulk.bin at least
@@ -174,18 +180,7 @@ describe.skipIf(!ready)('a complete image whose cache files are changed while it
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) overwriteFromOutside(f);
     dropCaches();
-    const wrong: string[] = [];
-    let failed = 0;
-    for (const rel of ['data/medium.bin', 'data/one-mib-plus-one.bin', 'data/nested/deeper/three-mib.bin', 'data/bulk.bin']) {
-      let got: Buffer;
-      try {
-        got = readFileSync(join(mp, rel));
-      } catch {
-        failed += 1;
-        continue;
-      }
-      if (!got.equals(readFileSync(join(tree, rel)))) wrong.push(rel);
-    }
+    const { failed, wrong } = readFourFiles(mp, tree);
     process.stderr.write(`fuse-blobs, supervisor killed, cache files changed: ${failed} of 4 files failed, ${wrong.length} wrong\n`);
     expect(wrong).toEqual([]);
     await h.ok('umount', mp);
